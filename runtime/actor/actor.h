@@ -1,0 +1,56 @@
+/*
+ * actor.h: the actor core's internal interface for the other runtime layers
+ * (http, ws, bench, tests). Generated code uses snow_rt.h only.
+ *
+ * The one waiting primitive is actor_wait: park until the io handle is
+ * readable/writable, the mailbox is non-empty, or the deadline passes.
+ * Readiness is edge-triggered underneath; actor_wait consumes the readiness
+ * it reports, so the pattern is always "try the syscall; on EAGAIN wait".
+ */
+#ifndef SNOW_ACTOR_H
+#define SNOW_ACTOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "rt.h"
+
+#define ACTOR_STACK_SIZE (64 * 1024)
+/* Headroom under which runtime entry points end the actor with
+ * SNOW_EXIT_STACK_OVERFLOW instead of calling deeper. */
+#define ACTOR_STACK_RESERVE (8 * 1024)
+#define ACTOR_DEFAULT_REDUCTIONS 4000
+
+struct actor_spawn_opts {
+    int worker;   /* home worker, or -1 for "the caller's / any" */
+    bool pinned;  /* run only on the home worker (never stolen) */
+    bool link;    /* link to the caller */
+};
+
+SnowPid actor_spawn(SnowActorFn fn, const void *args, size_t size, const struct actor_spawn_opts *opts);
+
+/* Deadline in absolute rt_now_ns() nanoseconds; < 0 means none. */
+int actor_wait(SnowIo *io, unsigned events, int64_t deadline_ns);
+int64_t actor_deadline_after_ms(int64_t ms);
+
+/* Like actor_wait, but the stack is given back while parked and fn(arg)
+ * starts on a fresh one when any condition holds. Does not return. */
+__attribute__((noreturn)) void actor_hibernate(SnowIo *io, unsigned events, int64_t deadline_ns,
+                                               void (*fn)(void *), void *arg);
+
+/* Runs fn(arg) and catches a panic raised inside it (snow_panic). Returns 0
+ * when fn returned, SNOW_EXIT_PANIC when it panicked (the stack between here
+ * and the panic is discarded). Kills, exits and stack overflows are not
+ * caught: they end the actor. */
+int actor_catch(void (*fn)(void *), void *arg);
+/* Message of the last caught panic of the calling actor ("" when none). */
+const char *actor_panic_message(void);
+
+/* True when called on an actor's stack. */
+bool actor_in_actor(void);
+/* Current worker index, or -1 outside the worker threads. */
+int actor_worker_index(void);
+/* Remaining bytes of the calling actor's stack (for tests and diagnostics). */
+size_t actor_stack_remaining(void);
+
+#endif

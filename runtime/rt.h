@@ -1,0 +1,41 @@
+/*
+ * rt.h: what every part of the runtime shares: the ABI header, the monotonic
+ * clock, logging, and a few compiler helpers. Internal cross-file symbols
+ * carry a module prefix (rt_, actor_, http_, ws_); only SNOW_API symbols are
+ * exported from the shared object.
+ */
+#ifndef SNOW_RT_INTERNAL_H
+#define SNOW_RT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "snow_rt.h"
+
+#define RT_LIKELY(x) __builtin_expect(!!(x), 1)
+#define RT_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define RT_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define RT_NOINLINE __attribute__((noinline))
+
+#if defined(__SANITIZE_ADDRESS__)
+#define RT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RT_ASAN 1
+#endif
+#endif
+
+/* Monotonic time. */
+int64_t rt_now_ns(void);
+
+/* Logging to stderr, prefixed "snow-rt: ". Level from SNOW_LOG
+ * (error, warn, info, debug; default warn). */
+enum rt_log_level { RT_LOG_ERROR, RT_LOG_WARN, RT_LOG_INFO, RT_LOG_DEBUG };
+void rt_log(enum rt_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+bool rt_log_enabled(enum rt_log_level level);
+
+/* Reads an integer from the environment; returns def when unset or invalid. */
+long rt_env_long(const char *name, long def, long min, long max);
+
+#endif
