@@ -53,4 +53,9 @@ int actor_worker_index(void);
 /* Remaining bytes of the calling actor's stack (for tests and diagnostics). */
 size_t actor_stack_remaining(void);
 
+/* Measures the raw coroutine switch (no scheduler, no queues): switches
+ * between two stacks n times on the calling thread and returns the mean
+ * nanoseconds per switch. For bench/ only. */
+double actor_bench_switch_ns(long n);
+
 #endif
