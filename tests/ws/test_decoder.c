@@ -634,8 +634,8 @@ START_TEST(test_unmask_matches_reference)
                 for (size_t i = 0; i < n; i++)
                     ref[align + i] ^= key[(phase + i) % 4];
                 unsigned end = ws_unmask(buf + align, n, key, phase);
-                ck_assert_uint_eq(end, (phase + n) % 4);
-                ck_assert(n == 0 || memcmp(buf + align, ref + align, n) == 0);
+                QCHECK(end == (phase + n) % 4);
+                QCHECK(n == 0 || memcmp(buf + align, ref + align, n) == 0);
             }
         }
     }

@@ -59,7 +59,7 @@ void tb_put(struct tbuf *t, const void *p, size_t n)
         while (cap < t->n + n)
             cap *= 2;
         t->p = realloc(t->p, cap);
-        ck_assert_ptr_nonnull(t->p);
+        QCHECK(t->p != NULL);
         t->cap = cap;
     }
     if (n)
@@ -74,7 +74,7 @@ void tb_printf(struct tbuf *t, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(s, sizeof s, fmt, ap);
     va_end(ap);
-    ck_assert(n >= 0 && (size_t)n < sizeof s);
+    QCHECK(n >= 0 && (size_t)n < sizeof s);
     tb_put(t, s, (size_t)n);
 }
 
@@ -174,36 +174,36 @@ void run_decoder(const struct ws_decoder_config *cfg, const uint8_t *in, size_t 
         for (;;) {
             size_t used = 0;
             int rc = ws_decoder_next(&d, chunk + off, len - off, &used, &ev);
-            ck_assert_uint_le(used, len - off);
+            QCHECK(used <= len - off);
             off += used;
             if (rc < 0) {
-                ck_assert_uint_ne(ws_decoder_close_code(&d), 0);
-                ck_assert_int_eq(rc, ws_decoder_close_code(&d) == WS_CLOSE_TOO_BIG ? SNOW_ELIMIT : SNOW_EPROTOCOL);
+                QCHECK(ws_decoder_close_code(&d) != 0);
+                QCHECK(rc == (ws_decoder_close_code(&d) == WS_CLOSE_TOO_BIG ? SNOW_ELIMIT : SNOW_EPROTOCOL));
                 tb_err(t, ws_decoder_close_code(&d), start + off);
                 /* Errors are sticky and consume nothing more. */
-                ck_assert_int_eq(ws_decoder_next(&d, chunk + off, len - off, &used, &ev), rc);
-                ck_assert_uint_eq(used, 0);
+                QCHECK(ws_decoder_next(&d, chunk + off, len - off, &used, &ev) == rc);
+                QCHECK(used == 0);
                 return;
             }
             if (rc == WS_EV_NONE) {
-                ck_assert_uint_eq(off, len);
+                QCHECK(off == len);
                 break;
             }
-            ck_assert_int_eq(rc, (int)ev.kind);
+            QCHECK(rc == (int)ev.kind);
             switch (ev.kind) {
             case WS_EV_FRAME:
                 tb_frame(t, ev.opcode, ev.fin, ev.frame_len);
                 break;
             case WS_EV_DATA:
-                ck_assert_uint_gt(ev.len, 0);
-                ck_assert(ev.data >= chunk && ev.data + ev.len <= chunk + off);
+                QCHECK(ev.len > 0);
+                QCHECK(ev.data >= chunk && ev.data + ev.len <= chunk + off);
                 tb_data(t, ev.data, ev.len);
                 break;
             case WS_EV_FRAME_END:
                 tb_end(t, ev.opcode, ev.fin);
                 break;
             case WS_EV_CONTROL:
-                ck_assert_uint_le(ev.len, WS_CONTROL_MAX);
+                QCHECK(ev.len <= WS_CONTROL_MAX);
                 tb_ctl(t, ev.opcode, ev.data, ev.len);
                 break;
             default:
