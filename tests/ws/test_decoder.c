@@ -13,6 +13,16 @@ static void check_bytes(const uint8_t *in, size_t n, const struct tbuf *want)
     check_decoder(NULL, in, n, want);
 }
 
+/* One byte per chunk. */
+static void run_bytewise(const uint8_t *in, size_t n, struct tbuf *t)
+{
+    size_t cuts[256];
+    ck_assert_uint_le(n, sizeof cuts / sizeof cuts[0]);
+    for (size_t i = 0; i + 1 < n; i++)
+        cuts[i] = i + 1;
+    run_decoder(NULL, in, n, cuts, n - 1, t);
+}
+
 /* ---- RFC 6455 §5.7 examples ---- */
 
 START_TEST(test_rfc_unmasked_hello_refused)
@@ -434,6 +444,17 @@ START_TEST(test_text_invalid_fails_at_byte)
         run_decoder(NULL, in.p, in.n, &cut, 1, &got);
         ck_assert(got.n >= 8 && memcmp(got.p + got.n - 8, "!1007@10", 8) == 0);
     }
+    /* One byte at a time, "abc" is handed out before the bad byte fails. */
+    got.n = 0;
+    run_bytewise(in.p, in.n, &got);
+    struct tbuf bytewise;
+    tb_init(&bytewise);
+    tb_frame(&bytewise, WS_OP_TEXT, true, 7);
+    tb_data(&bytewise, "abc", 3);
+    tb_err(&bytewise, 1007, 10);
+    ck_assert_uint_eq(got.n, bytewise.n);
+    ck_assert(memcmp(got.p, bytewise.p, got.n) == 0);
+    tb_free(&bytewise);
     tb_free(&got);
     tb_free(&in);
     tb_free(&want);
@@ -457,6 +478,9 @@ START_TEST(test_text_invalid_across_fragments)
         run_decoder(NULL, in.p, in.n, &cut, cut ? 1 : 0, &got);
         ck_assert(got.n >= strlen(tail) && memcmp(got.p + got.n - strlen(tail), tail, strlen(tail)) == 0);
     }
+    got.n = 0;
+    run_bytewise(in.p, in.n, &got);
+    ck_assert(got.n >= strlen(tail) && memcmp(got.p + got.n - strlen(tail), tail, strlen(tail)) == 0);
     tb_free(&in);
     tb_free(&got);
 }
