@@ -204,7 +204,8 @@ int ws_decoder_next(struct ws_decoder *d, uint8_t *buf, size_t len, size_t *used
             size_t take = (size_t)(d->need - d->have);
             if (take > len - off)
                 take = len - off;
-            memcpy(d->hdr + d->have, buf + off, take);
+            if (take)
+                memcpy(d->hdr + d->have, buf + off, take);
             d->have = (uint8_t)(d->have + take);
             off += take;
             if (d->have < d->need) {
@@ -299,6 +300,8 @@ unsigned ws_unmask(uint8_t *p, size_t n, const uint8_t key[4], unsigned phase)
 {
     size_t i = 0;
     phase &= 3;
+    if (n == 0)
+        return phase;
     while (i < n && ((uintptr_t)(p + i) & 7)) {
         p[i++] ^= key[phase];
         phase = (phase + 1) & 3;
