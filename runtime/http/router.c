@@ -526,8 +526,11 @@ static void builtin(const struct http_match *m, SnowHttpRes *res)
     http_res_error(res, m->status);
     if (m->status == 405)
         http_res_add_header(res, "Allow", 5, m->allow, strlen(m->allow));
-    else if (m->status == 426)
+    else if (m->status == 426) {
+        /* Upgrade is hop-by-hop, so Connection must name it (RFC 9110 7.8). */
         http_res_add_header(res, "Upgrade", 7, "websocket", 9);
+        http_res_add_header(res, "Connection", 10, "Upgrade", 7);
+    }
 }
 
 int http_router_run(const SnowRouter *r, const struct http_match *m, SnowHttpReq *req, SnowHttpRes *res,

@@ -17,7 +17,9 @@ struct http_stream;
  * to the entry point from now on: it must http_stream_close(stream) when done.
  * req and leftover point into the connection object, which is freed only
  * after the entry point returns. */
+struct http_conn;
 struct http_upgrade {
+    struct http_conn *conn;   /* for http_conn_on_exit */
     struct http_stream *stream;
     struct http_str leftover;
     SnowHttpReq *req;
