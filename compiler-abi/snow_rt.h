@@ -342,6 +342,10 @@ typedef struct SnowHttpOpts {
     int backlog;              /* 511 */
     const char *tls_cert_file;/* PEM chain, leaf first; NULL: plain TCP */
     const char *tls_key_file; /* PEM RSA or EC key (PKCS#1, SEC1 or PKCS#8) */
+    /* Called once the socket is bound, with the real port (useful with
+     * port 0 and snow_http_serve); NULL: not called. */
+    void (*on_listen)(int port, void *arg);
+    void *on_listen_arg;
 } SnowHttpOpts;
 
 SNOW_API void snow_http_opts_init(SnowHttpOpts *opts);
@@ -357,10 +361,11 @@ SNOW_API int snow_http_server_port(const SnowHttpServer *server);
  * current exchange and close. Callable from any thread, also after
  * snow_rt_run returned. NULL is ignored. */
 SNOW_API void snow_http_server_stop(SnowHttpServer *server);
-/* Starts a server and parks the calling actor until it stops (another
- * actor's snow_http_server_stop is not possible here, so: until runtime
- * shutdown or a kill). Must be called from an actor: returns
- * SNOW_ENOT_ACTOR otherwise; errors from start are returned as is. */
+/* Starts a server and parks the calling actor until its listener ends
+ * (runtime shutdown; the listener is linked to the caller, so killing the
+ * caller stops it too). opts->on_listen reports the bound port. Must be
+ * called from an actor (SNOW_ENOT_ACTOR otherwise); returns 0 once the
+ * listener ended, or the error snow_http_server_start would give. */
 SNOW_API int snow_http_serve(SnowRouter *router, const char *host, int port, const SnowHttpOpts *opts);
 
 /* ==== WebSocket (runtime/ws) ==== */

@@ -286,6 +286,8 @@ static struct SnowHttpServer *server_new(SnowRouter *router, const char *host, i
         goto fail;
     http_router_ref(router);
     s->router = router;
+    if (opts->on_listen)
+        opts->on_listen(s->port, opts->on_listen_arg);
     return s;
 fail:
     http_tls_config_free(s->tls);
@@ -351,12 +353,14 @@ int snow_http_serve(SnowRouter *router, const char *host, int port, const SnowHt
         return e;
     }
     uint64_t ref = snow_actor_monitor((SnowPid)atomic_load(&s->listener));
+    /* The listener holds the server now; holding nothing while parked means
+     * nothing leaks if this actor is killed here. */
+    http_server_unref(s);
     for (;;) {
         static const uint64_t down = SNOW_TAG_DOWN;
         SnowMessage *m = snow_actor_receive_match(&down, 1, -1);
         if (m && m->len >= sizeof(SnowDownMsg) && ((SnowDownMsg *)(void *)m->data)->ref == ref)
             break;
     }
-    http_server_unref(s);
     return 0;
 }

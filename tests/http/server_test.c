@@ -6,6 +6,7 @@
  */
 #include <check.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <poll.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -491,9 +492,10 @@ START_TEST(stop_listener)
     int r = 0;
     for (int i = 0; i < 100; i++) {
         r = client_connect(&c2, p);
-        if (r < 0)
+        if (r == -ECONNREFUSED)
             break;
-        client_close(&c2);
+        if (r == 0)
+            client_close(&c2);
         struct timespec ts = {0, 10000000};
         nanosleep(&ts, NULL);
     }
@@ -501,6 +503,81 @@ START_TEST(stop_listener)
     client_close(&cl);
     snow_rt_shutdown();
     snow_rt_run();
+}
+END_TEST
+
+static _Atomic int served_port;
+
+static void on_listen(int p, void *arg)
+{
+    (void)arg;
+    atomic_store(&served_port, p);
+}
+
+static int mw_tag(SnowHttpReq *req, SnowHttpRes *res, void *arg)
+{
+    (void)arg;
+    if (snow_http_req_header(req, "x-deny", NULL)) {
+        snow_http_res_send(res, 403, "text/plain", "denied", 6);
+        return SNOW_HTTP_STOP;
+    }
+    return SNOW_HTTP_NEXT;
+}
+
+static int mw_after(SnowHttpReq *req, SnowHttpRes *res, void *arg)
+{
+    (void)req;
+    (void)arg;
+    snow_http_res_header(res, "X-After", "yes");
+    return SNOW_HTTP_NEXT;
+}
+
+static SnowRouter *serve_router;
+
+static void serving_actor(void *arg)
+{
+    (void)arg;
+    SnowHttpOpts o;
+    snow_http_opts_init(&o);
+    o.on_listen = on_listen;
+    int e = snow_http_serve(serve_router, "127.0.0.1", 0, &o);
+    (void)e;
+}
+
+START_TEST(serve_in_actor)
+{
+    ck_assert_int_eq(snow_http_serve(NULL, "127.0.0.1", 0, NULL), SNOW_ENOT_ACTOR);
+    ck_assert_int_eq(snow_rt_init(2), 0);
+    serve_router = snow_router_new();
+    snow_router_route(serve_router, "GET", "/", h_hello, NULL);
+    snow_router_use(serve_router, mw_tag, mw_after, NULL);
+    atomic_store(&served_port, 0);
+    ck_assert(snow_actor_spawn(serving_actor, NULL, 0) != 0);
+    for (int i = 0; i < 500 && !atomic_load(&served_port); i++) {
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    int p = atomic_load(&served_port);
+    ck_assert_int_gt(p, 0);
+    ck_assert_int_eq(client_connect(&cl, p), 0);
+    client_sends(&cl, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    ck_assert_int_eq(client_read(&cl, &rs, 0), 0);
+    ck_assert_int_eq(rs.status, 200);
+    char v[32];
+    ck_assert(header_value(rs.head, "X-After", v, sizeof v));
+    client_sends(&cl, "GET / HTTP/1.1\r\nHost: t\r\nX-Deny: 1\r\n\r\n");
+    ck_assert_int_eq(client_read(&cl, &rs, 0), 0);
+    ck_assert_int_eq(rs.status, 403);
+    ck_assert_str_eq(rs.body, "denied");
+    ck_assert(header_value(rs.head, "X-After", v, sizeof v));
+    client_sends(&cl, "GET /none HTTP/1.1\r\nHost: t\r\n\r\n");
+    ck_assert_int_eq(client_read(&cl, &rs, 0), 0);
+    ck_assert_int_eq(rs.status, 404);
+    ck_assert(header_value(rs.head, "X-After", v, sizeof v));
+    client_close(&cl);
+    snow_rt_shutdown();
+    snow_rt_run();
+    snow_router_free(serve_router);
 }
 END_TEST
 
@@ -519,6 +596,7 @@ Suite *server_suite(void)
     tcase_add_test(tc, emfile_backoff);
     tcase_add_test(tc, connection_limit);
     tcase_add_test(tc, stop_listener);
+    tcase_add_test(tc, serve_in_actor);
     suite_add_tcase(s, tc);
     return s;
 }
