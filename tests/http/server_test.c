@@ -56,6 +56,15 @@ static int fake_upgrade(struct http_upgrade *up)
 {
     static const char head[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n";
     int64_t deadline = rt_now_ns() + 5000000000LL;
+    /* The WebSocket loop's wait: readable OR mailbox OR deadline. Nothing is
+     * readable yet (the client waits for the 101). */
+    int w = http_stream_wait(up->stream, SNOW_WAIT_READABLE | SNOW_WAIT_MAILBOX, rt_now_ns() + 20000000);
+    if (w != SNOW_WAIT_TIMEOUT)
+        return -1;
+    snow_actor_send(snow_actor_self(), 7, "m", 1);
+    w = http_stream_wait(up->stream, SNOW_WAIT_READABLE | SNOW_WAIT_MAILBOX, deadline);
+    if (!(w & SNOW_WAIT_MAILBOX) || !snow_actor_receive(0))
+        return -1;
     int r = http_stream_write(up->stream, head, sizeof head - 1, deadline);
     if (r == 0 && up->leftover.n)
         r = http_stream_write(up->stream, up->leftover.p, up->leftover.n, deadline);
