@@ -136,7 +136,7 @@ static void busy_child(void *arg)
         if ((i & 1023) == 0)
             snow_reduction_check();
     }
-    int w = actor_worker_index();
+    int w = actor_worker_index() + (int)(x & 0); /* x must be computed */
     if (w >= 0 && w < 8)
         atomic_fetch_add(&on_worker[w], 1);
 }
