@@ -20,6 +20,7 @@ context_switch ns
 yield ns
 pingpong_same_worker rtt_ns
 pingpong_cross_worker rtt_ns
+pingpong_unpinned rtt_ns
 spawn actors_per_s peak_rss_kib
 parked actors rss_per_actor_kib cpu_pct
 hibernated actors rss_per_actor_kib

@@ -248,21 +248,25 @@ static void pp_client(void *p)
     snow_actor_send(a->driver, TAG_DONE, &s, sizeof s);
 }
 
+/* Worker -1 leaves placement to the runtime (unpinned, may be stolen). */
 static int pingpong(const char *name, int worker_a, int worker_b, long n)
 {
     struct pp_args a = {.driver = snow_actor_self(), .n = n};
-    a.peer = spawn_on(pp_echo, NULL, 0, worker_b, true);
+    a.peer = spawn_on(pp_echo, NULL, 0, worker_b, worker_b >= 0);
     if (!a.peer)
         return fail("spawn returned 0");
-    if (!spawn_on(pp_client, &a, sizeof a, worker_a, true))
+    if (!spawn_on(pp_client, &a, sizeof a, worker_a, worker_a >= 0))
         return fail("spawn returned 0");
     struct span s;
     if (await(TAG_DONE, &s, sizeof s) < 0)
         return -1;
     if (s.status)
         return fail("client failed: %s", snow_strerror((int)s.status));
-    emit("bench %s rtt_ns=%.1f round_trips=%ld workers=%d,%d", name, (double)(s.t1 - s.t0) / (double)n,
-         n, worker_a, worker_b);
+    char placement[32] = "runtime";
+    if (worker_a >= 0)
+        snprintf(placement, sizeof placement, "%d,%d", worker_a, worker_b);
+    emit("bench %s rtt_ns=%.1f round_trips=%ld workers=%d pinned=%s", name, (double)(s.t1 - s.t0) / (double)n,
+         n, B.workers, placement);
     return 0;
 }
 
@@ -276,6 +280,11 @@ static int run_pp_cross(void)
     if (B.workers < 2)
         return fail("needs at least 2 workers, runtime has %d", B.workers);
     return pingpong("pingpong_cross_worker", 0, 1, B.n.pp_cross);
+}
+
+static int run_pp_unpinned(void)
+{
+    return pingpong("pingpong_unpinned", -1, -1, B.n.pp_same);
 }
 
 /* ---- spawn ------------------------------------------------------------- */
@@ -623,6 +632,7 @@ static const struct scenario scenarios[] = {
     {"yield", run_yield},
     {"pingpong_same_worker", run_pp_same},
     {"pingpong_cross_worker", run_pp_cross},
+    {"pingpong_unpinned", run_pp_unpinned},
     {"spawn", run_spawn},
     {"ring", run_ring},
     {"timers", run_timers},
