@@ -1,0 +1,325 @@
+/*
+ * stack.c: guarded coroutine stacks, their pool, the trampoline every stack
+ * starts in, and the guard-page (SIGSEGV) handler.
+ *
+ * A stack is one mapping: a PROT_NONE guard page, then 64 KiB + one page of
+ * usable memory whose top holds struct stack. makecontext (ucontext) lays out
+ * the initial frame; rt_ctx_switch then enters and leaves it without system
+ * calls. Each stack runs stack_trampoline forever: it calls the current
+ * actor's function, finishes the actor, and switches back to the scheduler
+ * ready for the next actor. Exits, panics and overflows _longjmp to the
+ * trampoline's jmp_buf on the same stack, which discards the frames above.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "actor/internal.h"
+
+#ifdef RT_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+#define GUARD_SIZE 4096
+#define MAP_SIZE (GUARD_SIZE + ACTOR_STACK_SIZE + 4096)
+#define HEADER_SIZE ((sizeof(struct stack) + 63) & ~(size_t)63)
+#define WORKER_CACHE_MAX 32
+#define GLOBAL_POOL_MAX 256
+#define ALTSTACK_SIZE (64 * 1024)
+
+enum { UNWIND_EXIT = 1, UNWIND_HIBERNATE = 2 };
+
+static struct {
+    rt_spin_t lock;
+    struct stack *free;
+    int n;
+} pool;
+
+/* Initial frame for rt_ctx_switch, matching ctx_x86_64.S. */
+struct boot_frame {
+    /* popped by rt_ctx_switch, lowest address first */
+    uint32_t mxcsr;
+    uint16_t fpucw;
+    uint16_t pad;
+    uint64_t r15, r14, r13, r12, rbx, rbp;
+    uint64_t rip;
+};
+
+/* getcontext is returns-twice; calling it through a plain function keeps
+ * that property (and its register-clobbering rules) out of stack_create. */
+static RT_NOINLINE int context_init(ucontext_t *uc)
+{
+    return getcontext(uc);
+}
+
+_Static_assert(sizeof(struct boot_frame) == 64, "matches ctx_x86_64.S");
+
+static struct stack *stack_create(void (*entry)(void))
+{
+    char *map = mmap(NULL, MAP_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+                     -1, 0);
+    if (map == MAP_FAILED)
+        return NULL;
+    if (mprotect(map, GUARD_SIZE, PROT_NONE)) {
+        munmap(map, MAP_SIZE);
+        return NULL;
+    }
+    struct stack *s = (struct stack *)(map + MAP_SIZE - HEADER_SIZE);
+    memset(s, 0, sizeof *s);
+    s->map = map;
+    s->lo = map + GUARD_SIZE;
+    s->usable = (size_t)((char *)s - s->lo);
+
+    /* makecontext prepares the entry stack pointer (aligned, with its own
+     * return slot) and instruction pointer; we read both back and push the
+     * frame rt_ctx_switch pops, so the first switch "returns" into entry. */
+    ucontext_t uc;
+    memset(&uc, 0, sizeof uc);
+    if (context_init(&uc)) {
+        munmap(map, MAP_SIZE);
+        return NULL;
+    }
+    uc.uc_stack.ss_sp = s->lo;
+    uc.uc_stack.ss_size = s->usable;
+    uc.uc_link = NULL;
+    makecontext(&uc, entry, 0);
+    uintptr_t sp = (uintptr_t)uc.uc_mcontext.gregs[REG_RSP];
+    /* After rt_ctx_switch pops this frame and returns through f->rip, the
+     * stack pointer is exactly the one makecontext prepared. */
+    struct boot_frame *f = (struct boot_frame *)(sp - sizeof(struct boot_frame));
+    memset(f, 0, sizeof *f);
+    f->mxcsr = 0x1F80; /* default SSE control: all exceptions masked, round to nearest */
+    f->fpucw = 0x037F; /* default x87 control word */
+    f->rip = (uint64_t)uc.uc_mcontext.gregs[REG_RIP];
+    s->ctx.sp = f;
+    return s;
+}
+
+static void stack_destroy(struct stack *s)
+{
+    munmap(s->map, MAP_SIZE);
+}
+
+struct stack *stack_get(struct worker *w)
+{
+    struct stack *s = w->stack_cache;
+    if (s) {
+        w->stack_cache = s->next;
+        w->stack_cache_n--;
+        return s;
+    }
+    if (pool.n) {
+        rt_spin_lock(&pool.lock);
+        s = pool.free;
+        if (s) {
+            pool.free = s->next;
+            pool.n--;
+        }
+        rt_spin_unlock(&pool.lock);
+        if (s)
+            return s;
+    }
+    return stack_create(stack_trampoline);
+}
+
+void stack_put(struct worker *w, struct stack *s)
+{
+    if (w->stack_cache_n < WORKER_CACHE_MAX) {
+        s->next = w->stack_cache;
+        w->stack_cache = s;
+        w->stack_cache_n++;
+        return;
+    }
+    rt_spin_lock(&pool.lock);
+    if (pool.n < GLOBAL_POOL_MAX) {
+        s->next = pool.free;
+        pool.free = s;
+        pool.n++;
+        s = NULL;
+    }
+    rt_spin_unlock(&pool.lock);
+    if (s)
+        stack_destroy(s);
+}
+
+void stack_pool_fini(void)
+{
+    for (int i = 0; i < rt.nworkers; i++) {
+        struct worker *w = &rt.workers[i];
+        while (w->stack_cache) {
+            struct stack *s = w->stack_cache;
+            w->stack_cache = s->next;
+            stack_destroy(s);
+        }
+        w->stack_cache_n = 0;
+    }
+    while (pool.free) {
+        struct stack *s = pool.free;
+        pool.free = s->next;
+        stack_destroy(s);
+    }
+    pool.n = 0;
+}
+
+/* ---- the trampoline -------------------------------------------------------- */
+
+void stack_trampoline(void)
+{
+#ifdef RT_ASAN
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+    for (;;) {
+        struct actor *a = actor_self();
+        int why = _setjmp(a->stack->top);
+        a = actor_self();
+        if (why == 0) {
+            if (!a->exiting) {
+                actor_check_signals(a);
+                timer_disarm(&a->wait_timer);
+                atomic_store_explicit((_Atomic unsigned *)&a->wait_events, 0, memory_order_relaxed);
+                a->wait_io = NULL;
+                a->started = 1;
+                a->fn(a->arg);
+                a = actor_self();
+                a->exit_reason = SNOW_EXIT_NORMAL;
+            }
+            why = UNWIND_EXIT;
+        }
+        if (why == UNWIND_HIBERNATE) {
+            sched_switch_out(SW_HIBERNATE);
+            continue;
+        }
+        actor_finish(a);
+        sched_switch_out(SW_EXIT);
+    }
+}
+
+void actor_exit_now(int reason)
+{
+    struct actor *a = actor_self();
+    a->exit_reason = reason;
+    _longjmp(a->stack->top, UNWIND_EXIT);
+}
+
+__attribute__((noreturn)) void actor_unwind_hibernate(struct actor *a)
+{
+    _longjmp(a->stack->top, UNWIND_HIBERNATE);
+}
+
+/* ---- guard-page handler ---------------------------------------------------- */
+
+static size_t fmt_u64(char *buf, uint64_t v, int base)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = "0123456789abcdef"[v % (uint64_t)base];
+        v /= (uint64_t)base;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    return n;
+}
+
+static size_t put(char *buf, size_t at, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(buf + at, s, n);
+    return at + n;
+}
+
+static void segv_handler(int sig, siginfo_t *si, void *uctx)
+{
+    (void)uctx;
+    struct worker *w = worker_self();
+    struct actor *a = w ? w->current : NULL;
+    char *addr = si->si_addr;
+    if (a && a->stack && addr >= a->stack->map && addr < a->stack->lo) {
+        /* Async-signal-safe report: write(2) of a preformatted line. */
+        char line[192];
+        size_t n = put(line, 0, "snow-rt: actor ");
+        n += fmt_u64(line + n, a->pid, 10);
+        n = put(line, n, " overflowed its 64 KiB stack (guard page hit at 0x");
+        n += fmt_u64(line + n, (uint64_t)(uintptr_t)addr, 16);
+        n = put(line, n, "); terminating it with reason stack_overflow\n");
+        ssize_t wr = write(2, line, n);
+        (void)wr;
+        /* SA_NODEFER leaves SIGSEGV unblocked, so jumping out of the
+         * handler leaves the thread's mask as it was; the kernel's signal
+         * frame on the alternate stack is simply abandoned. The actor's
+         * frames are discarded and its exit path runs from the top of its
+         * own stack. */
+        a->exit_reason = SNOW_EXIT_STACK_OVERFLOW;
+        _longjmp(a->stack->top, UNWIND_EXIT);
+    }
+    /* Not an actor's guard page: restore the default action and return, so
+     * the faulting instruction faults again and the process dies with the
+     * usual signal (and core dump). */
+    signal(sig, SIG_DFL);
+}
+
+void stack_signal_init(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = segv_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, NULL);
+    sigaction(SIGBUS, &sa, NULL);
+}
+
+int stack_thread_init(struct worker *w)
+{
+    pthread_attr_t attr;
+    if (!pthread_getattr_np(pthread_self(), &attr)) {
+        pthread_attr_getstack(&attr, &w->sys_stack_lo, &w->sys_stack_size);
+        pthread_attr_destroy(&attr);
+    }
+    w->altstack = malloc(ALTSTACK_SIZE);
+    if (!w->altstack)
+        return -ENOMEM;
+    stack_t ss = {.ss_sp = w->altstack, .ss_size = ALTSTACK_SIZE, .ss_flags = 0};
+    if (sigaltstack(&ss, NULL))
+        return -errno;
+    return 0;
+}
+
+void stack_thread_fini(struct worker *w)
+{
+    stack_t ss = {.ss_flags = SS_DISABLE};
+    sigaltstack(&ss, NULL);
+    free(w->altstack);
+    w->altstack = NULL;
+}
+
+/* ---- raw switch benchmark ----------------------------------------------------- */
+
+static struct rt_ctx bench_main_ctx;
+static struct stack *bench_stack;
+
+static void bench_entry(void)
+{
+    for (;;)
+        rt_ctx_switch(&bench_stack->ctx, &bench_main_ctx);
+}
+
+double actor_bench_switch_ns(long n)
+{
+    bench_stack = stack_create(bench_entry);
+    if (!bench_stack)
+        return -1;
+    rt_ctx_switch(&bench_main_ctx, &bench_stack->ctx); /* enter once */
+    int64_t t0 = rt_now_ns();
+    for (long i = 0; i < n; i++)
+        rt_ctx_switch(&bench_main_ctx, &bench_stack->ctx);
+    int64_t t1 = rt_now_ns();
+    stack_destroy(bench_stack);
+    bench_stack = NULL;
+    return (double)(t1 - t0) / (double)(2 * n);
+}

@@ -1,0 +1,319 @@
+/*
+ * timer.c: every timer of the runtime in one binary min-heap, fired by the
+ * workers: by the poller (its epoll timeout is the earliest deadline) and
+ * by busy workers between actors. No OS thread per timer.
+ *
+ * Two kinds: TIMER_WAKE is embedded in each actor and backs the deadline of
+ * actor_wait; TIMER_SEND carries a message for snow_timer_send_after and is
+ * found by reference through a small hash map for snow_timer_cancel.
+ * Actions run after the lock is dropped and address their target by PID,
+ * so a timer racing with its actor's exit only ever finds a dead PID.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "actor/internal.h"
+
+int actor_deliver(SnowPid pid, struct msg *m);
+
+static struct {
+    rt_spin_t lock;
+    struct timer **heap;
+    uint32_t n, cap;
+    _Atomic int64_t next_due; /* heap[0]->due_ns or INT64_MAX, for lock-free peeks */
+    /* reference -> TIMER_SEND timer, open addressing with linear probing */
+    struct timer **map;
+    uint32_t map_cap, map_n;
+    uint64_t next_id;
+} tm = {.next_due = INT64_MAX};
+
+static void set_next_due(void)
+{
+    atomic_store(&tm.next_due, tm.n ? tm.heap[0]->due_ns : INT64_MAX);
+}
+
+int64_t timers_next_due(void)
+{
+    return atomic_load_explicit(&tm.next_due, memory_order_acquire);
+}
+
+static void heap_swap(uint32_t i, uint32_t j)
+{
+    struct timer *t = tm.heap[i];
+    tm.heap[i] = tm.heap[j];
+    tm.heap[j] = t;
+    tm.heap[i]->idx = (int32_t)i;
+    tm.heap[j]->idx = (int32_t)j;
+}
+
+static void sift_up(uint32_t i)
+{
+    while (i) {
+        uint32_t p = (i - 1) / 2;
+        if (tm.heap[p]->due_ns <= tm.heap[i]->due_ns)
+            break;
+        heap_swap(i, p);
+        i = p;
+    }
+}
+
+static void sift_down(uint32_t i)
+{
+    for (;;) {
+        uint32_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < tm.n && tm.heap[l]->due_ns < tm.heap[m]->due_ns)
+            m = l;
+        if (r < tm.n && tm.heap[r]->due_ns < tm.heap[m]->due_ns)
+            m = r;
+        if (m == i)
+            return;
+        heap_swap(i, m);
+        i = m;
+    }
+}
+
+static int heap_insert_locked(struct timer *t)
+{
+    if (tm.n == tm.cap) {
+        uint32_t cap = tm.cap ? tm.cap * 2 : 64;
+        struct timer **h = realloc(tm.heap, cap * sizeof *h);
+        if (!h)
+            return -ENOMEM;
+        tm.heap = h;
+        tm.cap = cap;
+    }
+    t->idx = (int32_t)tm.n;
+    tm.heap[tm.n++] = t;
+    sift_up(tm.n - 1);
+    return 0;
+}
+
+static void heap_remove_locked(struct timer *t)
+{
+    uint32_t i = (uint32_t)t->idx;
+    t->idx = -1;
+    tm.n--;
+    if (i != tm.n) {
+        tm.heap[i] = tm.heap[tm.n];
+        tm.heap[i]->idx = (int32_t)i;
+        sift_down(i);
+        sift_up(i);
+    }
+}
+
+/* ---- reference map ---------------------------------------------------------- */
+
+static uint32_t map_slot(uint64_t id, uint32_t cap)
+{
+    return (uint32_t)((id * 0x9e3779b97f4a7c15ULL) >> 32) & (cap - 1);
+}
+
+static int map_put_locked(struct timer *t)
+{
+    if ((tm.map_n + 1) * 2 > tm.map_cap) {
+        uint32_t cap = tm.map_cap ? tm.map_cap * 2 : 64;
+        struct timer **m = calloc(cap, sizeof *m);
+        if (!m)
+            return -ENOMEM;
+        for (uint32_t i = 0; i < tm.map_cap; i++) {
+            struct timer *x = tm.map[i];
+            if (!x)
+                continue;
+            uint32_t j = map_slot(x->id, cap);
+            while (m[j])
+                j = (j + 1) & (cap - 1);
+            m[j] = x;
+        }
+        free(tm.map);
+        tm.map = m;
+        tm.map_cap = cap;
+    }
+    uint32_t j = map_slot(t->id, tm.map_cap);
+    while (tm.map[j])
+        j = (j + 1) & (tm.map_cap - 1);
+    tm.map[j] = t;
+    tm.map_n++;
+    return 0;
+}
+
+static struct timer *map_take_locked(uint64_t id)
+{
+    if (!tm.map_cap)
+        return NULL;
+    uint32_t mask = tm.map_cap - 1, j = map_slot(id, tm.map_cap);
+    while (tm.map[j] && tm.map[j]->id != id)
+        j = (j + 1) & mask;
+    struct timer *t = tm.map[j];
+    if (!t)
+        return NULL;
+    /* Backward-shift deletion keeps every probe chain unbroken. */
+    tm.map[j] = NULL;
+    tm.map_n--;
+    for (uint32_t k = (j + 1) & mask; tm.map[k]; k = (k + 1) & mask) {
+        uint32_t home = map_slot(tm.map[k]->id, tm.map_cap);
+        bool movable = (j <= k) ? (home <= j || home > k) : (home <= j && home > k);
+        if (movable) {
+            tm.map[j] = tm.map[k];
+            tm.map[k] = NULL;
+            j = k;
+        }
+    }
+    return t;
+}
+
+/* ---- arming and firing ----------------------------------------------------------- */
+
+void timer_arm(struct timer *t)
+{
+    rt_spin_lock(&tm.lock);
+    if (t->idx >= 0)
+        heap_remove_locked(t);
+    int err = heap_insert_locked(t);
+    bool first = !err && t->idx == 0;
+    set_next_due();
+    rt_spin_unlock(&tm.lock);
+    /* A new earliest deadline must shorten a poller's epoll timeout. */
+    if (first && atomic_load(&rt.poll_blocked))
+        poller_interrupt();
+}
+
+void timer_disarm(struct timer *t)
+{
+    if (t->idx < 0)
+        return;
+    rt_spin_lock(&tm.lock);
+    if (t->idx >= 0) {
+        heap_remove_locked(t);
+        set_next_due();
+    }
+    rt_spin_unlock(&tm.lock);
+}
+
+int timers_run(int64_t now)
+{
+    int fired = 0;
+    for (;;) {
+        rt_spin_lock(&tm.lock);
+        if (!tm.n || tm.heap[0]->due_ns > now) {
+            rt_spin_unlock(&tm.lock);
+            return fired;
+        }
+        struct timer *t = tm.heap[0];
+        heap_remove_locked(t);
+        SnowPid pid = t->pid;
+        int kind = t->kind;
+        if (kind == TIMER_SEND)
+            map_take_locked(t->id);
+        set_next_due();
+        rt_spin_unlock(&tm.lock);
+        fired++;
+        if (kind == TIMER_WAKE) {
+            struct proc_slot *s;
+            struct actor *a = proc_lock(pid, &s);
+            if (a) {
+                actor_notify(a, 0);
+                proc_release(s);
+            }
+        } else {
+            actor_deliver(pid, t->msg);
+            free(t);
+        }
+    }
+}
+
+void timers_fini(void)
+{
+    for (uint32_t i = 0; i < tm.n; i++) {
+        struct timer *t = tm.heap[i];
+        if (t->kind == TIMER_SEND) {
+            free(t->msg);
+            free(t);
+        } else {
+            t->idx = -1;
+        }
+    }
+    free(tm.heap);
+    free(tm.map);
+    tm.heap = NULL;
+    tm.map = NULL;
+    tm.n = tm.cap = tm.map_n = tm.map_cap = 0;
+    atomic_store(&tm.next_due, INT64_MAX);
+}
+
+int64_t actor_deadline_after_ms(int64_t ms)
+{
+    if (ms < 0)
+        return -1;
+    if (ms > INT64_MAX / 2000000)
+        ms = INT64_MAX / 2000000;
+    return rt_now_ns() + ms * 1000000;
+}
+
+uint64_t snow_timer_send_after(SnowPid pid, int64_t ms, uint64_t tag, const void *data, size_t len)
+{
+    if (!atomic_load(&rt.running) || (len && !data))
+        return 0;
+    struct timer *t = calloc(1, sizeof *t);
+    if (!t)
+        return 0;
+    struct actor *self = actor_self();
+    t->msg = msg_new(tag, self ? self->pid : 0, data, len);
+    if (!t->msg) {
+        free(t);
+        return 0;
+    }
+    t->kind = TIMER_SEND;
+    t->pid = pid;
+    t->idx = -1;
+    t->due_ns = actor_deadline_after_ms(ms < 0 ? 0 : ms);
+    rt_spin_lock(&tm.lock);
+    uint64_t id = t->id = ++tm.next_id;
+    int err = map_put_locked(t);
+    if (!err) {
+        err = heap_insert_locked(t);
+        if (err)
+            map_take_locked(t->id);
+    }
+    bool first = !err && t->idx == 0;
+    set_next_due();
+    rt_spin_unlock(&tm.lock);
+    if (err) {
+        free(t->msg);
+        free(t);
+        return 0;
+    }
+    /* t may already have fired and been freed by another worker here. */
+    if (first && atomic_load(&rt.poll_blocked))
+        poller_interrupt();
+    return id;
+}
+
+int snow_timer_cancel(uint64_t ref)
+{
+    rt_spin_lock(&tm.lock);
+    struct timer *t = map_take_locked(ref);
+    if (t) {
+        heap_remove_locked(t);
+        set_next_due();
+    }
+    rt_spin_unlock(&tm.lock);
+    if (!t)
+        return SNOW_ENOPROC;
+    free(t->msg);
+    free(t);
+    return 0;
+}
+
+void snow_sleep(int64_t ms)
+{
+    if (!actor_self()) {
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+        return;
+    }
+    int64_t deadline = actor_deadline_after_ms(ms);
+    while (!(actor_wait(NULL, 0, deadline) & SNOW_WAIT_TIMEOUT))
+        ;
+}
