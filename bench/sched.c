@@ -11,6 +11,7 @@
  * two). Exit status 0 when every selected scenario completed, 1 when one
  * failed, 2 on bad usage, 3 when the watchdog fired.
  */
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -391,8 +392,11 @@ static int park_many(const char *name, SnowActorFn fn, long n, bool idle_cpu)
         return fail("out of memory");
     /* Touch the array now so that its pages are not counted as the actors'. */
     memset(pids, 0, (size_t)n * sizeof *pids);
-    /* Let stragglers of earlier scenarios finish exiting before the baseline. */
+    /* Let stragglers of earlier scenarios finish exiting, then hand the
+     * memory they freed back to the kernel: otherwise the new actors would
+     * reuse resident free blocks and look cheaper than they are. */
     snow_sleep(100);
+    malloc_trim(0);
     long rss0 = bench_rss_kib();
     int rc = 0;
     long spawned = 0;
