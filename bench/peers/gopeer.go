@@ -23,7 +23,7 @@ import (
 
 const (
 	ppSame   = 1000000
-	ppCross  = 200000
+	ppCross  = 20000
 	spawns   = 1000000
 	ringSize = 10000
 	ringHops = 1000000

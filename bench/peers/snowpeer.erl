@@ -13,7 +13,7 @@
 -export([main/1]).
 
 -define(PP_SAME, 1000000).
--define(PP_CROSS, 200000).
+-define(PP_CROSS, 20000).
 -define(SPAWNS, 1000000).
 %% Children alive at once in the spawn scenario, as in snow-bench-sched.
 -define(OUTSTANDING, 1000).
