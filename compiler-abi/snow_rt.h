@@ -41,7 +41,10 @@ extern "C" {
     X(PROTOCOL, -5010, "protocol error")                                     \
     X(TLS, -5011, "TLS failure")                                             \
     X(BAD_CONFIG, -5012, "invalid configuration")                            \
-    X(BACKPRESSURE, -5013, "outbound queue is full")
+    X(BACKPRESSURE, -5013, "outbound queue is full")                       \
+    X(HTTP_ROUTE_EXISTS, -5100, "route already registered")                 \
+    X(HTTP_BAD_REQUEST, -5101, "malformed HTTP request")                    \
+    X(HTTP_DETACHED, -5102, "HTTP connection stream was detached")
 
 enum snow_error {
 #define SNOW_ERR_ENUM_(name, value, msg) SNOW_E##name = (value),
@@ -246,6 +249,124 @@ SNOW_API int snow_io_fd(const SnowIo *io);
 SNOW_API int snow_wait(SnowIo *io, unsigned events, int timeout_ms);
 
 /* ==== HTTP (runtime/http) ==== */
+
+/* Error codes of this section are in SNOW_ERROR_TABLE (-5100..-5199). */
+
+typedef struct SnowRouter SnowRouter;         /* routes + middleware, built before serving */
+typedef struct SnowHttpReq SnowHttpReq;       /* one parsed request, valid during its handler */
+typedef struct SnowHttpRes SnowHttpRes;       /* the response being built by a handler */
+typedef struct SnowHttpServer SnowHttpServer; /* a listening server */
+/* A WebSocket route's handler; defined by the WebSocket section. The HTTP
+ * layer only stores the pointer and hands it to the upgrade entry point. */
+typedef struct SnowWsHandler SnowWsHandler;
+
+/* A request handler. It runs on the connection's actor (64 KiB stack) and
+ * may park (receive, sleep, I/O). A panic inside it answers 500. */
+typedef void (*SnowHttpHandler)(SnowHttpReq *req, SnowHttpRes *res, void *arg);
+/* Middleware hook: return SNOW_HTTP_NEXT to go on, SNOW_HTTP_STOP to skip
+ * the rest of the before hooks and the handler (the response is final). */
+typedef int (*SnowHttpMiddleware)(SnowHttpReq *req, SnowHttpRes *res, void *arg);
+enum { SNOW_HTTP_NEXT = 0, SNOW_HTTP_STOP = 1 };
+
+/* A new empty router, or NULL on ENOMEM. */
+SNOW_API SnowRouter *snow_router_new(void);
+/* Drops the caller's reference; a server keeps the router alive until its
+ * last connection ends. NULL is ignored. */
+SNOW_API void snow_router_free(SnowRouter *router);
+/* Adds handler for method (a token, e.g. "GET") and pattern: "/a/b" exact,
+ * "/users/:id" a parameter segment, a last segment "*" a wildcard matching
+ * the rest of the path (its value is the parameter "*"). Exact beats :param
+ * beats the wildcard, per segment.
+ * GET also answers HEAD. Returns 0, -EINVAL (bad method/pattern),
+ * SNOW_EHTTP_ROUTE_EXISTS or -ENOMEM. Not thread-safe with serving: register
+ * routes before starting a server. */
+SNOW_API int snow_router_route(SnowRouter *router, const char *method, const char *pattern,
+                               SnowHttpHandler handler, void *arg);
+/* Appends middleware: before hooks run in registration order ahead of the
+ * handler, after hooks in reverse order once the response is built (also for
+ * 404/405 answers). Either hook may be NULL. Returns 0, -EINVAL or -ENOMEM. */
+SNOW_API int snow_router_use(SnowRouter *router, SnowHttpMiddleware before, SnowHttpMiddleware after, void *arg);
+/* Registers a WebSocket route (GET only). An upgrade request there is handed
+ * to the WebSocket layer's upgrade entry point with handler; without one the
+ * server answers 501, and a GET without upgrade headers gets 426. handler is
+ * borrowed and must outlive the router. Returns 0, -EINVAL,
+ * SNOW_EHTTP_ROUTE_EXISTS or -ENOMEM. */
+SNOW_API int snow_router_ws(SnowRouter *router, const char *pattern, const SnowWsHandler *handler);
+
+/* Request accessors. Returned pointers are NOT NUL-terminated (the length
+ * goes to *len, which may be NULL) and stay valid until the handler returns.
+ * Lookups return NULL (and *len = 0) when the item is absent. */
+SNOW_API const char *snow_http_req_method(const SnowHttpReq *req, size_t *len);
+/* The path as sent (still percent-encoded), without the query. */
+SNOW_API const char *snow_http_req_path(const SnowHttpReq *req, size_t *len);
+/* First header field named name (case-insensitive), whitespace trimmed. */
+SNOW_API const char *snow_http_req_header(const SnowHttpReq *req, const char *name, size_t *len);
+/* A route parameter (":id" -> "id", wildcard -> "*"), percent-decoded. */
+SNOW_API const char *snow_http_req_param(const SnowHttpReq *req, const char *name, size_t *len);
+/* First query parameter named name, decoded ("+" is a space). A key with no
+ * "=" has an empty value. */
+SNOW_API const char *snow_http_req_query(const SnowHttpReq *req, const char *name, size_t *len);
+/* The whole request body (chunked bodies are already decoded). Never NULL;
+ * an empty body has length 0. */
+SNOW_API const void *snow_http_req_body(const SnowHttpReq *req, size_t *len);
+
+/* Response construction. The default response is 200 with an empty body and
+ * no Content-Type. Content-Length, Date, Server and Connection are set by the
+ * server. Functions return 0, -EINVAL (bad argument) or -ENOMEM. */
+SNOW_API int snow_http_res_status(SnowHttpRes *res, int status); /* 200..599 */
+/* Adds a header line (copied). Names must be tokens and values must not
+ * contain CR, LF or NUL; Content-Length, Transfer-Encoding, Connection, Date
+ * and Server are refused with -EINVAL. */
+SNOW_API int snow_http_res_header(SnowHttpRes *res, const char *name, const char *value);
+/* Replaces the body with a copy of data[0..len). */
+SNOW_API int snow_http_res_body(SnowHttpRes *res, const void *data, size_t len);
+/* Appends a copy of data[0..len) to the body. */
+SNOW_API int snow_http_res_write(SnowHttpRes *res, const void *data, size_t len);
+/* Status, Content-Type (may be NULL) and body in one call. */
+SNOW_API int snow_http_res_send(SnowHttpRes *res, int status, const char *content_type, const void *body,
+                                size_t len);
+/* Closes the connection after this response. */
+SNOW_API void snow_http_res_close(SnowHttpRes *res);
+
+/* Server options; snow_http_opts_init fills the defaults given here. */
+typedef struct SnowHttpOpts {
+    size_t max_request_line;  /* 8192 bytes -> 414 */
+    size_t max_header_bytes;  /* 16384 bytes -> 431 */
+    size_t max_headers;       /* 100 fields -> 431 */
+    size_t max_body;          /* 8 MiB -> 413 */
+    int header_timeout_ms;    /* 10000: whole header section -> 408 */
+    int idle_timeout_ms;      /* 60000: keep-alive idle -> close */
+    int body_timeout_ms;      /* 10000: no body progress -> 408 */
+    int write_timeout_ms;     /* 30000: no write progress -> close */
+    int max_connections;      /* 10000: accepting pauses at the limit */
+    int backlog;              /* 511 */
+    const char *tls_cert_file;/* PEM chain, leaf first; NULL: plain TCP */
+    const char *tls_key_file; /* PEM RSA or EC key (PKCS#1, SEC1 or PKCS#8) */
+    /* Called once the socket is bound, with the real port (useful with
+     * port 0 and snow_http_serve); NULL: not called. */
+    void (*on_listen)(int port, void *arg);
+    void *on_listen_arg;
+} SnowHttpOpts;
+
+SNOW_API void snow_http_opts_init(SnowHttpOpts *opts);
+/* Binds host:port (port 0: the kernel picks; host NULL: 0.0.0.0), loads
+ * the TLS files when given, and starts the listener actor. Does not block.
+ * opts may be NULL (defaults). Returns the server, or NULL with *err set
+ * (-errno, SNOW_ETLS, SNOW_EBAD_CONFIG, SNOW_ENOT_RUNNING). */
+SNOW_API SnowHttpServer *snow_http_server_start(SnowRouter *router, const char *host, int port,
+                                                const SnowHttpOpts *opts, int *err);
+/* The bound TCP port. */
+SNOW_API int snow_http_server_port(const SnowHttpServer *server);
+/* Stops accepting and frees the handle; connections in flight finish their
+ * current exchange and close. Callable from any thread, also after
+ * snow_rt_run returned. NULL is ignored. */
+SNOW_API void snow_http_server_stop(SnowHttpServer *server);
+/* Starts a server and parks the calling actor until its listener ends
+ * (runtime shutdown; the listener is linked to the caller, so killing the
+ * caller stops it too). opts->on_listen reports the bound port. Must be
+ * called from an actor (SNOW_ENOT_ACTOR otherwise); returns 0 once the
+ * listener ended, or the error snow_http_server_start would give. */
+SNOW_API int snow_http_serve(SnowRouter *router, const char *host, int port, const SnowHttpOpts *opts);
 
 /* ==== WebSocket (runtime/ws) ==== */
 

@@ -289,7 +289,12 @@ struct actor *actor_self(void);
 
 /* Makes a runnable actor eligible to run; w is the calling worker or NULL. */
 void sched_enqueue(struct actor *a, bool from_waker);
-/* Wakes an actor waiting for any of the conditions in mask (0 = always). */
+/* Wakes an actor waiting for any of the conditions in mask (0 = always).
+ * actor_notify_begin only moves the state; when it returns true the caller
+ * owns the now RUNNABLE actor and must pass it to sched_enqueue, after
+ * dropping any spinlock it holds (enqueueing may make a system call to wake
+ * a worker, which must never happen under a spinlock). */
+bool actor_notify_begin(struct actor *a, unsigned mask);
 void actor_notify(struct actor *a, unsigned mask);
 /* Switches from the running actor to its worker's scheduler loop. */
 void sched_switch_out(int why);
@@ -305,8 +310,9 @@ void actor_finish(struct actor *a);
 void actor_free(struct actor *a);
 /* Delivers an exit signal from `from` with reason to pid. */
 void actor_signal_exit(SnowPid pid, SnowPid from, int reason, bool from_link);
-/* Delivers a message to the locked slot's actor and notifies it. */
-void mailbox_push_locked(struct actor *a, struct msg *m);
+/* Appends a message to the locked slot's actor. Returns the actor when it
+ * must be enqueued once the slot lock is released, else NULL. */
+struct actor *mailbox_push_locked(struct actor *a, struct msg *m);
 void mailbox_free(struct actor *a);
 void registry_remove_actor(struct actor *a);
 void registry_fini(void);

@@ -14,7 +14,7 @@
 
 #include "actor/internal.h"
 
-void mailbox_push_locked(struct actor *a, struct msg *m)
+struct actor *mailbox_push_locked(struct actor *a, struct msg *m)
 {
     m->next = NULL;
     if (a->in_tail)
@@ -23,7 +23,7 @@ void mailbox_push_locked(struct actor *a, struct msg *m)
         a->in_head = m;
     a->in_tail = m;
     atomic_fetch_add(&a->inbox_n, 1); /* seq_cst: pairs with the state load below */
-    actor_notify(a, SNOW_WAIT_MAILBOX);
+    return actor_notify_begin(a, SNOW_WAIT_MAILBOX) ? a : NULL;
 }
 
 static int send_msg(SnowPid pid, struct msg *m)
@@ -34,8 +34,10 @@ static int send_msg(SnowPid pid, struct msg *m)
         free(m);
         return SNOW_ENOPROC;
     }
-    mailbox_push_locked(a, m);
+    struct actor *wake = mailbox_push_locked(a, m);
     proc_release(s);
+    if (wake)
+        sched_enqueue(wake, true);
     return 0;
 }
 

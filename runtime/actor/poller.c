@@ -60,6 +60,7 @@ int poller_init(void)
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0};
     epoll_ctl(pl.epfd, EPOLL_CTL_ADD, pl.evfd, &ev);
     atomic_store(&pl.role, 0);
+    atomic_store(&pl.interrupted, 0);
     return 0;
 }
 
@@ -138,13 +139,17 @@ int poller_poll(int64_t timeout_ns)
         struct SnowIo *io = (struct SnowIo *)(uintptr_t)(d & ((UINT64_C(1) << PTR_BITS) - 1));
         uint16_t gen = (uint16_t)(d >> PTR_BITS);
         unsigned bits = bits_of(evs[i].events);
+        struct actor *wake = NULL;
         rt_spin_lock(&io->lock);
         if (io->gen == gen && io->owner) {
             atomic_fetch_or(&io->ready, bits); /* seq_cst: pairs with the owner's state store */
-            actor_notify(io->owner, bits);
+            if (actor_notify_begin(io->owner, bits))
+                wake = io->owner;
             events++;
         }
         rt_spin_unlock(&io->lock);
+        if (wake)
+            sched_enqueue(wake, true);
     }
     atomic_store(&pl.role, 0);
     return events;

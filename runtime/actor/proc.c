@@ -290,17 +290,20 @@ void actor_signal_exit(SnowPid pid, SnowPid from, int reason, bool from_link)
         return;
     }
     bool untrappable = reason == SNOW_EXIT_SHUTDOWN || (!from_link && reason == SNOW_EXIT_KILLED);
+    struct actor *wake = NULL;
     if (t->trap_exit && !untrappable) {
         SnowExitMsg em = {.from = from, .reason = reason};
         struct msg *m = msg_new(SNOW_TAG_EXIT, from, &em, sizeof em);
         if (m)
-            mailbox_push_locked(t, m);
+            wake = mailbox_push_locked(t, m);
     } else if (reason != SNOW_EXIT_NORMAL || (!from_link && from == pid)) {
         int none = -1;
         atomic_compare_exchange_strong(&t->kill_reason, &none, reason);
-        actor_notify(t, 0);
+        wake = actor_notify_begin(t, 0) ? t : NULL;
     }
     proc_release(s);
+    if (wake)
+        sched_enqueue(wake, true);
 }
 
 int snow_actor_kill(SnowPid pid, int reason)
@@ -415,8 +418,10 @@ static void send_down(SnowPid watcher, uint64_t ref, SnowPid pid, int reason)
     }
     /* The watcher no longer holds this monitor once DOWN is on its way. */
     monvec_del(&w->watching, ref, NULL);
-    mailbox_push_locked(w, m);
+    struct actor *wake = mailbox_push_locked(w, m);
     proc_release(s);
+    if (wake)
+        sched_enqueue(wake, true);
 }
 
 uint64_t snow_actor_monitor(SnowPid pid)

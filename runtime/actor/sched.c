@@ -193,24 +193,28 @@ void sched_enqueue(struct actor *a, bool from_waker)
     wake_idle(NULL);
 }
 
-void actor_notify(struct actor *a, unsigned mask)
+bool actor_notify_begin(struct actor *a, unsigned mask)
 {
     int s = atomic_load(&a->state);
     for (;;) {
         if (s != A_WAITING && s != A_PARKED)
-            return;
-        if (mask && !(atomic_load_explicit((_Atomic unsigned *)&a->wait_events, memory_order_relaxed) & mask))
-            return;
+            return false;
+        if (mask && !(atomic_load_explicit(&a->wait_events, memory_order_relaxed) & mask))
+            return false;
         if (s == A_WAITING) {
             if (atomic_compare_exchange_weak(&a->state, &s, A_NOTIFIED))
-                return;
+                return false;
             continue;
         }
-        if (atomic_compare_exchange_weak(&a->state, &s, A_RUNNABLE)) {
-            sched_enqueue(a, true);
-            return;
-        }
+        if (atomic_compare_exchange_weak(&a->state, &s, A_RUNNABLE))
+            return true;
     }
+}
+
+void actor_notify(struct actor *a, unsigned mask)
+{
+    if (actor_notify_begin(a, mask))
+        sched_enqueue(a, true);
 }
 
 /* ---- switching -------------------------------------------------------------- */
@@ -284,6 +288,10 @@ static void run_actor(struct worker *w, struct actor *a)
             stack_put(w, a->stack);
             a->stack = NULL;
             unsigned got = actor_wait_conditions(a, a->wait_io, a->wait_events, a->wait_deadline);
+            /* Messages an earlier receive moved to the private list are
+             * still unread: hibernating on the mailbox must see them. */
+            if ((a->wait_events & SNOW_WAIT_MAILBOX) && a->priv_head)
+                got |= SNOW_WAIT_MAILBOX;
             int exp = A_WAITING;
             if (!got && atomic_compare_exchange_strong(&a->state, &exp, A_PARKED))
                 return;
@@ -389,6 +397,21 @@ static void idle(struct worker *w)
     atomic_store(&w->sleeping, 0);
 }
 
+/* Spins briefly (tens of microseconds) before sleeping: in request/reply
+ * traffic between workers the next message usually comes sooner than a
+ * futex sleep and wake-up would take. Bounded, so an idle runtime still
+ * goes to sleep at once in human terms. */
+static bool spin_for_work(struct worker *w)
+{
+    for (int i = 0; i < 64; i++) {
+        for (int j = 0; j < 32; j++)
+            __builtin_ia32_pause();
+        if (sched_has_work(w))
+            return true;
+    }
+    return false;
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -407,7 +430,7 @@ static void *worker_main(void *arg)
         run_timers_if_due();
         if (poller_poll(0) > 0)
             continue;
-        if (!local_work(w) && !sched_has_work(w))
+        if (!local_work(w) && !sched_has_work(w) && !spin_for_work(w))
             idle(w);
     }
     stack_thread_fini(w);

@@ -213,8 +213,10 @@ int timers_run(int64_t now)
             struct proc_slot *s;
             struct actor *a = proc_lock(pid, &s);
             if (a) {
-                actor_notify(a, 0);
+                bool wake = actor_notify_begin(a, 0);
                 proc_release(s);
+                if (wake)
+                    sched_enqueue(a, true);
             }
         } else {
             actor_deliver(pid, t->msg);

@@ -33,6 +33,8 @@ struct http_request {
     int chunked;            /* Transfer-Encoding: chunked */
     int keep_alive;         /* after Connection and version rules */
     int upgrade;            /* Connection lists "upgrade" */
+    int expect_continue;    /* Expect: 100-continue (HTTP/1.1 only) */
+    size_t head_len;        /* bytes of request-line + header section */
 };
 
 static inline int http_str_eq_ci(struct http_str s, const char *lit)

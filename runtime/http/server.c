@@ -1,0 +1,366 @@
+/*
+ * server.c: binding, the listener actor, and the server's lifetime.
+ *
+ * The listening socket is non-blocking and registered with the poller by
+ * the listener actor, which parks in actor_wait until a connection is
+ * pending; each accepted socket gets its own connection actor. No thread is
+ * created per listener or per connection.
+ *
+ * Running out of descriptors (EMFILE/ENFILE) or kernel memory on accept must
+ * neither spin nor kill the listener: the pending connection stays in the
+ * backlog, so an immediate retry would fail again at once. The listener
+ * parks instead, for a delay that doubles from 10 ms up to 1 s and resets
+ * after the next successful accept. At the connection limit it stops
+ * accepting (the kernel's backlog holds new arrivals) until a connection
+ * ends and wakes it.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "actor/actor.h"
+#include "http/server.h"
+#include "http/tls.h"
+
+#define BACKOFF_MIN_MS 10
+#define BACKOFF_MAX_MS 1000
+#define ACCEPT_BATCH 64
+
+void snow_http_opts_init(SnowHttpOpts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->max_request_line = HTTP_DEFAULT_MAX_REQUEST_LINE;
+    o->max_header_bytes = HTTP_DEFAULT_MAX_HEADER_BYTES;
+    o->max_headers = HTTP_DEFAULT_MAX_HEADERS;
+    o->max_body = HTTP_DEFAULT_MAX_BODY;
+    o->header_timeout_ms = HTTP_DEFAULT_HEADER_TIMEOUT_MS;
+    o->idle_timeout_ms = HTTP_DEFAULT_IDLE_TIMEOUT_MS;
+    o->body_timeout_ms = HTTP_DEFAULT_BODY_TIMEOUT_MS;
+    o->write_timeout_ms = 30000;
+    o->max_connections = 10000;
+    o->backlog = 511;
+}
+
+void http_server_ref(struct SnowHttpServer *s)
+{
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+}
+
+void http_server_unref(struct SnowHttpServer *s)
+{
+    /* acq_rel: whoever frees must see the other owners' last writes. */
+    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    http_tls_config_free(s->tls);
+    http_router_unref(s->router);
+    free(s);
+}
+
+static void wake_listener(struct SnowHttpServer *s)
+{
+    SnowPid pid = (SnowPid)atomic_load(&s->listener);
+    if (pid && snow_rt_workers() > 0)
+        snow_actor_send(pid, HTTP_LISTENER_WAKE, NULL, 0);
+}
+
+void http_server_conn_done(struct SnowHttpServer *s)
+{
+    atomic_fetch_sub(&s->nconns, 1);
+    /* seq_cst pairs with the listener's "paused = 1, then re-check nconns":
+     * either it sees the freed slot or we see it paused and wake it. */
+    if (atomic_load(&s->paused))
+        wake_listener(s);
+}
+
+static void drain_mailbox(void)
+{
+    while (snow_actor_receive(0))
+        ;
+}
+
+static int set_limits(struct SnowHttpServer *s, const SnowHttpOpts *o)
+{
+    if (o->max_request_line < 16 || o->max_header_bytes < 16 || o->max_headers < 1 || o->max_connections < 1 ||
+        o->max_request_line > (1u << 20) || o->max_header_bytes > (16u << 20) || o->max_headers > 10000 ||
+        o->max_body > ((size_t)1 << 40))
+        return SNOW_EBAD_CONFIG;
+    http_limits_default(&s->lim);
+    s->lim.max_request_line = o->max_request_line;
+    s->lim.max_header_bytes = o->max_header_bytes;
+    s->lim.max_headers = o->max_headers;
+    s->lim.max_body = o->max_body;
+    s->lim.header_timeout_ms = o->header_timeout_ms;
+    s->lim.idle_timeout_ms = o->idle_timeout_ms;
+    s->lim.body_timeout_ms = o->body_timeout_ms;
+    s->write_timeout_ms = o->write_timeout_ms;
+    s->max_conns = o->max_connections;
+    return 0;
+}
+
+/* Numeric addresses only: a name lookup would block. */
+static int bind_listen(struct SnowHttpServer *s, const char *host, int port, int backlog)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    if (port < 0 || port > 65535)
+        return SNOW_EBAD_CONFIG;
+    if (!host || !*host)
+        host = "0.0.0.0";
+    else if (strcmp(host, "localhost") == 0)
+        host = "127.0.0.1";
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        len = sizeof *a4;
+    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        len = sizeof *a6;
+    } else {
+        return SNOW_EBAD_CONFIG;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, backlog > 0 ? backlog : 511) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    len = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &len);
+    s->port = ntohs(ss.ss_family == AF_INET ? a4->sin_port : a6->sin6_port);
+    s->fd = fd;
+    return 0;
+}
+
+/* ---- the listener actor ---- */
+
+struct listener {
+    struct SnowHttpServer *srv;
+    SnowIo *io;
+};
+
+static void listener_terminate(int reason, void *arg)
+{
+    (void)reason;
+    struct listener *l = arg;
+    if (l->io)
+        snow_io_close(l->io);
+    else
+        close(l->srv->fd);
+    atomic_store(&l->srv->listener, 0);
+    http_server_unref(l->srv);
+    free(l);
+}
+
+static void backoff(int *delay_ms, int err)
+{
+    *delay_ms = *delay_ms ? *delay_ms * 2 : BACKOFF_MIN_MS;
+    if (*delay_ms > BACKOFF_MAX_MS)
+        *delay_ms = BACKOFF_MAX_MS;
+    if (*delay_ms == BACKOFF_MIN_MS || *delay_ms == BACKOFF_MAX_MS)
+        rt_log(RT_LOG_WARN, "http: accept failed (%s); retrying in %d ms", snow_strerror(err), *delay_ms);
+    actor_wait(NULL, SNOW_WAIT_MAILBOX, actor_deadline_after_ms(*delay_ms));
+    drain_mailbox();
+}
+
+static void spawn_conn(struct SnowHttpServer *s, int fd)
+{
+    int one = 1;
+    /* Responses are written whole; Nagle would only delay them. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct http_conn_args a = {s, fd, rt_now_ns()};
+    atomic_fetch_add(&s->nconns, 1);
+    http_server_ref(s);
+    if (!snow_actor_spawn(http_conn_main, &a, sizeof a)) {
+        close(fd);
+        atomic_fetch_sub(&s->nconns, 1);
+        http_server_unref(s);
+    }
+}
+
+static void listener_main(void *arg)
+{
+    struct listener *l = calloc(1, sizeof *l);
+    struct SnowHttpServer *s = *(struct SnowHttpServer **)arg;
+    if (!l) {
+        close(s->fd);
+        http_server_unref(s);
+        return;
+    }
+    l->srv = s;
+    snow_actor_set_terminate(listener_terminate, l);
+    int err;
+    l->io = snow_io_open(s->fd, &err);
+    if (!l->io) {
+        rt_log(RT_LOG_ERROR, "http: cannot watch the listening socket: %s", snow_strerror(err));
+        return;
+    }
+    int delay = 0, batch = 0;
+    while (!atomic_load(&s->stopping)) {
+        if (atomic_load(&s->nconns) >= s->max_conns) {
+            atomic_store(&s->paused, 1);
+            if (atomic_load(&s->nconns) >= s->max_conns && !atomic_load(&s->stopping))
+                actor_wait(NULL, SNOW_WAIT_MAILBOX, -1);
+            atomic_store(&s->paused, 0);
+            drain_mailbox();
+            continue;
+        }
+        int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int e = errno;
+        if (fd >= 0) {
+            delay = 0;
+            spawn_conn(s, fd);
+            if (++batch >= ACCEPT_BATCH) {
+                /* A flood of connections must not starve the rest. */
+                batch = 0;
+                snow_actor_yield();
+            }
+            continue;
+        }
+        batch = 0;
+        switch (e) {
+        case EAGAIN:
+#if EAGAIN != EWOULDBLOCK
+        case EWOULDBLOCK:
+#endif
+            actor_wait(l->io, SNOW_WAIT_READABLE | SNOW_WAIT_MAILBOX, -1);
+            drain_mailbox();
+            break;
+        case EINTR:
+        case ECONNABORTED:
+        case EPROTO:
+        case EPERM:
+            break; /* that connection is gone; the next may be fine */
+        default:
+            /* EMFILE, ENFILE, ENOBUFS, ENOMEM and anything unexpected. */
+            backoff(&delay, -e);
+            break;
+        }
+    }
+}
+
+/* ---- public API ---- */
+
+static struct SnowHttpServer *server_new(SnowRouter *router, const char *host, int port, const SnowHttpOpts *opts,
+                                         int *err)
+{
+    SnowHttpOpts defaults;
+    if (!opts) {
+        snow_http_opts_init(&defaults);
+        opts = &defaults;
+    }
+    *err = 0;
+    if (!router) {
+        *err = -EINVAL;
+        return NULL;
+    }
+    if (snow_rt_workers() <= 0) {
+        *err = SNOW_ENOT_RUNNING;
+        return NULL;
+    }
+    struct SnowHttpServer *s = calloc(1, sizeof *s);
+    if (!s) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    s->fd = -1;
+    atomic_init(&s->refs, 1);
+    if ((*err = set_limits(s, opts)) != 0)
+        goto fail;
+    if ((opts->tls_cert_file || opts->tls_key_file) &&
+        (*err = http_tls_config_load(&s->tls, opts->tls_cert_file, opts->tls_key_file)) != 0)
+        goto fail;
+    if ((*err = bind_listen(s, host, port, opts->backlog)) != 0)
+        goto fail;
+    http_router_ref(router);
+    s->router = router;
+    if (opts->on_listen)
+        opts->on_listen(s->port, opts->on_listen_arg);
+    return s;
+fail:
+    http_tls_config_free(s->tls);
+    free(s);
+    return NULL;
+}
+
+static int start_listener(struct SnowHttpServer *s, int link)
+{
+    http_server_ref(s); /* the listener's */
+    struct actor_spawn_opts o = {.worker = -1, .link = link};
+    SnowPid pid = actor_spawn(listener_main, &s, sizeof s, &o);
+    if (!pid) {
+        close(s->fd);
+        http_server_unref(s);
+        return -ENOMEM;
+    }
+    /* If the listener already ended, the pid is stale; sending to it then
+     * fails harmlessly because pids are never reused. */
+    atomic_store(&s->listener, pid);
+    return 0;
+}
+
+SnowHttpServer *snow_http_server_start(SnowRouter *router, const char *host, int port, const SnowHttpOpts *opts,
+                                       int *err)
+{
+    int e;
+    struct SnowHttpServer *s = server_new(router, host, port, opts, &e);
+    if (s && (e = start_listener(s, 0)) != 0) {
+        http_server_unref(s);
+        s = NULL;
+    }
+    if (err)
+        *err = e;
+    return s;
+}
+
+int snow_http_server_port(const SnowHttpServer *s)
+{
+    return s ? s->port : -1;
+}
+
+void snow_http_server_stop(SnowHttpServer *s)
+{
+    if (!s)
+        return;
+    atomic_store(&s->stopping, 1);
+    wake_listener(s);
+    http_server_unref(s);
+}
+
+int snow_http_serve(SnowRouter *router, const char *host, int port, const SnowHttpOpts *opts)
+{
+    if (!actor_in_actor())
+        return SNOW_ENOT_ACTOR;
+    int e;
+    struct SnowHttpServer *s = server_new(router, host, port, opts, &e);
+    if (!s)
+        return e;
+    /* Linked: if the serving actor dies, so does its listener. */
+    if ((e = start_listener(s, 1)) != 0) {
+        http_server_unref(s);
+        return e;
+    }
+    uint64_t ref = snow_actor_monitor((SnowPid)atomic_load(&s->listener));
+    /* The listener holds the server now; holding nothing while parked means
+     * nothing leaks if this actor is killed here. */
+    http_server_unref(s);
+    for (;;) {
+        static const uint64_t down = SNOW_TAG_DOWN;
+        SnowMessage *m = snow_actor_receive_match(&down, 1, -1);
+        if (m && m->len >= sizeof(SnowDownMsg) && ((SnowDownMsg *)(void *)m->data)->ref == ref)
+            break;
+    }
+    return 0;
+}

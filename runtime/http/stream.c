@@ -1,0 +1,172 @@
+/*
+ * stream.c: the generic parking helpers over the stream vtable, and the
+ * plain TCP implementation.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "actor/actor.h"
+#include "http/stream.h"
+
+/* ---- generic helpers ---- */
+
+ssize_t http_stream_read(struct http_stream *s, void *buf, size_t n, int64_t deadline)
+{
+    for (;;) {
+        ssize_t r = s->ops->read(s, buf, n);
+        if (r != -EAGAIN)
+            return r;
+        int w = s->ops->wait(s, SNOW_WAIT_READABLE, deadline);
+        if (w < 0)
+            return w;
+        if (!(w & (SNOW_WAIT_READABLE | SNOW_WAIT_HANGUP)) && (w & SNOW_WAIT_TIMEOUT))
+            return SNOW_ETIMEOUT;
+    }
+}
+
+int http_stream_writev(struct http_stream *s, const struct iovec *iov_in, int iovcnt, int64_t deadline)
+{
+    struct iovec iov[16];
+    if (iovcnt > (int)RT_ARRAY_LEN(iov))
+        return -EINVAL;
+    memcpy(iov, iov_in, (size_t)iovcnt * sizeof iov[0]);
+    struct iovec *v = iov;
+    int left = iovcnt;
+    while (left > 0 && v->iov_len == 0) {
+        v++;
+        left--;
+    }
+    for (;;) {
+        int r;
+        if (left > 0) {
+            ssize_t n = s->ops->writev(s, v, left);
+            if (n >= 0) {
+                size_t k = (size_t)n;
+                while (left > 0 && k >= v->iov_len) {
+                    k -= v->iov_len;
+                    v++;
+                    left--;
+                }
+                if (left > 0) {
+                    v->iov_base = (char *)v->iov_base + k;
+                    v->iov_len -= k;
+                }
+                while (left > 0 && v->iov_len == 0) {
+                    v++;
+                    left--;
+                }
+                if (n > 0)
+                    continue;
+                r = -EAGAIN;
+            } else {
+                r = (int)n;
+            }
+        } else {
+            r = s->ops->flush(s);
+            if (r == 0)
+                return 0;
+        }
+        if (r != -EAGAIN)
+            return r;
+        int w = s->ops->wait(s, SNOW_WAIT_WRITABLE, deadline);
+        if (w < 0)
+            return w;
+        if (!(w & (SNOW_WAIT_WRITABLE | SNOW_WAIT_HANGUP)) && (w & SNOW_WAIT_TIMEOUT))
+            return SNOW_ETIMEOUT;
+    }
+}
+
+int http_stream_write(struct http_stream *s, const void *buf, size_t n, int64_t deadline)
+{
+    struct iovec v = {(void *)buf, n};
+    return http_stream_writev(s, &v, 1, deadline);
+}
+
+int http_stream_wait(struct http_stream *s, unsigned events, int64_t deadline)
+{
+    return s->ops->wait(s, events, deadline);
+}
+
+int http_stream_fd(const struct http_stream *s)
+{
+    return snow_io_fd(s->io);
+}
+
+void http_stream_close(struct http_stream *s)
+{
+    if (!s)
+        return;
+    if (s->back)
+        *s->back = NULL;
+    s->ops->shutdown(s);
+    s->ops->destroy(s);
+}
+
+/* ---- plain TCP ---- */
+
+static ssize_t plain_read(struct http_stream *s, void *buf, size_t n)
+{
+    ssize_t r = read(snow_io_fd(s->io), buf, n);
+    /* errno is read at once: after a park this coroutine may run on
+     * another worker thread, with another errno. */
+    if (r < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    return r;
+}
+
+static ssize_t plain_writev(struct http_stream *s, const struct iovec *iov, int iovcnt)
+{
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = (struct iovec *)iov;
+    m.msg_iovlen = (size_t)iovcnt;
+    /* MSG_NOSIGNAL: a peer that went away must give EPIPE, not SIGPIPE. */
+    ssize_t r = sendmsg(snow_io_fd(s->io), &m, MSG_NOSIGNAL);
+    if (r < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    return r;
+}
+
+static int plain_flush(struct http_stream *s)
+{
+    (void)s;
+    return 0;
+}
+
+static int plain_wait(struct http_stream *s, unsigned events, int64_t deadline)
+{
+    return actor_wait(s->io, events, deadline);
+}
+
+static void plain_shutdown(struct http_stream *s)
+{
+    shutdown(snow_io_fd(s->io), SHUT_WR);
+}
+
+static void plain_destroy(struct http_stream *s)
+{
+    snow_io_close(s->io);
+    free(s);
+}
+
+static const struct http_stream_ops plain_ops = {
+    .read = plain_read,
+    .writev = plain_writev,
+    .flush = plain_flush,
+    .wait = plain_wait,
+    .shutdown = plain_shutdown,
+    .destroy = plain_destroy,
+};
+
+struct http_stream *http_stream_plain(SnowIo *io)
+{
+    struct http_stream *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->ops = &plain_ops;
+    s->io = io;
+    return s;
+}

@@ -1,0 +1,73 @@
+/*
+ * stream.h: one byte-stream interface over a plain TCP socket or a TLS
+ * session, used by the HTTP connection and, after an upgrade, by WebSocket.
+ *
+ * Every call runs on the owning actor. Nothing blocks a worker: the
+ * non-blocking primitives return -EAGAIN, and the parking helpers wait on the
+ * poller (actor_wait) until the socket is ready, a message arrives (when
+ * asked) or the deadline passes. Deadlines are absolute rt_now_ns() values,
+ * < 0 for none.
+ */
+#ifndef SNOW_HTTP_STREAM_H
+#define SNOW_HTTP_STREAM_H
+
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "rt.h"
+
+struct http_stream;
+
+/* The vtable. Implementations: plain (stream.c) and TLS (tls.c). */
+struct http_stream_ops {
+    /* Reads what is available: > 0 bytes, 0 at end of stream, -EAGAIN when
+     * nothing is, another negative code on error. */
+    ssize_t (*read)(struct http_stream *s, void *buf, size_t n);
+    /* Takes what it can without waiting: >= 0 bytes accepted, -EAGAIN or an
+     * error. Accepted bytes may still sit in a buffer until flush. */
+    ssize_t (*writev)(struct http_stream *s, const struct iovec *iov, int iovcnt);
+    /* Pushes buffered output to the socket: 0 when all is out, -EAGAIN, or an
+     * error. */
+    int (*flush)(struct http_stream *s);
+    /* Parks until the stream can make progress in the directions asked
+     * (SNOW_WAIT_READABLE / WRITABLE), or the mailbox is non-empty (with
+     * SNOW_WAIT_MAILBOX), or the deadline passes. Returns the SNOW_WAIT_* set
+     * that holds; readiness means "retry the operation", not a promise. */
+    int (*wait)(struct http_stream *s, unsigned events, int64_t deadline);
+    /* Tells the peer we are done (TLS close_notify, TCP FIN); best effort. */
+    void (*shutdown)(struct http_stream *s);
+    /* Releases the fd (deregistering it from the poller) and the memory. */
+    void (*destroy)(struct http_stream *s);
+};
+
+struct http_stream {
+    const struct http_stream_ops *ops;
+    SnowIo *io;
+    /* When set, closing the stream clears *back: the lender (an HTTP
+     * connection that detached the stream) learns it is gone. */
+    struct http_stream **back;
+};
+
+/* A plain stream over io (registered by the calling actor). NULL on ENOMEM. */
+struct http_stream *http_stream_plain(SnowIo *io);
+
+/* Non-blocking primitives. */
+static inline ssize_t http_stream_read_nb(struct http_stream *s, void *buf, size_t n)
+{
+    return s->ops->read(s, buf, n);
+}
+
+/* Reads at least one byte, parking as needed: > 0 bytes, 0 at end of
+ * stream, SNOW_ETIMEOUT at the deadline, or an error. */
+ssize_t http_stream_read(struct http_stream *s, void *buf, size_t n, int64_t deadline);
+/* Writes all of iov[0..iovcnt) and flushes it, parking as needed ("all or
+ * park"). Returns 0, SNOW_ETIMEOUT or an error. */
+int http_stream_writev(struct http_stream *s, const struct iovec *iov, int iovcnt, int64_t deadline);
+int http_stream_write(struct http_stream *s, const void *buf, size_t n, int64_t deadline);
+/* Parks until readable / writable / mailbox / deadline (see ops->wait). */
+int http_stream_wait(struct http_stream *s, unsigned events, int64_t deadline);
+int http_stream_fd(const struct http_stream *s);
+/* Sends what shutdown says, closes the fd and frees the stream. */
+void http_stream_close(struct http_stream *s);
+
+#endif

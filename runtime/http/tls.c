@@ -1,0 +1,474 @@
+/*
+ * tls.c: TLS with BearSSL's engine API.
+ *
+ * The engine does no I/O: it says what it can do next (SENDREC: records to
+ * send, RECVREC: room for records, SENDAPP / RECVAPP: plaintext in or out).
+ * The pump below moves records between the engine and the non-blocking
+ * socket, and the wait operation parks on the poller for exactly the socket
+ * direction the engine needs, so a handshake never blocks a worker. Only TLS
+ * 1.2 with ECDHE suites is offered (forward secrecy; no static RSA key
+ * exchange).
+ */
+#include <bearssl/bearssl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "actor/actor.h"
+#include "http/tls.h"
+
+struct der {
+    unsigned char *p;
+    size_t n, cap;
+};
+
+struct http_tls_config {
+    br_x509_certificate *chain;
+    size_t chain_len;
+    int key_type;        /* BR_KEYTYPE_RSA or BR_KEYTYPE_EC */
+    int issuer_key_type; /* key type of the CA that signed the leaf */
+    br_skey_decoder_context skey; /* holds the key material; never reused */
+};
+
+static void der_append(void *ctx, const void *data, size_t len)
+{
+    struct der *d = ctx;
+    if (!d->p && d->cap == SIZE_MAX)
+        return; /* an earlier allocation failed */
+    if (d->n + len > d->cap) {
+        size_t c = d->cap ? d->cap : 1024;
+        while (c < d->n + len)
+            c *= 2;
+        unsigned char *p = realloc(d->p, c);
+        if (!p) {
+            free(d->p);
+            d->p = NULL;
+            d->cap = SIZE_MAX;
+            return;
+        }
+        d->p = p;
+        d->cap = c;
+    }
+    memcpy(d->p + d->n, data, len);
+    d->n += len;
+}
+
+static int read_file(const char *path, unsigned char **out, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -errno;
+    struct der d = {0};
+    unsigned char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        der_append(&d, buf, n);
+    int bad = ferror(f);
+    fclose(f);
+    /* A final newline lets the PEM decoder see the last line end. */
+    der_append(&d, "\n", 1);
+    if (bad || !d.p) {
+        free(d.p);
+        return bad ? -EIO : -ENOMEM;
+    }
+    *out = d.p;
+    *len = d.n;
+    return 0;
+}
+
+/* Calls fn(name, der, ctx) for every PEM object in the file. */
+static int pem_each(const char *path, int (*fn)(const char *name, struct der *der, void *ctx), void *ctx)
+{
+    unsigned char *data = NULL;
+    size_t len = 0;
+    int r = read_file(path, &data, &len);
+    if (r < 0) {
+        rt_log(RT_LOG_ERROR, "tls: cannot read %s: %s", path, snow_strerror(r));
+        return r;
+    }
+    br_pem_decoder_context pc;
+    br_pem_decoder_init(&pc);
+    struct der d = {0};
+    char name[128] = "";
+    int inobj = 0, count = 0;
+    const unsigned char *p = data;
+    r = 0;
+    while (len > 0 && r == 0) {
+        size_t k = br_pem_decoder_push(&pc, p, len);
+        p += k;
+        len -= k;
+        switch (br_pem_decoder_event(&pc)) {
+        case BR_PEM_BEGIN_OBJ:
+            snprintf(name, sizeof name, "%s", br_pem_decoder_name(&pc));
+            d.n = 0;
+            br_pem_decoder_setdest(&pc, der_append, &d);
+            inobj = 1;
+            break;
+        case BR_PEM_END_OBJ:
+            if (inobj) {
+                inobj = 0;
+                count++;
+                r = d.p ? fn(name, &d, ctx) : -ENOMEM;
+            }
+            break;
+        case BR_PEM_ERROR:
+            rt_log(RT_LOG_ERROR, "tls: %s is not valid PEM", path);
+            r = SNOW_ETLS;
+            break;
+        default:
+            break;
+        }
+    }
+    free(d.p);
+    free(data);
+    if (r == 0 && (inobj || count == 0)) {
+        rt_log(RT_LOG_ERROR, "tls: %s holds no complete PEM object", path);
+        r = SNOW_ETLS;
+    }
+    return r;
+}
+
+static int add_cert(const char *name, struct der *d, void *ctx)
+{
+    struct http_tls_config *c = ctx;
+    if (strcmp(name, "CERTIFICATE") != 0 && strcmp(name, "X509 CERTIFICATE") != 0)
+        return 0;
+    br_x509_certificate *v = realloc(c->chain, (c->chain_len + 1) * sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    c->chain = v;
+    unsigned char *copy = malloc(d->n);
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, d->p, d->n);
+    v[c->chain_len].data = copy;
+    v[c->chain_len].data_len = d->n;
+    c->chain_len++;
+    return 0;
+}
+
+static int add_key(const char *name, struct der *d, void *ctx)
+{
+    struct http_tls_config *c = ctx;
+    /* PKCS#1 "RSA PRIVATE KEY", SEC1 "EC PRIVATE KEY", PKCS#8 "PRIVATE KEY";
+     * other objects (e.g. "EC PARAMETERS") are skipped. */
+    if (strcmp(name, "RSA PRIVATE KEY") != 0 && strcmp(name, "EC PRIVATE KEY") != 0 &&
+        strcmp(name, "PRIVATE KEY") != 0)
+        return 0;
+    if (c->key_type)
+        return SNOW_ETLS; /* more than one key */
+    br_skey_decoder_init(&c->skey);
+    br_skey_decoder_push(&c->skey, d->p, d->n);
+    if (br_skey_decoder_last_error(&c->skey) != 0)
+        return SNOW_ETLS;
+    c->key_type = br_skey_decoder_key_type(&c->skey);
+    return 0;
+}
+
+int http_tls_config_load(struct http_tls_config **out, const char *cert_file, const char *key_file)
+{
+    *out = NULL;
+    if (!cert_file || !key_file)
+        return SNOW_EBAD_CONFIG;
+    struct http_tls_config *c = calloc(1, sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    int r = pem_each(cert_file, add_cert, c);
+    if (r == 0 && c->chain_len == 0) {
+        rt_log(RT_LOG_ERROR, "tls: no certificate in %s", cert_file);
+        r = SNOW_ETLS;
+    }
+    if (r == 0)
+        r = pem_each(key_file, add_key, c);
+    if (r == 0 && c->key_type != BR_KEYTYPE_RSA && c->key_type != BR_KEYTYPE_EC) {
+        rt_log(RT_LOG_ERROR, "tls: no usable RSA or EC private key in %s", key_file);
+        r = SNOW_ETLS;
+    }
+    if (r == 0) {
+        /* The leaf's signer key type matters for ECDH_* suites under an EC
+         * key (br_ssl_server_init_full_ec). */
+        br_x509_decoder_context xc;
+        br_x509_decoder_init(&xc, NULL, NULL);
+        br_x509_decoder_push(&xc, c->chain[0].data, c->chain[0].data_len);
+        if (br_x509_decoder_last_error(&xc) != 0) {
+            rt_log(RT_LOG_ERROR, "tls: cannot decode the first certificate of %s", cert_file);
+            r = SNOW_ETLS;
+        } else {
+            c->issuer_key_type = br_x509_decoder_get_signer_key_type(&xc);
+            if (!c->issuer_key_type)
+                c->issuer_key_type = c->key_type;
+        }
+    }
+    if (r != 0) {
+        http_tls_config_free(c);
+        return r;
+    }
+    *out = c;
+    return 0;
+}
+
+void http_tls_config_free(struct http_tls_config *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->chain_len; i++)
+        free(c->chain[i].data);
+    free(c->chain);
+    /* The decoder context holds private key bytes: wipe them. */
+    memset(&c->skey, 0, sizeof c->skey);
+    free(c);
+}
+
+/* ---- the stream ---- */
+
+struct tls_stream {
+    struct http_stream base;
+    br_ssl_server_context sc;
+    int eof;   /* the socket reached end of stream */
+    int err;   /* sticky socket error */
+    unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];
+};
+
+static const uint16_t rsa_suites[] = {
+    BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    BR_TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256,
+    BR_TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384,
+};
+
+static const uint16_t ec_suites[] = {
+    BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    BR_TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,
+    BR_TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384,
+};
+
+static int engine_error(struct tls_stream *t)
+{
+    int e = br_ssl_engine_last_error(&t->sc.eng);
+    if (e != BR_ERR_OK)
+        rt_log(RT_LOG_DEBUG, "tls: engine error %d", e);
+    return e == BR_ERR_OK ? SNOW_ECLOSED : SNOW_ETLS;
+}
+
+/*
+ * Moves records without waiting. Returns 1 when something moved, 0 when
+ * nothing could (the socket would block), or a negative error.
+ */
+static int pump(struct tls_stream *t)
+{
+    br_ssl_engine_context *eng = &t->sc.eng;
+    int moved = 0;
+    for (;;) {
+        unsigned st = br_ssl_engine_current_state(eng);
+        int step = 0;
+        if (st & BR_SSL_CLOSED)
+            return moved ? 1 : engine_error(t);
+        if ((st & BR_SSL_SENDREC) && !t->err) {
+            size_t len;
+            unsigned char *buf = br_ssl_engine_sendrec_buf(eng, &len);
+            ssize_t n = send(snow_io_fd(t->base.io), buf, len, MSG_NOSIGNAL);
+            if (n > 0) {
+                br_ssl_engine_sendrec_ack(eng, (size_t)n);
+                step = 1;
+            } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+                t->err = -errno;
+                return t->err;
+            }
+        }
+        if ((st & BR_SSL_RECVREC) && !t->eof && !t->err) {
+            size_t len;
+            unsigned char *buf = br_ssl_engine_recvrec_buf(eng, &len);
+            ssize_t n = read(snow_io_fd(t->base.io), buf, len);
+            if (n > 0) {
+                br_ssl_engine_recvrec_ack(eng, (size_t)n);
+                step = 1;
+            } else if (n == 0) {
+                t->eof = 1;
+                step = 1;
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                t->err = -errno;
+                return t->err;
+            }
+        }
+        if (!step)
+            return moved;
+        moved = 1;
+    }
+}
+
+static ssize_t tls_read(struct http_stream *s, void *buf, size_t n)
+{
+    struct tls_stream *t = (struct tls_stream *)s;
+    br_ssl_engine_context *eng = &t->sc.eng;
+    for (;;) {
+        unsigned st = br_ssl_engine_current_state(eng);
+        if (st & BR_SSL_RECVAPP) {
+            size_t len;
+            unsigned char *p = br_ssl_engine_recvapp_buf(eng, &len);
+            if (len > n)
+                len = n;
+            memcpy(buf, p, len);
+            br_ssl_engine_recvapp_ack(eng, len);
+            return (ssize_t)len;
+        }
+        if (st & BR_SSL_CLOSED) {
+            /* A clean close_notify reads as end of stream. */
+            return br_ssl_engine_last_error(eng) == BR_ERR_OK ? 0 : SNOW_ETLS;
+        }
+        int r = pump(t);
+        if (r < 0)
+            return r;
+        if (r == 0) {
+            /* A peer that drops TCP without close_notify also ends the
+             * stream (a truncated request is then just incomplete). */
+            if (t->eof && !(br_ssl_engine_current_state(eng) & BR_SSL_RECVAPP))
+                return 0;
+            return -EAGAIN;
+        }
+    }
+}
+
+static ssize_t tls_writev(struct http_stream *s, const struct iovec *iov, int iovcnt)
+{
+    struct tls_stream *t = (struct tls_stream *)s;
+    br_ssl_engine_context *eng = &t->sc.eng;
+    size_t done = 0;
+    int i = 0;
+    size_t off = 0;
+    while (i < iovcnt) {
+        unsigned st = br_ssl_engine_current_state(eng);
+        if (st & BR_SSL_CLOSED)
+            return done ? (ssize_t)done : engine_error(t);
+        if (st & BR_SSL_SENDAPP) {
+            size_t len;
+            unsigned char *p = br_ssl_engine_sendapp_buf(eng, &len);
+            size_t k = iov[i].iov_len - off;
+            if (k > len)
+                k = len;
+            memcpy(p, (const char *)iov[i].iov_base + off, k);
+            br_ssl_engine_sendapp_ack(eng, k);
+            done += k;
+            off += k;
+            if (off == iov[i].iov_len) {
+                i++;
+                off = 0;
+            }
+            continue;
+        }
+        /* The record buffer is full or the handshake is not done: move
+         * records, and give up for now if nothing moves. */
+        int r = pump(t);
+        if (r < 0)
+            return done ? (ssize_t)done : r;
+        if (r == 0)
+            return done ? (ssize_t)done : -EAGAIN;
+    }
+    return (ssize_t)done;
+}
+
+static int tls_flush(struct http_stream *s)
+{
+    struct tls_stream *t = (struct tls_stream *)s;
+    br_ssl_engine_flush(&t->sc.eng, 0);
+    for (;;) {
+        unsigned st = br_ssl_engine_current_state(&t->sc.eng);
+        if (st & BR_SSL_CLOSED)
+            return engine_error(t);
+        if (!(st & BR_SSL_SENDREC))
+            return 0;
+        int r = pump(t);
+        if (r < 0)
+            return r;
+        if (r == 0)
+            return -EAGAIN;
+    }
+}
+
+static int tls_wait(struct http_stream *s, unsigned events, int64_t deadline)
+{
+    struct tls_stream *t = (struct tls_stream *)s;
+    unsigned st = br_ssl_engine_current_state(&t->sc.eng);
+    unsigned ready = 0;
+    if ((events & SNOW_WAIT_READABLE) && (st & (BR_SSL_RECVAPP | BR_SSL_CLOSED)))
+        ready |= SNOW_WAIT_READABLE;
+    if ((events & SNOW_WAIT_WRITABLE) && (st & BR_SSL_CLOSED))
+        ready |= SNOW_WAIT_WRITABLE;
+    /* A socket error or (for readers) end of stream is reported at once so
+     * the caller's retry surfaces it; a writer after the peer's FIN still
+     * parks for writability. */
+    if (!ready && (t->err || (t->eof && (events & SNOW_WAIT_READABLE))))
+        ready = events & (SNOW_WAIT_READABLE | SNOW_WAIT_WRITABLE);
+    if (ready)
+        return (int)ready;
+    /* Park for the socket direction the engine needs next. */
+    unsigned need = 0;
+    if (st & BR_SSL_SENDREC)
+        need |= SNOW_WAIT_WRITABLE;
+    if (st & BR_SSL_RECVREC)
+        need |= SNOW_WAIT_READABLE;
+    int w = actor_wait(t->base.io, need | (events & SNOW_WAIT_MAILBOX), deadline);
+    if (w < 0)
+        return w;
+    unsigned out = (unsigned)w & (SNOW_WAIT_MAILBOX | SNOW_WAIT_TIMEOUT | SNOW_WAIT_HANGUP);
+    /* Socket progress is reported as the direction the caller asked for:
+     * the caller retries its operation, which pumps again. */
+    if ((unsigned)w & (SNOW_WAIT_READABLE | SNOW_WAIT_WRITABLE | SNOW_WAIT_HANGUP))
+        out |= events & (SNOW_WAIT_READABLE | SNOW_WAIT_WRITABLE);
+    return (int)out;
+}
+
+static void tls_shutdown(struct http_stream *s)
+{
+    struct tls_stream *t = (struct tls_stream *)s;
+    /* close_notify, sent only if it fits without waiting: a peer that stopped
+     * reading must not hold the actor here. */
+    br_ssl_engine_close(&t->sc.eng);
+    pump(t);
+    shutdown(snow_io_fd(s->io), SHUT_WR);
+}
+
+static void tls_destroy(struct http_stream *s)
+{
+    snow_io_close(s->io);
+    free(s);
+}
+
+static const struct http_stream_ops tls_ops = {
+    .read = tls_read,
+    .writev = tls_writev,
+    .flush = tls_flush,
+    .wait = tls_wait,
+    .shutdown = tls_shutdown,
+    .destroy = tls_destroy,
+};
+
+struct http_stream *http_stream_tls(SnowIo *io, const struct http_tls_config *cfg)
+{
+    struct tls_stream *t = malloc(sizeof *t);
+    if (!t)
+        return NULL;
+    memset(t, 0, offsetof(struct tls_stream, iobuf));
+    t->base.ops = &tls_ops;
+    t->base.io = io;
+    if (cfg->key_type == BR_KEYTYPE_RSA) {
+        br_ssl_server_init_full_rsa(&t->sc, cfg->chain, cfg->chain_len, br_skey_decoder_get_rsa(&cfg->skey));
+        br_ssl_engine_set_suites(&t->sc.eng, rsa_suites, RT_ARRAY_LEN(rsa_suites));
+    } else {
+        br_ssl_server_init_full_ec(&t->sc, cfg->chain, cfg->chain_len, (unsigned)cfg->issuer_key_type,
+                                   br_skey_decoder_get_ec(&cfg->skey));
+        br_ssl_engine_set_suites(&t->sc.eng, ec_suites, RT_ARRAY_LEN(ec_suites));
+    }
+    br_ssl_engine_set_versions(&t->sc.eng, BR_TLS12, BR_TLS12);
+    br_ssl_engine_set_buffer(&t->sc.eng, t->iobuf, sizeof t->iobuf, 1);
+    if (!br_ssl_server_reset(&t->sc)) {
+        free(t);
+        return NULL;
+    }
+    return &t->base;
+}

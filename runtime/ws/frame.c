@@ -1,0 +1,336 @@
+/*
+ * frame.c: the read path of RFC 6455 framing. See frame.h for the contract
+ * and README.md for the invariants this file keeps.
+ */
+#include "ws/frame.h"
+
+#include <string.h>
+
+#include "rt.h"
+#include "ws/close.h"
+
+void ws_decoder_init(struct ws_decoder *d, const struct ws_decoder_config *cfg)
+{
+    memset(d, 0, offsetof(struct ws_decoder, control));
+    d->state = WS_DEC_HEADER;
+    d->need = 2;
+    d->max_message = WS_DEFAULT_MAX_MESSAGE;
+    d->check_utf8 = true;
+    if (cfg) {
+        if (cfg->max_message)
+            d->max_message = cfg->max_message;
+        d->rsv_allowed = cfg->rsv_allowed & (WS_RSV1 | WS_RSV2 | WS_RSV3);
+        d->check_utf8 = !cfg->no_utf8;
+    }
+    d->max_frame = cfg && cfg->max_frame ? cfg->max_frame : d->max_message;
+    rt_utf8_init(&d->utf8);
+}
+
+static int fail(struct ws_decoder *d, uint16_t code)
+{
+    d->state = WS_DEC_FAILED;
+    d->close_code = code;
+    return code == WS_CLOSE_TOO_BIG ? SNOW_ELIMIT : SNOW_EPROTOCOL;
+}
+
+static void expect(struct ws_decoder *d, enum ws_decoder_state state, uint8_t need)
+{
+    d->state = state;
+    d->need = need;
+    d->have = 0;
+}
+
+/*
+ * Limits are checked against the declared length, before any payload
+ * arrives, so a peer announcing 2^62 bytes is refused after its header and
+ * nothing is ever sized from the length.
+ */
+static int check_length(struct ws_decoder *d)
+{
+    if (ws_opcode_is_control(d->b0 & 0xFu))
+        return WS_EV_NONE;
+    uint64_t so_far = d->msg_opcode ? d->msg_len : 0;
+    if (d->frame_len > d->max_frame || d->frame_len > d->max_message - so_far)
+        return fail(d, WS_CLOSE_TOO_BIG);
+    return WS_EV_NONE;
+}
+
+static int on_fixed_header(struct ws_decoder *d)
+{
+    uint8_t b0 = d->hdr[0], b1 = d->hdr[1];
+    unsigned op = b0 & 0xFu;
+    bool fin = b0 & 0x80u;
+    unsigned len7 = b1 & 0x7Fu;
+
+    d->b0 = b0;
+    d->b1 = b1;
+    /* §5.2: RSV bits MUST be 0 unless an extension defining them was
+     * negotiated; the receiver MUST fail the connection otherwise. */
+    if ((b0 & 0x70u) & ~(unsigned)d->rsv_allowed)
+        return fail(d, WS_CLOSE_PROTOCOL_ERROR);
+    switch (op) {
+    case WS_OP_CONT:
+    case WS_OP_TEXT:
+    case WS_OP_BINARY:
+    case WS_OP_CLOSE:
+    case WS_OP_PING:
+    case WS_OP_PONG:
+        break;
+    default:
+        /* §5.2: opcodes 0x3-0x7 and 0xB-0xF are reserved. */
+        return fail(d, WS_CLOSE_PROTOCOL_ERROR);
+    }
+    if (ws_opcode_is_control(op)) {
+        /* §5.5: control frames are never fragmented and carry at most
+         * 125 bytes, so the 7-bit length is the only legal form. */
+        if (!fin || len7 > WS_CONTROL_MAX)
+            return fail(d, WS_CLOSE_PROTOCOL_ERROR);
+    } else if (op == WS_OP_CONT ? !d->msg_opcode : d->msg_opcode != 0) {
+        /* §5.4: a continuation needs a message in progress, and a new
+         * message may not start inside a fragmented one. */
+        return fail(d, WS_CLOSE_PROTOCOL_ERROR);
+    }
+    /* §5.1: a server MUST close the connection on an unmasked frame. */
+    if (!(b1 & 0x80u))
+        return fail(d, WS_CLOSE_PROTOCOL_ERROR);
+
+    if (len7 == 126) {
+        expect(d, WS_DEC_EXTLEN, 2);
+        return WS_EV_NONE;
+    }
+    if (len7 == 127) {
+        expect(d, WS_DEC_EXTLEN, 8);
+        return WS_EV_NONE;
+    }
+    d->frame_len = len7;
+    expect(d, WS_DEC_MASKKEY, 4);
+    return check_length(d);
+}
+
+static int on_extended_length(struct ws_decoder *d)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < d->need; i++)
+        v = v << 8 | d->hdr[i];
+    /* §5.2: "the most significant bit MUST be 0" in the 64-bit form, and
+     * "the minimal number of bytes MUST be used to encode the length", so a
+     * 16-bit length below 126 or a 64-bit one below 65536 is an error. */
+    if (d->need == 2 ? v < 126 : (v >> 63) != 0 || v <= 0xFFFF)
+        return fail(d, WS_CLOSE_PROTOCOL_ERROR);
+    d->frame_len = v;
+    expect(d, WS_DEC_MASKKEY, 4);
+    return check_length(d);
+}
+
+static int control_event(struct ws_decoder *d, struct ws_event *ev)
+{
+    unsigned op = d->b0 & 0xFu;
+    ev->kind = WS_EV_CONTROL;
+    ev->opcode = (uint8_t)op;
+    ev->msg_opcode = 0;
+    ev->fin = true;
+    ev->rsv = d->b0 & 0x70u;
+    ev->frame_len = d->frame_len;
+    ev->data = d->control;
+    ev->len = (size_t)d->frame_len;
+    /* §5.5.1: after a Close the endpoint sends nothing more, so whatever
+     * follows it on the wire is not read. */
+    if (op == WS_OP_CLOSE)
+        d->state = WS_DEC_CLOSED;
+    else
+        expect(d, WS_DEC_HEADER, 2);
+    return WS_EV_CONTROL;
+}
+
+static void data_event(struct ws_decoder *d, struct ws_event *ev, enum ws_event_kind kind)
+{
+    ev->kind = kind;
+    ev->opcode = d->b0 & 0xFu;
+    ev->msg_opcode = d->msg_opcode;
+    ev->fin = d->b0 & 0x80u;
+    ev->rsv = d->b0 & 0x70u;
+    ev->frame_len = d->frame_len;
+    ev->data = NULL;
+    ev->len = 0;
+}
+
+static int on_mask_key(struct ws_decoder *d, struct ws_event *ev)
+{
+    unsigned op = d->b0 & 0xFu;
+    memcpy(d->key, d->hdr, 4);
+    d->frame_done = 0;
+    if (ws_opcode_is_control(op)) {
+        if (d->frame_len == 0)
+            return control_event(d, ev);
+        d->state = WS_DEC_CONTROL;
+        return WS_EV_NONE;
+    }
+    if (op != WS_OP_CONT) {
+        d->msg_opcode = (uint8_t)op;
+        d->msg_len = 0;
+        rt_utf8_init(&d->utf8);
+    }
+    d->msg_len += d->frame_len;
+    d->state = d->frame_len ? WS_DEC_PAYLOAD : WS_DEC_FRAME_END;
+    data_event(d, ev, WS_EV_FRAME);
+    return WS_EV_FRAME;
+}
+
+static int frame_end(struct ws_decoder *d, struct ws_event *ev)
+{
+    data_event(d, ev, WS_EV_FRAME_END);
+    if (ev->fin) {
+        /* §8.1: a text message that ends inside a character is invalid,
+         * even though each byte so far was a valid prefix. */
+        if (d->msg_opcode == WS_OP_TEXT && d->check_utf8 && !rt_utf8_complete(&d->utf8))
+            return fail(d, WS_CLOSE_INVALID_DATA);
+        d->msg_opcode = 0;
+        d->msg_len = 0;
+    }
+    expect(d, WS_DEC_HEADER, 2);
+    return WS_EV_FRAME_END;
+}
+
+int ws_decoder_next(struct ws_decoder *d, uint8_t *buf, size_t len, size_t *used, struct ws_event *ev)
+{
+    size_t off = 0;
+    int rc;
+
+    for (;;) {
+        switch (d->state) {
+        case WS_DEC_HEADER:
+        case WS_DEC_EXTLEN:
+        case WS_DEC_MASKKEY: {
+            size_t take = (size_t)(d->need - d->have);
+            if (take > len - off)
+                take = len - off;
+            if (take)
+                memcpy(d->hdr + d->have, buf + off, take);
+            d->have = (uint8_t)(d->have + take);
+            off += take;
+            if (d->have < d->need) {
+                *used = off;
+                return WS_EV_NONE;
+            }
+            if (d->state == WS_DEC_HEADER)
+                rc = on_fixed_header(d);
+            else if (d->state == WS_DEC_EXTLEN)
+                rc = on_extended_length(d);
+            else
+                rc = on_mask_key(d, ev);
+            if (rc != WS_EV_NONE) {
+                *used = off;
+                return rc;
+            }
+            continue;
+        }
+
+        case WS_DEC_PAYLOAD: {
+            uint64_t left = d->frame_len - d->frame_done;
+            size_t n = len - off;
+            if (n == 0) {
+                *used = off;
+                return WS_EV_NONE;
+            }
+            if (left < n)
+                n = (size_t)left;
+            uint8_t *p = buf + off;
+            ws_unmask(p, n, d->key, (unsigned)(d->frame_done & 3));
+            if (d->msg_opcode == WS_OP_TEXT && d->check_utf8) {
+                size_t ok = rt_utf8_feed(&d->utf8, p, n);
+                if (ok < n) {
+                    *used = off + ok + 1;
+                    return fail(d, WS_CLOSE_INVALID_DATA);
+                }
+            }
+            off += n;
+            d->frame_done += n;
+            if (d->frame_done == d->frame_len)
+                d->state = WS_DEC_FRAME_END;
+            data_event(d, ev, WS_EV_DATA);
+            ev->data = p;
+            ev->len = n;
+            *used = off;
+            return WS_EV_DATA;
+        }
+
+        case WS_DEC_CONTROL: {
+            size_t left = (size_t)(d->frame_len - d->frame_done);
+            size_t n = len - off;
+            if (n == 0) {
+                *used = off;
+                return WS_EV_NONE;
+            }
+            if (left < n)
+                n = left;
+            uint8_t *p = d->control + d->frame_done;
+            memcpy(p, buf + off, n);
+            ws_unmask(p, n, d->key, (unsigned)(d->frame_done & 3));
+            off += n;
+            d->frame_done += n;
+            if (d->frame_done < d->frame_len)
+                continue;
+            *used = off;
+            return control_event(d, ev);
+        }
+
+        case WS_DEC_FRAME_END:
+            *used = off;
+            return frame_end(d, ev);
+
+        case WS_DEC_CLOSED:
+            *used = len;
+            return WS_EV_NONE;
+
+        case WS_DEC_FAILED:
+        default:
+            *used = off;
+            return d->close_code == WS_CLOSE_TOO_BIG ? SNOW_ELIMIT : SNOW_EPROTOCOL;
+        }
+    }
+}
+
+/*
+ * The key repeats every 4 bytes, so 8 bytes at a time XOR with the key
+ * rotated to the current phase, written twice into a 64-bit word. The
+ * unaligned head is done byte by byte so the word loop runs on aligned
+ * addresses; a multiple of 8 bytes leaves the phase unchanged.
+ */
+unsigned ws_unmask(uint8_t *p, size_t n, const uint8_t key[4], unsigned phase)
+{
+    size_t i = 0;
+    phase &= 3;
+    if (n == 0)
+        return phase;
+    while (i < n && ((uintptr_t)(p + i) & 7)) {
+        p[i++] ^= key[phase];
+        phase = (phase + 1) & 3;
+    }
+    if (n - i >= 8) {
+        uint8_t k8[8];
+        for (unsigned j = 0; j < 8; j++)
+            k8[j] = key[(phase + j) & 3];
+        uint64_t m;
+        memcpy(&m, k8, 8);
+        for (; n - i >= 32; i += 32) {
+            uint64_t w[4];
+            memcpy(w, p + i, 32);
+            w[0] ^= m;
+            w[1] ^= m;
+            w[2] ^= m;
+            w[3] ^= m;
+            memcpy(p + i, w, 32);
+        }
+        for (; n - i >= 8; i += 8) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            w ^= m;
+            memcpy(p + i, &w, 8);
+        }
+    }
+    while (i < n) {
+        p[i++] ^= key[phase];
+        phase = (phase + 1) & 3;
+    }
+    return phase;
+}

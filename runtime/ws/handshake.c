@@ -1,0 +1,578 @@
+/*
+ * handshake.c: validation of the client's opening handshake and the two
+ * response writers (RFC 6455 §4.2).
+ *
+ * Checks run in this order; the first that fails decides the answer:
+ *
+ *   check                                              reject           status
+ *   -------------------------------------------------  ---------------  ------
+ *   method is GET (§4.2.1 item 1)                      METHOD           405 + Allow: GET
+ *   HTTP/1.1 or later (§4.2.1 item 1)                  HTTP_VERSION     400
+ *   exactly one non-empty Host (§4.2.1 item 2,
+ *     RFC 7230 §5.4)                                   HOST             400
+ *   Upgrade lists "websocket" (§4.2.1 item 3)          UPGRADE          426 (a)
+ *   Connection lists "upgrade" (§4.2.1 item 4)         CONNECTION       426 (a)
+ *   Sec-WebSocket-Version present and 13 (§4.2.1
+ *     item 6, §4.4)                                    VERSION          426 (a)
+ *   Sec-WebSocket-Version not repeated                 VERSION_DUP      400
+ *   one Sec-WebSocket-Key, canonical base64 of
+ *     exactly 16 bytes (§4.2.1 item 5, §11.3.1)        KEY              400
+ *   Sec-WebSocket-Protocol is a list of tokens (§4.1)  PROTOCOL         400
+ *   Sec-WebSocket-Extensions parses (§9.1)             EXTENSIONS       400
+ *   Origin allowed by the policy (§4.2.2 item 4)       ORIGIN           403
+ *
+ * (a) 426 Upgrade Required carries "Upgrade: websocket" (RFC 7231 §6.5.15
+ * requires an Upgrade header with 426, and RFC 7230 §6.7 then requires
+ * "upgrade" in Connection) and "Sec-WebSocket-Version: 13" (§4.4). A GET
+ * without the Upgrade/Connection pair is a plain request for a resource
+ * that only speaks WebSocket, so 426 tells the client what to do; §4.2.2
+ * item 1's "such as 400" is for requests that do try the handshake and get
+ * it wrong. Every refusal closes the connection.
+ */
+#include "ws/handshake.h"
+
+#include <assert.h>
+#include <bearssl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base64.h"
+#include "rt.h"
+
+/* §1.3, §4.2.2 item 5.4: the GUID appended to the key. */
+static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+static bool is_tchar(unsigned char c)
+{
+    /* RFC 7230 §3.2.6 token characters. */
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return true;
+    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static bool is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static bool str_eq_ci(struct http_str a, struct http_str b)
+{
+    if (a.n != b.n)
+        return false;
+    for (size_t i = 0; i < a.n; i++) {
+        unsigned char x = (unsigned char)a.p[i], y = (unsigned char)b.p[i];
+        if (x >= 'A' && x <= 'Z')
+            x = (unsigned char)(x + 32);
+        if (y >= 'A' && y <= 'Z')
+            y = (unsigned char)(y + 32);
+        if (x != y)
+            return false;
+    }
+    return true;
+}
+
+static struct http_str cstr(const char *s)
+{
+    return (struct http_str){s, strlen(s)};
+}
+
+/*
+ * Next element of a comma-separated list (RFC 7230 §7): skips empty
+ * elements and trims optional whitespace. *pos advances past it.
+ */
+static bool list_next(struct http_str v, size_t *pos, struct http_str *item)
+{
+    size_t i = *pos;
+    while (i < v.n && (v.p[i] == ',' || is_ows(v.p[i])))
+        i++;
+    if (i == v.n) {
+        *pos = i;
+        return false;
+    }
+    size_t start = i;
+    while (i < v.n && v.p[i] != ',')
+        i++;
+    size_t end = i;
+    while (end > start && is_ows(v.p[end - 1]))
+        end--;
+    *item = (struct http_str){v.p + start, end - start};
+    *pos = i;
+    return true;
+}
+
+static size_t count_headers(const struct http_request *req, const char *name, const struct http_header **first)
+{
+    size_t n = 0;
+    *first = NULL;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        if (http_str_eq_ci(req->headers[i].name, name)) {
+            if (!n)
+                *first = &req->headers[i];
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Does any header called name list token (ignoring case)? A list header
+ * may also be sent as several lines (RFC 7230 §3.2.2). */
+static bool headers_list_token(const struct http_request *req, const char *name, const char *token)
+{
+    struct http_str want = cstr(token);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        if (!http_str_eq_ci(req->headers[i].name, name))
+            continue;
+        struct http_str item;
+        size_t pos = 0;
+        while (list_next(req->headers[i].value, &pos, &item))
+            if (str_eq_ci(item, want))
+                return true;
+    }
+    return false;
+}
+
+static bool all_tchars(struct http_str s)
+{
+    if (s.n == 0)
+        return false;
+    for (size_t i = 0; i < s.n; i++)
+        if (!is_tchar((unsigned char)s.p[i]))
+            return false;
+    return true;
+}
+
+/*
+ * §4.2.2 item 5.4 (/subprotocol/): the first of the server's protocols,
+ * in its order of preference, that the client offered. Names compare
+ * exactly: subprotocol names are tokens registered case-sensitively.
+ */
+static int choose_protocol(const struct http_request *req, const struct ws_handshake_config *cfg,
+                           struct http_str *chosen)
+{
+    *chosen = (struct http_str){NULL, 0};
+    for (size_t i = 0; i < req->nheaders; i++) {
+        if (!http_str_eq_ci(req->headers[i].name, "Sec-WebSocket-Protocol"))
+            continue;
+        struct http_str item;
+        size_t pos = 0;
+        while (list_next(req->headers[i].value, &pos, &item))
+            if (!all_tchars(item))
+                return -1;
+    }
+    for (size_t k = 0; cfg && k < cfg->nprotocols; k++) {
+        struct http_str want = cstr(cfg->protocols[k]);
+        for (size_t i = 0; i < req->nheaders; i++) {
+            if (!http_str_eq_ci(req->headers[i].name, "Sec-WebSocket-Protocol"))
+                continue;
+            struct http_str item;
+            size_t pos = 0;
+            while (list_next(req->headers[i].value, &pos, &item)) {
+                if (item.n == want.n && memcmp(item.p, want.p, want.n) == 0) {
+                    *chosen = want;
+                    return 0;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+static size_t skip_ows(struct http_str v, size_t i)
+{
+    while (i < v.n && is_ows(v.p[i]))
+        i++;
+    return i;
+}
+
+static size_t scan_token(struct http_str v, size_t i)
+{
+    while (i < v.n && is_tchar((unsigned char)v.p[i]))
+        i++;
+    return i;
+}
+
+/*
+ * §9.1: extension-list = 1#extension; extension = token *( ";" param );
+ * param = token [ "=" (token / quoted-string) ]. Offers are recorded for
+ * the (future) negotiation; a value that does not parse refuses the
+ * handshake rather than being half understood.
+ */
+static int parse_extensions(struct http_str v, struct ws_handshake *hs)
+{
+    size_t i = 0;
+    for (;;) {
+        while (i < v.n && (v.p[i] == ',' || is_ows(v.p[i])))
+            i++;
+        if (i == v.n)
+            return 0;
+        size_t start = i;
+        i = scan_token(v, i);
+        if (i == start)
+            return -1;
+        struct ws_ext_offer *offer = NULL;
+        if (hs->next < WS_MAX_EXT_OFFERS) {
+            offer = &hs->ext[hs->next++];
+            offer->name = (struct http_str){v.p + start, i - start};
+            offer->first = hs->nparams;
+            offer->nparams = 0;
+        } else {
+            hs->ext_truncated = true;
+        }
+        i = skip_ows(v, i);
+        while (i < v.n && v.p[i] == ';') {
+            i = skip_ows(v, i + 1);
+            size_t ns = i;
+            i = scan_token(v, i);
+            if (i == ns)
+                return -1;
+            struct ws_ext_param param = {{v.p + ns, i - ns}, {NULL, 0}};
+            i = skip_ows(v, i);
+            if (i < v.n && v.p[i] == '=') {
+                i = skip_ows(v, i + 1);
+                if (i < v.n && v.p[i] == '"') {
+                    size_t vs = ++i;
+                    while (i < v.n && v.p[i] != '"') {
+                        if (v.p[i] == '\\')
+                            i++;
+                        i++;
+                    }
+                    if (i >= v.n)
+                        return -1;
+                    param.value = (struct http_str){v.p + vs, i - vs};
+                    i++;
+                } else {
+                    size_t vs = i;
+                    i = scan_token(v, i);
+                    if (i == vs)
+                        return -1;
+                    param.value = (struct http_str){v.p + vs, i - vs};
+                }
+                i = skip_ows(v, i);
+            }
+            if (offer && hs->nparams < WS_MAX_EXT_PARAMS) {
+                hs->ext_params[hs->nparams++] = param;
+                offer->nparams++;
+            } else {
+                hs->ext_truncated = true;
+            }
+        }
+        if (i < v.n && v.p[i] != ',')
+            return -1;
+    }
+}
+
+struct hostport {
+    struct http_str host;
+    long port; /* -1 when absent */
+};
+
+/* host [":" port], host possibly an IPv6 literal in brackets. */
+static bool split_hostport(struct http_str s, struct hostport *out)
+{
+    size_t i;
+    if (s.n == 0)
+        return false;
+    if (s.p[0] == '[') {
+        const char *close = memchr(s.p, ']', s.n);
+        if (!close)
+            return false;
+        i = (size_t)(close - s.p) + 1;
+    } else {
+        for (i = 0; i < s.n && s.p[i] != ':'; i++)
+            if (s.p[i] == '/' || s.p[i] == '@' || s.p[i] == '?' || s.p[i] == '#')
+                return false;
+        if (i == 0)
+            return false;
+    }
+    out->host = (struct http_str){s.p, i};
+    out->port = -1;
+    if (i == s.n)
+        return true;
+    if (s.p[i] != ':' || s.n - i - 1 == 0 || s.n - i - 1 > 5)
+        return false;
+    long port = 0;
+    for (size_t k = i + 1; k < s.n; k++) {
+        if (s.p[k] < '0' || s.p[k] > '9')
+            return false;
+        port = port * 10 + (s.p[k] - '0');
+    }
+    if (port > 65535)
+        return false;
+    out->port = port;
+    return true;
+}
+
+/*
+ * Same-origin: the Origin's host and port (RFC 6454 §4, the scheme's
+ * default when none is written) equal those of Host (the connection's
+ * default when none is written). "null" and anything unparsable differ.
+ */
+static bool same_origin(struct http_str origin, struct http_str host, bool secure)
+{
+    const char *sep = NULL;
+    for (size_t i = 0; i + 3 <= origin.n; i++) {
+        if (memcmp(origin.p + i, "://", 3) == 0) {
+            sep = origin.p + i;
+            break;
+        }
+    }
+    if (!sep)
+        return false;
+    struct http_str scheme = {origin.p, (size_t)(sep - origin.p)};
+    struct http_str auth = {sep + 3, origin.n - scheme.n - 3};
+    long def = -1;
+    if (str_eq_ci(scheme, cstr("http")) || str_eq_ci(scheme, cstr("ws")))
+        def = 80;
+    else if (str_eq_ci(scheme, cstr("https")) || str_eq_ci(scheme, cstr("wss")))
+        def = 443;
+
+    struct hostport o, h;
+    if (!split_hostport(auth, &o) || !split_hostport(host, &h))
+        return false;
+    long oport = o.port >= 0 ? o.port : def;
+    long hport = h.port >= 0 ? h.port : (secure ? 443 : 80);
+    return oport >= 0 && oport == hport && str_eq_ci(o.host, h.host);
+}
+
+static bool origin_allowed(const struct http_request *req, const struct ws_handshake_config *cfg,
+                           struct http_str origin, struct http_str host, bool has_origin)
+{
+    enum ws_origin_policy policy = cfg ? cfg->origin_policy : WS_ORIGIN_SAME;
+    bool require = cfg && cfg->require_origin;
+
+    switch (policy) {
+    case WS_ORIGIN_ANY:
+        return true;
+    case WS_ORIGIN_CALLBACK:
+        return cfg->origin_fn && cfg->origin_fn(cfg->origin_arg, origin, req);
+    case WS_ORIGIN_LIST:
+        if (!has_origin)
+            return !require;
+        for (size_t i = 0; i < cfg->norigins; i++)
+            if (str_eq_ci(origin, cstr(cfg->origins[i])))
+                return true;
+        return false;
+    case WS_ORIGIN_SAME:
+    default:
+        /* §10.2: Origin protects browsers' users; other clients send none
+         * and may claim anything, so its absence is not a reason to refuse. */
+        if (!has_origin)
+            return !require;
+        return same_origin(origin, host, cfg && cfg->secure);
+    }
+}
+
+static int reject(struct ws_handshake *hs, enum ws_reject why)
+{
+    static const int status[] = {
+        [WS_ACCEPTED] = 101,
+        [WS_REJECT_METHOD] = 405,
+        [WS_REJECT_HTTP_VERSION] = 400,
+        [WS_REJECT_HOST] = 400,
+        [WS_REJECT_UPGRADE] = 426,
+        [WS_REJECT_CONNECTION] = 426,
+        [WS_REJECT_VERSION] = 426,
+        [WS_REJECT_VERSION_DUP] = 400,
+        [WS_REJECT_KEY] = 400,
+        [WS_REJECT_PROTOCOL] = 400,
+        [WS_REJECT_EXTENSIONS] = 400,
+        [WS_REJECT_ORIGIN] = 403,
+    };
+    hs->reject = why;
+    hs->status = status[why];
+    return why == WS_ACCEPTED ? 0 : SNOW_EPROTOCOL;
+}
+
+void ws_accept_key(const char *key, size_t n, char out[WS_ACCEPT_LEN + 1])
+{
+    br_sha1_context sha;
+    uint8_t digest[br_sha1_SIZE];
+    br_sha1_init(&sha);
+    br_sha1_update(&sha, key, n);
+    br_sha1_update(&sha, ws_guid, sizeof ws_guid - 1);
+    br_sha1_out(&sha, digest);
+    /* §4.2.2: the base64 of the raw 20-byte digest, not of its hex form. */
+    size_t len = rt_base64_encode(out, digest, sizeof digest);
+    out[len] = '\0';
+}
+
+int ws_handshake_check(const struct http_request *req, const struct ws_handshake_config *cfg,
+                       struct ws_handshake *hs)
+{
+    const struct http_header *h;
+
+    memset(hs, 0, offsetof(struct ws_handshake, ext));
+
+    /* Methods are case-sensitive (RFC 7230 §3.1.1). */
+    if (req->method.n != 3 || memcmp(req->method.p, "GET", 3) != 0)
+        return reject(hs, WS_REJECT_METHOD);
+    if (req->minor_version < 1)
+        return reject(hs, WS_REJECT_HTTP_VERSION);
+
+    if (count_headers(req, "Host", &h) != 1 || h->value.n == 0)
+        return reject(hs, WS_REJECT_HOST);
+    struct http_str host = h->value;
+
+    if (!headers_list_token(req, "Upgrade", "websocket"))
+        return reject(hs, WS_REJECT_UPGRADE);
+    if (!headers_list_token(req, "Connection", "upgrade"))
+        return reject(hs, WS_REJECT_CONNECTION);
+
+    size_t nver = count_headers(req, "Sec-WebSocket-Version", &h);
+    if (nver > 1)
+        return reject(hs, WS_REJECT_VERSION_DUP);
+    if (nver == 0 || h->value.n != 2 || memcmp(h->value.p, "13", 2) != 0)
+        return reject(hs, WS_REJECT_VERSION);
+
+    uint8_t nonce[18];
+    if (count_headers(req, "Sec-WebSocket-Key", &h) != 1 ||
+        rt_base64_decode(nonce, sizeof nonce, h->value.p, h->value.n) != 16)
+        return reject(hs, WS_REJECT_KEY);
+    hs->key = h->value;
+
+    if (choose_protocol(req, cfg, &hs->protocol) < 0)
+        return reject(hs, WS_REJECT_PROTOCOL);
+
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (http_str_eq_ci(req->headers[i].name, "Sec-WebSocket-Extensions") &&
+            parse_extensions(req->headers[i].value, hs) < 0)
+            return reject(hs, WS_REJECT_EXTENSIONS);
+
+    size_t norigin = count_headers(req, "Origin", &h);
+    if (norigin > 1)
+        return reject(hs, WS_REJECT_ORIGIN);
+    if (norigin)
+        hs->origin = h->value;
+    if (!origin_allowed(req, cfg, hs->origin, host, norigin == 1))
+        return reject(hs, WS_REJECT_ORIGIN);
+
+    ws_accept_key(hs->key.p, hs->key.n, hs->accept);
+    return reject(hs, WS_ACCEPTED);
+}
+
+struct out {
+    char *p;
+    size_t cap;
+    size_t len;
+    bool full;
+};
+
+static void put(struct out *o, const char *s, size_t n)
+{
+    if (o->full || n > o->cap - o->len) {
+        o->full = true;
+        return;
+    }
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+}
+
+static void puts_(struct out *o, const char *s)
+{
+    put(o, s, strlen(s));
+}
+
+static int finish(struct out *o)
+{
+    if (o->full || o->len > INT32_MAX)
+        return -ENOBUFS;
+    return (int)o->len;
+}
+
+int ws_handshake_write_101(const struct ws_handshake *hs, char *buf, size_t cap)
+{
+    struct out o = {buf, cap, 0, false};
+    if (hs->status != 101)
+        return -EINVAL;
+    /* §4.2.2 item 5: status line, Upgrade, Connection, the accept value
+     * and the chosen subprotocol, if any. No extension is accepted, so no
+     * Sec-WebSocket-Extensions is sent. */
+    puts_(&o, "HTTP/1.1 101 Switching Protocols\r\n"
+              "Upgrade: websocket\r\n"
+              "Connection: Upgrade\r\n"
+              "Sec-WebSocket-Accept: ");
+    put(&o, hs->accept, WS_ACCEPT_LEN);
+    puts_(&o, "\r\n");
+    if (hs->protocol.n) {
+        puts_(&o, "Sec-WebSocket-Protocol: ");
+        put(&o, hs->protocol.p, hs->protocol.n);
+        puts_(&o, "\r\n");
+    }
+    puts_(&o, "\r\n");
+    return finish(&o);
+}
+
+const char *ws_reject_text(enum ws_reject why)
+{
+    switch (why) {
+    case WS_ACCEPTED:
+        return "accepted";
+    case WS_REJECT_METHOD:
+        return "a WebSocket handshake must use GET";
+    case WS_REJECT_HTTP_VERSION:
+        return "a WebSocket handshake needs HTTP/1.1";
+    case WS_REJECT_HOST:
+        return "missing or repeated Host header";
+    case WS_REJECT_UPGRADE:
+        return "this resource needs Upgrade: websocket";
+    case WS_REJECT_CONNECTION:
+        return "this resource needs Connection: Upgrade";
+    case WS_REJECT_VERSION:
+        return "unsupported Sec-WebSocket-Version; use 13";
+    case WS_REJECT_VERSION_DUP:
+        return "repeated Sec-WebSocket-Version header";
+    case WS_REJECT_KEY:
+        return "missing or invalid Sec-WebSocket-Key";
+    case WS_REJECT_PROTOCOL:
+        return "malformed Sec-WebSocket-Protocol header";
+    case WS_REJECT_EXTENSIONS:
+        return "malformed Sec-WebSocket-Extensions header";
+    case WS_REJECT_ORIGIN:
+        return "origin not allowed";
+    }
+    return "bad WebSocket handshake";
+}
+
+static const char *status_phrase(int status)
+{
+    switch (status) {
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 405:
+        return "Method Not Allowed";
+    case 426:
+        return "Upgrade Required";
+    default:
+        return "Error";
+    }
+}
+
+int ws_handshake_write_reject(const struct ws_handshake *hs, char *buf, size_t cap)
+{
+    struct out o = {buf, cap, 0, false};
+    char line[64];
+    if (hs->status == 101 || hs->reject == WS_ACCEPTED)
+        return -EINVAL;
+
+    snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", hs->status, status_phrase(hs->status));
+    puts_(&o, line);
+    if (hs->status == 405)
+        puts_(&o, "Allow: GET\r\n");
+    if (hs->status == 426)
+        puts_(&o, "Upgrade: websocket\r\n"
+                  "Sec-WebSocket-Version: 13\r\n"
+                  "Connection: Upgrade, close\r\n");
+    else
+        puts_(&o, "Connection: close\r\n");
+    const char *text = ws_reject_text(hs->reject);
+    snprintf(line, sizeof line, "Content-Length: %zu\r\n", strlen(text) + 1);
+    puts_(&o, "Content-Type: text/plain; charset=utf-8\r\n");
+    puts_(&o, line);
+    puts_(&o, "\r\n");
+    puts_(&o, text);
+    puts_(&o, "\n");
+    return finish(&o);
+}

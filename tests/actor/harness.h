@@ -1,0 +1,34 @@
+/* Shared helpers for the actor suites: start the runtime, run one root
+ * actor to completion, and assert on the main thread afterwards (Check's
+ * assertions are not made from worker threads). */
+#ifndef SNOW_TEST_ACTOR_HARNESS_H
+#define SNOW_TEST_ACTOR_HARNESS_H
+
+#include <check.h>
+#include <stdatomic.h>
+
+#include "actor/actor.h"
+#include "snow_rt.h"
+
+#define RUN_ROOT(nworkers, fn, arg)                                  \
+    do {                                                             \
+        ck_assert_int_eq(snow_rt_init(nworkers), 0);                 \
+        ck_assert_uint_ne(snow_actor_spawn((fn), (arg), 0), 0);      \
+        ck_assert_int_eq(snow_rt_run(), 0);                          \
+    } while (0)
+
+/* Receives until a message with tag arrives (others are dropped). */
+static inline SnowMessage *recv_tag(uint64_t tag, int timeout_ms)
+{
+    return snow_actor_receive_match(&tag, 1, timeout_ms);
+}
+
+Suite *sched_suite(void);
+Suite *mailbox_suite(void);
+Suite *links_suite(void);
+Suite *timer_suite(void);
+Suite *io_suite(void);
+Suite *stack_suite(void);
+Suite *misc_suite(void);
+
+#endif

@@ -1,0 +1,172 @@
+/* Parking on I/O: readiness, mailbox and deadline in one wait; 10,000
+ * actors parked on socketpairs all woken. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static atomic_long result;
+
+static void wait_kinds_root(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    int err;
+    SnowIo *io = snow_io_open(sv[0], &err);
+    long r = (long)(io != NULL && err == 0) << 15;
+    /* Nothing to read: the deadline ends the wait. */
+    int got = snow_wait(io, SNOW_WAIT_READABLE | SNOW_WAIT_MAILBOX, 30);
+    r |= (long)(got == SNOW_WAIT_TIMEOUT) << 0;
+    /* A message ends it. */
+    snow_actor_send(snow_actor_self(), 1, NULL, 0);
+    got = snow_wait(io, SNOW_WAIT_READABLE | SNOW_WAIT_MAILBOX, 1000);
+    r |= (long)((got & SNOW_WAIT_MAILBOX) && !(got & SNOW_WAIT_READABLE)) << 1;
+    snow_actor_receive(0);
+    /* Data ends it. */
+    ssize_t w = write(sv[1], "ping", 4);
+    got = snow_wait(io, SNOW_WAIT_READABLE | SNOW_WAIT_MAILBOX, 1000);
+    r |= (long)(w == 4 && (got & SNOW_WAIT_READABLE) && !(got & SNOW_WAIT_MAILBOX)) << 2;
+    char buf[8];
+    r |= (long)(read(sv[0], buf, sizeof buf) == 4) << 3;
+    r |= (long)(read(sv[0], buf, sizeof buf) < 0 && errno == EAGAIN) << 4;
+    /* Readiness was consumed: waiting again parks until the deadline. */
+    got = snow_wait(io, SNOW_WAIT_READABLE, 20);
+    r |= (long)(got == SNOW_WAIT_TIMEOUT) << 5;
+    /* Writable right away on an empty socket buffer. */
+    got = snow_wait(io, SNOW_WAIT_WRITABLE, 1000);
+    r |= (long)((got & SNOW_WAIT_WRITABLE) != 0) << 6;
+    /* The peer hangs up: readable with HANGUP, read returns 0. */
+    close(sv[1]);
+    got = snow_wait(io, SNOW_WAIT_READABLE, 1000);
+    r |= (long)((got & SNOW_WAIT_READABLE) && read(sv[0], buf, sizeof buf) == 0) << 7;
+    snow_io_close(io);
+    atomic_store(&result, r);
+}
+
+START_TEST(wait_reports_what_happened)
+{
+    atomic_store(&result, 0);
+    RUN_ROOT(2, wait_kinds_root, NULL);
+    ck_assert_int_eq(atomic_load(&result), 0x80ff);
+}
+END_TEST
+
+/* 10,000 actors, each parked on one end of a socketpair (5,000 pairs, so
+ * 10,000 fds under the 20,000 open-file limit); the writer wakes them all. */
+#define PARKED 10000
+
+static int fds[PARKED];
+static atomic_long woken, bad;
+
+static void parked_reader(void *arg)
+{
+    int i = *(int *)arg;
+    int err;
+    SnowIo *io = snow_io_open(fds[i], &err);
+    if (!io) {
+        atomic_fetch_add(&bad, 1);
+        return;
+    }
+    atomic_fetch_add(&result, 1);
+    char c;
+    for (;;) {
+        ssize_t n = read(fds[i], &c, 1);
+        if (n == 1) {
+            if (c != (char)('a' + i % 26))
+                atomic_fetch_add(&bad, 1);
+            break;
+        }
+        if (n == 0 || (n < 0 && errno != EAGAIN)) {
+            atomic_fetch_add(&bad, 1);
+            break;
+        }
+        snow_wait(io, SNOW_WAIT_READABLE, -1);
+    }
+    atomic_fetch_add(&woken, 1);
+    /* Stay until every reader was woken, so no peer end closes early;
+     * the fd is closed at exit. */
+    snow_actor_receive(-1);
+}
+
+static SnowPid readers[PARKED];
+
+static void parked_root(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < PARKED; i++)
+        readers[i] = snow_actor_spawn(parked_reader, &i, sizeof i);
+    while (atomic_load(&result) < PARKED && !atomic_load(&bad))
+        snow_sleep(5);
+    snow_sleep(20); /* let them all park */
+    for (int i = 0; i < PARKED; i++) {
+        char c = (char)('a' + i % 26);
+        if (write(fds[i ^ 1], &c, 1) != 1) /* fds[i ^ 1] is the peer of fds[i] */
+            atomic_fetch_add(&bad, 1);
+    }
+    for (int t = 0; t < 2000 && atomic_load(&woken) + atomic_load(&bad) < PARKED; t++)
+        snow_sleep(5);
+    for (int i = 0; i < PARKED; i++)
+        snow_actor_send(readers[i], 1, NULL, 0);
+}
+
+START_TEST(ten_thousand_parked_on_sockets)
+{
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    ck_assert_int_ge((long)rl.rlim_cur, PARKED + 100);
+    for (int i = 0; i < PARKED; i += 2) {
+        int sv[2];
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+        fds[i] = sv[0];
+        fds[i + 1] = sv[1];
+    }
+    atomic_store(&result, 0);
+    atomic_store(&woken, 0);
+    atomic_store(&bad, 0);
+    RUN_ROOT(2, parked_root, NULL);
+    ck_assert_int_eq(atomic_load(&bad), 0);
+    ck_assert_int_eq(atomic_load(&woken), PARKED);
+}
+END_TEST
+
+/* An fd left open by an actor that exits is closed and deregistered. */
+static int leaked_fd = -1;
+
+static void opener(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    leaked_fd = sv[0];
+    snow_io_open(sv[0], NULL);
+    close(sv[1]);
+}
+
+START_TEST(exit_closes_owned_fds)
+{
+    RUN_ROOT(1, opener, NULL);
+    ck_assert_int_ge(leaked_fd, 0);
+    ck_assert_int_eq(fcntl(leaked_fd, F_GETFD), -1);
+    ck_assert_int_eq(errno, EBADF);
+}
+END_TEST
+
+Suite *io_suite(void)
+{
+    Suite *s = suite_create("io");
+    TCase *tc = tcase_create("io");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, wait_reports_what_happened);
+    tcase_add_test(tc, ten_thousand_parked_on_sockets);
+    tcase_add_test(tc, exit_closes_owned_fds);
+    suite_add_tcase(s, tc);
+    return s;
+}

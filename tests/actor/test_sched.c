@@ -1,0 +1,290 @@
+/* Scheduler: spawning, yielding, reductions, work stealing, shutdown. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static atomic_long counter;
+static atomic_int on_worker[8];
+
+static void count_child(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&counter, 1);
+}
+
+static void spawn_many(void *arg)
+{
+    long n = (long)(intptr_t)arg;
+    for (long i = 0; i < n; i++)
+        if (!snow_actor_spawn(count_child, NULL, 0))
+            atomic_fetch_sub(&counter, 1000000);
+}
+
+START_TEST(spawn_and_exit_100k)
+{
+    atomic_store(&counter, 0);
+    RUN_ROOT(2, spawn_many, (void *)(intptr_t)100000);
+    ck_assert_int_eq(atomic_load(&counter), 100000);
+}
+END_TEST
+
+static void copy_args_child(void *arg)
+{
+    const char *s = arg;
+    if (!strcmp(s, "hello actor") && ((uintptr_t)arg % 16) == 0)
+        atomic_fetch_add(&counter, 1);
+}
+
+static void copy_args_root(void *arg)
+{
+    (void)arg;
+    char buf[32] = "hello actor";
+    snow_actor_spawn(copy_args_child, buf, sizeof buf);
+    memset(buf, 'x', sizeof buf); /* the child must have its own copy */
+}
+
+START_TEST(spawn_copies_args)
+{
+    atomic_store(&counter, 0);
+    RUN_ROOT(1, copy_args_root, NULL);
+    ck_assert_int_eq(atomic_load(&counter), 1);
+}
+END_TEST
+
+/* Two actors on one worker alternate strictly when they yield. */
+static char trace[64];
+static atomic_int trace_n;
+
+static void yielder(void *arg)
+{
+    char c = *(char *)arg;
+    for (int i = 0; i < 5; i++) {
+        trace[atomic_fetch_add(&trace_n, 1)] = c;
+        snow_actor_yield();
+    }
+}
+
+static void yield_root(void *arg)
+{
+    (void)arg;
+    char a = 'a', b = 'b';
+    snow_actor_spawn(yielder, &a, 1);
+    snow_actor_spawn(yielder, &b, 1);
+}
+
+START_TEST(yield_alternates)
+{
+    atomic_store(&trace_n, 0);
+    RUN_ROOT(1, yield_root, NULL);
+    ck_assert_int_eq(atomic_load(&trace_n), 10);
+    trace[10] = 0;
+    ck_assert_str_eq(trace, "ababababab");
+}
+END_TEST
+
+/* A busy actor calling snow_reduction_check lets another actor run on the
+ * same single worker: without preemption the flag would never be seen. */
+static atomic_int flag;
+
+static void spinner(void *arg)
+{
+    (void)arg;
+    long spins = 0;
+    while (!atomic_load(&flag)) {
+        snow_reduction_check();
+        if (++spins > 2000000000L)
+            return;
+    }
+    atomic_fetch_add(&counter, 1);
+}
+
+static void setter(void *arg)
+{
+    (void)arg;
+    atomic_store(&flag, 1);
+}
+
+static void reduction_root(void *arg)
+{
+    (void)arg;
+    snow_actor_spawn(spinner, NULL, 0);
+    snow_actor_spawn(setter, NULL, 0);
+}
+
+START_TEST(reductions_preempt)
+{
+    atomic_store(&flag, 0);
+    atomic_store(&counter, 0);
+    RUN_ROOT(1, reduction_root, NULL);
+    ck_assert_int_eq(atomic_load(&counter), 1);
+}
+END_TEST
+
+/* Work stealing: actors spawned by one actor on worker 0 end up running on
+ * both workers. Each burns CPU without parking, so only stealing can move
+ * them. */
+static void busy_child(void *arg)
+{
+    (void)arg;
+    volatile unsigned x = 0;
+    for (int i = 0; i < 200000; i++) {
+        x += (unsigned)i;
+        if ((i & 1023) == 0)
+            snow_reduction_check();
+    }
+    int w = actor_worker_index();
+    if (w >= 0 && w < 8)
+        atomic_fetch_add(&on_worker[w], 1);
+}
+
+static void steal_root(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 400; i++)
+        snow_actor_spawn(busy_child, NULL, 0);
+}
+
+START_TEST(work_stealing_moves_work)
+{
+    for (int i = 0; i < 8; i++)
+        atomic_store(&on_worker[i], 0);
+    struct actor_spawn_opts o = {.worker = 0, .pinned = true};
+    ck_assert_int_eq(snow_rt_init(2), 0);
+    ck_assert(actor_spawn(steal_root, NULL, 0, &o));
+    snow_rt_run();
+    ck_assert_int_eq(atomic_load(&on_worker[0]) + atomic_load(&on_worker[1]), 400);
+    ck_assert_int_gt(atomic_load(&on_worker[0]), 0);
+    ck_assert_int_gt(atomic_load(&on_worker[1]), 0);
+}
+END_TEST
+
+/* Pinned actors stay on their worker. */
+static void pinned_child(void *arg)
+{
+    int want = *(int *)arg;
+    for (int i = 0; i < 50; i++) {
+        if (actor_worker_index() != want)
+            return;
+        snow_actor_yield();
+        snow_sleep(0);
+    }
+    atomic_fetch_add(&counter, 1);
+}
+
+static void pinned_root(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 20; i++) {
+        int w = i % 2;
+        struct actor_spawn_opts o = {.worker = w, .pinned = true};
+        actor_spawn(pinned_child, &w, sizeof w, &o);
+    }
+}
+
+START_TEST(pinned_actors_stay_home)
+{
+    atomic_store(&counter, 0);
+    RUN_ROOT(2, pinned_root, NULL);
+    ck_assert_int_eq(atomic_load(&counter), 20);
+}
+END_TEST
+
+/* Shutdown kills parked actors with SNOW_EXIT_SHUTDOWN and runs their
+ * terminate callbacks; snow_rt_run returns. */
+static atomic_int shutdown_seen;
+
+static void on_term(int reason, void *arg)
+{
+    (void)arg;
+    if (reason == SNOW_EXIT_SHUTDOWN)
+        atomic_fetch_add(&shutdown_seen, 1);
+}
+
+static void parked_forever(void *arg)
+{
+    (void)arg;
+    snow_actor_set_terminate(on_term, NULL);
+    snow_actor_trap_exit(1); /* shutdown cannot be trapped */
+    for (;;)
+        snow_actor_receive(-1);
+}
+
+static void shutdown_root(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 100; i++)
+        snow_actor_spawn(parked_forever, NULL, 0);
+    snow_sleep(20);
+    snow_rt_shutdown();
+    parked_forever(NULL);
+}
+
+START_TEST(shutdown_is_clean)
+{
+    atomic_store(&shutdown_seen, 0);
+    RUN_ROOT(2, shutdown_root, NULL);
+    ck_assert_int_eq(atomic_load(&shutdown_seen), 101);
+    ck_assert_int_eq(snow_rt_workers(), 0);
+    /* The runtime can start again after a clean stop. */
+    atomic_store(&counter, 0);
+    RUN_ROOT(2, spawn_many, (void *)(intptr_t)10);
+    ck_assert_int_eq(atomic_load(&counter), 10);
+}
+END_TEST
+
+START_TEST(workers_from_env)
+{
+    setenv("SNOW_WORKERS", "3", 1);
+    ck_assert_int_eq(snow_rt_init(0), 0);
+    ck_assert_int_eq(snow_rt_workers(), 3);
+    ck_assert_int_eq(snow_rt_run(), 0);
+    unsetenv("SNOW_WORKERS");
+}
+END_TEST
+
+/* An idle runtime (actors parked, nothing to do) burns no CPU. */
+static void idle_root(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 1000; i++)
+        snow_actor_spawn(parked_forever, NULL, 0);
+    snow_sleep(50);
+    clock_t c0 = clock();
+    snow_sleep(500);
+    clock_t c1 = clock();
+    /* CPU time of the whole process over half a second of idleness. */
+    atomic_store(&counter, (long)((c1 - c0) * 1000 / CLOCKS_PER_SEC));
+    snow_rt_shutdown();
+}
+
+START_TEST(idle_costs_no_cpu)
+{
+    atomic_store(&counter, -1);
+    RUN_ROOT(2, idle_root, NULL);
+    /* Spinning workers would use ~1000 ms of CPU here; allow 50 ms. */
+    ck_assert_int_ge(atomic_load(&counter), 0);
+    ck_assert_int_lt(atomic_load(&counter), 50);
+}
+END_TEST
+
+Suite *sched_suite(void)
+{
+    Suite *s = suite_create("sched");
+    TCase *tc = tcase_create("sched");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, spawn_and_exit_100k);
+    tcase_add_test(tc, spawn_copies_args);
+    tcase_add_test(tc, yield_alternates);
+    tcase_add_test(tc, reductions_preempt);
+    tcase_add_test(tc, work_stealing_moves_work);
+    tcase_add_test(tc, pinned_actors_stay_home);
+    tcase_add_test(tc, shutdown_is_clean);
+    tcase_add_test(tc, workers_from_env);
+    tcase_add_test(tc, idle_costs_no_cpu);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,18 @@
+#include <stdlib.h>
+
+#include "util.h"
+
+int main(void)
+{
+    SRunner *sr = srunner_create(base64_suite());
+    srunner_add_suite(sr, utf8_suite());
+    srunner_add_suite(sr, decoder_suite());
+    srunner_add_suite(sr, encoder_suite());
+    srunner_add_suite(sr, message_suite());
+    srunner_add_suite(sr, close_suite());
+    srunner_add_suite(sr, handshake_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,273 @@
+#include "util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "rt.h"
+#include "ws/close.h"
+
+const uint8_t test_key[4] = {0x37, 0xfa, 0x21, 0x3d};
+
+uint8_t *guard_place(struct guard *g, const void *p, size_t n)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (!g->base || n > g->usable) {
+        guard_free(g);
+        size_t usable = (n + page - 1) / page * page;
+        if (usable == 0)
+            usable = page;
+        void *m = mmap(NULL, usable + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        ck_assert_ptr_ne(m, MAP_FAILED);
+        ck_assert_int_eq(mprotect((uint8_t *)m + usable, page, PROT_NONE), 0);
+        g->base = m;
+        g->usable = usable;
+        g->mapped = usable + page;
+    }
+    uint8_t *dst = g->base + g->usable - n;
+    if (n)
+        memcpy(dst, p, n);
+    return dst;
+}
+
+void guard_free(struct guard *g)
+{
+    if (g->base)
+        munmap(g->base, g->mapped);
+    g->base = NULL;
+    g->usable = g->mapped = 0;
+}
+
+void tb_init(struct tbuf *t)
+{
+    memset(t, 0, sizeof *t);
+}
+
+void tb_free(struct tbuf *t)
+{
+    free(t->p);
+    tb_init(t);
+}
+
+void tb_put(struct tbuf *t, const void *p, size_t n)
+{
+    if (t->n + n > t->cap) {
+        size_t cap = t->cap ? t->cap : 256;
+        while (cap < t->n + n)
+            cap *= 2;
+        t->p = realloc(t->p, cap);
+        QCHECK(t->p != NULL);
+        t->cap = cap;
+    }
+    if (n)
+        memcpy(t->p + t->n, p, n);
+    t->n += n;
+}
+
+void tb_printf(struct tbuf *t, const char *fmt, ...)
+{
+    char s[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(s, sizeof s, fmt, ap);
+    va_end(ap);
+    QCHECK(n >= 0 && (size_t)n < sizeof s);
+    tb_put(t, s, (size_t)n);
+}
+
+void tb_close_run(struct tbuf *t)
+{
+    if (t->in_data)
+        tb_put(t, "] ", 2);
+    t->in_data = false;
+}
+
+void tb_frame(struct tbuf *t, unsigned op, bool fin, uint64_t len)
+{
+    tb_close_run(t);
+    tb_printf(t, "F%u/%d/%llu ", op, fin, (unsigned long long)len);
+}
+
+void tb_data(struct tbuf *t, const void *p, size_t n)
+{
+    if (!t->in_data)
+        tb_put(t, "D[", 2);
+    t->in_data = true;
+    tb_put(t, p, n);
+}
+
+void tb_end(struct tbuf *t, unsigned op, bool fin)
+{
+    tb_close_run(t);
+    tb_printf(t, "E%u/%d ", op, fin);
+}
+
+void tb_ctl(struct tbuf *t, unsigned op, const void *p, size_t n)
+{
+    tb_close_run(t);
+    tb_printf(t, "C%u[", op);
+    tb_put(t, p, n);
+    tb_put(t, "] ", 2);
+}
+
+void tb_err(struct tbuf *t, unsigned code, uint64_t at)
+{
+    tb_close_run(t);
+    tb_printf(t, "!%u@%llu", code, (unsigned long long)at);
+}
+
+void mk_frame_ex(struct tbuf *t, uint8_t b0, const uint8_t *key, const void *payload, size_t n, int len_bytes,
+                 uint64_t declared_len)
+{
+    uint8_t h[14];
+    size_t hn = 0;
+    uint64_t len = declared_len ? declared_len : n;
+    uint8_t mbit = key ? 0x80 : 0;
+    if (len_bytes == 0)
+        len_bytes = len < 126 ? 1 : len <= 0xFFFF ? 2 : 8;
+    h[hn++] = b0;
+    if (len_bytes == 1) {
+        h[hn++] = (uint8_t)(mbit | len);
+    } else if (len_bytes == 2) {
+        h[hn++] = mbit | 126;
+        h[hn++] = (uint8_t)(len >> 8);
+        h[hn++] = (uint8_t)len;
+    } else {
+        h[hn++] = mbit | 127;
+        for (int i = 7; i >= 0; i--)
+            h[hn++] = (uint8_t)(len >> (8 * i));
+    }
+    if (key) {
+        memcpy(h + hn, key, 4);
+        hn += 4;
+    }
+    tb_put(t, h, hn);
+    size_t at = t->n;
+    tb_put(t, payload, n);
+    /* The reference masking loop of §5.3, byte by byte. */
+    for (size_t i = 0; key && i < n; i++)
+        t->p[at + i] ^= key[i % 4];
+}
+
+void mk_frame(struct tbuf *t, uint8_t b0, const void *payload, size_t n)
+{
+    mk_frame_ex(t, b0, test_key, payload, n, 0, 0);
+}
+
+void run_decoder(const struct ws_decoder_config *cfg, const uint8_t *in, size_t n, const size_t *cuts,
+                 size_t ncuts, struct tbuf *t)
+{
+    static struct guard g;
+    struct ws_decoder d;
+    struct ws_event ev;
+    size_t start = 0;
+
+    ws_decoder_init(&d, cfg);
+    for (size_t k = 0; k <= ncuts; k++) {
+        size_t end = k < ncuts ? cuts[k] : n;
+        size_t len = end - start;
+        uint8_t *chunk = guard_place(&g, in + start, len);
+        size_t off = 0;
+        for (;;) {
+            size_t used = 0;
+            int rc = ws_decoder_next(&d, chunk + off, len - off, &used, &ev);
+            QCHECK(used <= len - off);
+            off += used;
+            if (rc < 0) {
+                QCHECK(ws_decoder_close_code(&d) != 0);
+                QCHECK(rc == (ws_decoder_close_code(&d) == WS_CLOSE_TOO_BIG ? SNOW_ELIMIT : SNOW_EPROTOCOL));
+                tb_err(t, ws_decoder_close_code(&d), start + off);
+                /* Errors are sticky and consume nothing more. */
+                QCHECK(ws_decoder_next(&d, chunk + off, len - off, &used, &ev) == rc);
+                QCHECK(used == 0);
+                return;
+            }
+            if (rc == WS_EV_NONE) {
+                QCHECK(off == len);
+                break;
+            }
+            QCHECK(rc == (int)ev.kind);
+            switch (ev.kind) {
+            case WS_EV_FRAME:
+                tb_frame(t, ev.opcode, ev.fin, ev.frame_len);
+                break;
+            case WS_EV_DATA:
+                QCHECK(ev.len > 0);
+                QCHECK(ev.data >= chunk && ev.data + ev.len <= chunk + off);
+                tb_data(t, ev.data, ev.len);
+                break;
+            case WS_EV_FRAME_END:
+                tb_end(t, ev.opcode, ev.fin);
+                break;
+            case WS_EV_CONTROL:
+                QCHECK(ev.len <= WS_CONTROL_MAX);
+                tb_ctl(t, ev.opcode, ev.data, ev.len);
+                break;
+            default:
+                ck_abort_msg("unexpected event %d", ev.kind);
+            }
+        }
+        start = end;
+    }
+    tb_close_run(t);
+}
+
+static void show(const char *what, const struct tbuf *t)
+{
+    fprintf(stderr, "%s (%zu bytes): ", what, t->n);
+    for (size_t i = 0; i < t->n && i < 200; i++) {
+        uint8_t c = t->p[i];
+        if (c >= 0x20 && c < 0x7f)
+            fputc(c, stderr);
+        else
+            fprintf(stderr, "\\x%02x", c);
+    }
+    fputc('\n', stderr);
+}
+
+static void same(const struct tbuf *want, const struct tbuf *got, const char *how, size_t at)
+{
+    if (want->n == got->n && (want->n == 0 || memcmp(want->p, got->p, want->n) == 0))
+        return;
+    show("want", want);
+    show("got ", got);
+    ck_abort_msg("transcripts differ (%s %zu)", how, at);
+}
+
+void check_decoder(const struct ws_decoder_config *cfg, const uint8_t *in, size_t n, const struct tbuf *expect)
+{
+    struct tbuf whole, t;
+    tb_init(&whole);
+    tb_init(&t);
+
+    run_decoder(cfg, in, n, NULL, 0, &whole);
+    if (expect)
+        same(expect, &whole, "whole", 0);
+
+    /* Every split point for inputs up to 4 KiB; for longer ones every
+     * point in the first and last 64 bytes (headers live there) and a
+     * spread through the payload, to keep the run short. */
+    for (size_t cut = 1; cut < n; cut++) {
+        if (n > 4096 && cut > 64 && cut < n - 64 && cut % 1021 != 0)
+            continue;
+        t.n = 0;
+        run_decoder(cfg, in, n, &cut, 1, &t);
+        same(&whole, &t, "split at", cut);
+    }
+
+    if (n > 1) {
+        size_t *cuts = malloc((n - 1) * sizeof *cuts);
+        ck_assert_ptr_nonnull(cuts);
+        for (size_t i = 0; i + 1 < n; i++)
+            cuts[i] = i + 1;
+        t.n = 0;
+        run_decoder(cfg, in, n, cuts, n - 1, &t);
+        same(&whole, &t, "byte at a time", 1);
+        free(cuts);
+    }
+    tb_free(&whole);
+    tb_free(&t);
+}
