@@ -111,6 +111,44 @@ START_TEST(cross_worker_pingpong_no_lost_wakeup)
 }
 END_TEST
 
+/* Four ping-pong pairs, unpinned on two workers, 500,000 round trips each:
+ * four million park/unpark cycles through the mailbox wait. */
+#define PAIRS 4
+#define PAIR_ROUNDS 500000
+
+static atomic_long pair_ok;
+
+static void pair_pinger(void *arg)
+{
+    (void)arg;
+    SnowPid p = snow_actor_spawn(ponger, NULL, 0);
+    long ok = 0;
+    for (long i = 0; i < PAIR_ROUNDS; i++) {
+        snow_actor_send(p, 1, &i, sizeof i);
+        SnowMessage *m = snow_actor_receive(-1);
+        long v;
+        memcpy(&v, m->data, sizeof v);
+        ok += v == i;
+    }
+    snow_actor_send(p, 2, NULL, 0);
+    atomic_fetch_add(&pair_ok, ok);
+}
+
+static void pairs_root(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < PAIRS; i++)
+        snow_actor_spawn(pair_pinger, NULL, 0);
+}
+
+START_TEST(millions_of_parks_no_lost_wakeup)
+{
+    atomic_store(&pair_ok, 0);
+    RUN_ROOT(2, pairs_root, NULL);
+    ck_assert_int_eq(atomic_load(&pair_ok), (long)PAIRS * PAIR_ROUNDS);
+}
+END_TEST
+
 static char order[16];
 
 static void selective_root(void *arg)
@@ -307,6 +345,7 @@ Suite *mailbox_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, fifo_per_sender_stress);
     tcase_add_test(tc, cross_worker_pingpong_no_lost_wakeup);
+    tcase_add_test(tc, millions_of_parks_no_lost_wakeup);
     tcase_add_test(tc, selective_receive_keeps_order);
     tcase_add_test(tc, selective_receive_waits);
     tcase_add_test(tc, receive_timeouts);

@@ -59,7 +59,10 @@ static int fake_upgrade(struct http_upgrade *up)
     /* The WebSocket loop's wait: readable OR mailbox OR deadline. Nothing is
      * readable yet (the client waits for the 101). */
     int w = http_stream_wait(up->stream, SNOW_WAIT_READABLE | SNOW_WAIT_MAILBOX, rt_now_ns() + 20000000);
-    if (w != SNOW_WAIT_TIMEOUT)
+    /* READABLE may be reported here: readiness is edge-triggered and the
+     * request's own bytes may have left the bit set (one spurious wake,
+     * then EAGAIN). What must not happen is a mailbox wake with no message. */
+    if (w & SNOW_WAIT_MAILBOX)
         return -1;
     snow_actor_send(snow_actor_self(), 7, "m", 1);
     w = http_stream_wait(up->stream, SNOW_WAIT_READABLE | SNOW_WAIT_MAILBOX, deadline);
@@ -410,9 +413,23 @@ START_TEST(emfile_backoff)
     start();
     /* Warm up: the runtime's own descriptors all exist before the squeeze. */
     ck_assert_int_eq(client_connect(&cl, port), 0);
-    client_sends(&cl, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    client_sends(&cl, "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     ck_assert_int_eq(client_read(&cl, &rs, 0), 0);
+    /* Wait for the server's close, so its side of this connection does not
+     * free a descriptor in the middle of the squeeze below. */
+    while (client_fill(&cl) > 0)
+        ;
     client_close(&cl);
+    /* The listener's back-off warning is the evidence that accept really
+     * failed with EMFILE. (Whether a client is answered during the squeeze
+     * cannot be asserted: libraries in this process, the sanitizer runtime
+     * among them, may release a descriptor of their own at any moment.) */
+    char logpath[] = "/tmp/snow-emfile-XXXXXX";
+    int logfd = mkstemp(logpath);
+    ck_assert_int_ge(logfd, 0);
+    unlink(logpath);
+    int saved_err = dup(2);
+    dup2(logfd, 2);
     struct rlimit old, lim;
     getrlimit(RLIMIT_NOFILE, &old);
     lim = old;
@@ -444,13 +461,15 @@ START_TEST(emfile_backoff)
     double wall = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     /* A listener retrying at once would burn a whole core here. */
     ck_assert_msg(cpu < wall * 0.5, "cpu %.3f s over %.3f s while out of descriptors", cpu, wall);
-    for (int i = 0; i < 3; i++) {
-        struct pollfd p = {c[i].fd, POLLIN, 0};
-        ck_assert_int_eq(poll(&p, 1, 0), 0); /* not answered: not accepted */
-    }
     while (nfill)
         close(fill[--nfill]);
     setrlimit(RLIMIT_NOFILE, &old);
+    dup2(saved_err, 2);
+    close(saved_err);
+    char log[2048] = {0};
+    ck_assert_int_gt(pread(logfd, log, sizeof log - 1, 0), 0);
+    close(logfd);
+    ck_assert_msg(strstr(log, "accept failed (Too many open files)") != NULL, "no EMFILE back-off logged: %s", log);
     /* The listener recovers and answers all of them. */
     for (int i = 0; i < 3; i++) {
         ck_assert_int_eq(client_read(&c[i], &rs, 0), 0);
