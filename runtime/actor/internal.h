@@ -112,7 +112,10 @@ void heap_free_all(struct heap *h);
 
 struct timer {
     int64_t due_ns;
-    int32_t idx;     /* position in the heap, -1 when not armed */
+    /* Position in the heap, -1 when not armed. Written under the timer
+     * lock; read without it only by timer_disarm's fast path, where a
+     * stale value just means taking the lock (relaxed is enough). */
+    _Atomic int32_t idx;
     uint8_t kind;    /* TIMER_WAKE or TIMER_SEND */
     SnowPid pid;     /* whom to wake or send to */
     uint64_t id;     /* TIMER_SEND: the reference handed out */
@@ -239,7 +242,10 @@ void proc_each(void (*fn)(SnowPid pid, void *arg), void *arg);
 struct runq {
     rt_spin_t lock;
     struct actor *head, *tail;
-    uint32_t n;
+    /* Length: written under the lock, read without it as a hint by idle
+     * and stealing workers (relaxed); the lock orders the list itself. The
+     * wake-up protocol adds its own seq_cst fence (sched.c). */
+    _Atomic uint32_t n;
 };
 
 struct worker {

@@ -349,6 +349,8 @@ void actor_hibernate(SnowIo *io, unsigned events, int64_t deadline, void (*fn)(v
     }
     a->fn = (SnowActorFn)fn;
     a->arg = arg;
+    /* actor_catch frames live on the stack being given up. */
+    a->catch_jb = NULL;
     publish_wait(a, io, events);
     a->wait_deadline = deadline;
     if (deadline >= 0) {

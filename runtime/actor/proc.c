@@ -211,7 +211,7 @@ SnowPid actor_spawn(SnowActorFn fn, const void *args, size_t size, const struct 
     a->fn = fn;
     a->home = -1;
     atomic_store(&a->kill_reason, -1);
-    a->wait_timer.idx = -1;
+    atomic_init(&a->wait_timer.idx, -1);
     a->wait_timer.kind = TIMER_WAKE;
     if (size) {
         a->arg = heap_alloc(&a->heap, size);

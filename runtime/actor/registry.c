@@ -150,6 +150,12 @@ SnowPid snow_actor_whereis(const char *name)
 
 void registry_remove_actor(struct actor *a)
 {
+    /* Called after the actor's slot was marked dead under its slot lock.
+     * snow_actor_register sets a->name while holding that same slot lock
+     * and only for a live actor, so this unlocked read sees the final value
+     * and most exits (no name) skip the registry lock altogether. */
+    if (!a->name)
+        return;
     pthread_mutex_lock(&reg.lock);
     if (a->name) {
         struct entry **pp = find_locked(a->name);

@@ -78,13 +78,13 @@ static void rq_push(struct runq *q, struct actor *a)
     else
         q->head = a;
     q->tail = a;
-    atomic_store_explicit((_Atomic uint32_t *)&q->n, q->n + 1, memory_order_relaxed);
+    atomic_store_explicit(&q->n, atomic_load_explicit(&q->n, memory_order_relaxed) + 1, memory_order_relaxed);
     rt_spin_unlock(&q->lock);
 }
 
 static uint32_t rq_len(struct runq *q)
 {
-    return atomic_load_explicit((_Atomic uint32_t *)&q->n, memory_order_relaxed);
+    return atomic_load_explicit(&q->n, memory_order_relaxed);
 }
 
 static struct actor *rq_pop(struct runq *q)
@@ -97,7 +97,7 @@ static struct actor *rq_pop(struct runq *q)
         q->head = a->next;
         if (!q->head)
             q->tail = NULL;
-        atomic_store_explicit((_Atomic uint32_t *)&q->n, q->n - 1, memory_order_relaxed);
+        atomic_store_explicit(&q->n, atomic_load_explicit(&q->n, memory_order_relaxed) - 1, memory_order_relaxed);
     }
     rt_spin_unlock(&q->lock);
     return a;
@@ -108,7 +108,7 @@ static struct actor *rq_steal(struct worker *w, struct worker *victim)
 {
     if (!rq_len(&victim->q) || !rt_spin_trylock(&victim->q.lock))
         return NULL;
-    uint32_t n = victim->q.n;
+    uint32_t n = atomic_load_explicit(&victim->q.n, memory_order_relaxed);
     uint32_t take = n - n / 2;
     struct actor *first = victim->q.head, *last = first;
     if (!first) {
@@ -120,7 +120,7 @@ static struct actor *rq_steal(struct worker *w, struct worker *victim)
     victim->q.head = last->next;
     if (!victim->q.head)
         victim->q.tail = NULL;
-    atomic_store_explicit((_Atomic uint32_t *)&victim->q.n, n - take, memory_order_relaxed);
+    atomic_store_explicit(&victim->q.n, n - take, memory_order_relaxed);
     rt_spin_unlock(&victim->q.lock);
     last->next = NULL;
     w->steals += take;

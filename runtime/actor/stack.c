@@ -233,6 +233,8 @@ static size_t put(char *buf, size_t at, const char *s)
     return at + n;
 }
 
+static struct sigaction prev_segv, prev_bus;
+
 static void segv_handler(int sig, siginfo_t *si, void *uctx)
 {
     (void)uctx;
@@ -257,10 +259,12 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
         a->exit_reason = SNOW_EXIT_STACK_OVERFLOW;
         _longjmp(a->stack->top, UNWIND_EXIT);
     }
-    /* Not an actor's guard page: restore the default action and return, so
-     * the faulting instruction faults again and the process dies with the
-     * usual signal (and core dump). */
-    signal(sig, SIG_DFL);
+    /* Not an actor's guard page: put back whatever handled this signal
+     * before the runtime started (the default action unless the program
+     * installed one) and return, so the faulting instruction faults again
+     * and that handler decides: normally the process dies with the usual
+     * signal and core dump. */
+    sigaction(sig, sig == SIGBUS ? &prev_bus : &prev_segv, NULL);
 }
 
 void stack_signal_init(void)
@@ -270,8 +274,13 @@ void stack_signal_init(void)
     sa.sa_sigaction = segv_handler;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGSEGV, &sa, NULL);
-    sigaction(SIGBUS, &sa, NULL);
+    struct sigaction cur;
+    /* Installed once per process: a second snow_rt_init must not record
+     * our own handler as the one to fall back to. */
+    if (sigaction(SIGSEGV, NULL, &cur) == 0 && cur.sa_sigaction == segv_handler)
+        return;
+    sigaction(SIGSEGV, &sa, &prev_segv);
+    sigaction(SIGBUS, &sa, &prev_bus);
 }
 
 int stack_thread_init(struct worker *w)

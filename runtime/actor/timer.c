@@ -16,6 +16,16 @@
 
 #include "actor/internal.h"
 
+static inline int32_t idx_get(const struct timer *t)
+{
+    return atomic_load_explicit(&t->idx, memory_order_relaxed);
+}
+
+static inline void idx_set(struct timer *t, int32_t v)
+{
+    atomic_store_explicit(&t->idx, v, memory_order_relaxed);
+}
+
 int actor_deliver(SnowPid pid, struct msg *m);
 
 static struct {
@@ -44,8 +54,8 @@ static void heap_swap(uint32_t i, uint32_t j)
     struct timer *t = tm.heap[i];
     tm.heap[i] = tm.heap[j];
     tm.heap[j] = t;
-    tm.heap[i]->idx = (int32_t)i;
-    tm.heap[j]->idx = (int32_t)j;
+    idx_set(tm.heap[i], (int32_t)i);
+    idx_set(tm.heap[j], (int32_t)j);
 }
 
 static void sift_up(uint32_t i)
@@ -84,7 +94,7 @@ static int heap_insert_locked(struct timer *t)
         tm.heap = h;
         tm.cap = cap;
     }
-    t->idx = (int32_t)tm.n;
+    idx_set(t, (int32_t)tm.n);
     tm.heap[tm.n++] = t;
     sift_up(tm.n - 1);
     return 0;
@@ -92,12 +102,12 @@ static int heap_insert_locked(struct timer *t)
 
 static void heap_remove_locked(struct timer *t)
 {
-    uint32_t i = (uint32_t)t->idx;
-    t->idx = -1;
+    uint32_t i = (uint32_t)idx_get(t);
+    idx_set(t, -1);
     tm.n--;
     if (i != tm.n) {
         tm.heap[i] = tm.heap[tm.n];
-        tm.heap[i]->idx = (int32_t)i;
+        idx_set(tm.heap[i], (int32_t)i);
         sift_down(i);
         sift_up(i);
     }
@@ -168,10 +178,10 @@ static struct timer *map_take_locked(uint64_t id)
 void timer_arm(struct timer *t)
 {
     rt_spin_lock(&tm.lock);
-    if (t->idx >= 0)
+    if (idx_get(t) >= 0)
         heap_remove_locked(t);
     int err = heap_insert_locked(t);
-    bool first = !err && t->idx == 0;
+    bool first = !err && idx_get(t) == 0;
     set_next_due();
     rt_spin_unlock(&tm.lock);
     /* A new earliest deadline must shorten a poller's epoll timeout. */
@@ -181,10 +191,10 @@ void timer_arm(struct timer *t)
 
 void timer_disarm(struct timer *t)
 {
-    if (t->idx < 0)
+    if (idx_get(t) < 0)
         return;
     rt_spin_lock(&tm.lock);
-    if (t->idx >= 0) {
+    if (idx_get(t) >= 0) {
         heap_remove_locked(t);
         set_next_due();
     }
@@ -233,7 +243,7 @@ void timers_fini(void)
             free(t->msg);
             free(t);
         } else {
-            t->idx = -1;
+            idx_set(t, -1);
         }
     }
     free(tm.heap);
@@ -268,7 +278,7 @@ uint64_t snow_timer_send_after(SnowPid pid, int64_t ms, uint64_t tag, const void
     }
     t->kind = TIMER_SEND;
     t->pid = pid;
-    t->idx = -1;
+    idx_set(t, -1);
     t->due_ns = actor_deadline_after_ms(ms < 0 ? 0 : ms);
     rt_spin_lock(&tm.lock);
     uint64_t id = t->id = ++tm.next_id;
@@ -278,7 +288,7 @@ uint64_t snow_timer_send_after(SnowPid pid, int64_t ms, uint64_t tag, const void
         if (err)
             map_take_locked(t->id);
     }
-    bool first = !err && t->idx == 0;
+    bool first = !err && idx_get(t) == 0;
     set_next_due();
     rt_spin_unlock(&tm.lock);
     if (err) {
