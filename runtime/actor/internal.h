@@ -261,6 +261,8 @@ struct worker {
     uint32_t tick;
     uint32_t runnext_streak;
     uint64_t rng;
+    struct actor *actor_cache; /* freed actor structs, reused by spawn */
+    int actor_cache_n;
     struct stack *stack_cache; /* a few free stacks without locking */
     int stack_cache_n;
     void *asan_fake;
@@ -314,6 +316,7 @@ void actor_check_signals(struct actor *a);
  * table, links, monitors, registry, heap. */
 void actor_finish(struct actor *a);
 void actor_free(struct actor *a);
+void actor_cache_fini(void);
 /* Delivers an exit signal from `from` with reason to pid. */
 void actor_signal_exit(SnowPid pid, SnowPid from, int reason, bool from_link);
 /* Appends a message to the locked slot's actor. Returns the actor when it

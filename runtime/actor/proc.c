@@ -199,13 +199,98 @@ static bool monvec_del(struct mon_vec *v, uint64_t ref, SnowPid *pid)
     return false;
 }
 
+/* ---- actor structs ----------------------------------------------------------------
+ *
+ * Spawn and exit are often on different workers (the spawner's and the
+ * thief's), so malloc would free across arenas on every exit. Each worker
+ * keeps a small list of free actor structs; beyond it they go to a shared,
+ * bounded list, and only beyond that back to malloc. */
+#define ACTOR_CACHE_LOCAL 64
+#define ACTOR_CACHE_SHARED 4096
+
+static struct {
+    rt_spin_t lock;
+    struct actor *free;
+    int n;
+} actor_pool;
+
+static struct actor *actor_alloc(void)
+{
+    struct worker *w = worker_self();
+    struct actor *a = NULL;
+    if (w && !w->actor_cache && actor_pool.n) {
+        /* Refill half the local list in one locked step. */
+        rt_spin_lock(&actor_pool.lock);
+        while (actor_pool.free && w->actor_cache_n < ACTOR_CACHE_LOCAL / 2) {
+            struct actor *x = actor_pool.free;
+            actor_pool.free = x->next;
+            actor_pool.n--;
+            x->next = w->actor_cache;
+            w->actor_cache = x;
+            w->actor_cache_n++;
+        }
+        rt_spin_unlock(&actor_pool.lock);
+    }
+    if (w && w->actor_cache) {
+        a = w->actor_cache;
+        w->actor_cache = a->next;
+        w->actor_cache_n--;
+        memset(a, 0, sizeof *a);
+        return a;
+    }
+    return calloc(1, sizeof *a);
+}
+
+static void actor_release(struct actor *a)
+{
+    struct worker *w = worker_self();
+    if (w && w->actor_cache_n < ACTOR_CACHE_LOCAL) {
+        a->next = w->actor_cache;
+        w->actor_cache = a;
+        w->actor_cache_n++;
+        return;
+    }
+    if (actor_pool.n < ACTOR_CACHE_SHARED) {
+        rt_spin_lock(&actor_pool.lock);
+        if (actor_pool.n < ACTOR_CACHE_SHARED) {
+            a->next = actor_pool.free;
+            actor_pool.free = a;
+            actor_pool.n++;
+            a = NULL;
+        }
+        rt_spin_unlock(&actor_pool.lock);
+        if (!a)
+            return;
+    }
+    free(a);
+}
+
+void actor_cache_fini(void)
+{
+    for (int i = 0; i < rt.nworkers; i++) {
+        struct worker *w = &rt.workers[i];
+        while (w->actor_cache) {
+            struct actor *a = w->actor_cache;
+            w->actor_cache = a->next;
+            free(a);
+        }
+        w->actor_cache_n = 0;
+    }
+    while (actor_pool.free) {
+        struct actor *a = actor_pool.free;
+        actor_pool.free = a->next;
+        free(a);
+    }
+    actor_pool.n = 0;
+}
+
 /* ---- spawn --------------------------------------------------------------------- */
 
 SnowPid actor_spawn(SnowActorFn fn, const void *args, size_t size, const struct actor_spawn_opts *opts)
 {
     if (!atomic_load(&rt.running) || atomic_load(&rt.stopping) || !fn)
         return 0;
-    struct actor *a = calloc(1, sizeof *a);
+    struct actor *a = actor_alloc();
     if (!a)
         return 0;
     a->fn = fn;
@@ -216,7 +301,7 @@ SnowPid actor_spawn(SnowActorFn fn, const void *args, size_t size, const struct 
     if (size) {
         a->arg = heap_alloc(&a->heap, size);
         if (!a->arg) {
-            free(a);
+            actor_release(a);
             return 0;
         }
         memcpy(a->arg, args, size);
@@ -229,7 +314,7 @@ SnowPid actor_spawn(SnowActorFn fn, const void *args, size_t size, const struct 
     }
     if (proc_insert(a)) {
         heap_free_all(&a->heap);
-        free(a);
+        actor_release(a);
         return 0;
     }
     a->wait_timer.pid = a->pid;
@@ -565,5 +650,5 @@ void actor_finish(struct actor *a)
 void actor_free(struct actor *a)
 {
     proc_free_slot(a->slot);
-    free(a);
+    actor_release(a);
 }

@@ -513,6 +513,7 @@ int snow_rt_run(void)
     }
     timers_fini();
     stack_pool_fini();
+    actor_cache_fini();
     poller_fini();
     registry_fini();
     proc_fini();
