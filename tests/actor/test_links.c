@@ -33,10 +33,15 @@ static void record_term(int reason, void *arg)
     atomic_store(&term_reason[(intptr_t)arg], reason);
 }
 
+static SnowPid root_pid;
+
 static void victim(void *arg)
 {
     int how = *(int *)arg;
     snow_actor_set_terminate(record_term, (void *)(intptr_t)how);
+    if (how == HOW_KILLED)
+        snow_actor_trap_exit(1); /* KILLED cannot be trapped */
+    snow_actor_send(root_pid, 100, NULL, 0); /* set up: ready to be ended */
     switch (how) {
     case HOW_RETURN:
         snow_actor_receive(-1);
@@ -48,7 +53,6 @@ static void victim(void *arg)
         snow_actor_receive(-1);
         snow_panic("on purpose");
     case HOW_KILLED:
-        snow_actor_trap_exit(1); /* KILLED cannot be trapped */
         for (;;)
             snow_actor_receive(-1);
     case HOW_OVERFLOW_GUARD:
@@ -92,21 +96,34 @@ static void linked_trapper(void *arg)
     }
 }
 
+/* DOWN messages from different actors may arrive in any order (a linked
+ * actor can die and report before the one that killed it does), so DOWNs
+ * for other monitors are kept aside for a later call. */
+static SnowDownMsg stash[16];
+static int nstash;
+
 static int down_of(uint64_t ref, SnowPid pid)
 {
-    SnowMessage *m = recv_tag(SNOW_TAG_DOWN, 5000);
-    if (!m)
-        return -100;
-    SnowDownMsg dm;
-    memcpy(&dm, m->data, sizeof dm);
-    if (dm.ref != ref || dm.pid != pid)
-        return -200;
-    return dm.reason;
+    for (;;) {
+        for (int i = 0; i < nstash; i++)
+            if (stash[i].ref == ref) {
+                SnowDownMsg dm = stash[i];
+                stash[i] = stash[--nstash];
+                return dm.pid == pid ? dm.reason : -200;
+            }
+        SnowMessage *m = recv_tag(SNOW_TAG_DOWN, 5000);
+        if (!m)
+            return -100;
+        if (nstash == 16)
+            return -300;
+        memcpy(&stash[nstash++], m->data, sizeof stash[0]);
+    }
 }
 
 static void reasons_root(void *arg)
 {
     (void)arg;
+    root_pid = snow_actor_self();
     for (int how = 0; how < HOW_COUNT; how++) {
         SnowPid v = snow_actor_spawn(victim, &how, sizeof how);
         SnowPid lp = snow_actor_spawn(linked_plain, NULL, 0);
@@ -115,8 +132,8 @@ static void reasons_root(void *arg)
         uint64_t ml = snow_actor_monitor(lp);
         snow_actor_send(lp, 1, &v, sizeof v);
         snow_actor_send(lt, 1, &v, sizeof v);
-        recv_tag(100, -1);
-        recv_tag(100, -1);
+        for (int k = 0; k < 3; k++)
+            recv_tag(100, -1); /* victim, linked_plain and linked_trapper are ready */
         if (how == HOW_KILLED)
             snow_actor_kill(v, SNOW_EXIT_KILLED);
         else
@@ -125,7 +142,7 @@ static void reasons_root(void *arg)
         if (how == HOW_RETURN) {
             /* A normal exit does not take the linked actor down. */
             SnowMessage *m = recv_tag(SNOW_TAG_DOWN, 100);
-            atomic_store(&linked_reason[how], m ? -3 : SNOW_EXIT_NORMAL);
+            atomic_store(&linked_reason[how], m || nstash ? -3 : SNOW_EXIT_NORMAL);
             snow_actor_send(lp, 2, NULL, 0);
             down_of(ml, lp);
         } else {
@@ -136,6 +153,7 @@ static void reasons_root(void *arg)
 
 START_TEST(every_exit_reason_reaches_links_monitors_and_terminate)
 {
+    nstash = 0;
     for (int i = 0; i < HOW_COUNT; i++) {
         atomic_store(&term_reason[i], -1);
         atomic_store(&down_reason[i], -1);

@@ -23,6 +23,7 @@ __attribute__((noinline)) static int deep(int depth)
 static void overflower(void *arg)
 {
     (void)arg;
+    snow_actor_receive(-1); /* wait until monitored */
     deep(0);
 }
 
@@ -47,6 +48,7 @@ static void overflow_root(void *arg)
     for (int i = 0; i < 40; i++) {
         SnowPid p = snow_actor_spawn(overflower, NULL, 0);
         uint64_t ref = snow_actor_monitor(p);
+        snow_actor_send(p, 1, NULL, 0);
         SnowMessage *m = recv_tag(SNOW_TAG_DOWN, 5000);
         SnowDownMsg dm;
         if (m) {
