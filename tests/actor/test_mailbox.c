@@ -83,13 +83,11 @@ static void ponger(void *arg)
     }
 }
 
-static void pinger(void *arg)
+/* Runs rounds round trips with ponger p, counting replies that match. */
+static long pingpong(SnowPid p, long rounds)
 {
-    (void)arg;
-    struct actor_spawn_opts o = {.worker = 1, .pinned = true};
-    SnowPid p = actor_spawn(ponger, NULL, 0, &o);
     long ok = 0;
-    for (long i = 0; i < ROUNDS; i++) {
+    for (long i = 0; i < rounds; i++) {
         snow_actor_send(p, 1, &i, sizeof i);
         SnowMessage *m = snow_actor_receive(-1);
         long v;
@@ -97,7 +95,14 @@ static void pinger(void *arg)
         ok += v == i;
     }
     snow_actor_send(p, 2, NULL, 0);
-    atomic_store(&result, ok);
+    return ok;
+}
+
+static void pinger(void *arg)
+{
+    (void)arg;
+    struct actor_spawn_opts o = {.worker = 1, .pinned = true};
+    atomic_store(&result, pingpong(actor_spawn(ponger, NULL, 0, &o), ROUNDS));
 }
 
 START_TEST(cross_worker_pingpong_no_lost_wakeup)
@@ -121,17 +126,7 @@ static atomic_long pair_ok;
 static void pair_pinger(void *arg)
 {
     (void)arg;
-    SnowPid p = snow_actor_spawn(ponger, NULL, 0);
-    long ok = 0;
-    for (long i = 0; i < PAIR_ROUNDS; i++) {
-        snow_actor_send(p, 1, &i, sizeof i);
-        SnowMessage *m = snow_actor_receive(-1);
-        long v;
-        memcpy(&v, m->data, sizeof v);
-        ok += v == i;
-    }
-    snow_actor_send(p, 2, NULL, 0);
-    atomic_fetch_add(&pair_ok, ok);
+    atomic_fetch_add(&pair_ok, pingpong(snow_actor_spawn(ponger, NULL, 0), PAIR_ROUNDS));
 }
 
 static void pairs_root(void *arg)
