@@ -33,6 +33,7 @@ static struct {
     struct timer **heap;
     uint32_t n, cap;
     _Atomic int64_t next_due; /* heap[0]->due_ns or INT64_MAX, for lock-free peeks */
+    atomic_int firing;        /* a worker is inside timers_run */
     /* reference -> TIMER_SEND timer, open addressing with linear probing */
     struct timer **map;
     uint32_t map_cap, map_n;
@@ -201,38 +202,58 @@ void timer_disarm(struct timer *t)
     rt_spin_unlock(&tm.lock);
 }
 
+/* One worker fires at a time (the others would only queue on the lock),
+ * and due timers leave the heap in batches under one lock hold. */
+#define FIRE_BATCH 64
+
 int timers_run(int64_t now)
 {
+    if (atomic_exchange_explicit(&tm.firing, 1, memory_order_acquire))
+        return 0;
     int fired = 0;
+    struct {
+        int kind;
+        SnowPid pid;
+        struct timer *t;
+    } batch[FIRE_BATCH];
     for (;;) {
+        int n = 0;
         rt_spin_lock(&tm.lock);
-        if (!tm.n || tm.heap[0]->due_ns > now) {
-            rt_spin_unlock(&tm.lock);
-            return fired;
+        while (n < FIRE_BATCH && tm.n && tm.heap[0]->due_ns <= now) {
+            struct timer *t = tm.heap[0];
+            heap_remove_locked(t);
+            if (t->kind == TIMER_SEND)
+                map_take_locked(t->id);
+            /* A WAKE timer lives in its actor, which may exit (and be
+             * reused) once the lock is dropped: copy what we need now. */
+            batch[n].kind = t->kind;
+            batch[n].pid = t->pid;
+            batch[n].t = t->kind == TIMER_SEND ? t : NULL;
+            n++;
         }
-        struct timer *t = tm.heap[0];
-        heap_remove_locked(t);
-        SnowPid pid = t->pid;
-        int kind = t->kind;
-        if (kind == TIMER_SEND)
-            map_take_locked(t->id);
         set_next_due();
         rt_spin_unlock(&tm.lock);
-        fired++;
-        if (kind == TIMER_WAKE) {
-            struct proc_slot *s;
-            struct actor *a = proc_lock(pid, &s);
-            if (a) {
-                bool wake = actor_notify_begin(a, 0);
-                proc_release(s);
-                if (wake)
-                    sched_enqueue(a, true);
+        for (int i = 0; i < n; i++) {
+            if (batch[i].kind == TIMER_WAKE) {
+                struct proc_slot *s;
+                struct actor *a = proc_lock(batch[i].pid, &s);
+                if (a) {
+                    bool wake = actor_notify_begin(a, 0);
+                    proc_release(s);
+                    if (wake)
+                        sched_enqueue(a, true);
+                }
+            } else {
+                actor_deliver(batch[i].pid, batch[i].t->msg);
+                free(batch[i].t);
             }
-        } else {
-            actor_deliver(pid, t->msg);
-            free(t);
         }
+        fired += n;
+        if (n < FIRE_BATCH)
+            break;
     }
+    atomic_store_explicit(&tm.firing, 0, memory_order_release);
+    return fired;
 }
 
 void timers_fini(void)
