@@ -71,6 +71,9 @@ SNOW_API const char *snow_strerror(int err);
 #define SNOW_TAG_DOWN SNOW_TAG_RESERVED(0x02)
 /* A runtime timer fired with no payload of its own. */
 #define SNOW_TAG_TIMER SNOW_TAG_RESERVED(0x03)
+/* The runtime asks the receiver to finish and end: sent to the connection
+ * actors of an HTTP server that is stopping. */
+#define SNOW_TAG_STOP SNOW_TAG_RESERVED(0x04)
 /* WebSocket events delivered to a connection's owner. */
 #define SNOW_TAG_WS_TEXT SNOW_TAG_RESERVED(0x10)
 #define SNOW_TAG_WS_BINARY SNOW_TAG_RESERVED(0x11)

@@ -29,6 +29,10 @@ struct actor_spawn_opts {
 
 SnowPid actor_spawn(SnowActorFn fn, const void *args, size_t size, const struct actor_spawn_opts *opts);
 
+/* Sends (tag, data) like snow_actor_send but also with the runtime's
+ * reserved tags, as from `from` (0: the runtime). */
+int actor_send_raw(SnowPid pid, uint64_t tag, SnowPid from, const void *data, size_t len);
+
 /* Deadline in absolute rt_now_ns() nanoseconds; < 0 means none. */
 int actor_wait(SnowIo *io, unsigned events, int64_t deadline_ns);
 int64_t actor_deadline_after_ms(int64_t ms);

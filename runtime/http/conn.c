@@ -51,6 +51,7 @@ struct http_conn {
     int64_t accepted_ns;
     void (*on_exit)(int reason, void *arg);
     void *on_exit_arg;
+    struct http_conn_link link; /* in the server's list of connections */
 };
 
 static int64_t after_ms(int64_t ms)
@@ -83,12 +84,39 @@ static int flush_out(struct http_conn *c)
 }
 
 /*
+ * Between requests: reads like http_stream_read, but also parks on the
+ * mailbox, so that a stopping server (SNOW_TAG_STOP) ends the connection
+ * at once instead of at its idle timeout. Returns SNOW_ECLOSED when the
+ * server stops.
+ */
+static ssize_t read_or_stop(struct http_conn *c, void *buf, size_t n, int64_t deadline)
+{
+    static const uint64_t stop = SNOW_TAG_STOP;
+    for (;;) {
+        if (atomic_load(&c->srv->stopping))
+            return SNOW_ECLOSED;
+        ssize_t r = http_stream_read_nb(c->stream, buf, n);
+        if (r != -EAGAIN)
+            return r;
+        int w = http_stream_wait(c->stream, SNOW_WAIT_READABLE | SNOW_WAIT_MAILBOX, deadline);
+        if (w < 0)
+            return w;
+        if (w & SNOW_WAIT_MAILBOX)
+            while (snow_actor_receive_match(&stop, 1, 0))
+                ;
+        if ((w & SNOW_WAIT_TIMEOUT) && !(w & (SNOW_WAIT_READABLE | SNOW_WAIT_HANGUP)))
+            return SNOW_ETIMEOUT;
+    }
+}
+
+/*
  * Reads more bytes into the buffer, first flushing pending output and moving
  * the current request to the buffer's start. max is the largest buffer the
- * caller allows. Returns bytes read (> 0), 0 at end of stream, SNOW_ETIMEOUT,
- * SNOW_ELIMIT when the buffer is full at max, or an error.
+ * caller allows; idle says no byte of the next request is here yet. Returns
+ * bytes read (> 0), 0 at end of stream, SNOW_ETIMEOUT, SNOW_ELIMIT when the
+ * buffer is full at max, SNOW_ECLOSED when the server stops, or an error.
  */
-static ssize_t fill(struct http_conn *c, int64_t deadline, size_t max)
+static ssize_t fill(struct http_conn *c, int64_t deadline, size_t max, bool idle)
 {
     int r = flush_out(c);
     if (r < 0)
@@ -113,6 +141,8 @@ static ssize_t fill(struct http_conn *c, int64_t deadline, size_t max)
     }
     if (c->len == c->cap)
         return SNOW_ELIMIT;
+    if (idle)
+        return read_or_stop(c, c->buf + c->len, c->cap - c->len, deadline);
     return http_stream_read(c->stream, c->buf + c->len, c->cap - c->len, deadline);
 }
 
@@ -147,7 +177,7 @@ static int read_head(struct http_conn *c, int first)
             if (head < 0)
                 head = first ? idle : after_ms(lim->header_timeout_ms);
         }
-        ssize_t n = fill(c, avail ? head : idle, max);
+        ssize_t n = fill(c, avail ? head : idle, max, !avail);
         if (n == SNOW_ETIMEOUT)
             return avail ? 408 : -1;
         if (n == SNOW_ELIMIT)
@@ -199,7 +229,7 @@ static int read_body(struct http_conn *c)
                 return ch.status;
             /* Everything was consumed: reclaim the framing bytes. */
             c->len = c->start + dec;
-            ssize_t n = fill(c, after_ms(lim->body_timeout_ms), head_len + lim->max_body + 64 * 1024);
+            ssize_t n = fill(c, after_ms(lim->body_timeout_ms), head_len + lim->max_body + 64 * 1024, false);
             if (n == SNOW_ETIMEOUT)
                 return 408;
             if (n == SNOW_ELIMIT)
@@ -214,7 +244,7 @@ static int read_body(struct http_conn *c)
         if (cl && r->expect_continue && c->len - c->start == head_len && send_continue(c) < 0)
             return -1;
         while (c->len - c->start < head_len + cl) {
-            ssize_t n = fill(c, after_ms(lim->body_timeout_ms), head_len + cl + 64 * 1024);
+            ssize_t n = fill(c, after_ms(lim->body_timeout_ms), head_len + cl + 64 * 1024, false);
             if (n == SNOW_ETIMEOUT)
                 return 408;
             if (n <= 0)
@@ -419,6 +449,7 @@ void http_conn_on_exit(struct http_conn *c, void (*fn)(int reason, void *arg), v
 static void conn_free(struct http_conn *c)
 {
     struct SnowHttpServer *srv = c->srv;
+    http_server_conn_unlink(srv, &c->link);
     free(c->buf);
     free(c->hdrs);
     free(c->req.scratch);
@@ -467,6 +498,8 @@ void http_conn_main(void *arg)
         return;
     }
     snow_actor_set_terminate(conn_terminate, c);
+    c->link.pid = snow_actor_self();
+    http_server_conn_link(srv, &c->link);
     int err;
     SnowIo *io = snow_io_open(a.fd, &err);
     if (!io) {
@@ -530,7 +563,10 @@ static void format_date(time_t t, char out[29])
     memcpy(p, " GMT", 4);
 }
 
-void http_date_now(char out[29])
+/* Never inlined: date_cache is thread-local, and a connection actor may
+ * resume on another worker after any park, so its address must be computed
+ * afresh on every call, never cached in a caller's frame across a park. */
+RT_NOINLINE void http_date_now(char out[29])
 {
     /* The date only changes once a second: format it once per second per
      * worker thread. No park happens in here, so the thread-local stays the

@@ -58,7 +58,50 @@ void http_server_unref(struct SnowHttpServer *s)
         return;
     http_tls_config_free(s->tls);
     http_router_unref(s->router);
+    pthread_mutex_destroy(&s->conns_lock);
     free(s);
+}
+
+void http_server_conn_link(struct SnowHttpServer *s, struct http_conn_link *l)
+{
+    pthread_mutex_lock(&s->conns_lock);
+    l->next = &s->conns;
+    l->prev = s->conns.prev;
+    s->conns.prev->next = l;
+    s->conns.prev = l;
+    pthread_mutex_unlock(&s->conns_lock);
+}
+
+void http_server_conn_unlink(struct SnowHttpServer *s, struct http_conn_link *l)
+{
+    if (!l->next)
+        return;
+    pthread_mutex_lock(&s->conns_lock);
+    l->prev->next = l->next;
+    l->next->prev = l->prev;
+    l->prev = l->next = NULL;
+    pthread_mutex_unlock(&s->conns_lock);
+}
+
+/* Asks every connection to end: each finishes the request it is serving
+ * and closes instead of waiting for another (conn.c, read_or_stop). */
+static void stop_conns(struct SnowHttpServer *s)
+{
+    pthread_mutex_lock(&s->conns_lock);
+    size_t n = 0;
+    for (struct http_conn_link *l = s->conns.next; l != &s->conns; l = l->next)
+        n++;
+    SnowPid *pids = n ? malloc(n * sizeof *pids) : NULL;
+    size_t k = 0;
+    for (struct http_conn_link *l = s->conns.next; pids && l != &s->conns; l = l->next)
+        pids[k++] = l->pid;
+    pthread_mutex_unlock(&s->conns_lock);
+    /* Sent after the lock is dropped: a send may wake a worker. A
+     * connection that ends meanwhile just makes its send fail. If the list
+     * could not be copied, connections still end at their idle timeout. */
+    for (size_t i = 0; i < k; i++)
+        actor_send_raw(pids[i], SNOW_TAG_STOP, 0, NULL, 0);
+    free(pids);
 }
 
 static void wake_listener(struct SnowHttpServer *s)
@@ -277,6 +320,8 @@ static struct SnowHttpServer *server_new(SnowRouter *router, const char *host, i
     }
     s->fd = -1;
     atomic_init(&s->refs, 1);
+    pthread_mutex_init(&s->conns_lock, NULL);
+    s->conns.prev = s->conns.next = &s->conns;
     if ((*err = set_limits(s, opts)) != 0)
         goto fail;
     if ((opts->tls_cert_file || opts->tls_key_file) &&
@@ -336,6 +381,8 @@ void snow_http_server_stop(SnowHttpServer *s)
         return;
     atomic_store(&s->stopping, 1);
     wake_listener(s);
+    if (snow_rt_workers() > 0)
+        stop_conns(s);
     http_server_unref(s);
 }
 

@@ -4,6 +4,7 @@
 #ifndef SNOW_HTTP_SERVER_H
 #define SNOW_HTTP_SERVER_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "http/parse.h"
@@ -11,6 +12,13 @@
 #include "http/stream.h"
 
 struct http_tls_config;
+
+/* A connection's entry in its server's list, so that stopping the server
+ * can ask every connection to end once it is between requests. */
+struct http_conn_link {
+    struct http_conn_link *prev, *next;
+    SnowPid pid;
+};
 
 struct SnowHttpServer {
     atomic_int refs;          /* the handle, the listener, each connection */
@@ -25,6 +33,8 @@ struct SnowHttpServer {
     int fd;                   /* listening socket */
     int port;
     struct http_tls_config *tls; /* NULL for plain TCP; read-only once started */
+    pthread_mutex_t conns_lock;
+    struct http_conn_link conns; /* [conns_lock] circular list, this is the head */
 };
 
 void http_server_ref(struct SnowHttpServer *s);
@@ -32,6 +42,9 @@ void http_server_unref(struct SnowHttpServer *s);
 /* A connection ended: frees its slot and wakes a listener paused at the
  * connection limit. */
 void http_server_conn_done(struct SnowHttpServer *s);
+/* Adds / removes a connection actor from the server's list. */
+void http_server_conn_link(struct SnowHttpServer *s, struct http_conn_link *l);
+void http_server_conn_unlink(struct SnowHttpServer *s, struct http_conn_link *l);
 
 /* Tag of the runtime-internal wake-up sent to a listener (stop, free slot).
  * A user tag value: listeners receive nothing else. */

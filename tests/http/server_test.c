@@ -528,6 +528,13 @@ START_TEST(stop_listener)
         nanosleep(&ts, NULL);
     }
     ck_assert_int_eq(r, -ECONNREFUSED);
+    /* The kept-alive connection, idle between requests, is closed by the
+     * stop well before its 60 s idle timeout: the client reads end of
+     * stream (recv returns 0) within the 5 s receive timeout. */
+    struct timeval tv = {5, 0};
+    setsockopt(cl.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char b[16];
+    ck_assert_int_eq(recv(cl.fd, b, sizeof b, 0), 0);
     client_close(&cl);
     snow_rt_shutdown();
     snow_rt_run();
