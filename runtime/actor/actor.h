@@ -25,6 +25,11 @@ struct actor_spawn_opts {
     int worker;   /* home worker, or -1 for "the caller's / any" */
     bool pinned;  /* run only on the home worker (never stolen) */
     bool link;    /* link to the caller */
+    /* Terminate callback installed before the actor first runs, called with
+     * the actor's copy of args: it runs even when the actor is killed
+     * before its function starts (for resources handed over in args). The
+     * function may replace it with snow_actor_set_terminate. */
+    void (*terminate)(int reason, void *args);
 };
 
 SnowPid actor_spawn(SnowActorFn fn, const void *args, size_t size, const struct actor_spawn_opts *opts);

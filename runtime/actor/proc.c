@@ -308,6 +308,10 @@ SnowPid actor_spawn(SnowActorFn fn, const void *args, size_t size, const struct 
     } else {
         a->arg = (void *)args;
     }
+    if (opts && opts->terminate) {
+        a->term_cb = opts->terminate;
+        a->term_arg = a->arg;
+    }
     if (opts && opts->worker >= 0 && opts->worker < rt.nworkers) {
         a->home = (int16_t)opts->worker;
         a->pinned = opts->pinned;

@@ -473,10 +473,21 @@ static void conn_terminate(int reason, void *arg)
     conn_free(c);
 }
 
+void http_conn_abandoned(int reason, void *arg)
+{
+    (void)reason;
+    struct http_conn_args *a = arg;
+    close(a->fd);
+    http_server_conn_done(a->srv);
+    http_server_unref(a->srv);
+}
+
 void http_conn_main(void *arg)
 {
     struct http_conn_args a = *(struct http_conn_args *)arg;
     struct SnowHttpServer *srv = a.srv;
+    /* From here on this function owns the socket and the reference. */
+    snow_actor_set_terminate(NULL, NULL);
     struct http_conn *c = calloc(1, sizeof *c);
     if (c) {
         c->srv = srv;

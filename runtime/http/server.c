@@ -226,7 +226,11 @@ static void spawn_conn(struct SnowHttpServer *s, int fd)
     struct http_conn_args a = {s, fd, rt_now_ns()};
     atomic_fetch_add(&s->nconns, 1);
     http_server_ref(s);
-    if (!snow_actor_spawn(http_conn_main, &a, sizeof a)) {
+    /* The socket and the server reference travel in the arguments: if the
+     * actor is killed (runtime shutdown) before http_conn_main takes them
+     * over, http_conn_abandoned gives them back. */
+    struct actor_spawn_opts o = {.worker = -1, .terminate = http_conn_abandoned};
+    if (!actor_spawn(http_conn_main, &a, sizeof a, &o)) {
         close(fd);
         atomic_fetch_sub(&s->nconns, 1);
         http_server_unref(s);

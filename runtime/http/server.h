@@ -57,6 +57,8 @@ struct http_conn_args {
     int64_t accepted_ns;
 };
 void http_conn_main(void *arg);
+/* Spawn-time terminate callback of a connection actor that never ran. */
+void http_conn_abandoned(int reason, void *arg);
 
 struct http_conn;
 

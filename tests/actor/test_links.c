@@ -333,6 +333,39 @@ START_TEST(terminate_callback_panic_is_contained)
 }
 END_TEST
 
+/* A spawn-time terminate callback runs even if the actor is killed before
+ * its function ever starts, with the actor's copy of the arguments. */
+static atomic_int abandoned_with;
+
+static void spawn_term(int reason, void *args)
+{
+    atomic_store(&abandoned_with, *(int *)args * 100 + reason);
+}
+
+static void never_runs(void *arg)
+{
+    (void)arg;
+    atomic_store(&abandoned_with, -1);
+}
+
+static void spawn_term_root(void *arg)
+{
+    (void)arg;
+    int token = 7;
+    struct actor_spawn_opts o = {.worker = -1, .terminate = spawn_term};
+    /* One worker and no park in between: the child cannot run first. */
+    SnowPid p = actor_spawn(never_runs, &token, sizeof token, &o);
+    snow_actor_kill(p, SNOW_EXIT_KILLED);
+}
+
+START_TEST(spawn_terminate_runs_for_unstarted_actor)
+{
+    atomic_store(&abandoned_with, 0);
+    RUN_ROOT(1, spawn_term_root, NULL);
+    ck_assert_int_eq(atomic_load(&abandoned_with), 7 * 100 + SNOW_EXIT_KILLED);
+}
+END_TEST
+
 Suite *links_suite(void)
 {
     Suite *s = suite_create("links");
@@ -344,6 +377,7 @@ Suite *links_suite(void)
     tcase_add_test(tc, unlink_and_demonitor);
     tcase_add_test(tc, spawn_link_propagates);
     tcase_add_test(tc, terminate_callback_panic_is_contained);
+    tcase_add_test(tc, spawn_terminate_runs_for_unstarted_actor);
     suite_add_tcase(s, tc);
     return s;
 }
