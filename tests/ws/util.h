@@ -15,7 +15,7 @@
 
 #include "ws/frame.h"
 
-#define CASE_TIMEOUT 60
+#define CASE_TIMEOUT 180
 
 /* Check records every passing ck_assert (a write per check), which
  * dominates loops that run a million checks; these only report failures. */
