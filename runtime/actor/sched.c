@@ -390,10 +390,19 @@ static void idle(struct worker *w)
         atomic_store(&w->sleeping, 0);
         return;
     }
-    /* Sleep at most until the next timer so a busy poller cannot delay it
-     * forever; normally the poller's epoll timeout fires it. */
-    struct timespec ts = {1, 0};
-    rt_futex_wait(&w->sleeping, 1, &ts);
+    /* Another worker holds the poll role. Sleep at most until the next
+     * timer (and at most a second): that worker may be busy running actors
+     * by then, and a due timer must not wait for it. */
+    int64_t ns = 1000000000;
+    due = timers_next_due();
+    if (due != INT64_MAX) {
+        int64_t left = due - rt_now_ns();
+        if (left < ns)
+            ns = left > 0 ? left : 0;
+    }
+    struct timespec ts = {ns / 1000000000, ns % 1000000000};
+    if (ns > 0)
+        rt_futex_wait(&w->sleeping, 1, &ts);
     atomic_store(&w->sleeping, 0);
 }
 
