@@ -85,6 +85,17 @@ struct demo_args {
     long laps;
 };
 
+/* Set when something did not happen as the tour says; main's exit code. */
+static int demo_failed;
+
+static void expect(int ok, const char *what)
+{
+    if (!ok) {
+        fprintf(stderr, "snow-actors-demo: unexpected: %s\n", what);
+        demo_failed = 1;
+    }
+}
+
 static void demo(void *p)
 {
     struct demo_args *d = p;
@@ -108,6 +119,7 @@ static void demo(void *p)
     memcpy(&last, m->data, sizeof last);
     printf("ring: %d actors passed a token %ld times in %lld ms; it stopped at actor #%d\n", d->ring, hops,
            (long long)(snow_now_ms() - t0), last);
+    expect(last == (int)(hops % d->ring), "the token stopped where the hop count says");
     for (int i = 0; i < d->ring; i++)
         snow_actor_send(ring[i], TAG_WORK, NULL, 0);
     free(ring);
@@ -118,11 +130,13 @@ static void demo(void *p)
     snow_actor_send(w, TAG_WORK, "x", 1);
     uint64_t exit_tag = SNOW_TAG_EXIT;
     m = snow_actor_receive_match(&exit_tag, 1, 5000);
+    expect(m != NULL, "the supervisor got the worker's exit signal");
     if (m) {
         SnowExitMsg em;
         memcpy(&em, m->data, sizeof em);
         printf("supervisor: linked worker %llu exited with reason %d (%s)\n", (unsigned long long)em.from, em.reason,
                em.reason == SNOW_EXIT_PANIC ? "panic" : "other");
+        expect(em.from == w && em.reason == SNOW_EXIT_PANIC, "the worker exited with reason panic");
     }
 
     /* 3. A timer delivers a message later. */
@@ -130,6 +144,7 @@ static void demo(void *p)
     snow_timer_send_after(self, 50, TAG_TICK, "tick", 4);
     uint64_t tick_tag = TAG_TICK;
     m = snow_actor_receive_match(&tick_tag, 1, 5000);
+    expect(m && m->len == 4 && snow_now_ms() - t0 >= 50, "the timer message came, not early");
     printf("timer: \"%.*s\" arrived after %lld ms (asked for 50)\n", m ? (int)m->len : 0, m ? (char *)m->data : "",
            (long long)(snow_now_ms() - t0));
 
@@ -145,6 +160,9 @@ static void demo(void *p)
         struct counter r;
         memcpy(&r, m->data, sizeof r);
         printf("counter: summed 1..10 = %ld over %d wake-ups, giving its stack back in between\n", r.total, r.wakeups);
+        expect(r.total == 55 && r.wakeups == 10, "the counter summed 1..10 over 10 wake-ups");
+    } else {
+        expect(0, "the counter reported");
     }
     printf("done\n");
     fflush(stdout);
@@ -166,5 +184,6 @@ int main(int argc, char **argv)
     if (snow_rt_init(0))
         return 1;
     snow_actor_spawn(demo, &d, sizeof d);
-    return snow_rt_run();
+    snow_rt_run();
+    return demo_failed;
 }
