@@ -22,6 +22,7 @@
 #include "actor/internal.h"
 
 #ifdef RT_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 
@@ -129,6 +130,12 @@ struct stack *stack_get(struct worker *w)
 
 void stack_put(struct worker *w, struct stack *s)
 {
+#ifdef RT_ASAN
+    /* Frames abandoned by an unwind (exit, panic, overflow) leave their
+     * redzones poisoned; the next actor on this stack must not trip on
+     * them. */
+    ASAN_UNPOISON_MEMORY_REGION(s->lo, s->usable);
+#endif
     if (w->stack_cache_n < WORKER_CACHE_MAX) {
         s->next = w->stack_cache;
         w->stack_cache = s;
@@ -257,6 +264,12 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
          * frames are discarded and its exit path runs from the top of its
          * own stack. */
         a->exit_reason = SNOW_EXIT_STACK_OVERFLOW;
+#ifdef RT_ASAN
+        /* The jump leaves from the alternate stack, so the sanitizer does
+         * not clean the actor stack's shadow itself; the exit path about to
+         * run there must not meet the dead frames' redzones. */
+        ASAN_UNPOISON_MEMORY_REGION(a->stack->lo, a->stack->usable);
+#endif
         _longjmp(a->stack->top, UNWIND_EXIT);
     }
     /* Not an actor's guard page: put back whatever handled this signal
