@@ -10,6 +10,7 @@
 #ifndef SNOW_ACTOR_H
 #define SNOW_ACTOR_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -66,5 +67,10 @@ size_t actor_stack_remaining(void);
  * between two stacks n times on the calling thread and returns the mean
  * nanoseconds per switch. For bench/ only. */
 double actor_bench_switch_ns(long n);
+
+/* Fault injection for tests: while positive, each new stack mapping fails
+ * (and the counter drops by one), as when vm.max_map_count or memory runs
+ * out. Pooled stacks are still handed out. */
+extern atomic_int actor_fail_stack_maps;
 
 #endif

@@ -261,6 +261,8 @@ struct worker {
     uint32_t tick;
     uint32_t runnext_streak;
     uint64_t rng;
+    struct actor *starved;     /* runnable, but no stack could be had */
+    int64_t starved_retry_ns;  /* when to try them again */
     struct actor *actor_cache; /* freed actor structs, reused by spawn */
     int actor_cache_n;
     struct stack *stack_cache; /* a few free stacks without locking */

@@ -254,6 +254,43 @@ void sched_actor_freed(void)
 
 unsigned actor_wait_conditions(struct actor *a, struct SnowIo *io, unsigned events, int64_t deadline);
 
+/* No stack could be mapped for a (memory or vm.max_map_count exhausted).
+ * The actor is not lost and does not make its worker spin: it waits on the
+ * worker's starved list, retried every STARVED_RETRY_MS while other actors
+ * run, exit and give stacks back. One log line per second at most. */
+#define STARVED_RETRY_MS 10
+
+static void starve(struct worker *w, struct actor *a)
+{
+    static _Atomic int64_t last_log;
+    int64_t now = rt_now_ns();
+    int64_t prev = atomic_load_explicit(&last_log, memory_order_relaxed);
+    if (now - prev >= 1000000000 && atomic_compare_exchange_strong(&last_log, &prev, now))
+        rt_log(RT_LOG_ERROR, "no memory for an actor stack (mmap failed; is vm.max_map_count too low?); "
+                             "actors wait until stacks are freed");
+    atomic_store(&a->state, A_RUNNABLE);
+    a->next = w->starved;
+    w->starved = a;
+    if (!w->starved_retry_ns)
+        w->starved_retry_ns = now + STARVED_RETRY_MS * 1000000;
+}
+
+static void retry_starved(struct worker *w)
+{
+    if (!w->starved || rt_now_ns() < w->starved_retry_ns)
+        return;
+    struct actor *a = w->starved;
+    w->starved = NULL;
+    w->starved_retry_ns = 0;
+    while (a) {
+        struct actor *next = a->next;
+        rq_push(a->pinned ? &rt.workers[a->home].pq : &w->q, a);
+        a = next;
+    }
+    /* Free stacks may sit in another worker's cache: let it steal these. */
+    wake_idle(w);
+}
+
 /* Runs a until it parks, yields or exits. */
 static void run_actor(struct worker *w, struct actor *a)
 {
@@ -262,10 +299,7 @@ static void run_actor(struct worker *w, struct actor *a)
         if (!a->stack) {
             a->stack = stack_get(w);
             if (!a->stack) {
-                /* No memory for a stack: try again later rather than lose the actor. */
-                rt_log(RT_LOG_ERROR, "out of memory for an actor stack; retrying");
-                atomic_store(&a->state, A_RUNNABLE);
-                rq_push(&w->q, a);
+                starve(w, a);
                 return;
             }
         }
@@ -368,6 +402,8 @@ static void idle(struct worker *w)
 {
     /* Try to become the poller: block in epoll until I/O or the next timer. */
     int64_t due = timers_next_due();
+    if (w->starved && w->starved_retry_ns < due)
+        due = w->starved_retry_ns;
     int64_t timeout = -1;
     if (due != INT64_MAX) {
         timeout = due - rt_now_ns();
@@ -395,6 +431,8 @@ static void idle(struct worker *w)
      * by then, and a due timer must not wait for it. */
     int64_t ns = 1000000000;
     due = timers_next_due();
+    if (w->starved && w->starved_retry_ns < due)
+        due = w->starved_retry_ns;
     if (due != INT64_MAX) {
         int64_t left = due - rt_now_ns();
         if (left < ns)
@@ -427,6 +465,7 @@ static void *worker_main(void *arg)
     tls_worker = w;
     stack_thread_init(w);
     while (!atomic_load(&rt.stopping)) {
+        retry_starved(w);
         struct actor *a = find_work(w);
         if (a) {
             run_actor(w, a);

@@ -60,8 +60,13 @@ static RT_NOINLINE int context_init(ucontext_t *uc)
 
 _Static_assert(sizeof(struct boot_frame) == 64, "matches ctx_x86_64.S");
 
+atomic_int actor_fail_stack_maps;
+
 static struct stack *stack_create(void (*entry)(void))
 {
+    if (atomic_load_explicit(&actor_fail_stack_maps, memory_order_relaxed) > 0 &&
+        atomic_fetch_sub(&actor_fail_stack_maps, 1) > 0)
+        return NULL;
     char *map = mmap(NULL, MAP_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
                      -1, 0);
     if (map == MAP_FAILED)

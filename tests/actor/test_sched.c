@@ -271,6 +271,70 @@ START_TEST(idle_costs_no_cpu)
 }
 END_TEST
 
+/* When no stack can be mapped (memory or vm.max_map_count exhausted), the
+ * actors that cannot start wait without spinning, and start once stacks are
+ * given back. */
+#define HOLDERS 40
+#define WAITERS 300
+
+static atomic_long started, cpu_us_starved;
+
+static void holder(void *arg)
+{
+    (void)arg;
+    snow_actor_receive(-1);
+}
+
+static void waiter(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&started, 1);
+}
+
+static long cpu_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1000000L + ts.tv_nsec / 1000;
+}
+
+static void starve_root(void *arg)
+{
+    (void)arg;
+    SnowPid h[HOLDERS];
+    for (int i = 0; i < HOLDERS; i++)
+        h[i] = snow_actor_spawn(holder, NULL, 0);
+    snow_sleep(20); /* all holders run and keep their stacks */
+    atomic_store(&actor_fail_stack_maps, 1 << 30);
+    for (int i = 0; i < WAITERS; i++)
+        snow_actor_spawn(waiter, NULL, 0);
+    snow_sleep(50);
+    long c0 = cpu_us();
+    snow_sleep(300);
+    atomic_store(&cpu_us_starved, cpu_us() - c0);
+    atomic_store(&counter, atomic_load(&started)); /* how many ran while starved */
+    /* Give the holders' stacks back: the waiters run on them, one after
+     * another, although no new stack can still be mapped. */
+    for (int i = 0; i < HOLDERS; i++)
+        snow_actor_send(h[i], 1, NULL, 0);
+    for (int i = 0; i < 500 && atomic_load(&started) < WAITERS; i++)
+        snow_sleep(10);
+    atomic_store(&actor_fail_stack_maps, 0);
+}
+
+START_TEST(no_stack_waits_without_spinning)
+{
+    atomic_store(&started, 0);
+    atomic_store(&counter, -1);
+    RUN_ROOT(2, starve_root, NULL);
+    ck_assert_int_eq(atomic_load(&started), WAITERS);
+    /* Some waiters could not start while every stack was taken... */
+    ck_assert_int_lt(atomic_load(&counter), WAITERS);
+    /* ...and waiting for stacks cost little CPU: under 25% of one core. */
+    ck_assert_int_lt(atomic_load(&cpu_us_starved), 75000);
+}
+END_TEST
+
 Suite *sched_suite(void)
 {
     Suite *s = suite_create("sched");
@@ -285,6 +349,7 @@ Suite *sched_suite(void)
     tcase_add_test(tc, shutdown_is_clean);
     tcase_add_test(tc, workers_from_env);
     tcase_add_test(tc, idle_costs_no_cpu);
+    tcase_add_test(tc, no_stack_waits_without_spinning);
     suite_add_tcase(s, tc);
     return s;
 }
