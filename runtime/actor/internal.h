@@ -308,6 +308,9 @@ bool actor_notify_begin(struct actor *a, unsigned mask);
 void actor_notify(struct actor *a, unsigned mask);
 /* Switches from the running actor to its worker's scheduler loop. */
 void sched_switch_out(int why);
+/* Makes an idle worker look again (wakes a sleeper or the poller): a new
+ * earliest timer needs a worker waiting on it. */
+void sched_kick_idle(void);
 void sched_actor_freed(void);
 
 /* Ends the calling actor now (unwinds to its trampoline). */

@@ -156,6 +156,11 @@ static void wake_idle(struct worker *self)
         poller_interrupt();
 }
 
+void sched_kick_idle(void)
+{
+    wake_idle(worker_self());
+}
+
 void sched_enqueue(struct actor *a, bool from_waker)
 {
     struct worker *w = worker_self();
@@ -426,21 +431,22 @@ static void idle(struct worker *w)
         atomic_store(&w->sleeping, 0);
         return;
     }
-    /* Another worker holds the poll role. Sleep at most until the next
-     * timer (and at most a second): that worker may be busy running actors
-     * by then, and a due timer must not wait for it. */
-    int64_t ns = 1000000000;
+    /* Another worker holds the poll role. Sleep until woken, or at most
+     * until the next timer (or starved retry): the poller may be busy
+     * running actors by then, and a due timer must not wait for it. With
+     * nothing due, the sleep has no timeout at all. */
     due = timers_next_due();
     if (w->starved && w->starved_retry_ns < due)
         due = w->starved_retry_ns;
-    if (due != INT64_MAX) {
-        int64_t left = due - rt_now_ns();
-        if (left < ns)
-            ns = left > 0 ? left : 0;
+    if (due == INT64_MAX) {
+        rt_futex_wait(&w->sleeping, 1, NULL);
+    } else {
+        int64_t ns = due - rt_now_ns();
+        if (ns > 0) {
+            struct timespec ts = {ns / 1000000000, ns % 1000000000};
+            rt_futex_wait(&w->sleeping, 1, &ts);
+        }
     }
-    struct timespec ts = {ns / 1000000000, ns % 1000000000};
-    if (ns > 0)
-        rt_futex_wait(&w->sleeping, 1, &ts);
     atomic_store(&w->sleeping, 0);
 }
 

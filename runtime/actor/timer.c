@@ -185,9 +185,10 @@ void timer_arm(struct timer *t)
     bool first = !err && idx_get(t) == 0;
     set_next_due();
     rt_spin_unlock(&tm.lock);
-    /* A new earliest deadline must shorten a poller's epoll timeout. */
-    if (first && atomic_load(&rt.poll_blocked))
-        poller_interrupt();
+    /* A new earliest deadline must shorten a poller's epoll timeout, or
+     * get a sleeping worker to wait for it. */
+    if (first)
+        sched_kick_idle();
 }
 
 void timer_disarm(struct timer *t)
@@ -318,8 +319,8 @@ uint64_t snow_timer_send_after(SnowPid pid, int64_t ms, uint64_t tag, const void
         return 0;
     }
     /* t may already have fired and been freed by another worker here. */
-    if (first && atomic_load(&rt.poll_blocked))
-        poller_interrupt();
+    if (first)
+        sched_kick_idle();
     return id;
 }
 
