@@ -193,6 +193,13 @@ void stack_trampoline(void)
             if (!a->exiting) {
                 actor_check_signals(a);
                 timer_disarm(&a->wait_timer);
+                /* A hibernation continuation starts as a wait would return:
+                 * the readiness it waited for is consumed, so that its next
+                 * EAGAIN parks until a new edge (see actor_wait). */
+                if (a->wait_io)
+                    atomic_fetch_and(&a->wait_io->ready,
+                                     ~(atomic_load_explicit(&a->wait_events, memory_order_relaxed) &
+                                       (SNOW_WAIT_READABLE | SNOW_WAIT_WRITABLE)));
                 atomic_store_explicit((_Atomic unsigned *)&a->wait_events, 0, memory_order_relaxed);
                 a->wait_io = NULL;
                 a->started = 1;

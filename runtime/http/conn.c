@@ -45,14 +45,19 @@ struct http_conn {
     struct http_header *hdrs;
     size_t nhdrs;
     size_t scratch_cap;
-    SnowHttpReq req;
+    SnowHttpReq *req;           /* per-request state; freed while hibernating */
     SnowHttpRes res;
     struct http_outbuf out;
     int64_t accepted_ns;
     void (*on_exit)(int reason, void *arg);
     void *on_exit_arg;
     struct http_conn_link link; /* in the server's list of connections */
+    int64_t idle_until;         /* idle deadline carried across a hibernation */
+    int reading_first;          /* read_head is waiting for the first request */
 };
+
+static void conn_loop(struct http_conn *c, int first);
+static void conn_hibernate(struct http_conn *c, int64_t deadline);
 
 static int64_t after_ms(int64_t ms)
 {
@@ -91,19 +96,25 @@ static int flush_out(struct http_conn *c)
  */
 static ssize_t read_or_stop(struct http_conn *c, void *buf, size_t n, int64_t deadline)
 {
-    static const uint64_t stop = SNOW_TAG_STOP;
     for (;;) {
         if (atomic_load(&c->srv->stopping))
             return SNOW_ECLOSED;
         ssize_t r = http_stream_read_nb(c->stream, buf, n);
         if (r != -EAGAIN)
             return r;
+        /* The mailbox is read by handlers while they run; between requests
+         * only SNOW_TAG_STOP means anything, and a stale message would keep
+         * waking the wait below. */
+        while (snow_actor_receive(0))
+            ;
+        if (atomic_load(&c->srv->stopping))
+            return SNOW_ECLOSED;
+        if (deadline >= 0 && rt_now_ns() >= deadline)
+            return SNOW_ETIMEOUT;
+        conn_hibernate(c, deadline); /* returns only when it cannot */
         int w = http_stream_wait(c->stream, SNOW_WAIT_READABLE | SNOW_WAIT_MAILBOX, deadline);
         if (w < 0)
             return w;
-        if (w & SNOW_WAIT_MAILBOX)
-            while (snow_actor_receive_match(&stop, 1, 0))
-                ;
         if ((w & SNOW_WAIT_TIMEOUT) && !(w & (SNOW_WAIT_READABLE | SNOW_WAIT_HANGUP)))
             return SNOW_ETIMEOUT;
     }
@@ -148,7 +159,7 @@ static ssize_t fill(struct http_conn *c, int64_t deadline, size_t max, bool idle
 
 static ssize_t parse_head(struct http_conn *c)
 {
-    return http_parse_request(&c->parser, c->buf + c->start, c->len - c->start, &c->req.r, c->hdrs, c->nhdrs,
+    return http_parse_request(&c->parser, c->buf + c->start, c->len - c->start, &c->req->r, c->hdrs, c->nhdrs,
                               &c->srv->lim);
 }
 
@@ -161,9 +172,15 @@ static int read_head(struct http_conn *c, int first)
      * accept; later ones may idle first, then get the header timeout from
      * their first byte. */
     int64_t idle = first ? c->accepted_ns + lim->header_timeout_ms * 1000000 : after_ms(lim->idle_timeout_ms);
+    if (c->idle_until) {
+        /* Resumed from hibernation: the idle period started before it. */
+        idle = c->idle_until;
+        c->idle_until = 0;
+    }
     int64_t head = -1;
     size_t max = lim->max_request_line + lim->max_header_bytes + 8;
     http_parser_init(&c->parser);
+    c->reading_first = first;
     for (;;) {
         size_t avail = c->len - c->start;
         if (avail) {
@@ -203,7 +220,7 @@ static int send_continue(struct http_conn *c)
 static int read_body(struct http_conn *c)
 {
     const struct http_limits *lim = &c->srv->lim;
-    struct http_request *r = &c->req.r;
+    struct http_request *r = &c->req->r;
     size_t head_len = r->head_len;
     if (r->chunked) {
         struct http_chunked ch;
@@ -221,7 +238,7 @@ static int read_body(struct http_conn *c)
                 size_t rest = c->len - c->start - raw;
                 memmove(base + dec, base + raw, rest);
                 c->len = c->start + dec + rest;
-                c->req.body_len = dec - head_len;
+                c->req->body_len = dec - head_len;
                 c->next = c->start + dec;
                 break;
             }
@@ -251,7 +268,7 @@ static int read_body(struct http_conn *c)
                 return -1;
             c->len += (size_t)n;
         }
-        c->req.body_len = cl;
+        c->req->body_len = cl;
         c->next = c->start + head_len + cl;
     }
     if (c->buf + c->start != c->head_at) {
@@ -264,7 +281,7 @@ static int read_body(struct http_conn *c)
         }
         c->head_at = c->buf + c->start;
     }
-    c->req.body = c->buf + c->start + head_len;
+    c->req->body = c->buf + c->start + head_len;
     return 0;
 }
 
@@ -289,7 +306,7 @@ static int queue_response(struct http_conn *c, int keep_alive)
 {
     SnowHttpRes *res = &c->res;
     int with_body = !res->head_only && res->body_len <= COPY_BODY_MAX;
-    if (http_format_response(&c->out, res, c->req.r.minor_version, keep_alive, with_body) < 0)
+    if (http_format_response(&c->out, res, c->req->r.minor_version, keep_alive, with_body) < 0)
         return -ENOMEM;
     if (!with_body && !res->head_only && res->body_len) {
         /* A large body goes out straight from the response buffer, in the
@@ -306,7 +323,7 @@ static void send_error(struct http_conn *c, int status)
     http_res_reset(&c->res);
     c->res.close = 1;
     http_res_error(&c->res, status);
-    c->req.r.minor_version = 1;
+    c->req->r.minor_version = 1;
     if (queue_response(c, 0) == 0 && flush_out(c) == 0)
         linger_close(c);
 }
@@ -330,7 +347,7 @@ static void run_chain(void *arg)
  * connection goes on serving. */
 static int run_caught(struct http_conn *c, const struct http_match *m, int before_only)
 {
-    struct chain ch = {c->srv->router, m, &c->req, &c->res, before_only, 0};
+    struct chain ch = {c->srv->router, m, c->req, &c->res, before_only, 0};
     if (actor_catch(run_chain, &ch) == SNOW_EXIT_PANIC) {
         rt_log(RT_LOG_WARN, "http: handler panicked: %s", actor_panic_message());
         http_res_error(&c->res, 500);
@@ -348,7 +365,7 @@ static int upgrade(struct http_conn *c, const struct http_match *m)
     struct http_upgrade up;
     memset(&up, 0, sizeof up);
     up.conn = c;
-    up.req = &c->req;
+    up.req = c->req;
     up.handler = m->ws;
     http_conn_detach(c, &up.stream, &up.leftover);
     int r = m->upgrade(&up);
@@ -361,7 +378,7 @@ static int upgrade(struct http_conn *c, const struct http_match *m)
  * it after a lingering close, -1 when it is over (peer gone, detached). */
 static int handle(struct http_conn *c)
 {
-    SnowHttpReq *req = &c->req;
+    SnowHttpReq *req = c->req;
     SnowHttpRes *res = &c->res;
     http_res_reset(res);
     res->head_only = req->r.method.n == 4 && memcmp(req->r.method.p, "HEAD", 4) == 0;
@@ -391,9 +408,9 @@ static int handle(struct http_conn *c)
     return keep;
 }
 
-static void conn_loop(struct http_conn *c)
+static void conn_loop(struct http_conn *c, int first)
 {
-    for (int first = 1;; first = 0) {
+    for (;; first = 0) {
         int st = read_head(c, first);
         if (st == 0)
             st = read_body(c);
@@ -428,6 +445,54 @@ static void conn_loop(struct http_conn *c)
     }
 }
 
+/*
+ * Idle between requests with nothing buffered: park with the stack given
+ * back (actor_hibernate) and the per-request buffers freed, so that an idle
+ * kept-alive connection costs its small struct instead of a stack and a
+ * 16 KiB read buffer. conn_resume starts on a fresh stack when the socket,
+ * the mailbox (SNOW_TAG_STOP) or the idle deadline calls. Returns only when
+ * hibernating is not possible (TLS bytes already decoded, a request in
+ * progress, or output still queued).
+ */
+static void conn_resume(void *arg);
+
+static void conn_hibernate(struct http_conn *c, int64_t deadline)
+{
+    if (c->len != c->start || c->out.len)
+        return;
+    unsigned ev = c->stream->ops->idle_events(c->stream);
+    if (!ev)
+        return;
+    free(c->buf);
+    c->buf = NULL;
+    c->cap = c->len = c->start = c->next = 0;
+    free(c->hdrs);
+    c->hdrs = NULL;
+    free(c->req->scratch);
+    free(c->req);
+    c->req = NULL;
+    c->scratch_cap = 0;
+    free(c->out.p);
+    c->out = (struct http_outbuf){0};
+    http_res_fini(&c->res);
+    http_res_init(&c->res);
+    c->idle_until = deadline;
+    actor_hibernate(c->stream->io, ev | SNOW_WAIT_MAILBOX, deadline, conn_resume, c);
+}
+
+static void conn_resume(void *arg)
+{
+    struct http_conn *c = arg;
+    c->cap = READ_BUF_INITIAL;
+    c->buf = malloc(c->cap);
+    c->hdrs = malloc(c->nhdrs * sizeof *c->hdrs);
+    c->req = calloc(1, sizeof *c->req);
+    if (!c->buf || !c->hdrs || !c->req)
+        return; /* the terminate callback closes and frees */
+    /* The first request keeps its deadline from the accept (slowloris). */
+    conn_loop(c, c->reading_first);
+}
+
 int http_conn_detach(struct http_conn *c, struct http_stream **stream, struct http_str *leftover)
 {
     if (!c->stream)
@@ -452,7 +517,10 @@ static void conn_free(struct http_conn *c)
     http_server_conn_unlink(srv, &c->link);
     free(c->buf);
     free(c->hdrs);
-    free(c->req.scratch);
+    if (c->req) {
+        free(c->req->scratch);
+        free(c->req);
+    }
     free(c->out.p);
     http_res_fini(&c->res);
     free(c);
@@ -496,9 +564,10 @@ void http_conn_main(void *arg)
         c->cap = READ_BUF_INITIAL;
         c->buf = malloc(c->cap);
         c->hdrs = malloc(c->nhdrs * sizeof *c->hdrs);
+        c->req = calloc(1, sizeof *c->req);
         http_res_init(&c->res);
     }
-    if (!c || !c->buf || !c->hdrs) {
+    if (!c || !c->buf || !c->hdrs || !c->req) {
         close(a.fd);
         if (c)
             conn_free(c);
@@ -522,7 +591,7 @@ void http_conn_main(void *arg)
         snow_io_close(io);
         return;
     }
-    conn_loop(c);
+    conn_loop(c, 1);
 }
 
 /* ---- response serialisation ---- */

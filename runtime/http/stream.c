@@ -141,6 +141,12 @@ static int plain_wait(struct http_stream *s, unsigned events, int64_t deadline)
     return actor_wait(s->io, events, deadline);
 }
 
+static unsigned plain_idle_events(struct http_stream *s)
+{
+    (void)s;
+    return SNOW_WAIT_READABLE;
+}
+
 static void plain_shutdown(struct http_stream *s)
 {
     shutdown(snow_io_fd(s->io), SHUT_WR);
@@ -157,6 +163,7 @@ static const struct http_stream_ops plain_ops = {
     .writev = plain_writev,
     .flush = plain_flush,
     .wait = plain_wait,
+    .idle_events = plain_idle_events,
     .shutdown = plain_shutdown,
     .destroy = plain_destroy,
 };

@@ -34,6 +34,10 @@ struct http_stream_ops {
      * SNOW_WAIT_MAILBOX), or the deadline passes. Returns the SNOW_WAIT_* set
      * that holds; readiness means "retry the operation", not a promise. */
     int (*wait)(struct http_stream *s, unsigned events, int64_t deadline);
+    /* For parking with the stack given back (actor_hibernate): the socket
+     * events to wait for before a read can make progress, or 0 when it can
+     * already (bytes decoded and buffered, or the session closed). */
+    unsigned (*idle_events)(struct http_stream *s);
     /* Tells the peer we are done (TLS close_notify, TCP FIN); best effort. */
     void (*shutdown)(struct http_stream *s);
     /* Releases the fd (deregistering it from the poller) and the memory. */

@@ -423,6 +423,20 @@ static int tls_wait(struct http_stream *s, unsigned events, int64_t deadline)
     return (int)out;
 }
 
+static unsigned tls_idle_events(struct http_stream *s)
+{
+    struct tls_stream *t = (struct tls_stream *)s;
+    unsigned st = br_ssl_engine_current_state(&t->sc.eng);
+    if ((st & (BR_SSL_RECVAPP | BR_SSL_CLOSED)) || t->err || t->eof)
+        return 0;
+    unsigned need = 0;
+    if (st & BR_SSL_SENDREC)
+        need |= SNOW_WAIT_WRITABLE;
+    if (st & BR_SSL_RECVREC)
+        need |= SNOW_WAIT_READABLE;
+    return need;
+}
+
 static void tls_shutdown(struct http_stream *s)
 {
     struct tls_stream *t = (struct tls_stream *)s;
@@ -444,6 +458,7 @@ static const struct http_stream_ops tls_ops = {
     .writev = tls_writev,
     .flush = tls_flush,
     .wait = tls_wait,
+    .idle_events = tls_idle_events,
     .shutdown = tls_shutdown,
     .destroy = tls_destroy,
 };

@@ -579,6 +579,44 @@ static void serving_actor(void *arg)
     (void)e;
 }
 
+/* A kept-alive connection parks between requests with its stack given back
+ * (hibernation). It still answers the next request, on the same socket,
+ * after idling, and the idle timeout still closes it when nothing comes. */
+START_TEST(idle_keep_alive)
+{
+    SnowHttpOpts o;
+    snow_http_opts_init(&o);
+    o.idle_timeout_ms = 400;
+    start_with(&o);
+    ck_assert_int_eq(client_connect(&cl, port), 0);
+    for (int i = 0; i < 3; i++) {
+        char q[64];
+        snprintf(q, sizeof q, "GET /p/%d HTTP/1.1\r\nHost: t\r\n\r\n", i);
+        client_sends(&cl, q);
+        ck_assert_int_eq(client_read(&cl, &rs, 0), 0);
+        ck_assert_int_eq(rs.status, 200);
+        char want[16];
+        snprintf(want, sizeof want, "/p/%d", i);
+        ck_assert_str_eq(rs.body, want);
+        struct timespec ts = {0, 150000000}; /* idle, well inside the timeout */
+        nanosleep(&ts, NULL);
+    }
+    /* Now idle past the timeout: the server closes (recv returns 0) after
+     * about 400 ms, long before the 5 s receive timeout. */
+    struct timeval tv = {5, 0};
+    setsockopt(cl.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char b[16];
+    ck_assert_int_eq(recv(cl.fd, b, sizeof b, 0), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double waited = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    ck_assert_msg(waited >= 0.2, "closed after %.3f s, before the idle timeout", waited);
+    client_close(&cl);
+    stop();
+}
+END_TEST
+
 START_TEST(serve_in_actor)
 {
     ck_assert_int_eq(snow_http_serve(NULL, "127.0.0.1", 0, NULL), SNOW_ENOT_ACTOR);
@@ -631,6 +669,7 @@ Suite *server_suite(void)
     tcase_add_test(tc, emfile_backoff);
     tcase_add_test(tc, connection_limit);
     tcase_add_test(tc, stop_listener);
+    tcase_add_test(tc, idle_keep_alive);
     tcase_add_test(tc, serve_in_actor);
     suite_add_tcase(s, tc);
     return s;
