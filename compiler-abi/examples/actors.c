@@ -170,6 +170,9 @@ static void demo(void *p)
 
 int main(int argc, char **argv)
 {
+    /* Line-buffered even into a pipe, so the runtime's own stderr lines
+     * (the worker's panic) interleave in the order things happened. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     struct demo_args d = {.ring = 1000, .laps = 100};
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--ring"))
