@@ -186,7 +186,6 @@ struct actor {
     uint8_t pinned;
     uint8_t trap_exit;     /* [slot] read by signal senders */
     uint8_t exiting;       /* [owner] finishing: further kills ignored */
-    uint8_t started;       /* [owner] */
     int32_t reductions;    /* [owner] */
     SnowPid pid;
     struct proc_slot *slot;
@@ -271,7 +270,6 @@ struct worker {
     void *sys_stack_lo;        /* bounds of the worker thread's own stack (ASan) */
     size_t sys_stack_size;
     void *altstack;            /* SIGSEGV handler stack */
-    uint64_t steals;           /* actors taken from other workers (tests) */
 };
 
 enum { SW_YIELD = 1, SW_PARK, SW_HIBERNATE, SW_EXIT };
@@ -300,12 +298,11 @@ struct actor *actor_self(void);
 /* Makes a runnable actor eligible to run; w is the calling worker or NULL. */
 void sched_enqueue(struct actor *a, bool from_waker);
 /* Wakes an actor waiting for any of the conditions in mask (0 = always).
- * actor_notify_begin only moves the state; when it returns true the caller
- * owns the now RUNNABLE actor and must pass it to sched_enqueue, after
- * dropping any spinlock it holds (enqueueing may make a system call to wake
- * a worker, which must never happen under a spinlock). */
+ * It only moves the state; when it returns true the caller owns the now
+ * RUNNABLE actor and must pass it to sched_enqueue, after dropping any
+ * spinlock it holds (enqueueing may make a system call to wake a worker,
+ * which must never happen under a spinlock). */
 bool actor_notify_begin(struct actor *a, unsigned mask);
-void actor_notify(struct actor *a, unsigned mask);
 /* Switches from the running actor to its worker's scheduler loop. */
 void sched_switch_out(int why);
 /* Makes an idle worker look again (wakes a sleeper or the poller): a new

@@ -123,7 +123,6 @@ static struct actor *rq_steal(struct worker *w, struct worker *victim)
     atomic_store_explicit(&victim->q.n, n - take, memory_order_relaxed);
     rt_spin_unlock(&victim->q.lock);
     last->next = NULL;
-    w->steals += take;
     struct actor *run = first;
     for (struct actor *a = first->next, *nx; a; a = nx) {
         nx = a->next;
@@ -214,12 +213,6 @@ bool actor_notify_begin(struct actor *a, unsigned mask)
         if (atomic_compare_exchange_weak(&a->state, &s, A_RUNNABLE))
             return true;
     }
-}
-
-void actor_notify(struct actor *a, unsigned mask)
-{
-    if (actor_notify_begin(a, mask))
-        sched_enqueue(a, true);
 }
 
 /* ---- switching -------------------------------------------------------------- */

@@ -202,7 +202,6 @@ void stack_trampoline(void)
                                        (SNOW_WAIT_READABLE | SNOW_WAIT_WRITABLE)));
                 atomic_store_explicit((_Atomic unsigned *)&a->wait_events, 0, memory_order_relaxed);
                 a->wait_io = NULL;
-                a->started = 1;
                 a->fn(a->arg);
                 a = actor_self();
                 a->exit_reason = SNOW_EXIT_NORMAL;
