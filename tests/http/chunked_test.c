@@ -6,19 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "guard.h"
+#include "../guard.h"
 #include "http/parse.h"
 
 static struct guard g;
 
-static void setup(void)
-{
-    guard_init(&g, 64 * 1024);
-}
-
 static void teardown(void)
 {
-    guard_fini(&g);
+    guard_free(&g);
 }
 
 struct out {
@@ -37,7 +32,7 @@ static void decode_cuts(const char *s, size_t n, const size_t *cuts, size_t ncut
 {
     struct http_chunked c;
     http_chunked_init(&c);
-    char *b = guard_put(&g, s, n);
+    char *b = guard_place(&g, s, n);
     size_t in = 0; /* next input byte in b */
     o->n = 0;
     o->r = 0;
@@ -193,7 +188,7 @@ Suite *chunked_suite(void)
 {
     Suite *s = suite_create("http_chunked");
     TCase *tc = tcase_create("chunked");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, basic);
     tcase_add_test(tc, forms);

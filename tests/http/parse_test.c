@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "guard.h"
+#include "../guard.h"
 #include "http/parse.h"
 
 #define MAXH 128
@@ -21,14 +21,9 @@ struct result {
 
 static struct guard g;
 
-static void setup(void)
-{
-    guard_init(&g, 64 * 1024);
-}
-
 static void teardown(void)
 {
-    guard_fini(&g);
+    guard_free(&g);
 }
 
 /* Parses s in one call. The views in out point into the guard buffer. */
@@ -36,7 +31,7 @@ static void parse_once(const char *s, size_t n, const struct http_limits *lim, s
 {
     struct http_parser p;
     http_parser_init(&p);
-    char *b = guard_put(&g, s, n);
+    char *b = guard_place(&g, s, n);
     out->r = http_parse_request(&p, b, n, &out->req, out->hdrs, MAXH, lim);
     out->status = p.status;
 }
@@ -56,7 +51,7 @@ static void parse_split(const char *s, size_t n, const struct http_limits *lim, 
         http_parser_init(&p);
         struct http_request req;
         struct http_header hdrs[MAXH];
-        ssize_t r1 = http_parse_request(&p, guard_put(&g, s, k), k, &req, hdrs, MAXH, lim);
+        ssize_t r1 = http_parse_request(&p, guard_place(&g, s, k), k, &req, hdrs, MAXH, lim);
         if (r1 == HTTP_PARSE_ERROR) {
             /* An error may show up early, but it must be the same error. */
             ck_assert_int_eq(whole.r, HTTP_PARSE_ERROR);
@@ -66,7 +61,7 @@ static void parse_split(const char *s, size_t n, const struct http_limits *lim, 
         ck_assert_msg(r1 == HTTP_PARSE_INCOMPLETE || r1 == whole.r, "prefix %zu of %zu gave %zd", k, n, r1);
         if (r1 > 0)
             continue;
-        ssize_t r2 = http_parse_request(&p, guard_put(&g, s, n), n, &req, hdrs, MAXH, lim);
+        ssize_t r2 = http_parse_request(&p, guard_place(&g, s, n), n, &req, hdrs, MAXH, lim);
         ck_assert_int_eq(r2, whole.r);
         if (r2 == HTTP_PARSE_ERROR)
             ck_assert_int_eq(p.status, whole.status);
@@ -77,7 +72,7 @@ static void parse_split(const char *s, size_t n, const struct http_limits *lim, 
     http_parser_init(&p);
     ssize_t r = HTTP_PARSE_INCOMPLETE;
     for (size_t k = 1; k <= n && r == HTTP_PARSE_INCOMPLETE; k++)
-        r = http_parse_request(&p, guard_put(&g, s, k), k, &out->req, out->hdrs, MAXH, lim);
+        r = http_parse_request(&p, guard_place(&g, s, k), k, &out->req, out->hdrs, MAXH, lim);
     ck_assert_int_eq(r, whole.r);
     if (r == HTTP_PARSE_ERROR)
         ck_assert_int_eq(p.status, whole.status);
@@ -335,7 +330,7 @@ START_TEST(limits)
     struct http_parser p;
     http_parser_init(&p);
     struct http_header h[4];
-    ck_assert_int_eq(http_parse_request(&p, guard_put(&g, buf, 4096), 4096, &res.req, h, 4, &lim), HTTP_PARSE_ERROR);
+    ck_assert_int_eq(http_parse_request(&p, guard_place(&g, buf, 4096), 4096, &res.req, h, 4, &lim), HTTP_PARSE_ERROR);
     ck_assert_int_eq(p.status, 414);
     /* So is an endless header section. */
     build(buf, sizeof buf, 30, 0, 0);
@@ -343,14 +338,14 @@ START_TEST(limits)
     memset(buf + n, 'x', 1000);
     buf[n + 1] = ':';
     http_parser_init(&p);
-    ck_assert_int_eq(http_parse_request(&p, guard_put(&g, buf, n + 1000), n + 1000, &res.req, h, 4, &lim),
+    ck_assert_int_eq(http_parse_request(&p, guard_place(&g, buf, n + 1000), n + 1000, &res.req, h, 4, &lim),
                      HTTP_PARSE_ERROR);
     ck_assert_int_eq(p.status, 431);
     /* The caller's array caps the count too. */
     lim = deflim();
     build(buf, sizeof buf, 30, 5, 20);
     http_parser_init(&p);
-    ck_assert_int_eq(http_parse_request(&p, guard_put(&g, buf, strlen(buf)), strlen(buf), &res.req, h, 4, &lim),
+    ck_assert_int_eq(http_parse_request(&p, guard_place(&g, buf, strlen(buf)), strlen(buf), &res.req, h, 4, &lim),
                      HTTP_PARSE_ERROR);
     ck_assert_int_eq(p.status, 431);
 }
@@ -390,7 +385,7 @@ START_TEST(pipelined_resume)
     struct http_parser p;
     struct http_request req;
     struct http_header h[8];
-    char *b = guard_put(&g, s, strlen(s));
+    char *b = guard_place(&g, s, strlen(s));
     http_parser_init(&p);
     ssize_t r = http_parse_request(&p, b, strlen(s), &req, h, 8, &lim);
     ck_assert_int_eq(r, (ssize_t)strlen(s) / 2);
@@ -406,7 +401,7 @@ Suite *parse_suite(void)
 {
     Suite *s = suite_create("http_parse");
     TCase *tc = tcase_create("parse");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, simple_get);
     tcase_add_test(tc, versions_and_connection);

@@ -12,35 +12,6 @@
 
 const uint8_t test_key[4] = {0x37, 0xfa, 0x21, 0x3d};
 
-uint8_t *guard_place(struct guard *g, const void *p, size_t n)
-{
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    if (!g->base || n > g->usable) {
-        guard_free(g);
-        size_t usable = (n + page - 1) / page * page;
-        if (usable == 0)
-            usable = page;
-        void *m = mmap(NULL, usable + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        ck_assert_ptr_ne(m, MAP_FAILED);
-        ck_assert_int_eq(mprotect((uint8_t *)m + usable, page, PROT_NONE), 0);
-        g->base = m;
-        g->usable = usable;
-        g->mapped = usable + page;
-    }
-    uint8_t *dst = g->base + g->usable - n;
-    if (n)
-        memcpy(dst, p, n);
-    return dst;
-}
-
-void guard_free(struct guard *g)
-{
-    if (g->base)
-        munmap(g->base, g->mapped);
-    g->base = NULL;
-    g->usable = g->mapped = 0;
-}
-
 void tb_init(struct tbuf *t)
 {
     memset(t, 0, sizeof *t);

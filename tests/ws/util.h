@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../guard.h"
 #include "ws/frame.h"
 
 #define CASE_TIMEOUT 180
@@ -32,18 +33,6 @@ Suite *encoder_suite(void);
 Suite *message_suite(void);
 Suite *close_suite(void);
 Suite *handshake_suite(void);
-
-/* A region whose end touches a PROT_NONE page. */
-struct guard {
-    uint8_t *base;
-    size_t usable;
-    size_t mapped;
-};
-
-/* Copies n bytes so that the last one sits right before the guard page and
- * returns where they start. Grows the region when needed. */
-uint8_t *guard_place(struct guard *g, const void *p, size_t n);
-void guard_free(struct guard *g);
 
 /* A growable byte buffer. */
 struct tbuf {
