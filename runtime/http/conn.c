@@ -59,11 +59,6 @@ struct http_conn {
 static void conn_loop(struct http_conn *c, int first);
 static void conn_hibernate(struct http_conn *c, int64_t deadline);
 
-static int64_t after_ms(int64_t ms)
-{
-    return ms < 0 ? -1 : rt_now_ns() + ms * 1000000;
-}
-
 static int out_reserve(struct http_outbuf *o, size_t more)
 {
     if (o->len + more <= o->cap)
@@ -83,7 +78,8 @@ static int flush_out(struct http_conn *c)
 {
     if (!c->out.len)
         return 0;
-    int r = http_stream_write(c->stream, c->out.p, c->out.len, after_ms(c->srv->write_timeout_ms));
+    int64_t deadline = actor_deadline_after_ms(c->srv->write_timeout_ms);
+    int r = http_stream_write(c->stream, c->out.p, c->out.len, deadline);
     c->out.len = 0;
     return r;
 }
@@ -171,7 +167,8 @@ static int read_head(struct http_conn *c, int first)
     /* The first request's head must arrive within the header timeout of the
      * accept; later ones may idle first, then get the header timeout from
      * their first byte. */
-    int64_t idle = first ? c->accepted_ns + lim->header_timeout_ms * 1000000 : after_ms(lim->idle_timeout_ms);
+    int64_t idle = first ? c->accepted_ns + lim->header_timeout_ms * 1000000
+                         : actor_deadline_after_ms(lim->idle_timeout_ms);
     if (c->idle_until) {
         /* Resumed from hibernation: the idle period started before it. */
         idle = c->idle_until;
@@ -192,7 +189,7 @@ static int read_head(struct http_conn *c, int first)
             if (r == HTTP_PARSE_ERROR)
                 return c->parser.status;
             if (head < 0)
-                head = first ? idle : after_ms(lim->header_timeout_ms);
+                head = first ? idle : actor_deadline_after_ms(lim->header_timeout_ms);
         }
         ssize_t n = fill(c, avail ? head : idle, max, !avail);
         if (n == SNOW_ETIMEOUT)
@@ -246,7 +243,8 @@ static int read_body(struct http_conn *c)
                 return ch.status;
             /* Everything was consumed: reclaim the framing bytes. */
             c->len = c->start + dec;
-            ssize_t n = fill(c, after_ms(lim->body_timeout_ms), head_len + lim->max_body + 64 * 1024, false);
+            ssize_t n = fill(c, actor_deadline_after_ms(lim->body_timeout_ms),
+                             head_len + lim->max_body + 64 * 1024, false);
             if (n == SNOW_ETIMEOUT)
                 return 408;
             if (n == SNOW_ELIMIT)
@@ -261,7 +259,7 @@ static int read_body(struct http_conn *c)
         if (cl && r->expect_continue && c->len - c->start == head_len && send_continue(c) < 0)
             return -1;
         while (c->len - c->start < head_len + cl) {
-            ssize_t n = fill(c, after_ms(lim->body_timeout_ms), head_len + cl + 64 * 1024, false);
+            ssize_t n = fill(c, actor_deadline_after_ms(lim->body_timeout_ms), head_len + cl + 64 * 1024, false);
             if (n == SNOW_ETIMEOUT)
                 return 408;
             if (n <= 0)
@@ -292,7 +290,7 @@ static void linger_close(struct http_conn *c)
     if (!c->stream)
         return;
     c->stream->ops->shutdown(c->stream);
-    int64_t deadline = after_ms(LINGER_MS);
+    int64_t deadline = actor_deadline_after_ms(LINGER_MS);
     size_t total = 0;
     while (total < LINGER_BYTES) {
         ssize_t n = http_stream_read(c->stream, c->buf, c->cap, deadline);
@@ -313,7 +311,7 @@ static int queue_response(struct http_conn *c, int keep_alive)
          * same writev as the head. */
         struct iovec v[2] = {{c->out.p, c->out.len}, {res->body, res->body_len}};
         c->out.len = 0;
-        return http_stream_writev(c->stream, v, 2, after_ms(c->srv->write_timeout_ms));
+        return http_stream_writev(c->stream, v, 2, actor_deadline_after_ms(c->srv->write_timeout_ms));
     }
     return 0;
 }
