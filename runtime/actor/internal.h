@@ -324,6 +324,7 @@ void actor_signal_exit(SnowPid pid, SnowPid from, int reason, bool from_link);
 /* Appends a message to the locked slot's actor. Returns the actor when it
  * must be enqueued once the slot lock is released, else NULL. */
 struct actor *mailbox_push_locked(struct actor *a, struct msg *m);
+/* Frees what the owner still holds (the inbox is taken at the exit). */
 void mailbox_free(struct actor *a);
 void registry_remove_actor(struct actor *a);
 void registry_fini(void);

@@ -164,12 +164,6 @@ bool actor_mailbox_pending(struct actor *a)
 
 void mailbox_free(struct actor *a)
 {
-    rt_spin_lock(&a->slot->lock);
-    struct msg *in = a->in_head;
-    a->in_head = a->in_tail = NULL;
-    atomic_store(&a->inbox_n, 0);
-    rt_spin_unlock(&a->slot->lock);
-    msg_free_list(in);
     msg_free_list(a->priv_head);
     a->priv_head = a->priv_tail = NULL;
     free(a->last);

@@ -627,6 +627,9 @@ void actor_finish(struct actor *a)
     memset(&a->links, 0, sizeof a->links);
     memset(&a->watchers, 0, sizeof a->watchers);
     memset(&a->watching, 0, sizeof a->watching);
+    struct msg *inbox = a->in_head; /* nothing can be appended any more */
+    a->in_head = a->in_tail = NULL;
+    atomic_store(&a->inbox_n, 0);
     rt_spin_unlock(&s->lock);
 
     registry_remove_actor(a);
@@ -645,6 +648,7 @@ void actor_finish(struct actor *a)
     free(links.v);
     free(watchers.v);
     free(watching.v);
+    msg_free_list(inbox);
     mailbox_free(a);
     heap_free_all(&a->heap);
     free(a->panic_msg);
