@@ -186,6 +186,20 @@ static void calm(void *arg)
     (*n) += 10;
 }
 
+static void catch_inside(void *arg)
+{
+    int *n = arg;
+    if (actor_catch(panicky, n) == SNOW_EXIT_PANIC)
+        *n += 999; /* 11 + 1 (panicky) + 999 */
+}
+
+static void panic_after_inner(void *arg)
+{
+    int *n = arg;
+    actor_catch(calm, n);
+    snow_panic("outer");
+}
+
 static void catch_root(void *arg)
 {
     (void)arg;
@@ -195,7 +209,11 @@ static void catch_root(void *arg)
     r += actor_catch(calm, &n) == 0;
     r += n == 11;
     /* Nested: the inner catch takes the panic, the outer sees a return. */
-    r += actor_catch(calm, &n) == 0;
+    r += actor_catch(catch_inside, &n) == 0;
+    r += n == 1011;
+    /* And after the inner frame is gone, a panic reaches the outer one. */
+    r += actor_catch(panic_after_inner, &n) == SNOW_EXIT_PANIC;
+    r += n == 1021;
     atomic_store(&result, r);
 }
 
@@ -203,7 +221,7 @@ START_TEST(catch_contains_panic)
 {
     atomic_store(&result, 0);
     RUN_ROOT(1, catch_root, NULL);
-    ck_assert_int_eq(atomic_load(&result), 5);
+    ck_assert_int_eq(atomic_load(&result), 8);
 }
 END_TEST
 
