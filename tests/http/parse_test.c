@@ -295,6 +295,24 @@ static void build(char *buf, size_t cap, size_t line_len, size_t nfields, size_t
     memcpy(buf + n, "Host: h\r\n\r\n", 12);
 }
 
+/* Builds a request (see build) and parses it whole and split at every
+ * offset (split) or whole only; want 0 means it must parse, else the status. */
+static void expect_limit(const struct http_limits *lim, int split, size_t line_len, size_t nfields,
+                         size_t field_len, int want)
+{
+    static char buf[20000];
+    struct result res;
+    build(buf, sizeof buf, line_len, nfields, field_len);
+    if (split)
+        parse_split(buf, strlen(buf), lim, &res);
+    else
+        parse_once(buf, strlen(buf), lim, &res);
+    if (want)
+        ck_assert_int_eq(res.status, want);
+    else
+        ck_assert_int_gt(res.r, 0);
+}
+
 START_TEST(limits)
 {
     struct http_limits lim = deflim();
@@ -304,26 +322,14 @@ START_TEST(limits)
     static char buf[8192];
     struct result res;
     /* Request-line of exactly the limit passes; one more byte is 414. */
-    build(buf, sizeof buf, 100, 0, 0);
-    parse_split(buf, strlen(buf), &lim, &res);
-    ck_assert_int_gt(res.r, 0);
-    build(buf, sizeof buf, 101, 0, 0);
-    parse_split(buf, strlen(buf), &lim, &res);
-    ck_assert_int_eq(res.status, 414);
+    expect_limit(&lim, 1, 100, 0, 0, 0);
+    expect_limit(&lim, 1, 101, 0, 0, 414);
     /* 9 fields + Host = 10 pass; 10 + Host = 11 is 431. */
-    build(buf, sizeof buf, 30, 9, 20);
-    parse_split(buf, strlen(buf), &lim, &res);
-    ck_assert_int_gt(res.r, 0);
-    build(buf, sizeof buf, 30, 10, 20);
-    parse_split(buf, strlen(buf), &lim, &res);
-    ck_assert_int_eq(res.status, 431);
+    expect_limit(&lim, 1, 30, 9, 20, 0);
+    expect_limit(&lim, 1, 30, 10, 20, 431);
     /* Header bytes: 8 fields of 48 bytes + Host (9) = 393 pass; 49 bytes each = 401 fail. */
-    build(buf, sizeof buf, 30, 8, 48);
-    parse_split(buf, strlen(buf), &lim, &res);
-    ck_assert_int_gt(res.r, 0);
-    build(buf, sizeof buf, 30, 8, 49);
-    parse_split(buf, strlen(buf), &lim, &res);
-    ck_assert_int_eq(res.status, 431);
+    expect_limit(&lim, 1, 30, 8, 48, 0);
+    expect_limit(&lim, 1, 30, 8, 49, 431);
     /* An endless request-line is refused before its end arrives. */
     memset(buf, 'a', 4096);
     memcpy(buf, "GET /", 5);
@@ -360,20 +366,10 @@ START_TEST(default_limits)
     ck_assert_uint_eq(lim.max_body, 8u << 20);
     ck_assert_int_eq(lim.header_timeout_ms, 10000);
     ck_assert_int_eq(lim.idle_timeout_ms, 60000);
-    static char buf[20000];
-    struct result res;
-    build(buf, sizeof buf, 8192, 0, 0);
-    parse_once(buf, strlen(buf), &lim, &res);
-    ck_assert_int_gt(res.r, 0);
-    build(buf, sizeof buf, 8193, 0, 0);
-    parse_once(buf, strlen(buf), &lim, &res);
-    ck_assert_int_eq(res.status, 414);
-    build(buf, sizeof buf, 40, 100, 20);
-    parse_once(buf, strlen(buf), &lim, &res);
-    ck_assert_int_eq(res.status, 431);
-    build(buf, sizeof buf, 40, 99, 20);
-    parse_once(buf, strlen(buf), &lim, &res);
-    ck_assert_int_gt(res.r, 0);
+    expect_limit(&lim, 0, 8192, 0, 0, 0);
+    expect_limit(&lim, 0, 8193, 0, 0, 414);
+    expect_limit(&lim, 0, 40, 100, 20, 431);
+    expect_limit(&lim, 0, 40, 99, 20, 0);
 }
 END_TEST
 
