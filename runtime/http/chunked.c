@@ -73,6 +73,22 @@ static int err(struct http_chunked *c, int status, const char *reason)
     return HTTP_PARSE_ERROR;
 }
 
+/* After a chunk-size, an extension name or an extension value: CR ends the
+ * line, ';' starts another extension, whitespace (BWS) moves to ws_state;
+ * anything else is malformed. */
+static int line_boundary(struct http_chunked *c, unsigned char ch, int ws_state, const char *what)
+{
+    if (ch == '\r')
+        c->state = CS_LINE_LF;
+    else if (ch == ';')
+        c->state = CS_EXT_NAME0;
+    else if (is_ws(ch))
+        c->state = ws_state;
+    else
+        return err(c, 400, what);
+    return 0;
+}
+
 /* One framing byte. Returns 0 to go on, 1 when the body is complete, or an
  * error. */
 static int step(struct http_chunked *c, unsigned char ch, const struct http_limits *lim)
@@ -95,15 +111,7 @@ static int step(struct http_chunked *c, unsigned char ch, const struct http_limi
                 return err(c, 413, "chunk larger than the body limit");
             return 0;
         }
-        if (ch == '\r')
-            c->state = CS_LINE_LF;
-        else if (ch == ';')
-            c->state = CS_EXT_NAME0;
-        else if (is_ws(ch))
-            c->state = CS_SIZE_BWS;
-        else
-            return err(c, 400, "malformed chunk-size");
-        return 0;
+        return line_boundary(c, ch, CS_SIZE_BWS, "malformed chunk-size");
     case CS_SIZE_BWS:
     case CS_EXT_VAL_BWS:
         if (ch == ';')
@@ -120,17 +128,11 @@ static int step(struct http_chunked *c, unsigned char ch, const struct http_limi
     case CS_EXT_NAME:
         if (http_is_tchar(ch))
             return 0;
-        if (ch == '\r')
-            c->state = CS_LINE_LF;
-        else if (ch == ';')
-            c->state = CS_EXT_NAME0;
-        else if (ch == '=')
+        if (ch == '=') {
             c->state = CS_EXT_VAL0;
-        else if (is_ws(ch))
-            c->state = CS_EXT_NAME_BWS;
-        else
-            return err(c, 400, "malformed chunk extension");
-        return 0;
+            return 0;
+        }
+        return line_boundary(c, ch, CS_EXT_NAME_BWS, "malformed chunk extension");
     case CS_EXT_NAME_BWS:
         if (ch == '=')
             c->state = CS_EXT_VAL0;
@@ -151,15 +153,7 @@ static int step(struct http_chunked *c, unsigned char ch, const struct http_limi
     case CS_EXT_QEND:
         if (c->state == CS_EXT_TOKEN && http_is_tchar(ch))
             return 0;
-        if (ch == '\r')
-            c->state = CS_LINE_LF;
-        else if (ch == ';')
-            c->state = CS_EXT_NAME0;
-        else if (is_ws(ch))
-            c->state = CS_EXT_VAL_BWS;
-        else
-            return err(c, 400, "malformed chunk extension");
-        return 0;
+        return line_boundary(c, ch, CS_EXT_VAL_BWS, "malformed chunk extension");
     case CS_EXT_QUOTED:
         if (ch == '"')
             c->state = CS_EXT_QEND;
