@@ -274,6 +274,12 @@ struct worker {
 
 enum { SW_YIELD = 1, SW_PARK, SW_HIBERNATE, SW_EXIT };
 
+/* Internal wait event: only messages that arrived since the mailbox was last
+ * drained count (selective receive has already scanned the rest), where
+ * SNOW_WAIT_MAILBOX counts every unread message. Reported as
+ * SNOW_WAIT_MAILBOX. */
+#define ACTOR_WAIT_NEW_MAIL (1u << 16)
+
 struct runtime {
     int nworkers;
     struct worker *workers;

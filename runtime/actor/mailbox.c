@@ -23,7 +23,7 @@ struct actor *mailbox_push_locked(struct actor *a, struct msg *m)
         a->in_head = m;
     a->in_tail = m;
     atomic_fetch_add(&a->inbox_n, 1); /* seq_cst: pairs with the state load below */
-    return actor_notify_begin(a, SNOW_WAIT_MAILBOX) ? a : NULL;
+    return actor_notify_begin(a, SNOW_WAIT_MAILBOX | ACTOR_WAIT_NEW_MAIL) ? a : NULL;
 }
 
 static int send_msg(SnowPid pid, struct msg *m)
@@ -127,7 +127,7 @@ static SnowMessage *receive(const uint64_t *tags, size_t ntags, int timeout_ms)
             continue;
         if (timeout_ms == 0)
             return NULL;
-        int got = actor_wait(NULL, SNOW_WAIT_MAILBOX, deadline);
+        int got = actor_wait(NULL, ACTOR_WAIT_NEW_MAIL, deadline);
         a = actor_self();
         m = drain_inbox(a);
         if (!m && (got & SNOW_WAIT_TIMEOUT))
@@ -155,11 +155,6 @@ void snow_msg_keep(SnowMessage *msg)
     a->last->next = a->heap.kept;
     a->heap.kept = a->last;
     a->last = NULL;
-}
-
-bool actor_mailbox_pending(struct actor *a)
-{
-    return a->priv_head || atomic_load(&a->inbox_n);
 }
 
 void mailbox_free(struct actor *a)

@@ -288,7 +288,11 @@ unsigned actor_wait_conditions(struct actor *a, struct SnowIo *io, unsigned even
     unsigned c = 0;
     if (atomic_load(&a->kill_reason) >= 0 && !a->exiting)
         c |= SNOW_WAIT_SIGNAL;
-    if ((events & SNOW_WAIT_MAILBOX) && atomic_load(&a->inbox_n))
+    /* a->priv_head is the owner's; this runs on the owner's behalf (its
+     * own stack, or its worker while it hibernates). */
+    if ((events & (SNOW_WAIT_MAILBOX | ACTOR_WAIT_NEW_MAIL)) && atomic_load(&a->inbox_n))
+        c |= SNOW_WAIT_MAILBOX;
+    if ((events & SNOW_WAIT_MAILBOX) && a->priv_head)
         c |= SNOW_WAIT_MAILBOX;
     if (io && (events & (SNOW_WAIT_READABLE | SNOW_WAIT_WRITABLE))) {
         unsigned r = atomic_load(&io->ready);
@@ -303,7 +307,7 @@ unsigned actor_wait_conditions(struct actor *a, struct SnowIo *io, unsigned even
 static void publish_wait(struct actor *a, struct SnowIo *io, unsigned events)
 {
     a->wait_io = io;
-    atomic_store_explicit((_Atomic unsigned *)&a->wait_events, events | SNOW_WAIT_SIGNAL, memory_order_relaxed);
+    atomic_store_explicit(&a->wait_events, events | SNOW_WAIT_SIGNAL, memory_order_relaxed);
 }
 
 int actor_wait(SnowIo *io, unsigned events, int64_t deadline)
@@ -331,7 +335,7 @@ int actor_wait(SnowIo *io, unsigned events, int64_t deadline)
     atomic_store(&a->state, A_RUNNING);
     if (armed)
         timer_disarm(&a->wait_timer);
-    atomic_store_explicit((_Atomic unsigned *)&a->wait_events, 0, memory_order_relaxed);
+    atomic_store_explicit(&a->wait_events, 0, memory_order_relaxed);
     a->wait_io = NULL;
     if (got & SNOW_WAIT_SIGNAL)
         actor_check_signals(a);
@@ -368,17 +372,10 @@ void snow_actor_hibernate(void (*fn)(void *arg), void *arg)
     actor_hibernate(NULL, SNOW_WAIT_MAILBOX, -1, fn, arg);
 }
 
-bool actor_mailbox_pending(struct actor *a);
-
 int snow_wait(SnowIo *io, unsigned events, int timeout_ms)
 {
-    struct actor *a = actor_self();
-    if (!a)
+    if (!actor_self())
         return SNOW_ENOT_ACTOR;
-    /* Messages already moved to the private list count as "non-empty". */
-    if ((events & SNOW_WAIT_MAILBOX) && actor_mailbox_pending(a) && !atomic_load(&a->inbox_n)) {
-        int got = actor_wait(io, events & ~SNOW_WAIT_MAILBOX, rt_now_ns());
-        return (got & ~SNOW_WAIT_TIMEOUT) | SNOW_WAIT_MAILBOX;
-    }
+    events &= SNOW_WAIT_READABLE | SNOW_WAIT_WRITABLE | SNOW_WAIT_MAILBOX;
     return actor_wait(io, events, timeout_ms < 0 ? -1 : actor_deadline_after_ms(timeout_ms));
 }

@@ -320,10 +320,6 @@ static void run_actor(struct worker *w, struct actor *a)
             stack_put(w, a->stack);
             a->stack = NULL;
             unsigned got = actor_wait_conditions(a, a->wait_io, a->wait_events, a->wait_deadline);
-            /* Messages an earlier receive moved to the private list are
-             * still unread: hibernating on the mailbox must see them. */
-            if ((a->wait_events & SNOW_WAIT_MAILBOX) && a->priv_head)
-                got |= SNOW_WAIT_MAILBOX;
             int exp = A_WAITING;
             if (!got && atomic_compare_exchange_strong(&a->state, &exp, A_PARKED))
                 return;

@@ -200,7 +200,7 @@ void stack_trampoline(void)
                     atomic_fetch_and(&a->wait_io->ready,
                                      ~(atomic_load_explicit(&a->wait_events, memory_order_relaxed) &
                                        (SNOW_WAIT_READABLE | SNOW_WAIT_WRITABLE)));
-                atomic_store_explicit((_Atomic unsigned *)&a->wait_events, 0, memory_order_relaxed);
+                atomic_store_explicit(&a->wait_events, 0, memory_order_relaxed);
                 a->wait_io = NULL;
                 a->fn(a->arg);
                 a = actor_self();
