@@ -325,8 +325,9 @@ void actor_check_signals(struct actor *a);
 void actor_finish(struct actor *a);
 void actor_free(struct actor *a);
 void actor_cache_fini(void);
-/* Delivers an exit signal from `from` with reason to pid. */
-void actor_signal_exit(SnowPid pid, SnowPid from, int reason, bool from_link);
+/* Delivers an exit signal from `from` with reason to pid. Returns 0, or
+ * SNOW_ENOPROC when pid is not alive. */
+int actor_signal_exit(SnowPid pid, SnowPid from, int reason, bool from_link);
 /* Appends a message to the locked slot's actor. Returns the actor when it
  * must be enqueued once the slot lock is released, else NULL. */
 struct actor *mailbox_push_locked(struct actor *a, struct msg *m);

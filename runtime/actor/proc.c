@@ -367,16 +367,16 @@ void actor_check_signals(struct actor *a)
         actor_exit_now(r);
 }
 
-void actor_signal_exit(SnowPid pid, SnowPid from, int reason, bool from_link)
+int actor_signal_exit(SnowPid pid, SnowPid from, int reason, bool from_link)
 {
     struct proc_slot *s;
     struct actor *t = proc_lock(pid, &s);
     if (!t)
-        return;
+        return SNOW_ENOPROC;
     if (from_link && !pidvec_del(&t->links, from)) {
         /* Unlinked in the meantime: the signal no longer applies. */
         proc_release(s);
-        return;
+        return 0;
     }
     bool untrappable = reason == SNOW_EXIT_SHUTDOWN || (!from_link && reason == SNOW_EXIT_KILLED);
     struct actor *wake = NULL;
@@ -393,6 +393,7 @@ void actor_signal_exit(SnowPid pid, SnowPid from, int reason, bool from_link)
     proc_release(s);
     if (wake)
         sched_enqueue(wake, true);
+    return 0;
 }
 
 int snow_actor_kill(SnowPid pid, int reason)
@@ -405,12 +406,7 @@ int snow_actor_kill(SnowPid pid, int reason)
         if (!trap)
             actor_exit_now(reason);
     }
-    struct proc_slot *s;
-    if (!proc_lock(pid, &s))
-        return SNOW_ENOPROC;
-    proc_release(s);
-    actor_signal_exit(pid, self ? self->pid : 0, reason, false);
-    return 0;
+    return actor_signal_exit(pid, self ? self->pid : 0, reason, false);
 }
 
 void snow_actor_exit(int reason)
