@@ -188,6 +188,8 @@ static void noproc_root(void *arg)
     /* Monitoring a dead pid: an immediate DOWN with noproc. */
     ref = snow_actor_monitor(p);
     r += down_of(ref, p) == SNOW_EXIT_NOPROC;
+    /* Killing a dead pid reports it. */
+    r += snow_actor_kill(p, SNOW_EXIT_KILLED) == SNOW_ENOPROC;
     /* Linking to a dead pid while trapping: an EXIT message with noproc. */
     snow_actor_trap_exit(1);
     r += snow_actor_link(p) == SNOW_ENOPROC;
@@ -204,7 +206,7 @@ START_TEST(dead_targets_give_noproc)
 {
     atomic_store(&result, 0);
     RUN_ROOT(1, noproc_root, NULL);
-    ck_assert_int_eq(atomic_load(&result), 4);
+    ck_assert_int_eq(atomic_load(&result), 5);
 }
 END_TEST
 
