@@ -1,0 +1,57 @@
+/*
+ * bcast.h: what the connection loop (conn.c) and the room registry
+ * (rooms.c) agree on.
+ *
+ * A broadcast is encoded once into an immutable, reference-counted server
+ * frame. Every member's outbound queue holds a reference to the same bytes,
+ * so a broadcast to N members costs O(N + size) memory with one copy of the
+ * payload. The frame is never written after ws_shared_frame_new returns, so
+ * readers on any thread need no lock; the count is the only shared state.
+ */
+#ifndef SNOW_WS_BCAST_H
+#define SNOW_WS_BCAST_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rt.h"
+
+struct ws_shared_frame {
+    atomic_size_t refs;
+    uint64_t room_epoch; /* 0 when the frame does not come from a room */
+    uint64_t room_seq;   /* the room's sequence number of this message */
+    uint8_t opcode;      /* WS_OP_TEXT or WS_OP_BINARY */
+    uint8_t rsv;         /* RSV bits set on the frame (WS_RSV1: compressed) */
+    size_t payload_len;  /* payload bytes, after the header */
+    size_t len;          /* bytes[0..len): one whole unmasked server frame */
+    uint8_t bytes[];
+};
+
+/* One FIN frame carrying payload[0..n) with opcode (TEXT or BINARY) and
+ * rsv bits; one reference held by the caller. NULL on ENOMEM or a bad
+ * opcode. Text is not validated here: the caller does it once. */
+struct ws_shared_frame *ws_shared_frame_new(unsigned opcode, unsigned rsv, const void *payload, size_t n);
+void ws_shared_frame_ref(struct ws_shared_frame *f);
+/* Drops a reference; the last one frees the frame. NULL is ignored. */
+void ws_shared_frame_unref(struct ws_shared_frame *f);
+
+/*
+ * Queues f on the outbound queue of the WebSocket connection whose actor is
+ * pid. Callable from any actor or thread; it never touches the socket (the
+ * connection's own actor writes it) and never parks. On success the queue
+ * holds its own reference. Returns 0, SNOW_EBACKPRESSURE when the
+ * connection's outbound limit would be passed (nothing queued; the
+ * connection applies its route's backpressure policy), or SNOW_ECLOSED when
+ * pid is not an open WebSocket connection. Implemented by conn.c.
+ */
+int ws_conn_deliver(SnowPid pid, struct ws_shared_frame *f);
+
+/*
+ * pid (a WebSocket connection or a plain subscriber) is ending: remove it
+ * from every room. Called on every exit path of a connection actor; safe to
+ * call for a pid that is in no room. Implemented by rooms.c.
+ */
+void ws_rooms_member_gone(SnowPid pid);
+
+#endif
