@@ -63,14 +63,14 @@ static void bench_decode(size_t size)
     int64_t t0 = rt_now_ns(), t;
     do {
         for (int pass = 0; pass < 8; pass++) {
-            size_t off = 0, used;
-            int rc;
-            while ((rc = ws_decoder_next(&d, buf + off, len - off, &used, &ev)) > 0) {
-                off += used;
-                frames += rc == WS_EV_FRAME_END;
+            size_t off = 0;
+            ssize_t rc;
+            while ((rc = ws_decoder_next(&d, buf + off, len - off, &ev)) >= 0) {
+                off += (size_t)rc;
+                frames += ev.kind == WS_EV_FRAME_END;
             }
-            if (rc < 0) {
-                fprintf(stderr, "decode failed: %d\n", rc);
+            if (rc == RT_PARSE_ERROR) {
+                fprintf(stderr, "decode failed: close code %u\n", ws_decoder_close_code(&d));
                 exit(1);
             }
         }

@@ -26,6 +26,30 @@
 #endif
 #endif
 
+/*
+ * How the runtime's parsers answer (http_parse_request, http_chunked_decode,
+ * ws_decoder_next), after picohttpparser:
+ *
+ *   >= 0                 something is complete; the value is the number of
+ *                        input bytes it took (0 is possible: an event that
+ *                        needed no new byte). The caller advances by it.
+ *   RT_PARSE_INCOMPLETE  nothing is complete yet and every input byte has
+ *                        been examined; supply more. The streaming decoders
+ *                        (chunked, WebSocket) have then taken all len bytes
+ *                        into their state, so the caller drops them; the
+ *                        head parser, whose results are views into the
+ *                        buffer, is called again with the same bytes plus
+ *                        the new ones and resumes where it stopped.
+ *   RT_PARSE_ERROR       the input is invalid. The parser's state says
+ *                        how to answer (an HTTP status or a WebSocket close
+ *                        code) and keeps saying it: errors are sticky.
+ *
+ * Other out-parameters (decoded bytes, an event) are filled on every
+ * return where the parser documents them.
+ */
+#define RT_PARSE_ERROR (-1)
+#define RT_PARSE_INCOMPLETE (-2)
+
 /* Monotonic time. */
 int64_t rt_now_ns(void);
 

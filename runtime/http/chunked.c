@@ -1,6 +1,6 @@
 /*
  * chunked.c: incremental decoder for the chunked transfer coding
- * (RFC 9112 section 7.1).
+ * (RFC 9112 §7.1).
  *
  *   chunked-body = *chunk last-chunk trailer-section CRLF
  *   chunk        = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
@@ -59,7 +59,7 @@ static int is_ws(unsigned char c)
     return c == ' ' || c == '\t';
 }
 
-/* qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text (RFC 9110 5.6.4) */
+/* qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text (RFC 9110 §5.6.4) */
 static int is_qdtext(unsigned char c)
 {
     return c == '\t' || c == ' ' || c == 0x21 || (c >= 0x23 && c <= 0x5b) || (c >= 0x5d && c <= 0x7e) ||
@@ -70,7 +70,7 @@ static int err(struct http_chunked *c, int status, const char *reason)
 {
     c->status = status;
     c->reason = reason;
-    return HTTP_PARSE_ERROR;
+    return RT_PARSE_ERROR;
 }
 
 /* After a chunk-size, an extension name or an extension value: CR ends the
@@ -196,7 +196,7 @@ static int step(struct http_chunked *c, unsigned char ch, const struct http_limi
             c->state = CS_FINAL_LF;
             return 0;
         }
-        /* obs-fold is not allowed in trailers either (RFC 9112 5.2). */
+        /* obs-fold is not allowed in trailers either (RFC 9112 §5.2). */
         if (!http_is_tchar(ch))
             return err(c, 400, "malformed trailer field");
         if (++c->ntrailers > lim->max_headers)
@@ -234,18 +234,18 @@ static int step(struct http_chunked *c, unsigned char ch, const struct http_limi
     return 0;
 }
 
-int http_chunked_decode(struct http_chunked *c, const char *src, size_t n, char *dst, size_t *out,
-                        size_t *consumed, const struct http_limits *lim)
+ssize_t http_chunked_decode(struct http_chunked *c, const char *src, size_t n, char *dst, size_t *out,
+                            const struct http_limits *lim)
 {
     size_t i = 0, o = 0;
     int r = 0;
     if (c->status) {
-        r = HTTP_PARSE_ERROR;
-        goto done;
+        *out = 0;
+        return RT_PARSE_ERROR;
     }
     if (c->state == CS_DONE) {
-        r = 1;
-        goto done;
+        *out = 0;
+        return 0;
     }
     while (i < n) {
         if (c->state == CS_DATA) {
@@ -268,8 +268,8 @@ int http_chunked_decode(struct http_chunked *c, const char *src, size_t n, char 
         if (r != 0)
             break;
     }
-done:
     *out = o;
-    *consumed = i;
-    return r;
+    if (r < 0)
+        return RT_PARSE_ERROR;
+    return r == 1 ? (ssize_t)i : RT_PARSE_INCOMPLETE;
 }

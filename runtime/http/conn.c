@@ -186,7 +186,7 @@ static int read_head(struct http_conn *c, int first)
                 c->head_at = c->buf + c->start;
                 return 0;
             }
-            if (r == HTTP_PARSE_ERROR)
+            if (r == RT_PARSE_ERROR)
                 return c->parser.status;
             if (head < 0)
                 head = first ? idle : actor_deadline_after_ms(lim->header_timeout_ms);
@@ -204,7 +204,7 @@ static int read_head(struct http_conn *c, int first)
 
 static int send_continue(struct http_conn *c)
 {
-    /* RFC 9110 10.1.1: tell a client waiting on Expect: 100-continue to send
+    /* RFC 9110 §10.1.1: tell a client waiting on Expect: 100-continue to send
      * the body; useless once body bytes are already here. */
     static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
     if (out_reserve(&c->out, sizeof line - 1) < 0)
@@ -226,12 +226,12 @@ static int read_body(struct http_conn *c)
         if (r->expect_continue && c->len - c->start == raw && send_continue(c) < 0)
             return -1;
         for (;;) {
-            size_t out, used;
+            size_t out;
             char *base = c->buf + c->start;
-            int d = http_chunked_decode(&ch, base + raw, c->len - c->start - raw, base + dec, &out, &used, lim);
+            ssize_t d = http_chunked_decode(&ch, base + raw, c->len - c->start - raw, base + dec, &out, lim);
             dec += out;
-            raw += used;
-            if (d == 1) {
+            if (d >= 0) {
+                raw += (size_t)d;
                 size_t rest = c->len - c->start - raw;
                 memmove(base + dec, base + raw, rest);
                 c->len = c->start + dec + rest;
@@ -239,7 +239,7 @@ static int read_body(struct http_conn *c)
                 c->next = c->start + dec;
                 break;
             }
-            if (d < 0)
+            if (d == RT_PARSE_ERROR)
                 return ch.status;
             /* Everything was consumed: reclaim the framing bytes. */
             c->len = c->start + dec;
@@ -671,7 +671,7 @@ int http_format_response(struct http_outbuf *o, const SnowHttpRes *res, int mino
     int status = res->status;
     const char *reason = http_status_reason(status);
     size_t rlen = strlen(reason);
-    /* RFC 9110 8.6 and 6.4.1: no Content-Length and no content in 1xx, 204
+    /* RFC 9110 §8.6 and 6.4.1: no Content-Length and no content in 1xx, 204
      * and 304 responses. */
     int bodyless = status < 200 || status == 204 || status == 304;
     size_t need = 64 + rlen + 50 + res->hdrs_len + 40 + 30 + (with_body && !bodyless ? res->body_len : 0);

@@ -26,7 +26,7 @@ ssize_t http_pct_decode(const char *in, size_t n, char *out, int plus_space)
     for (size_t i = 0; i < n; i++) {
         char c = in[i];
         if (c == '%') {
-            /* pct-encoded = "%" HEXDIG HEXDIG (RFC 3986 2.1) */
+            /* pct-encoded = "%" HEXDIG HEXDIG (RFC 3986 §2.1) */
             if (n - i < 3)
                 return -1;
             int a = hex((unsigned char)in[i + 1]), b = hex((unsigned char)in[i + 2]);

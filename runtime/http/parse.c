@@ -1,5 +1,5 @@
 /*
- * parse.c: HTTP/1.1 request-line and header section (RFC 9112 sections 2-6).
+ * parse.c: HTTP/1.1 request-line and header section (RFC 9112 §2-6).
  *
  * Two phases. The scan phase runs on every call and only looks at bytes not
  * scanned before: it finds line ends, rejects bare LF, counts field lines and
@@ -23,55 +23,17 @@ void http_limits_default(struct http_limits *lim)
     lim->body_timeout_ms = HTTP_DEFAULT_BODY_TIMEOUT_MS;
 }
 
-/* tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
- *         "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA   (RFC 9110 5.6.2) */
-#define T1(c) [c] = 1
-const unsigned char http_tchar_table[256] = {
-    T1('!'), T1('#'), T1('$'), T1('%'), T1('&'), T1('\''), T1('*'), T1('+'), T1('-'), T1('.'),
-    T1('^'), T1('_'), T1('`'), T1('|'), T1('~'),
-    T1('0'), T1('1'), T1('2'), T1('3'), T1('4'), T1('5'), T1('6'), T1('7'), T1('8'), T1('9'),
-    T1('A'), T1('B'), T1('C'), T1('D'), T1('E'), T1('F'), T1('G'), T1('H'), T1('I'), T1('J'),
-    T1('K'), T1('L'), T1('M'), T1('N'), T1('O'), T1('P'), T1('Q'), T1('R'), T1('S'), T1('T'),
-    T1('U'), T1('V'), T1('W'), T1('X'), T1('Y'), T1('Z'),
-    T1('a'), T1('b'), T1('c'), T1('d'), T1('e'), T1('f'), T1('g'), T1('h'), T1('i'), T1('j'),
-    T1('k'), T1('l'), T1('m'), T1('n'), T1('o'), T1('p'), T1('q'), T1('r'), T1('s'), T1('t'),
-    T1('u'), T1('v'), T1('w'), T1('x'), T1('y'), T1('z'),
-};
-#undef T1
-
 static ssize_t fail(struct http_parser *p, int status, const char *reason)
 {
     p->status = status;
     p->reason = reason;
-    return HTTP_PARSE_ERROR;
+    return RT_PARSE_ERROR;
 }
 
-static int is_ows(unsigned char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-/* field-vchar / SP / HTAB (RFC 9110 5.5): everything but CTLs and DEL. */
+/* field-vchar / SP / HTAB (RFC 9110 §5.5): everything but CTLs and DEL. */
 static int is_field_char(unsigned char c)
 {
     return c == '\t' || (c >= 0x20 && c != 0x7f);
-}
-
-/* One element of a comma-separated list (RFC 9110 5.6.1), OWS trimmed.
- * Advances *pos past the element and its comma. */
-static struct http_str list_next(struct http_str v, size_t *pos)
-{
-    size_t i = *pos;
-    while (i < v.n && (is_ows((unsigned char)v.p[i]) || v.p[i] == ','))
-        i++;
-    size_t start = i;
-    while (i < v.n && v.p[i] != ',')
-        i++;
-    size_t end = i;
-    while (end > start && is_ows((unsigned char)v.p[end - 1]))
-        end--;
-    *pos = i;
-    return (struct http_str){v.p + start, end - start};
 }
 
 /* Framing facts gathered from the field lines, judged after all are read. */
@@ -91,16 +53,11 @@ static int parse_content_length(struct framing *f, struct http_str v)
 {
     /* Content-Length = 1*DIGIT. A list of identical values may come from an
      * intermediary joining duplicate lines; any disagreement is fatal because
-     * framing would be ambiguous (RFC 9112 6.3, item 5). */
+     * framing would be ambiguous (RFC 9112 §6.3, item 5). */
     size_t pos = 0;
     int any = 0;
-    while (pos < v.n) {
-        struct http_str e = list_next(v, &pos);
-        if (e.n == 0) {
-            if (pos >= v.n)
-                break;
-            continue;
-        }
+    struct http_str e;
+    while (http_list_next(v, &pos, &e)) {
         if (e.n > 18)
             return -1;
         int64_t x = 0;
@@ -122,11 +79,9 @@ static int parse_content_length(struct framing *f, struct http_str v)
 static void parse_transfer_encoding(struct framing *f, struct http_str v)
 {
     size_t pos = 0;
+    struct http_str e;
     f->te_seen = 1;
-    while (pos < v.n) {
-        struct http_str e = list_next(v, &pos);
-        if (e.n == 0)
-            continue;
+    while (http_list_next(v, &pos, &e)) {
         size_t k = 0;
         while (k < e.n && http_is_tchar((unsigned char)e.p[k]))
             k++;
@@ -148,8 +103,8 @@ static void parse_transfer_encoding(struct framing *f, struct http_str v)
 static void parse_connection(struct framing *f, struct http_str v)
 {
     size_t pos = 0;
-    while (pos < v.n) {
-        struct http_str e = list_next(v, &pos);
+    struct http_str e;
+    while (http_list_next(v, &pos, &e)) {
         if (http_str_eq_ci(e, "close"))
             f->conn_close = 1;
         else if (http_str_eq_ci(e, "keep-alive"))
@@ -159,7 +114,7 @@ static void parse_connection(struct framing *f, struct http_str v)
     }
 }
 
-/* Host = uri-host [ ":" port ] (RFC 9110 7.2); checked by character class. */
+/* Host = uri-host [ ":" port ] (RFC 9110 §7.2); checked by character class. */
 static int valid_host(struct http_str v)
 {
     static const char extra[] = "-._~%!$&'()*+,;=:[]";
@@ -201,7 +156,7 @@ static void note_field(struct framing *f, const struct http_header *h, int *bad_
     }
 }
 
-/* request-target forms, RFC 9112 3.2. */
+/* request-target forms, RFC 9112 §3.2. */
 static ssize_t parse_target(struct http_parser *p, struct http_request *req)
 {
     struct http_str t = req->target;
@@ -212,7 +167,7 @@ static ssize_t parse_target(struct http_parser *p, struct http_request *req)
         return 0;
     }
     if (t.n == 1 && t.p[0] == '*') {
-        /* asterisk-form is only for a server-wide OPTIONS (RFC 9112 3.2.4). */
+        /* asterisk-form is only for a server-wide OPTIONS (RFC 9112 §3.2.4). */
         if (req->method.n != 7 || memcmp(req->method.p, "OPTIONS", 7) != 0)
             return fail(p, 400, "asterisk-form outside OPTIONS");
         req->path = t;
@@ -224,7 +179,7 @@ static ssize_t parse_target(struct http_parser *p, struct http_request *req)
         return 0;
     }
     /* absolute-form: scheme "://" authority path-abempty [ "?" query ].
-     * A server must accept it (RFC 9112 3.2.2); the authority is ignored for
+     * A server must accept it (RFC 9112 §3.2.2); the authority is ignored for
      * routing because the server has a single origin. */
     size_t i = 0;
     while (i < t.n && t.p[i] != ':')
@@ -260,14 +215,14 @@ static ssize_t parse_request_line(struct http_parser *p, const char *buf, size_t
         return fail(p, 400, "malformed method");
     req->method = (struct http_str){buf + start, i - start};
     size_t t0 = ++i;
-    /* The target is visible ASCII; no fragment is ever sent (RFC 9112 3.2). */
+    /* The target is visible ASCII; no fragment is ever sent (RFC 9112 §3.2). */
     while (i < end && (unsigned char)buf[i] > 0x20 && (unsigned char)buf[i] < 0x7f && buf[i] != '#')
         i++;
     if (i == t0 || i >= end || buf[i] != ' ')
         return fail(p, 400, "malformed request-target");
     req->target = (struct http_str){buf + t0, i - t0};
     i++;
-    /* HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive (RFC 9112 2.3). */
+    /* HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive (RFC 9112 §2.3). */
     if (end - i != 8 || memcmp(buf + i, "HTTP/", 5) != 0 || buf[i + 6] != '.')
         return fail(p, 400, "malformed HTTP-version");
     unsigned char major = (unsigned char)buf[i + 5], minor = (unsigned char)buf[i + 7];
@@ -276,7 +231,7 @@ static ssize_t parse_request_line(struct http_parser *p, const char *buf, size_t
     if (major != '1')
         return fail(p, 505, "HTTP version not supported");
     /* A higher minor version of a major version we implement is handled as
-     * the highest we know (RFC 9110 6.2). */
+     * the highest we know (RFC 9110 §6.2). */
     req->minor_version = minor == '0' ? 0 : 1;
     return parse_target(p, req);
 }
@@ -307,27 +262,27 @@ static ssize_t parse_head(struct http_parser *p, const char *buf, size_t head_le
         if (buf[le + 1] != '\n')
             return fail(p, 400, "bare CR");
         /* obs-fold: a line starting with whitespace continues the previous
-         * one; a server may reject it with 400 (RFC 9112 5.2). */
-        if (is_ows((unsigned char)buf[i]))
+         * one; a server may reject it with 400 (RFC 9112 §5.2). */
+        if (http_is_ows((unsigned char)buf[i]))
             return fail(p, 400, "obsolete line folding");
         size_t k = i;
         while (k < le && http_is_tchar((unsigned char)buf[k]))
             k++;
         /* No whitespace is allowed between field name and colon
-         * (RFC 9112 5.1): it has been used for request smuggling. */
+         * (RFC 9112 §5.1): it has been used for request smuggling. */
         if (k == i || k >= le || buf[k] != ':')
             return fail(p, 400, "malformed field line");
         struct http_header h;
         h.name = (struct http_str){buf + i, k - i};
         k++;
-        while (k < le && is_ows((unsigned char)buf[k]))
+        while (k < le && http_is_ows((unsigned char)buf[k]))
             k++;
         size_t vs = k;
         for (; k < le; k++)
             if (!is_field_char((unsigned char)buf[k]))
                 return fail(p, 400, "invalid character in field value");
         size_t ve = le;
-        while (ve > vs && is_ows((unsigned char)buf[ve - 1]))
+        while (ve > vs && http_is_ows((unsigned char)buf[ve - 1]))
             ve--;
         h.value = (struct http_str){buf + vs, ve - vs};
         if (req->nheaders >= cap)
@@ -337,14 +292,14 @@ static ssize_t parse_head(struct http_parser *p, const char *buf, size_t head_le
         i = le + 2;
     }
 
-    /* Host: exactly one, required in HTTP/1.1 (RFC 9112 3.2). */
+    /* Host: exactly one, required in HTTP/1.1 (RFC 9112 §3.2). */
     if (f.hosts > 1 || (req->minor_version == 1 && f.hosts == 0))
         return fail(p, 400, "missing, duplicate or invalid Host");
     if (bad_cl)
         return fail(p, 400, "invalid Content-Length");
     if (f.te_seen) {
         /* Transfer-Encoding with Content-Length is a smuggling vector; reject
-         * rather than pick one (RFC 9112 6.1 and 6.3). HTTP/1.0 has no
+         * rather than pick one (RFC 9112 §6.1 and 6.3). HTTP/1.0 has no
          * transfer codings, so the framing is faulty there too. */
         if (f.cl_seen)
             return fail(p, 400, "both Content-Length and Transfer-Encoding");
@@ -370,7 +325,7 @@ ssize_t http_parse_request(struct http_parser *p, const char *buf, size_t len, s
                            struct http_header *hdrs, size_t max_hdrs, const struct http_limits *lim)
 {
     if (p->status)
-        return HTTP_PARSE_ERROR;
+        return RT_PARSE_ERROR;
     size_t i = p->scanned;
     while (i < len) {
         const char *nl = memchr(buf + i, '\n', len - i);
@@ -379,7 +334,7 @@ ssize_t http_parse_request(struct http_parser *p, const char *buf, size_t len, s
             break;
         }
         size_t pos = (size_t)(nl - buf);
-        /* Lines end with CRLF. A bare LF may be accepted (RFC 9112 2.2), but
+        /* Lines end with CRLF. A bare LF may be accepted (RFC 9112 §2.2), but
          * accepting it lets two parsers disagree on where a line ends, so it
          * is rejected like a bare CR. */
         if (pos == p->line_start || buf[pos - 1] != '\r')
@@ -388,7 +343,7 @@ ssize_t http_parse_request(struct http_parser *p, const char *buf, size_t len, s
         if (!p->first_line_end) {
             if (pos - 1 > lim->max_request_line)
                 return fail(p, 414, "request-line too long");
-            /* Empty lines before the request-line are ignored (RFC 9112 2.2);
+            /* Empty lines before the request-line are ignored (RFC 9112 §2.2);
              * they count against the request-line limit. */
             if (line_len)
                 p->first_line_end = pos - 1;
@@ -412,5 +367,5 @@ ssize_t http_parse_request(struct http_parser *p, const char *buf, size_t len, s
     } else if (len - (p->first_line_end + 2) > lim->max_header_bytes + 1) {
         return fail(p, 431, "header section too large");
     }
-    return HTTP_PARSE_INCOMPLETE;
+    return RT_PARSE_INCOMPLETE;
 }

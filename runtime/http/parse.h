@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "http/request.h"
+#include "rt.h"
 
 /* Limits, with the defaults http_limits_default() fills in. */
 struct http_limits {
@@ -35,10 +36,6 @@ struct http_limits {
 #define HTTP_DEFAULT_BODY_TIMEOUT_MS 10000
 
 void http_limits_default(struct http_limits *lim);
-
-/* Return values of the parsers besides a byte count. */
-#define HTTP_PARSE_INCOMPLETE (-1)
-#define HTTP_PARSE_ERROR (-2)
 
 /*
  * Resumable state of one request parse. Zero it (http_parser_init) before
@@ -69,15 +66,16 @@ static inline void http_parser_init(struct http_parser *p)
  * Parses the request-line and header section at buf[0..len). On success
  * fills *req (views into buf; headers go to hdrs[0..max_hdrs)) and returns
  * the length of the head (> 0); the body, if any, starts there. Returns
- * HTTP_PARSE_INCOMPLETE when more bytes are needed (call again with the
- * same buf prefix plus the new bytes), or HTTP_PARSE_ERROR with p->status.
+ * RT_PARSE_INCOMPLETE when more bytes are needed (call again with the
+ * same buf prefix plus the new bytes), or RT_PARSE_ERROR with p->status
+ * (the convention of all parsers, rt.h).
  * Limits are enforced on incomplete input too, so a peer cannot make the
  * caller buffer an unbounded head.
  */
 ssize_t http_parse_request(struct http_parser *p, const char *buf, size_t len, struct http_request *req,
                            struct http_header *hdrs, size_t max_hdrs, const struct http_limits *lim);
 
-/* Incremental chunked body decoder (RFC 9112 section 7.1). */
+/* Incremental chunked body decoder (RFC 9112 §7.1). */
 struct http_chunked {
     int state;
     int status;         /* HTTP status after an error */
@@ -96,21 +94,14 @@ static inline void http_chunked_init(struct http_chunked *c)
 
 /*
  * Decodes src[0..n): body data is written to dst (which may alias src as
- * long as dst <= src), *out receives the number of data bytes written and
- * *consumed the number of input bytes used. Returns 1 when the last chunk and
- * the trailer section are complete (the next request starts at
- * src + *consumed), 0 when more input is needed (all n bytes were consumed),
- * or HTTP_PARSE_ERROR with c->status (400 or 413). Trailer fields are
- * checked and dropped, as RFC 9112 section 7.1.2 allows.
+ * long as dst <= src) and *out receives the number of data bytes written,
+ * on every return. Returns the number of input bytes consumed (>= 0) when
+ * the last chunk and the trailer section are complete (the next request
+ * starts at src + that), RT_PARSE_INCOMPLETE when all n bytes were consumed
+ * and more are needed, or RT_PARSE_ERROR with c->status (400, 413 or 431).
+ * Trailer fields are checked and dropped, as RFC 9112 §7.1.2 allows.
  */
-int http_chunked_decode(struct http_chunked *c, const char *src, size_t n, char *dst, size_t *out,
-                        size_t *consumed, const struct http_limits *lim);
-
-/* Character classes shared by the parsers (RFC 9110 section 5.6.2). */
-extern const unsigned char http_tchar_table[256];
-static inline int http_is_tchar(unsigned char c)
-{
-    return http_tchar_table[c];
-}
+ssize_t http_chunked_decode(struct http_chunked *c, const char *src, size_t n, char *dst, size_t *out,
+                            const struct http_limits *lim);
 
 #endif

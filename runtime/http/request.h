@@ -11,10 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
-struct http_str {
-    const char *p;
-    size_t n;
-};
+#include "http/token.h"
 
 struct http_header {
     struct http_str name;
@@ -36,23 +33,6 @@ struct http_request {
     int expect_continue;    /* Expect: 100-continue (HTTP/1.1 only) */
     size_t head_len;        /* bytes of request-line + header section */
 };
-
-static inline int http_str_eq_ci(struct http_str s, const char *lit)
-{
-    size_t n = strlen(lit);
-    if (s.n != n)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char a = (unsigned char)s.p[i], b = (unsigned char)lit[i];
-        if (a >= 'A' && a <= 'Z')
-            a = (unsigned char)(a + 32);
-        if (b >= 'A' && b <= 'Z')
-            b = (unsigned char)(b + 32);
-        if (a != b)
-            return 0;
-    }
-    return 1;
-}
 
 /* The first header named name (case-insensitive), or NULL. */
 static inline const struct http_header *http_request_header(const struct http_request *r, const char *name)

@@ -6,7 +6,7 @@
  * wildcard, backtracking when a branch finds no handler for the method; so an
  * exact route always beats a parameter route, which beats a wildcard. When
  * the path matches somewhere but no route takes the method, the answer is
- * 405 with Allow listing every method the path accepts (RFC 9110 15.5.6);
+ * 405 with Allow listing every method the path accepts (RFC 9110 §15.5.6);
  * when it matches nowhere, 404. Matching runs on the path as sent; only
  * parameter values are percent-decoded.
  */
@@ -400,29 +400,14 @@ static void build_allow(const struct search *s, char *allow, size_t cap)
     }
 }
 
-/* Does the request ask for a WebSocket upgrade (RFC 6455 4.2.1 item 3/4)? */
+/* Does the request ask for a WebSocket upgrade (RFC 6455 §4.2.1 item 3/4)? */
 static int wants_websocket(const SnowHttpReq *req)
 {
     if (!req->r.upgrade)
         return 0;
-    const struct http_header *h = http_request_header(&req->r, "upgrade");
-    if (!h)
-        return 0;
-    /* Upgrade is a list of protocols; "websocket" must be one of them. */
-    const char *p = h->value.p, *end = p + h->value.n;
-    while (p < end) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-            p++;
-        const char *st = p;
-        while (p < end && *p != ',')
-            p++;
-        const char *e = p;
-        while (e > st && (e[-1] == ' ' || e[-1] == '\t'))
-            e--;
-        if (http_str_eq_ci((struct http_str){st, (size_t)(e - st)}, "websocket"))
-            return 1;
-    }
-    return 0;
+    /* Upgrade is a list of protocols, possibly over several field lines
+     * (RFC 9110 §7.8, §5.3); "websocket" must be one of them. */
+    return http_header_has_token(&req->r, "upgrade", "websocket");
 }
 
 static int decode_params(SnowHttpReq *req, const struct search *s, char **names)
@@ -502,7 +487,7 @@ void http_router_lookup(const SnowRouter *r, SnowHttpReq *req, struct http_match
     }
     /* A WebSocket route. */
     if (!wants_websocket(req) || s.is_head) {
-        /* RFC 9110 15.5.22: 426 must say which protocol to switch to. */
+        /* RFC 9110 §15.5.22: 426 must say which protocol to switch to. */
         set_error(m, 426);
         return;
     }
@@ -527,7 +512,7 @@ static void builtin(const struct http_match *m, SnowHttpRes *res)
     if (m->status == 405)
         http_res_add_header(res, "Allow", 5, m->allow, strlen(m->allow));
     else if (m->status == 426) {
-        /* Upgrade is hop-by-hop, so Connection must name it (RFC 9110 7.8). */
+        /* Upgrade is hop-by-hop, so Connection must name it (RFC 9110 §7.8). */
         http_res_add_header(res, "Upgrade", 7, "websocket", 9);
         http_res_add_header(res, "Connection", 10, "Upgrade", 7);
     }

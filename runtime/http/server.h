@@ -82,7 +82,7 @@ struct http_outbuf {
 };
 int http_format_response(struct http_outbuf *out, const SnowHttpRes *res, int minor_version, int keep_alive,
                          int with_body);
-/* "Sun, 06 Nov 1994 08:49:37 GMT" (RFC 9110 5.6.7) for now, cached per
+/* "Sun, 06 Nov 1994 08:49:37 GMT" (RFC 9110 §5.6.7) for now, cached per
  * second and per worker thread. Writes 29 bytes. */
 void http_date_now(char out[29]);
 

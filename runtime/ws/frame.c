@@ -4,6 +4,7 @@
  */
 #include "ws/frame.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "rt.h"
@@ -26,11 +27,46 @@ void ws_decoder_init(struct ws_decoder *d, const struct ws_decoder_config *cfg)
     rt_utf8_init(&d->utf8);
 }
 
+/*
+ * The one mapping between the close code that fails a connection (RFC 6455
+ * §7.4.1) and the error a function reports for it. The decoder and the
+ * reassembler record the code; callers that return an error convert here.
+ * From an error, the first row that names it wins.
+ */
+static const struct {
+    uint16_t code;
+    int err;
+} fail_table[] = {
+    {WS_CLOSE_PROTOCOL_ERROR, SNOW_EPROTOCOL},
+    {WS_CLOSE_INVALID_DATA, SNOW_EPROTOCOL},
+    {WS_CLOSE_TOO_BIG, SNOW_ELIMIT},
+    {WS_CLOSE_INTERNAL_ERROR, -ENOMEM},
+};
+
+int ws_fail_error(uint16_t code)
+{
+    for (size_t i = 0; i < RT_ARRAY_LEN(fail_table); i++)
+        if (fail_table[i].code == code)
+            return fail_table[i].err;
+    return SNOW_EPROTOCOL;
+}
+
+uint16_t ws_fail_code(int err)
+{
+    for (size_t i = 0; i < RT_ARRAY_LEN(fail_table); i++)
+        if (fail_table[i].err == err)
+            return fail_table[i].code;
+    return WS_CLOSE_INTERNAL_ERROR;
+}
+
+/* Internal steps return an event kind, WS_EV_NONE, or this. */
+#define STEP_FAILED (-1)
+
 static int fail(struct ws_decoder *d, uint16_t code)
 {
     d->state = WS_DEC_FAILED;
     d->close_code = code;
-    return code == WS_CLOSE_TOO_BIG ? SNOW_ELIMIT : SNOW_EPROTOCOL;
+    return STEP_FAILED;
 }
 
 static void expect(struct ws_decoder *d, enum ws_decoder_state state, uint8_t need)
@@ -191,7 +227,9 @@ static int frame_end(struct ws_decoder *d, struct ws_event *ev)
     return WS_EV_FRAME_END;
 }
 
-int ws_decoder_next(struct ws_decoder *d, uint8_t *buf, size_t len, size_t *used, struct ws_event *ev)
+/* One step of the decoder: an event kind (> 0) with *used bytes taken,
+ * WS_EV_NONE with all len bytes taken, or STEP_FAILED. */
+static int next_event(struct ws_decoder *d, uint8_t *buf, size_t len, size_t *used, struct ws_event *ev)
 {
     size_t off = 0;
     int rc;
@@ -285,9 +323,21 @@ int ws_decoder_next(struct ws_decoder *d, uint8_t *buf, size_t len, size_t *used
         case WS_DEC_FAILED:
         default:
             *used = off;
-            return d->close_code == WS_CLOSE_TOO_BIG ? SNOW_ELIMIT : SNOW_EPROTOCOL;
+            return STEP_FAILED;
         }
     }
+}
+
+ssize_t ws_decoder_next(struct ws_decoder *d, uint8_t *buf, size_t len, struct ws_event *ev)
+{
+    size_t used = 0;
+    int rc = next_event(d, buf, len, &used, ev);
+    d->consumed += used;
+    if (rc == STEP_FAILED)
+        return RT_PARSE_ERROR;
+    if (rc == WS_EV_NONE)
+        return RT_PARSE_INCOMPLETE;
+    return (ssize_t)used;
 }
 
 /*

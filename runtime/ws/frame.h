@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "rt.h"
 #include "utf8.h"
 
 enum ws_opcode {
@@ -60,7 +61,7 @@ struct ws_decoder_config {
 };
 
 enum ws_event_kind {
-    WS_EV_NONE = 0,   /* all input consumed; feed more */
+    WS_EV_NONE = 0,   /* no event (never reported by ws_decoder_next) */
     WS_EV_FRAME,      /* a data frame's header: opcode, fin, frame_len */
     WS_EV_DATA,       /* a piece of a data frame's payload, unmasked */
     WS_EV_FRAME_END,  /* the data frame is complete; fin ends the message */
@@ -114,6 +115,7 @@ struct ws_decoder {
     struct rt_utf8 utf8;
 
     uint16_t close_code;
+    uint64_t consumed; /* stream bytes taken so far, the failing one included */
     uint8_t control[WS_CONTROL_MAX];
 };
 
@@ -121,18 +123,31 @@ struct ws_decoder {
 void ws_decoder_init(struct ws_decoder *d, const struct ws_decoder_config *cfg);
 
 /*
- * Decodes from buf[0..len) until one event is ready. Sets *used to the bytes
- * consumed (the caller advances by it) and returns the event's kind (> 0),
- * WS_EV_NONE when all len bytes are consumed with nothing more to report,
- * or a negative error: SNOW_ELIMIT for a frame or message over the limit,
- * SNOW_EPROTOCOL for anything else. Errors are sticky; ws_decoder_close_code
- * then gives the code to close with (1002, 1007 or 1009). Payload is
- * unmasked in place, so buf must be writable.
+ * Decodes from buf[0..len) until one event is ready, with the return
+ * convention of all parsers (rt.h):
  *
- * Call it until it returns <= 0, also with len == 0: the end of a frame
- * whose last byte has just been handed out is reported by the next call.
+ *   >= 0                 one event in *ev; the value is the bytes consumed
+ *                        (possibly 0), the caller advances by it and calls
+ *                        again;
+ *   RT_PARSE_INCOMPLETE  all len bytes are consumed (kept in the decoder
+ *                        or handed out earlier) and no event is ready;
+ *   RT_PARSE_ERROR       the peer broke the protocol or a limit; sticky.
+ *                        ws_decoder_close_code gives the code to close with
+ *                        (1002, 1007 or 1009), ws_fail_error the error to
+ *                        report for it.
+ *
+ * Payload is unmasked in place, so buf must be writable. Call it until it
+ * returns < 0, also with len == 0: the end of a frame whose last byte has
+ * just been handed out is reported by the next call.
  */
-int ws_decoder_next(struct ws_decoder *d, uint8_t *buf, size_t len, size_t *used, struct ws_event *ev);
+ssize_t ws_decoder_next(struct ws_decoder *d, uint8_t *buf, size_t len, struct ws_event *ev);
+
+/* The error a function reports for a connection failed with close code
+ * code (1009: SNOW_ELIMIT, 1011: -ENOMEM, others SNOW_EPROTOCOL), and the
+ * close code for an error (SNOW_EPROTOCOL: 1002, SNOW_ELIMIT: 1009, others
+ * 1011). One table in frame.c holds both directions. */
+int ws_fail_error(uint16_t code);
+uint16_t ws_fail_code(int err);
 
 static inline uint16_t ws_decoder_close_code(const struct ws_decoder *d)
 {

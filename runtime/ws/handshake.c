@@ -9,7 +9,7 @@
  *   method is GET (§4.2.1 item 1)                      METHOD           405 + Allow: GET
  *   HTTP/1.1 or later (§4.2.1 item 1)                  HTTP_VERSION     400
  *   exactly one non-empty Host (§4.2.1 item 2,
- *     RFC 7230 §5.4)                                   HOST             400
+ *     RFC 9112 §3.2)                                   HOST             400
  *   Upgrade lists "websocket" (§4.2.1 item 3)          UPGRADE          426 (a)
  *   Connection lists "upgrade" (§4.2.1 item 4)         CONNECTION       426 (a)
  *   Sec-WebSocket-Version present and 13 (§4.2.1
@@ -21,8 +21,8 @@
  *   Sec-WebSocket-Extensions parses (§9.1)             EXTENSIONS       400
  *   Origin allowed by the policy (§4.2.2 item 4)       ORIGIN           403
  *
- * (a) 426 Upgrade Required carries "Upgrade: websocket" (RFC 7231 §6.5.15
- * requires an Upgrade header with 426, and RFC 7230 §6.7 then requires
+ * (a) 426 Upgrade Required carries "Upgrade: websocket" (RFC 9110 §15.5.22
+ * requires an Upgrade header with 426, and RFC 9110 §7.8 then requires
  * "upgrade" in Connection) and "Sec-WebSocket-Version: 13" (§4.4). A GET
  * without the Upgrade/Connection pair is a plain request for a resource
  * that only speaks WebSocket, so 426 tells the client what to do; §4.2.2
@@ -38,109 +38,11 @@
 #include <string.h>
 
 #include "base64.h"
+#include "http/token.h"
 #include "rt.h"
 
 /* §1.3, §4.2.2 item 5.4: the GUID appended to the key. */
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
-static bool is_tchar(unsigned char c)
-{
-    /* RFC 7230 §3.2.6 token characters. */
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return true;
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static bool is_ows(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-static bool str_eq_ci(struct http_str a, struct http_str b)
-{
-    if (a.n != b.n)
-        return false;
-    for (size_t i = 0; i < a.n; i++) {
-        unsigned char x = (unsigned char)a.p[i], y = (unsigned char)b.p[i];
-        if (x >= 'A' && x <= 'Z')
-            x = (unsigned char)(x + 32);
-        if (y >= 'A' && y <= 'Z')
-            y = (unsigned char)(y + 32);
-        if (x != y)
-            return false;
-    }
-    return true;
-}
-
-static struct http_str cstr(const char *s)
-{
-    return (struct http_str){s, strlen(s)};
-}
-
-/*
- * Next element of a comma-separated list (RFC 7230 §7): skips empty
- * elements and trims optional whitespace. *pos advances past it.
- */
-static bool list_next(struct http_str v, size_t *pos, struct http_str *item)
-{
-    size_t i = *pos;
-    while (i < v.n && (v.p[i] == ',' || is_ows(v.p[i])))
-        i++;
-    if (i == v.n) {
-        *pos = i;
-        return false;
-    }
-    size_t start = i;
-    while (i < v.n && v.p[i] != ',')
-        i++;
-    size_t end = i;
-    while (end > start && is_ows(v.p[end - 1]))
-        end--;
-    *item = (struct http_str){v.p + start, end - start};
-    *pos = i;
-    return true;
-}
-
-static size_t count_headers(const struct http_request *req, const char *name, const struct http_header **first)
-{
-    size_t n = 0;
-    *first = NULL;
-    for (size_t i = 0; i < req->nheaders; i++) {
-        if (http_str_eq_ci(req->headers[i].name, name)) {
-            if (!n)
-                *first = &req->headers[i];
-            n++;
-        }
-    }
-    return n;
-}
-
-/* Does any header called name list token (ignoring case)? A list header
- * may also be sent as several lines (RFC 7230 §3.2.2). */
-static bool headers_list_token(const struct http_request *req, const char *name, const char *token)
-{
-    struct http_str want = cstr(token);
-    for (size_t i = 0; i < req->nheaders; i++) {
-        if (!http_str_eq_ci(req->headers[i].name, name))
-            continue;
-        struct http_str item;
-        size_t pos = 0;
-        while (list_next(req->headers[i].value, &pos, &item))
-            if (str_eq_ci(item, want))
-                return true;
-    }
-    return false;
-}
-
-static bool all_tchars(struct http_str s)
-{
-    if (s.n == 0)
-        return false;
-    for (size_t i = 0; i < s.n; i++)
-        if (!is_tchar((unsigned char)s.p[i]))
-            return false;
-    return true;
-}
 
 /*
  * §4.2.2 item 5.4 (/subprotocol/): the first of the server's protocols,
@@ -156,18 +58,18 @@ static int choose_protocol(const struct http_request *req, const struct ws_hands
             continue;
         struct http_str item;
         size_t pos = 0;
-        while (list_next(req->headers[i].value, &pos, &item))
-            if (!all_tchars(item))
+        while (http_list_next(req->headers[i].value, &pos, &item))
+            if (!http_is_token(item))
                 return -1;
     }
     for (size_t k = 0; cfg && k < cfg->nprotocols; k++) {
-        struct http_str want = cstr(cfg->protocols[k]);
+        struct http_str want = {cfg->protocols[k], strlen(cfg->protocols[k])};
         for (size_t i = 0; i < req->nheaders; i++) {
             if (!http_str_eq_ci(req->headers[i].name, "Sec-WebSocket-Protocol"))
                 continue;
             struct http_str item;
             size_t pos = 0;
-            while (list_next(req->headers[i].value, &pos, &item)) {
+            while (http_list_next(req->headers[i].value, &pos, &item)) {
                 if (item.n == want.n && memcmp(item.p, want.p, want.n) == 0) {
                     *chosen = want;
                     return 0;
@@ -180,14 +82,14 @@ static int choose_protocol(const struct http_request *req, const struct ws_hands
 
 static size_t skip_ows(struct http_str v, size_t i)
 {
-    while (i < v.n && is_ows(v.p[i]))
+    while (i < v.n && http_is_ows((unsigned char)v.p[i]))
         i++;
     return i;
 }
 
 static size_t scan_token(struct http_str v, size_t i)
 {
-    while (i < v.n && is_tchar((unsigned char)v.p[i]))
+    while (i < v.n && http_is_tchar((unsigned char)v.p[i]))
         i++;
     return i;
 }
@@ -202,7 +104,7 @@ static int parse_extensions(struct http_str v, struct ws_handshake *hs)
 {
     size_t i = 0;
     for (;;) {
-        while (i < v.n && (v.p[i] == ',' || is_ows(v.p[i])))
+        while (i < v.n && (v.p[i] == ',' || http_is_ows((unsigned char)v.p[i])))
             i++;
         if (i == v.n)
             return 0;
@@ -322,9 +224,9 @@ static bool same_origin(struct http_str origin, struct http_str host, bool secur
     struct http_str scheme = {origin.p, (size_t)(sep - origin.p)};
     struct http_str auth = {sep + 3, origin.n - scheme.n - 3};
     long def = -1;
-    if (str_eq_ci(scheme, cstr("http")) || str_eq_ci(scheme, cstr("ws")))
+    if (http_str_eq_ci(scheme, "http") || http_str_eq_ci(scheme, "ws"))
         def = 80;
-    else if (str_eq_ci(scheme, cstr("https")) || str_eq_ci(scheme, cstr("wss")))
+    else if (http_str_eq_ci(scheme, "https") || http_str_eq_ci(scheme, "wss"))
         def = 443;
 
     struct hostport o, h;
@@ -332,7 +234,7 @@ static bool same_origin(struct http_str origin, struct http_str host, bool secur
         return false;
     long oport = o.port >= 0 ? o.port : def;
     long hport = h.port >= 0 ? h.port : (secure ? 443 : 80);
-    return oport >= 0 && oport == hport && str_eq_ci(o.host, h.host);
+    return oport >= 0 && oport == hport && http_str_eq_ci2(o.host, h.host);
 }
 
 static bool origin_allowed(const struct http_request *req, const struct ws_handshake_config *cfg,
@@ -350,7 +252,7 @@ static bool origin_allowed(const struct http_request *req, const struct ws_hands
         if (!has_origin)
             return !require;
         for (size_t i = 0; i < cfg->norigins; i++)
-            if (str_eq_ci(origin, cstr(cfg->origins[i])))
+            if (http_str_eq_ci(origin, cfg->origins[i]))
                 return true;
         return false;
     case WS_ORIGIN_SAME:
@@ -404,29 +306,29 @@ int ws_handshake_check(const struct http_request *req, const struct ws_handshake
 
     memset(hs, 0, offsetof(struct ws_handshake, ext));
 
-    /* Methods are case-sensitive (RFC 7230 §3.1.1). */
+    /* Methods are case-sensitive (RFC 9110 §9.1). */
     if (req->method.n != 3 || memcmp(req->method.p, "GET", 3) != 0)
         return reject(hs, WS_REJECT_METHOD);
     if (req->minor_version < 1)
         return reject(hs, WS_REJECT_HTTP_VERSION);
 
-    if (count_headers(req, "Host", &h) != 1 || h->value.n == 0)
+    if (http_header_count(req, "Host", &h) != 1 || h->value.n == 0)
         return reject(hs, WS_REJECT_HOST);
     struct http_str host = h->value;
 
-    if (!headers_list_token(req, "Upgrade", "websocket"))
+    if (!http_header_has_token(req, "Upgrade", "websocket"))
         return reject(hs, WS_REJECT_UPGRADE);
-    if (!headers_list_token(req, "Connection", "upgrade"))
+    if (!http_header_has_token(req, "Connection", "upgrade"))
         return reject(hs, WS_REJECT_CONNECTION);
 
-    size_t nver = count_headers(req, "Sec-WebSocket-Version", &h);
+    size_t nver = http_header_count(req, "Sec-WebSocket-Version", &h);
     if (nver > 1)
         return reject(hs, WS_REJECT_VERSION_DUP);
     if (nver == 0 || h->value.n != 2 || memcmp(h->value.p, "13", 2) != 0)
         return reject(hs, WS_REJECT_VERSION);
 
     uint8_t nonce[18];
-    if (count_headers(req, "Sec-WebSocket-Key", &h) != 1 ||
+    if (http_header_count(req, "Sec-WebSocket-Key", &h) != 1 ||
         rt_base64_decode(nonce, sizeof nonce, h->value.p, h->value.n) != 16)
         return reject(hs, WS_REJECT_KEY);
     hs->key = h->value;
@@ -439,7 +341,7 @@ int ws_handshake_check(const struct http_request *req, const struct ws_handshake
             parse_extensions(req->headers[i].value, hs) < 0)
             return reject(hs, WS_REJECT_EXTENSIONS);
 
-    size_t norigin = count_headers(req, "Origin", &h);
+    size_t norigin = http_header_count(req, "Origin", &h);
     if (norigin > 1)
         return reject(hs, WS_REJECT_ORIGIN);
     if (norigin)

@@ -52,17 +52,17 @@ void ws_reasm_init(struct ws_reasm *r, void *data, size_t cap, size_t limit, ws_
     r->close_code = 0;
 }
 
-static int fail(struct ws_reasm *r, uint16_t code, int err)
+static int fail(struct ws_reasm *r, uint16_t code)
 {
     r->close_code = code;
     r->in_message = false;
-    return err;
+    return ws_fail_error(code);
 }
 
 int ws_reasm_feed(struct ws_reasm *r, const struct ws_event *ev)
 {
     if (r->close_code)
-        return r->close_code == WS_CLOSE_TOO_BIG ? SNOW_ELIMIT : SNOW_EPROTOCOL;
+        return ws_fail_error(r->close_code);
     if (r->ready) {
         r->ready = false;
         ws_msgbuf_clear(&r->buf);
@@ -73,10 +73,10 @@ int ws_reasm_feed(struct ws_reasm *r, const struct ws_event *ev)
          * helper safe to drive from any event source. */
         if (ev->opcode == WS_OP_CONT) {
             if (!r->in_message)
-                return fail(r, WS_CLOSE_PROTOCOL_ERROR, SNOW_EPROTOCOL);
+                return fail(r, WS_CLOSE_PROTOCOL_ERROR);
         } else {
             if (r->in_message || (ev->opcode != WS_OP_TEXT && ev->opcode != WS_OP_BINARY))
-                return fail(r, WS_CLOSE_PROTOCOL_ERROR, SNOW_EPROTOCOL);
+                return fail(r, WS_CLOSE_PROTOCOL_ERROR);
             r->opcode = ev->opcode;
             r->in_message = true;
             ws_msgbuf_clear(&r->buf);
@@ -85,18 +85,16 @@ int ws_reasm_feed(struct ws_reasm *r, const struct ws_event *ev)
 
     case WS_EV_DATA: {
         if (!r->in_message)
-            return fail(r, WS_CLOSE_PROTOCOL_ERROR, SNOW_EPROTOCOL);
+            return fail(r, WS_CLOSE_PROTOCOL_ERROR);
         int rc = ws_msgbuf_append(&r->buf, ev->data, ev->len);
-        if (rc == SNOW_ELIMIT)
-            return fail(r, WS_CLOSE_TOO_BIG, rc);
         if (rc < 0)
-            return fail(r, WS_CLOSE_INTERNAL_ERROR, rc);
+            return fail(r, ws_fail_code(rc)); /* 1009 over the limit, 1011 out of memory */
         return WS_REASM_MORE;
     }
 
     case WS_EV_FRAME_END:
         if (!r->in_message)
-            return fail(r, WS_CLOSE_PROTOCOL_ERROR, SNOW_EPROTOCOL);
+            return fail(r, WS_CLOSE_PROTOCOL_ERROR);
         if (!ev->fin)
             return WS_REASM_MORE;
         r->in_message = false;

@@ -62,11 +62,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct http_parser p2;
         http_parser_init(&p2);
         ssize_t r = http_parse_request(&p2, buf, split, &req2, hdrs2, 32, &lim);
-        if (r == HTTP_PARSE_INCOMPLETE)
+        if (r == RT_PARSE_INCOMPLETE)
             r = http_parse_request(&p2, buf, size, &req2, hdrs2, 32, &lim);
         else if (r > 0 && whole != r)
             abort();
-        if (r == HTTP_PARSE_ERROR ? (whole != r || p2.status != status) : (r > 0 && r != whole))
+        if (r == RT_PARSE_ERROR ? (whole != r || p2.status != status) : (r > 0 && r != whole))
             abort();
     }
 
@@ -89,14 +89,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             struct http_chunked c;
             http_chunked_init(&c);
             char *body = buf + whole;
-            size_t n = size - (size_t)whole, cut = split % (n + 1), out, used, dec = 0;
-            int d = http_chunked_decode(&c, body, cut, body, &out, &used, &lim);
+            size_t n = size - (size_t)whole, cut = split % (n + 1), out, dec = 0;
+            ssize_t d = http_chunked_decode(&c, body, cut, body, &out, &lim);
             dec += out;
-            if (d == 0) {
-                if (used != cut)
-                    abort();
-                d = http_chunked_decode(&c, body + cut, n - cut, body + dec, &out, &used, &lim);
+            if (d >= 0 && (size_t)d > cut)
+                abort();
+            if (d == RT_PARSE_INCOMPLETE) {
+                d = http_chunked_decode(&c, body + cut, n - cut, body + dec, &out, &lim);
                 dec += out;
+                if (d >= 0 && (size_t)d > n - cut)
+                    abort();
             }
             if (dec > n || c.total > lim.max_body)
                 abort();

@@ -132,22 +132,24 @@ static void run(const struct ws_decoder_config *cfg, uint8_t *in, size_t n, uint
                 len = want;
         }
         uint8_t *chunk = in + start;
-        size_t off = 0, used;
+        size_t off = 0;
         for (;;) {
-            int rc = ws_decoder_next(&d, chunk + off, len - off, &used, &ev);
-            CHECK(used <= len - off);
-            off += used;
-            if (rc < 0) {
+            ssize_t rc = ws_decoder_next(&d, chunk + off, len - off, &ev);
+            if (rc == RT_PARSE_ERROR) {
                 dg->code = ws_decoder_close_code(&d);
                 CHECK(dg->code == 1002 || dg->code == 1007 || dg->code == 1009);
-                dg->at = start + off;
+                CHECK(d.consumed >= start && d.consumed <= start + len);
+                dg->at = (size_t)d.consumed;
                 free(r.buf.data);
                 return;
             }
-            if (rc == WS_EV_NONE) {
-                CHECK(off == len);
+            if (rc == RT_PARSE_INCOMPLETE) {
+                CHECK(d.consumed == start + len);
+                off = len;
                 break;
             }
+            CHECK(rc >= 0 && (size_t)rc <= len - off);
+            off += (size_t)rc;
             switch (ev.kind) {
             case WS_EV_FRAME:
                 mix(&dg->shape, 1);

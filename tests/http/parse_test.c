@@ -52,29 +52,29 @@ static void parse_split(const char *s, size_t n, const struct http_limits *lim, 
         struct http_request req;
         struct http_header hdrs[MAXH];
         ssize_t r1 = http_parse_request(&p, guard_place(&g, s, k), k, &req, hdrs, MAXH, lim);
-        if (r1 == HTTP_PARSE_ERROR) {
+        if (r1 == RT_PARSE_ERROR) {
             /* An error may show up early, but it must be the same error. */
-            ck_assert_int_eq(whole.r, HTTP_PARSE_ERROR);
+            ck_assert_int_eq(whole.r, RT_PARSE_ERROR);
             ck_assert_int_eq(p.status, whole.status);
             continue;
         }
-        ck_assert_msg(r1 == HTTP_PARSE_INCOMPLETE || r1 == whole.r, "prefix %zu of %zu gave %zd", k, n, r1);
+        ck_assert_msg(r1 == RT_PARSE_INCOMPLETE || r1 == whole.r, "prefix %zu of %zu gave %zd", k, n, r1);
         if (r1 > 0)
             continue;
         ssize_t r2 = http_parse_request(&p, guard_place(&g, s, n), n, &req, hdrs, MAXH, lim);
         ck_assert_int_eq(r2, whole.r);
-        if (r2 == HTTP_PARSE_ERROR)
+        if (r2 == RT_PARSE_ERROR)
             ck_assert_int_eq(p.status, whole.status);
         else if (r2 > 0)
             ck_assert_uint_eq(req.nheaders, whole.req.nheaders);
     }
     struct http_parser p;
     http_parser_init(&p);
-    ssize_t r = HTTP_PARSE_INCOMPLETE;
-    for (size_t k = 1; k <= n && r == HTTP_PARSE_INCOMPLETE; k++)
+    ssize_t r = RT_PARSE_INCOMPLETE;
+    for (size_t k = 1; k <= n && r == RT_PARSE_INCOMPLETE; k++)
         r = http_parse_request(&p, guard_place(&g, s, k), k, &out->req, out->hdrs, MAXH, lim);
     ck_assert_int_eq(r, whole.r);
-    if (r == HTTP_PARSE_ERROR)
+    if (r == RT_PARSE_ERROR)
         ck_assert_int_eq(p.status, whole.status);
     /* Leave the one-call result (and a buffer holding s) for the caller. */
     parse_once(s, n, lim, out);
@@ -135,7 +135,7 @@ START_TEST(versions_and_connection)
     parse_split(d, strlen(d), &lim, &res);
     ck_assert_int_eq(res.req.upgrade, 1);
     ck_assert_int_eq(res.req.keep_alive, 1);
-    /* A higher minor version is handled as HTTP/1.1 (RFC 9110 6.2). */
+    /* A higher minor version is handled as HTTP/1.1 (RFC 9110 §6.2). */
     const char *e = "GET / HTTP/1.7\r\nHost: h\r\n\r\n";
     parse_split(e, strlen(e), &lim, &res);
     ck_assert_int_gt(res.r, 0);
@@ -267,7 +267,7 @@ START_TEST(malformed_table)
     if (b->status == 0) {
         ck_assert_msg(res.r == (ssize_t)n, "row %d: expected success, got %zd (%d)", _i, res.r, res.status);
     } else {
-        ck_assert_msg(res.r == HTTP_PARSE_ERROR, "row %d: expected %d, got %zd", _i, b->status, res.r);
+        ck_assert_msg(res.r == RT_PARSE_ERROR, "row %d: expected %d, got %zd", _i, b->status, res.r);
         ck_assert_msg(res.status == b->status, "row %d: expected %d, got %d", _i, b->status, res.status);
     }
 }
@@ -336,7 +336,7 @@ START_TEST(limits)
     struct http_parser p;
     http_parser_init(&p);
     struct http_header h[4];
-    ck_assert_int_eq(http_parse_request(&p, guard_place(&g, buf, 4096), 4096, &res.req, h, 4, &lim), HTTP_PARSE_ERROR);
+    ck_assert_int_eq(http_parse_request(&p, guard_place(&g, buf, 4096), 4096, &res.req, h, 4, &lim), RT_PARSE_ERROR);
     ck_assert_int_eq(p.status, 414);
     /* So is an endless header section. */
     build(buf, sizeof buf, 30, 0, 0);
@@ -345,14 +345,14 @@ START_TEST(limits)
     buf[n + 1] = ':';
     http_parser_init(&p);
     ck_assert_int_eq(http_parse_request(&p, guard_place(&g, buf, n + 1000), n + 1000, &res.req, h, 4, &lim),
-                     HTTP_PARSE_ERROR);
+                     RT_PARSE_ERROR);
     ck_assert_int_eq(p.status, 431);
     /* The caller's array caps the count too. */
     lim = deflim();
     build(buf, sizeof buf, 30, 5, 20);
     http_parser_init(&p);
     ck_assert_int_eq(http_parse_request(&p, guard_place(&g, buf, strlen(buf)), strlen(buf), &res.req, h, 4, &lim),
-                     HTTP_PARSE_ERROR);
+                     RT_PARSE_ERROR);
     ck_assert_int_eq(p.status, 431);
 }
 END_TEST

@@ -240,7 +240,7 @@ START_TEST(test_header_lists_accepted)
     req_set(&q, "Connection", "keep-alive,  UPGRADE ");
     ck_assert_int_eq(check(&q, NULL, &hs), 101);
 
-    /* Connection split over two lines (RFC 7230 §3.2.2). */
+    /* Connection split over two lines (RFC 9110 §5.3). */
     req_set(&q, "Connection", "keep-alive");
     req_add(&q, "connection", "Upgrade");
     req_set(&q, "upgrade", "websocket");

@@ -39,14 +39,14 @@ static int pump(const uint8_t *in, size_t n, size_t cut, struct ws_reasm *r, str
     for (int k = 0; k < 2 && start < n; k++) {
         size_t len = parts[k] - start;
         uint8_t *chunk = guard_place(&g, in + start, len);
-        size_t off = 0, used;
+        size_t off = 0;
         for (;;) {
-            int rc = ws_decoder_next(&d, chunk + off, len - off, &used, &ev);
-            off += used;
-            if (rc < 0)
-                return rc;
-            if (rc == 0)
+            ssize_t rc = ws_decoder_next(&d, chunk + off, len - off, &ev);
+            if (rc == RT_PARSE_ERROR)
+                return ws_fail_error(ws_decoder_close_code(&d));
+            if (rc == RT_PARSE_INCOMPLETE)
                 break;
+            off += (size_t)rc;
             if (ev.kind == WS_EV_CONTROL)
                 (*controls)++;
             int m = ws_reasm_feed(r, &ev);

@@ -143,24 +143,25 @@ void run_decoder(const struct ws_decoder_config *cfg, const uint8_t *in, size_t 
         uint8_t *chunk = guard_place(&g, in + start, len);
         size_t off = 0;
         for (;;) {
-            size_t used = 0;
-            int rc = ws_decoder_next(&d, chunk + off, len - off, &used, &ev);
-            QCHECK(used <= len - off);
-            off += used;
-            if (rc < 0) {
+            ssize_t rc = ws_decoder_next(&d, chunk + off, len - off, &ev);
+            if (rc == RT_PARSE_ERROR) {
                 QCHECK(ws_decoder_close_code(&d) != 0);
-                QCHECK(rc == (ws_decoder_close_code(&d) == WS_CLOSE_TOO_BIG ? SNOW_ELIMIT : SNOW_EPROTOCOL));
-                tb_err(t, ws_decoder_close_code(&d), start + off);
+                QCHECK(d.consumed >= start && d.consumed - start <= len);
+                tb_err(t, ws_decoder_close_code(&d), (size_t)d.consumed);
                 /* Errors are sticky and consume nothing more. */
-                QCHECK(ws_decoder_next(&d, chunk + off, len - off, &used, &ev) == rc);
-                QCHECK(used == 0);
+                uint64_t at = d.consumed;
+                QCHECK(ws_decoder_next(&d, chunk + off, len - off, &ev) == RT_PARSE_ERROR);
+                QCHECK(d.consumed == at);
                 return;
             }
-            if (rc == WS_EV_NONE) {
-                QCHECK(off == len);
+            if (rc == RT_PARSE_INCOMPLETE) {
+                off = len;
+                QCHECK(d.consumed == end);
                 break;
             }
-            QCHECK(rc == (int)ev.kind);
+            QCHECK(rc >= 0 && (size_t)rc <= len - off);
+            off += (size_t)rc;
+            QCHECK(d.consumed == start + off);
             switch (ev.kind) {
             case WS_EV_FRAME:
                 tb_frame(t, ev.opcode, ev.fin, ev.frame_len);
