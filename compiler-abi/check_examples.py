@@ -3,6 +3,7 @@
 and headers of the C library / POSIX.
 
     check_examples.py EXAMPLES_DIR RUNTIME_DIR STAMP
+    check_examples.py --list EXAMPLES_DIR   (the files it checks, one a line)
 
 A quoted include other than "snow_rt.h" is refused, and so is an angle
 include naming a header that the runtime itself has (<rt.h>, <actor/...>),
@@ -24,14 +25,20 @@ def runtime_headers(root):
     return names
 
 
+def sources(examples):
+    return [f for f in sorted(os.listdir(examples)) if f.endswith((".c", ".h"))]
+
+
 def main():
+    if sys.argv[1] == "--list":
+        for f in sources(sys.argv[2]):
+            print(os.path.join(sys.argv[2], f))
+        return 0
     examples, runtime, stamp = sys.argv[1:4]
     internal = runtime_headers(runtime)
     problems = []
     checked = 0
-    for f in sorted(os.listdir(examples)):
-        if not f.endswith((".c", ".h")):
-            continue
+    for f in sources(examples):
         checked += 1
         path = os.path.join(examples, f)
         for n, line in enumerate(open(path), 1):
