@@ -22,27 +22,14 @@ import filecmp
 import os
 import re
 import shlex
-import subprocess
 import sys
 import tempfile
 
-failures = []
+from abitest import check, finish, needed, run
 
 
-def check(ok, what):
-    print("%s: %s" % ("ok" if ok else "FAIL", what))
-    if not ok:
-        failures.append(what)
-    return ok
 
 
-def run(cmd, **kw):
-    return subprocess.run(cmd, capture_output=True, text=True, **kw)
-
-
-def needed(path):
-    out = run(["readelf", "-d", path]).stdout
-    return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out)
 
 
 def main():
@@ -132,8 +119,7 @@ def main():
                 check(r.returncode == 0, "actors-static runs")
                 if r.returncode:
                     print(r.stdout, r.stderr)
-    print("%d passed, %d failed" % (0 if failures else 1, 1 if failures else 0))
-    return 1 if failures else 0
+    return finish()
 
 
 if __name__ == "__main__":

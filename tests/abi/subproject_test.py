@@ -12,11 +12,11 @@ with -Dsnow-rt:default_library=shared (libsnowrt.so.<major>).
 """
 import os
 import re
-import subprocess
 import sys
 import tempfile
 
-failures = []
+from abitest import check, finish, needed, run
+
 
 PARENT = """project('snow-rt-user', 'c', default_options: ['c_std=c11'])
 snow_rt = dependency('snow-rt', fallback: 'snow-rt')
@@ -24,20 +24,7 @@ executable('prog', 'actors.c', dependencies: snow_rt)
 """
 
 
-def check(ok, what):
-    print("%s: %s" % ("ok" if ok else "FAIL", what))
-    if not ok:
-        failures.append(what)
-    return ok
 
-
-def run(cmd, **kw):
-    return subprocess.run(cmd, capture_output=True, text=True, **kw)
-
-
-def needed(path):
-    out = run(["readelf", "-d", path]).stdout
-    return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out)
 
 
 def main():
@@ -71,8 +58,7 @@ def main():
             check(r.returncode == 0, "%s: the program runs" % label)
             if r.returncode:
                 print(r.stdout[-3000:], r.stderr[-3000:])
-    print("%d passed, %d failed" % (0 if failures else 1, 1 if failures else 0))
-    return 1 if failures else 0
+    return finish()
 
 
 if __name__ == "__main__":
