@@ -162,17 +162,18 @@ def read_header(path):
             continue  # function-like macros are C conveniences (README lists them)
         if not body or not name.startswith("SNOW_"):
             continue
-        tm = re.fullmatch(r"SNOW_TAG_RESERVED\((0x[0-9A-Fa-f]+|\d+)\)", body)
-        if tm:
-            v = known["SNOW_TAG_RESERVED_MASK"] | int(tm.group(1), 0)
-            h.add(("tag", name), {"kind": "tag", "name": name, "value": v})
-            known[name] = v
-            continue
         if name == "SNOW_API":
             continue
-        v = eval_c_int(body, known)
+        try:
+            v = eval_c_int(re.sub(r"\bSNOW_TAG_RESERVED\(([^)]*)\)", r"(SNOW_TAG_RESERVED_MASK | (\1))", body), known)
+        except ManifestError:
+            raise ManifestError("#define %s %s: only integer constants are in the vocabulary" % (name, body))
         known[name] = v
         if name in NOT_CONSTANTS:
+            continue
+        mask = known.get("SNOW_TAG_RESERVED_MASK")
+        if name.startswith("SNOW_TAG_") and name != "SNOW_TAG_RESERVED_MASK" and mask and v & mask == mask:
+            h.add(("tag", name), {"kind": "tag", "name": name, "value": v})
             continue
         t = "u64" if "UINT64_C" in body or v > 0x7FFFFFFF else "i32"
         h.add(("const", name), {"kind": "const", "name": name, "type": t, "value": v})

@@ -34,6 +34,8 @@ DEFAULT_HEADER = os.path.join(ROOT, "compiler-abi", "snow_rt.h")
 DEFAULT_MANIFEST = os.path.join(ROOT, "compiler-abi", "abi.manifest")
 DEFAULT_RELEASED = os.path.join(ROOT, "compiler-abi", "released")
 
+# The source tree stays as checked out: no __pycache__ next to the scripts.
+sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
 from abi_format import PROMISES, REQUIREMENTS, ManifestError, format_record, layout, read_manifest  # noqa: E402
 from abi_gen_c import gen_c  # noqa: E402

@@ -15,6 +15,8 @@ import re
 import sys
 import tempfile
 
+# The source tree stays as checked out: no __pycache__ next to the scripts.
+sys.dont_write_bytecode = True
 from abitest import check, finish, needed, run
 
 

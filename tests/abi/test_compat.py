@@ -11,6 +11,8 @@ import re
 import sys
 import tempfile
 
+# The source tree stays as checked out: no __pycache__ next to the scripts.
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import manifest as abi  # noqa: E402
 

@@ -17,6 +17,8 @@ import subprocess
 import sys
 import tempfile
 
+# The source tree stays as checked out: no __pycache__ next to the scripts.
+sys.dont_write_bytecode = True
 from abitest import check, finish
 
 HERE = os.path.dirname(os.path.abspath(__file__))
