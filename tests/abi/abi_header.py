@@ -36,7 +36,10 @@ def eval_c_int(expr, known):
     e = re.sub(r"\b[A-Za-z_]\w*\b", lambda m: str(known[m.group(0)]) if m.group(0) in known else m.group(0), e)
     if not re.fullmatch(r"[\s0-9a-fA-FxX()+\-*/|&<>~^]*", e):
         raise ManifestError("cannot evaluate %r" % expr)
-    return int(eval(e.replace("/", "//"), {"__builtins__": {}}))
+    try:
+        return int(eval(e.replace("/", "//"), {"__builtins__": {}}))
+    except Exception:
+        raise ManifestError("cannot evaluate %r" % expr)
 
 
 class TypeParser:
@@ -104,8 +107,8 @@ class TypeParser:
                 if depth == 0:
                     break
             inner = rest[1:j]
-            if not inner or inner[0] != "*":
-                raise ManifestError("unsupported declarator in %r" % s)
+            if not inner or inner[0] != "*" or len(inner) > 2 or (len(inner) == 2 and inner[1] == "*"):
+                raise ManifestError("unsupported declarator in %r (only a plain function pointer)" % s)
             if len(inner) > 1:
                 name = inner[1]
             params = self.param_list(" ".join(rest[j + 1:]))
