@@ -1,4 +1,4 @@
-"""Helpers shared by the abi test scripts: one ok/FAIL line per check, the
+"""Shared by the abi test scripts: one ok/FAIL line per check, the
 summary line, running commands, and what an ELF file needs."""
 import re
 import subprocess
