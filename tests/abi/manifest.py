@@ -72,13 +72,14 @@ def check_header(h, m):
     problems = []
     for n, kind, name in m.legacy:
         problems.append("line %d: '%s %s' has no types (older manifest format); "
-                        "tests/abi/manifest.py --draft prints the typed record" % (n, kind, name))
+                        "tests/abi/manifest.py --update replaces it (--draft shows the record)" % (n, kind, name))
     legacy_names = {name for _, _, name in m.legacy}
     for key in h.order:
         hrec = h.items[key]
         if key not in m.records:
             if not (key[0] == "fn" and key[1] in legacy_names):
-                problems.append("%s %s is in snow_rt.h but not in the manifest (--draft prints it)" % key)
+                problems.append("%s %s is in snow_rt.h but not in the manifest "
+                                "(tests/abi/manifest.py --update adds it)" % key)
             continue
         if not same(key[0], hrec, m.records[key]):
             problems.append("%s %s differs: snow_rt.h has %s, the manifest %s"
@@ -347,7 +348,7 @@ def main():
         if a.gen_c:
             if m.legacy:
                 raise ManifestError("%s: %d untyped 'function' lines (older format); "
-                                    "tests/abi/manifest.py --draft prints typed records for them"
+                                    "tests/abi/manifest.py --update replaces them (--draft shows the records)"
                                     % (a.manifest, len(m.legacy)))
             text = gen_c(m, os.path.basename(a.manifest))
             with open(a.gen_c, "w") as out:
