@@ -280,6 +280,7 @@ def update(h, m, manifest_path):
         if old:
             notes.append("%s %s: changed" % key)
     dropped = [("%s %s" % k) for k in m.records if k not in h.items]
+    dropped += ["untyped 'function %s'" % name for _, _, name in m.legacy if ("fn", name) not in h.items]
     for d in dropped:
         notes.append("%s: no longer in snow_rt.h, dropped" % d)
     with open(manifest_path, "w") as f:
