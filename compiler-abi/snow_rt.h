@@ -26,6 +26,18 @@ extern "C" {
 #define SNOW_API __attribute__((visibility("default")))
 
 /* ------------------------------------------------------------------------
+ * ABI version (compiler-abi/README.md says what each part promises). A
+ * program built against MAJOR.MINOR runs with a runtime of the same MAJOR
+ * and a MINOR at least as high; the shared object's SONAME carries MAJOR.
+ * ------------------------------------------------------------------------ */
+#define SNOW_RT_ABI_MAJOR 1
+#define SNOW_RT_ABI_MINOR 0
+#define SNOW_RT_ABI_VERSION ((SNOW_RT_ABI_MAJOR << 16) | SNOW_RT_ABI_MINOR)
+
+/* The SNOW_RT_ABI_VERSION the runtime was built with. */
+SNOW_API uint32_t snow_rt_abi_version(void);
+
+/* ------------------------------------------------------------------------
  * Errors: one table. X(NAME, value, message)
  * ------------------------------------------------------------------------ */
 #define SNOW_ERROR_TABLE(X)                                                   \
