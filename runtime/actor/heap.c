@@ -1,92 +1,251 @@
 /*
- * heap.c: the per-actor heap and message buffers.
+ * heap.c: the per-actor heap (allocation side) and message buffers.
  *
- * An actor's heap is a list of chunks it bump-allocates from; all of it is
- * released when the actor exits. Every object carries a 16-byte header (its
- * size and a word of flags) and objects lie back to back inside a chunk, so
- * a later conservative mark-sweep can walk a chunk object by object, map a
- * stack word to its chunk by address range, and keep mark bits in the flags
- * word without changing the layout. Large objects get a chunk of their own.
+ * Objects live in size-class chunks or, when large, in mappings of their
+ * own (layout in gc.h). Allocation takes the class's free list (rebuilt by
+ * every sweep, in address order so that low chunks fill first and high ones
+ * empty out), then the tail of the class's current chunk, then a spare or
+ * new chunk. snow_gc_alloc collects first when the bytes handed out since
+ * the last collection would take the heap past its threshold (gc.c).
  */
+#include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
-#include "actor/internal.h"
+#include "actor/gc.h"
 
-#define FIRST_CHUNK 256
-#define MAX_CHUNK (32 * 1024)
-#define LARGE_OBJECT (4 * 1024)
+#ifdef RT_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
 
-struct heap_chunk {
-    struct heap_chunk *next;
-    size_t size; /* bytes of data after this header */
-};
+#define PAGE 4096
+#define CHUNK_HEADER ((sizeof(struct gc_chunk) + 15) & ~(size_t)15)
 
-struct heap_obj {
-    uint64_t size;
-    uint64_t flags; /* reserved for the collector's mark bits */
-};
-
-_Static_assert(sizeof(struct heap_chunk) % 16 == 0, "chunk header keeps 16-byte alignment");
-_Static_assert(sizeof(struct heap_obj) == 16, "object header keeps 16-byte alignment");
 _Static_assert(sizeof(struct msg) % 16 == 0, "message payload stays 16-byte aligned");
 
-static struct heap_chunk *chunk_new(size_t data)
+/* ---- configuration ----------------------------------------------------- */
+
+static struct gc_config config;
+static pthread_once_t config_once = PTHREAD_ONCE_INIT;
+
+static void config_read(void)
 {
-    struct heap_chunk *c = malloc(sizeof *c + data);
-    if (c)
-        c->size = data;
+    config.min_threshold = (size_t)rt_env_long("SNOW_GC_MIN_KIB", GC_MIN_THRESHOLD / 1024, 16, 1L << 30) * 1024;
+    config.debug_fill = rt_env_long("SNOW_GC_DEBUG", 0, 0, 1) == 1;
+}
+
+const struct gc_config *gc_config(void)
+{
+    pthread_once(&config_once, config_read);
+    return &config;
+}
+
+/* ---- size classes -------------------------------------------------------- */
+
+/* Blocks of 32..128 bytes in steps of 16, then four classes per doubling up
+ * to GC_LARGE_BLOCK: at most 25% of a slot is lost to rounding. */
+static uint32_t class_of(size_t block)
+{
+    if (block <= 128)
+        return (uint32_t)(block >> 4) - 2;
+    size_t b = block - 1;
+    unsigned e = 63u - (unsigned)__builtin_clzll((unsigned long long)b);
+    return 7 + (e - 7) * 4 + (uint32_t)((b >> (e - 2)) & 3);
+}
+
+static size_t class_block(uint32_t cls)
+{
+    if (cls < 7)
+        return ((size_t)cls + 2) << 4;
+    uint32_t e = 7 + (cls - 7) / 4, q = (cls - 7) % 4;
+    return ((size_t)4 + q + 1) << (e - 2);
+}
+
+size_t gc_block_size(size_t size)
+{
+    if (size > SIZE_MAX / 4)
+        return 0;
+    size_t payload = size < 16 ? 16 : (size + 15) & ~(size_t)15;
+    return sizeof(struct gc_obj) + payload;
+}
+
+/* ---- chunks --------------------------------------------------------------- */
+
+static int index_insert(struct heap_space *sp, struct gc_chunk *c)
+{
+    if (sp->n == sp->cap) {
+        uint32_t cap = sp->cap ? sp->cap * 2 : 8;
+        struct gc_chunk **v = realloc(sp->index, cap * sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        sp->index = v;
+        sp->cap = cap;
+    }
+    uint32_t lo = 0, hi = sp->n;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (sp->index[mid] < c)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    memmove(sp->index + lo + 1, sp->index + lo, (sp->n - lo) * sizeof *sp->index);
+    sp->index[lo] = c;
+    sp->n++;
+    uintptr_t b = (uintptr_t)c, e = (uintptr_t)c->end;
+    if (sp->n == 1 || b < sp->lo)
+        sp->lo = b;
+    if (sp->n == 1 || e > sp->hi)
+        sp->hi = e;
+    return 0;
+}
+
+static void chunk_init(struct gc_chunk *c, uint32_t cls, size_t slot)
+{
+    c->cls = cls;
+    c->slot = slot;
+    c->data = (char *)c + CHUNK_HEADER;
+    c->limit = c->data;
+    c->end = (char *)c + c->map_size;
+    c->next = NULL;
+}
+
+struct gc_chunk *gc_chunk_new(struct heap_space *sp, uint32_t cls, size_t block)
+{
+    struct gc_chunk *c;
+    if (cls != GC_CLASS_LARGE && sp->spare) {
+        /* A spare is already in the index and counted in mapped. */
+        c = sp->spare;
+        sp->spare = c->next;
+        chunk_init(c, cls, block);
+        return c;
+    }
+    size_t map = cls == GC_CLASS_LARGE ? (CHUNK_HEADER + block + PAGE - 1) & ~(size_t)(PAGE - 1) : GC_CHUNK_SIZE;
+    void *p = mmap(NULL, map, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    c = p;
+    c->map_size = map;
+    chunk_init(c, cls, block);
+    if (index_insert(sp, c)) {
+        munmap(p, map);
+        return NULL;
+    }
+    sp->mapped += map;
+    POISON(c->data, (size_t)(c->end - c->data));
     return c;
+}
+
+/* Unmaps c; the caller takes it out of the index. */
+void gc_chunk_release(struct heap_space *sp, struct gc_chunk *c)
+{
+    sp->mapped -= c->map_size;
+    /* Unpoison first: the address range may be mapped again by anything. */
+    UNPOISON(c, c->map_size);
+    munmap(c, c->map_size);
+}
+
+void gc_poison_free(struct gc_obj *o, size_t slot)
+{
+    size_t n = slot - sizeof *o;
+    if (gc_config()->debug_fill) {
+        UNPOISON(o + 1, n);
+        memset(o + 1, GC_DEBUG_FILL, n);
+    }
+    POISON(o + 1, n);
+    o->flags = 0;
+}
+
+/* ---- allocation ----------------------------------------------------------- */
+
+static struct heap_space *space_new(void)
+{
+    struct heap_space *sp = calloc(1, sizeof *sp);
+    if (sp)
+        sp->next_gc = gc_config()->min_threshold;
+    return sp;
+}
+
+static struct gc_obj *take_slot(struct heap_space *sp, size_t block)
+{
+    if (block > GC_LARGE_BLOCK) {
+        struct gc_chunk *c = gc_chunk_new(sp, GC_CLASS_LARGE, block);
+        if (!c)
+            return NULL;
+        c->limit = c->data + block;
+        UNPOISON(c->data, sizeof(struct gc_obj));
+        return (struct gc_obj *)c->data;
+    }
+    uint32_t cls = class_of(block);
+    struct gc_obj *o = sp->free[cls];
+    if (o) {
+        sp->free[cls] = o->next;
+        return o;
+    }
+    size_t slot = class_block(cls);
+    struct gc_chunk *c = sp->cur[cls];
+    if (!c || (size_t)(c->end - c->limit) < slot) {
+        c = gc_chunk_new(sp, cls, slot);
+        if (!c)
+            return NULL;
+        sp->cur[cls] = c;
+    }
+    o = (struct gc_obj *)c->limit;
+    c->limit += slot;
+    UNPOISON(o, sizeof *o);
+    return o;
+}
+
+static size_t slot_bytes(size_t block)
+{
+    return block > GC_LARGE_BLOCK ? block : class_block(class_of(block));
 }
 
 void *heap_alloc(struct heap *h, size_t size)
 {
-    if (size > SIZE_MAX / 2)
+    size_t block = gc_block_size(size);
+    if (!block)
         return NULL;
-    size_t need = sizeof(struct heap_obj) + ((size + 15) & ~(size_t)15);
-    struct heap_obj *o;
-    if (need > LARGE_OBJECT) {
-        struct heap_chunk *c = chunk_new(need);
-        if (!c)
-            return NULL;
-        /* Behind the current bump chunk, so the bump chunk stays first. */
-        if (h->chunks) {
-            c->next = h->chunks->next;
-            h->chunks->next = c;
-        } else {
-            c->next = NULL;
-            h->chunks = c;
-            h->bump = h->end = (char *)(c + 1) + need;
-        }
-        o = (struct heap_obj *)(c + 1);
-    } else {
-        if ((size_t)(h->end - h->bump) < need) {
-            size_t prev = h->chunks ? h->chunks->size : FIRST_CHUNK / 2;
-            size_t sz = prev * 2 > MAX_CHUNK ? MAX_CHUNK : prev * 2;
-            if (sz < need)
-                sz = need;
-            struct heap_chunk *c = chunk_new(sz);
-            if (!c)
-                return NULL;
-            c->next = h->chunks;
-            h->chunks = c;
-            h->bump = (char *)(c + 1);
-            h->end = h->bump + sz;
-        }
-        o = (struct heap_obj *)h->bump;
-        h->bump += need;
-    }
+    if (!h->space && !(h->space = space_new()))
+        return NULL;
+    struct heap_space *sp = h->space;
+    struct gc_obj *o = take_slot(sp, block);
+    if (!o)
+        return NULL;
+    size_t slot = slot_bytes(block);
+    sp->used += slot;
+    sp->allocated += slot;
+    sp->hib_clean = false;
+    UNPOISON(o + 1, size);
     o->size = size;
-    o->flags = 0;
+    o->flags = GC_ALLOC;
     memset(o + 1, 0, size);
     return o + 1;
 }
 
+static bool wants_collection(const struct heap *h, size_t size)
+{
+    const struct heap_space *sp = h->space;
+    return sp && !sp->collecting && sp->used + gc_block_size(size) > sp->next_gc;
+}
+
 void heap_free_all(struct heap *h)
 {
-    for (struct heap_chunk *c = h->chunks, *n; c; c = n) {
-        n = c->next;
-        free(c);
+    struct heap_space *sp = h->space;
+    if (sp) {
+        for (uint32_t i = 0; i < sp->n; i++)
+            gc_chunk_release(sp, sp->index[i]);
+        free(sp->index);
+        free(sp->roots);
+        free(sp->gray);
+        free(sp);
     }
     msg_free_list(h->kept);
     memset(h, 0, sizeof *h);
@@ -97,8 +256,12 @@ void *snow_gc_alloc(size_t size)
     struct actor *a = actor_self();
     if (!a)
         return NULL;
+    if (wants_collection(&a->heap, size))
+        snow_gc_collect();
     return heap_alloc(&a->heap, size);
 }
+
+/* ---- messages -------------------------------------------------------------- */
 
 struct msg *msg_new(uint64_t tag, SnowPid from, const void *data, size_t len)
 {
