@@ -60,6 +60,7 @@ struct marker {
     size_t n, cap;
     bool overflow;     /* a push failed: rescan marked objects at the end */
     void *fake;        /* ASan fake stack of this coroutine, or NULL */
+    struct gc_chunk *hit; /* chunk of the last hit: neighbours point near */
 };
 
 static struct gc_chunk *chunk_of(const struct heap_space *sp, uintptr_t w)
@@ -98,9 +99,13 @@ static NO_ASAN void mark_word(struct marker *m, uintptr_t w)
     struct heap_space *sp = m->sp;
     if (w < sp->lo || w >= sp->hi)
         return;
-    struct gc_chunk *c = chunk_of(sp, w);
-    if (!c || w < (uintptr_t)c->data)
-        return;
+    struct gc_chunk *c = m->hit;
+    if (!c || w < (uintptr_t)c->data || w >= (uintptr_t)c->limit) {
+        c = chunk_of(sp, w);
+        if (!c || w < (uintptr_t)c->data)
+            return;
+        m->hit = c;
+    }
     uintptr_t off = w - (uintptr_t)c->data;
     struct gc_obj *o = (struct gc_obj *)(c->data + (c->cls == GC_CLASS_LARGE ? 0 : off - off % c->slot));
     if ((o->flags & (GC_ALLOC | GC_MARK)) != GC_ALLOC)
@@ -176,6 +181,17 @@ static void mark_roots(struct marker *m, struct actor *a)
 
 /* ---- sweep ------------------------------------------------------------------ */
 
+static inline void free_object(struct gc_obj *o, size_t slot, bool debug)
+{
+    size_t n = slot - sizeof *o;
+    if (debug) {
+        UNPOISON(o + 1, n);
+        memset(o + 1, GC_DEBUG_FILL, n);
+    }
+    POISON(o + 1, n);
+    o->flags = 0;
+}
+
 static void sweep(struct heap_space *sp, bool hibernating)
 {
     bool debug = gc_config()->debug_fill;
@@ -209,7 +225,7 @@ static void sweep(struct heap_space *sp, bool hibernating)
                 continue;
             }
             if (o->flags & GC_ALLOC)
-                gc_poison_free(o, c->slot);
+                free_object(o, c->slot, debug);
             o->next = NULL;
             if (last)
                 last->next = o;

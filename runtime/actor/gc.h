@@ -95,7 +95,5 @@ void gc_chunk_release(struct heap_space *sp, struct gc_chunk *c);
 /* Slot bytes of a block holding size bytes; 0 when size is too large. */
 size_t gc_block_size(size_t size);
 
-/* Frees a swept object: debug fill and ASan poisoning of its payload. */
-void gc_poison_free(struct gc_obj *o, size_t slot);
 
 #endif

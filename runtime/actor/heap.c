@@ -152,17 +152,6 @@ void gc_chunk_release(struct heap_space *sp, struct gc_chunk *c)
     munmap(c, c->map_size);
 }
 
-void gc_poison_free(struct gc_obj *o, size_t slot)
-{
-    size_t n = slot - sizeof *o;
-    if (gc_config()->debug_fill) {
-        UNPOISON(o + 1, n);
-        memset(o + 1, GC_DEBUG_FILL, n);
-    }
-    POISON(o + 1, n);
-    o->flags = 0;
-}
-
 /* ---- allocation ----------------------------------------------------------- */
 
 static struct heap_space *space_new(void)
