@@ -268,7 +268,7 @@ static void sweep(struct heap_space *sp, bool hibernating)
         struct gc_chunk *c = sp->index[i];
         if (c->cls == GC_CLASS_LARGE || c->limit != c->data) {
             sp->index[j++] = c;
-        } else if (excess) {
+        } else if (excess || c->malloced) {
             excess = excess > c->map_size ? excess - c->map_size : 0;
             gc_chunk_release(sp, c);
         } else {

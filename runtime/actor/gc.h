@@ -2,10 +2,15 @@
  * gc.h: the layout of an actor's heap, shared by the allocator (heap.c) and
  * the collector (gc.c) only.
  *
- * The heap is a set of chunks, each one private mapping:
- *   - a small-object chunk is GC_CHUNK_SIZE bytes holding slots of one size
- *     class back to back after its header, so a word that points anywhere
- *     into a slot finds the slot's start with one division;
+ * The heap is a set of chunks:
+ *   - a small-object chunk holds slots of one size class back to back after
+ *     its header, so a word that points anywhere into a slot finds the
+ *     slot's start with one division. It is a private mapping of
+ *     GC_CHUNK_SIZE bytes, except while the whole heap is below
+ *     GC_CHUNK_SIZE / 2: then chunks come from malloc, starting at
+ *     GC_FIRST_CHUNK bytes and doubling with the heap, so that the many
+ *     actors that allocate little (a spawn argument, a small state) cost
+ *     neither a system call nor a page each;
  *   - a large object (a block above GC_LARGE_BLOCK bytes, that is more than
  *     8176 bytes asked for) gets a mapping of its own, unmapped when it dies.
  * Every slot starts with a 16-byte object header: the size asked for and a
@@ -27,6 +32,7 @@
 #include "actor/internal.h"
 
 #define GC_CHUNK_SIZE (64 * 1024)
+#define GC_FIRST_CHUNK 256
 #define GC_LARGE_BLOCK 8192
 #define GC_NCLASSES 31
 #define GC_CLASS_LARGE 0xFFFFu
@@ -49,11 +55,12 @@ struct gc_chunk {
     char *data;      /* first slot (16-byte aligned) */
     char *limit;     /* end of the slots handed out so far */
     char *end;       /* end of the mapping */
-    size_t map_size; /* bytes mapped, this header included */
+    size_t map_size; /* bytes of the chunk, this header included */
     size_t slot;     /* bytes per slot (large: the whole block) */
     struct gc_chunk *next; /* spare list */
     uint32_t cls;    /* size class, or GC_CLASS_LARGE */
-    uint32_t pad_[3];
+    uint32_t malloced; /* from malloc, not mmap: freed when empty, never a spare */
+    uint32_t pad_[2];
 };
 
 _Static_assert(sizeof(struct gc_obj) == 16, "object header is 16 bytes");
@@ -66,7 +73,7 @@ struct heap_space {
     struct gc_obj *free[GC_NCLASSES];  /* free slots per class, address order after a sweep */
     struct gc_chunk *cur[GC_NCLASSES]; /* chunk with an unhanded tail, per class */
     struct gc_chunk *spare;  /* empty chunks kept for reuse (below the threshold) */
-    size_t mapped;           /* bytes mapped: chunks, spares and large objects */
+    size_t mapped;           /* bytes of all chunks, spares and large objects */
     size_t used;             /* slot bytes handed out and not yet swept */
     size_t live;             /* slot bytes that survived the last collection */
     size_t next_gc;          /* collect when used would pass this */

@@ -81,7 +81,7 @@ size_t gc_block_size(size_t size)
 static int index_insert(struct heap_space *sp, struct gc_chunk *c)
 {
     if (sp->n == sp->cap) {
-        uint32_t cap = sp->cap ? sp->cap * 2 : 8;
+        uint32_t cap = sp->cap ? sp->cap * 2 : 4;
         struct gc_chunk **v = realloc(sp->index, cap * sizeof *v);
         if (!v)
             return -ENOMEM;
@@ -127,15 +127,30 @@ struct gc_chunk *gc_chunk_new(struct heap_space *sp, uint32_t cls, size_t block)
         chunk_init(c, cls, block);
         return c;
     }
-    size_t map = cls == GC_CLASS_LARGE ? (CHUNK_HEADER + block + PAGE - 1) & ~(size_t)(PAGE - 1) : GC_CHUNK_SIZE;
-    void *p = mmap(NULL, map, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED)
-        return NULL;
+    size_t map;
+    void *p;
+    bool small = cls != GC_CLASS_LARGE && sp->mapped < GC_CHUNK_SIZE / 2;
+    if (small) {
+        size_t want = sp->mapped < GC_FIRST_CHUNK ? GC_FIRST_CHUNK : sp->mapped;
+        map = CHUNK_HEADER + block > want ? CHUNK_HEADER + block : want;
+        map = (map + 15) & ~(size_t)15;
+        if (!(p = malloc(map)))
+            return NULL;
+    } else {
+        map = cls == GC_CLASS_LARGE ? (CHUNK_HEADER + block + PAGE - 1) & ~(size_t)(PAGE - 1) : GC_CHUNK_SIZE;
+        p = mmap(NULL, map, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED)
+            return NULL;
+    }
     c = p;
     c->map_size = map;
+    c->malloced = small;
     chunk_init(c, cls, block);
     if (index_insert(sp, c)) {
-        munmap(p, map);
+        if (small)
+            free(p);
+        else
+            munmap(p, map);
         return NULL;
     }
     sp->mapped += map;
@@ -143,13 +158,16 @@ struct gc_chunk *gc_chunk_new(struct heap_space *sp, uint32_t cls, size_t block)
     return c;
 }
 
-/* Unmaps c; the caller takes it out of the index. */
+/* Unmaps or frees c; the caller takes it out of the index. */
 void gc_chunk_release(struct heap_space *sp, struct gc_chunk *c)
 {
     sp->mapped -= c->map_size;
-    /* Unpoison first: the address range may be mapped again by anything. */
+    /* Unpoison first: the memory may be handed out again by anything. */
     UNPOISON(c, c->map_size);
-    munmap(c, c->map_size);
+    if (c->malloced)
+        free(c);
+    else
+        munmap(c, c->map_size);
 }
 
 /* ---- allocation ----------------------------------------------------------- */
