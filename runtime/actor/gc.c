@@ -260,8 +260,12 @@ static void sweep(struct heap_space *sp, bool hibernating)
     sp->next_gc = twice > floor ? twice : floor;
 
     /* Empty chunks: keep as spares what the next cycle will fill anyway
-     * (the heap stays within next_gc); return the rest to the system. */
-    size_t excess = hibernating ? SIZE_MAX : sp->mapped > sp->next_gc ? sp->mapped - sp->next_gc : 0;
+     * (heap bytes up to 1.5 x next_gc: slots are handed out up to next_gc,
+     * and partly used chunks and rounding take more); return the rest to
+     * the system. Keeping too few would map and fault in fresh pages on
+     * every cycle of a steady heap. */
+    size_t budget = sp->next_gc + sp->next_gc / 2;
+    size_t excess = hibernating ? SIZE_MAX : sp->mapped > budget ? sp->mapped - budget : 0;
     sp->spare = NULL;
     j = 0;
     for (uint32_t i = 0; i < sp->n; i++) {

@@ -180,23 +180,15 @@ static struct heap_space *space_new(void)
     return sp;
 }
 
-static struct gc_obj *take_slot(struct heap_space *sp, size_t block)
+/* A slot of class cls (slot bytes each) from the free list, the current
+ * chunk's tail, or a new chunk. */
+static struct gc_obj *take_slot(struct heap_space *sp, uint32_t cls, size_t slot)
 {
-    if (block > GC_LARGE_BLOCK) {
-        struct gc_chunk *c = gc_chunk_new(sp, GC_CLASS_LARGE, block);
-        if (!c)
-            return NULL;
-        c->limit = c->data + block;
-        UNPOISON(c->data, sizeof(struct gc_obj));
-        return (struct gc_obj *)c->data;
-    }
-    uint32_t cls = class_of(block);
     struct gc_obj *o = sp->free[cls];
-    if (o) {
+    if (RT_LIKELY(o != NULL)) {
         sp->free[cls] = o->next;
         return o;
     }
-    size_t slot = class_block(cls);
     struct gc_chunk *c = sp->cur[cls];
     if (!c || (size_t)(c->end - c->limit) < slot) {
         c = gc_chunk_new(sp, cls, slot);
@@ -210,23 +202,18 @@ static struct gc_obj *take_slot(struct heap_space *sp, size_t block)
     return o;
 }
 
-static size_t slot_bytes(size_t block)
+static struct gc_obj *take_large(struct heap_space *sp, size_t block)
 {
-    return block > GC_LARGE_BLOCK ? block : class_block(class_of(block));
+    struct gc_chunk *c = gc_chunk_new(sp, GC_CLASS_LARGE, block);
+    if (!c)
+        return NULL;
+    c->limit = c->data + block;
+    UNPOISON(c->data, sizeof(struct gc_obj));
+    return (struct gc_obj *)c->data;
 }
 
-void *heap_alloc(struct heap *h, size_t size)
+static inline void *init_object(struct heap_space *sp, struct gc_obj *o, size_t size, size_t slot)
 {
-    size_t block = gc_block_size(size);
-    if (!block)
-        return NULL;
-    if (!h->space && !(h->space = space_new()))
-        return NULL;
-    struct heap_space *sp = h->space;
-    struct gc_obj *o = take_slot(sp, block);
-    if (!o)
-        return NULL;
-    size_t slot = slot_bytes(block);
     sp->used += slot;
     sp->allocated += slot;
     sp->hib_clean = false;
@@ -237,10 +224,25 @@ void *heap_alloc(struct heap *h, size_t size)
     return o + 1;
 }
 
-static bool wants_collection(const struct heap *h, size_t size)
+void *heap_alloc(struct heap *h, size_t size)
 {
-    const struct heap_space *sp = h->space;
-    return sp && !sp->collecting && sp->used + gc_block_size(size) > sp->next_gc;
+    size_t block = gc_block_size(size);
+    if (!block)
+        return NULL;
+    if (!h->space && !(h->space = space_new()))
+        return NULL;
+    struct heap_space *sp = h->space;
+    struct gc_obj *o;
+    size_t slot;
+    if (block > GC_LARGE_BLOCK) {
+        slot = block;
+        o = take_large(sp, block);
+    } else {
+        uint32_t cls = class_of(block);
+        slot = class_block(cls);
+        o = take_slot(sp, cls, slot);
+    }
+    return o ? init_object(sp, o, size, slot) : NULL;
 }
 
 void heap_free_all(struct heap *h)
@@ -258,14 +260,37 @@ void heap_free_all(struct heap *h)
     memset(h, 0, sizeof *h);
 }
 
+/* Everything but a free-list hit below the threshold: collect when due,
+ * then allocate from a chunk's tail, a new chunk or a large mapping. */
+static RT_NOINLINE void *alloc_slow(struct actor *a, size_t size)
+{
+    struct heap_space *sp = a->heap.space;
+    size_t block = gc_block_size(size);
+    if (sp && block && !sp->collecting) {
+        size_t slot = block > GC_LARGE_BLOCK ? block : class_block(class_of(block));
+        if (sp->used + slot > sp->next_gc)
+            snow_gc_collect();
+    }
+    return heap_alloc(&a->heap, size);
+}
+
 void *snow_gc_alloc(size_t size)
 {
     struct actor *a = actor_self();
     if (!a)
         return NULL;
-    if (wants_collection(&a->heap, size))
-        snow_gc_collect();
-    return heap_alloc(&a->heap, size);
+    struct heap_space *sp = a->heap.space;
+    size_t block = gc_block_size(size);
+    if (RT_LIKELY(sp && block && block <= GC_LARGE_BLOCK)) {
+        uint32_t cls = class_of(block);
+        size_t slot = class_block(cls);
+        struct gc_obj *o = sp->free[cls];
+        if (RT_LIKELY(o && sp->used + slot <= sp->next_gc)) {
+            sp->free[cls] = o->next;
+            return init_object(sp, o, size, slot);
+        }
+    }
+    return alloc_slow(a, size);
 }
 
 /* ---- messages -------------------------------------------------------------- */
