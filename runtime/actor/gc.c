@@ -235,9 +235,7 @@ static void sweep(struct heap_space *sp, bool hibernating)
         }
         sp->index[j++] = c;
         if (!here) {
-            /* Empty: back to "nothing handed out", decided on below. */
-            if (sp->cur[c->cls] == c)
-                sp->cur[c->cls] = NULL;
+            /* Empty: no slots, kept as a spare or released below. */
             c->limit = c->data;
             if (debug) {
                 UNPOISON(c->data, (size_t)(c->end - c->data));

@@ -10,13 +10,14 @@
  *     GC_CHUNK_SIZE / 2: then chunks come from malloc, starting at
  *     GC_FIRST_CHUNK bytes and doubling with the heap, so that the many
  *     actors that allocate little (a spawn argument, a small state) cost
- *     neither a system call nor a page each;
+ *     neither a system call nor a page each (nor a 64 KiB chunk per class);
  *   - a large object (a block above GC_LARGE_BLOCK bytes, that is more than
  *     8176 bytes asked for) gets a mapping of its own, unmapped when it dies.
  * Every slot starts with a 16-byte object header: the size asked for and a
  * flags word carrying the allocated and mark bits. A free slot reuses the
- * first header word as its free-list link. Slots in [data, limit) of a chunk
- * all have valid headers; [limit, end) has not been handed out yet.
+ * first header word as its free-list link. A new chunk's slots all go onto
+ * its class's free list at once (so the heap needs no per-class bump
+ * state); [data, limit) are the slots, limit == data for an empty spare.
  *
  * Every chunk of the heap is in `index`, sorted by address, which is how a
  * conservative root (any word) is mapped to its chunk, and how a word that
@@ -32,7 +33,7 @@
 #include "actor/internal.h"
 
 #define GC_CHUNK_SIZE (64 * 1024)
-#define GC_FIRST_CHUNK 256
+#define GC_FIRST_CHUNK 128
 #define GC_LARGE_BLOCK 8192
 #define GC_NCLASSES 31
 #define GC_CLASS_LARGE 0xFFFFu
@@ -53,7 +54,7 @@ struct gc_obj {
 
 struct gc_chunk {
     char *data;      /* first slot (16-byte aligned) */
-    char *limit;     /* end of the slots handed out so far */
+    char *limit;     /* end of the slots */
     char *end;       /* end of the mapping */
     size_t map_size; /* bytes of the chunk, this header included */
     size_t slot;     /* bytes per slot (large: the whole block) */
@@ -70,8 +71,8 @@ struct heap_space {
     struct gc_chunk **index; /* every chunk and large object, by address */
     uint32_t n, cap;
     uintptr_t lo, hi;        /* bounds of everything in index: fast rejection */
-    struct gc_obj *free[GC_NCLASSES];  /* free slots per class, address order after a sweep */
-    struct gc_chunk *cur[GC_NCLASSES]; /* chunk with an unhanded tail, per class */
+    struct gc_chunk *index_inline[2];  /* index while the heap has at most two chunks */
+    struct gc_obj *free[GC_NCLASSES];  /* free slots per class, in address order */
     struct gc_chunk *spare;  /* empty chunks kept for reuse (below the threshold) */
     size_t mapped;           /* bytes of all chunks, spares and large objects */
     size_t used;             /* slot bytes handed out and not yet swept */

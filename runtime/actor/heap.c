@@ -4,8 +4,7 @@
  * Objects live in size-class chunks or, when large, in mappings of their
  * own (layout in gc.h). Allocation takes the class's free list (rebuilt by
  * every sweep, in address order so that low chunks fill first and high ones
- * empty out), then the tail of the class's current chunk, then a spare or
- * new chunk. snow_gc_alloc collects first when the bytes handed out since
+ * empty out), else a spare or new chunk whose slots all join the list. snow_gc_alloc collects first when the bytes handed out since
  * the last collection would take the heap past its threshold (gc.c).
  */
 #include <errno.h>
@@ -80,11 +79,18 @@ size_t gc_block_size(size_t size)
 
 static int index_insert(struct heap_space *sp, struct gc_chunk *c)
 {
+    if (!sp->cap) {
+        sp->index = sp->index_inline;
+        sp->cap = RT_ARRAY_LEN(sp->index_inline);
+    }
     if (sp->n == sp->cap) {
-        uint32_t cap = sp->cap ? sp->cap * 2 : 4;
-        struct gc_chunk **v = realloc(sp->index, cap * sizeof *v);
+        uint32_t cap = sp->cap * 2;
+        struct gc_chunk **v = sp->index == sp->index_inline ? malloc(cap * sizeof *v)
+                                                            : realloc(sp->index, cap * sizeof *v);
         if (!v)
             return -ENOMEM;
+        if (sp->index == sp->index_inline)
+            memcpy(v, sp->index_inline, sizeof sp->index_inline);
         sp->index = v;
         sp->cap = cap;
     }
@@ -180,25 +186,36 @@ static struct heap_space *space_new(void)
     return sp;
 }
 
-/* A slot of class cls (slot bytes each) from the free list, the current
- * chunk's tail, or a new chunk. */
+/* Puts every slot of a new (or reused spare) chunk onto the class's free
+ * list, which is empty when this is called. */
+static void thread_slots(struct heap_space *sp, struct gc_chunk *c)
+{
+    size_t n = (size_t)(c->end - c->data) / c->slot;
+    struct gc_obj **link = &sp->free[c->cls];
+    for (size_t i = 0; i < n; i++) {
+        struct gc_obj *o = (struct gc_obj *)(c->data + i * c->slot);
+        UNPOISON(o, sizeof *o);
+        o->flags = 0;
+        *link = o;
+        link = &o->next;
+    }
+    *link = NULL;
+    c->limit = c->data + n * c->slot;
+}
+
+/* A slot of class cls (slot bytes each) from the free list, else from a
+ * spare or new chunk. */
 static struct gc_obj *take_slot(struct heap_space *sp, uint32_t cls, size_t slot)
 {
     struct gc_obj *o = sp->free[cls];
-    if (RT_LIKELY(o != NULL)) {
-        sp->free[cls] = o->next;
-        return o;
-    }
-    struct gc_chunk *c = sp->cur[cls];
-    if (!c || (size_t)(c->end - c->limit) < slot) {
-        c = gc_chunk_new(sp, cls, slot);
+    if (RT_UNLIKELY(!o)) {
+        struct gc_chunk *c = gc_chunk_new(sp, cls, slot);
         if (!c)
             return NULL;
-        sp->cur[cls] = c;
+        thread_slots(sp, c);
+        o = sp->free[cls];
     }
-    o = (struct gc_obj *)c->limit;
-    c->limit += slot;
-    UNPOISON(o, sizeof *o);
+    sp->free[cls] = o->next;
     return o;
 }
 
@@ -251,7 +268,8 @@ void heap_free_all(struct heap *h)
     if (sp) {
         for (uint32_t i = 0; i < sp->n; i++)
             gc_chunk_release(sp, sp->index[i]);
-        free(sp->index);
+        if (sp->index != sp->index_inline)
+            free(sp->index);
         free(sp->roots);
         free(sp->gray);
         free(sp);
