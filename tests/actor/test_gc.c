@@ -497,6 +497,104 @@ START_TEST(gc_debug_fill_and_poison)
 }
 END_TEST
 
+/* ---- when collections run ------------------------------------------------------ */
+
+static RT_NOINLINE void garbage_kib(size_t kib)
+{
+    /* 1000 bytes asked for: 1024-byte slots, header included. */
+    for (size_t i = 0; i < kib; i++)
+        memset(snow_gc_alloc(1000), 1, 1000);
+}
+
+static void threshold_root(void *arg)
+{
+    (void)arg;
+    SnowGcStats a = stats();
+    garbage_kib(10 * 1024); /* nothing live: a collection per SNOW_GC_MIN_KIB */
+    SnowGcStats b = stats();
+    /* 2 MiB live: the threshold becomes 4 MiB, a collection per 2 MiB. */
+    void **live = snow_gc_alloc(2048 * sizeof *live);
+    for (int i = 0; i < 2047; i++)
+        live[i] = snow_gc_alloc(1000);
+    snow_gc_collect();
+    SnowGcStats c = stats();
+    garbage_kib(20 * 1024);
+    SnowGcStats d = stats();
+    atomic_store(&res.a, (long)(b.collections - a.collections));
+    atomic_store(&res.b, (long)(d.collections - c.collections));
+    check(c.live_bytes >= 2 * 1024 * 1024 && c.live_bytes < 2 * 1024 * 1024 + 64 * 1024);
+    check(live[2046] != NULL);
+}
+
+START_TEST(gc_threshold_default)
+{
+    res_reset();
+    RUN_ROOT(1, threshold_root, NULL);
+    ck_assert_int_eq(atomic_load(&res.bad), 0);
+    ck_assert_int_eq(atomic_load(&res.ok), 2);
+    ck_assert_int_ge(atomic_load(&res.a), 39); /* 10 MiB / 256 KiB */
+    ck_assert_int_le(atomic_load(&res.a), 41);
+    ck_assert_int_ge(atomic_load(&res.b), 9); /* 20 MiB / (4 MiB - 2 MiB) */
+    ck_assert_int_le(atomic_load(&res.b), 11);
+}
+END_TEST
+
+START_TEST(gc_threshold_configured)
+{
+    /* Read at this process's first allocation (each case is forked). */
+    setenv("SNOW_GC_MIN_KIB", "1024", 1);
+    res_reset();
+    RUN_ROOT(1, threshold_root, NULL);
+    unsetenv("SNOW_GC_MIN_KIB");
+    ck_assert_int_eq(atomic_load(&res.bad), 0);
+    ck_assert_int_ge(atomic_load(&res.a), 9); /* 10 MiB / 1 MiB */
+    ck_assert_int_le(atomic_load(&res.a), 11);
+}
+END_TEST
+
+/* ---- many actors collecting at once, moving between workers ------------------ */
+
+#define PAR_ACTORS 64
+#define PAR_ROUNDS 300
+
+static void par_actor(void *arg)
+{
+    SnowPid parent = *(SnowPid *)arg;
+    struct node *volatile head = make_list(16);
+    long ok = 1;
+    for (int i = 0; i < PAR_ROUNDS; i++) {
+        churn();
+        snow_actor_yield(); /* may resume on the other worker */
+        if (i % 50 == 0)
+            ok &= list_intact(head, 16);
+    }
+    ok &= list_intact(head, 16);
+    snow_actor_send(parent, TAG_RESULT, &ok, sizeof ok);
+}
+
+static void par_root(void *arg)
+{
+    (void)arg;
+    SnowPid self = snow_actor_self();
+    for (int i = 0; i < PAR_ACTORS; i++)
+        snow_actor_spawn(par_actor, &self, sizeof self);
+    for (int i = 0; i < PAR_ACTORS; i++) {
+        SnowMessage *m = recv_tag(TAG_RESULT, -1);
+        long ok;
+        memcpy(&ok, m->data, sizeof ok);
+        check(ok == 1);
+    }
+}
+
+START_TEST(gc_many_actors_in_parallel)
+{
+    res_reset();
+    RUN_ROOT(2, par_root, NULL);
+    ck_assert_int_eq(atomic_load(&res.bad), 0);
+    ck_assert_int_eq(atomic_load(&res.ok), PAR_ACTORS);
+}
+END_TEST
+
 /* ---- bounded memory: 10 GB through a 1 MB live set ---------------------------- */
 
 #define LIVE_OBJS 256
@@ -698,6 +796,9 @@ static Suite *gc_suite(void)
     tcase_add_test(tc, gc_keeps_kept_message);
     tcase_add_test(tc, gc_keeps_root_slot);
     tcase_add_test(tc, gc_debug_fill_and_poison);
+    tcase_add_test(tc, gc_threshold_default);
+    tcase_add_test(tc, gc_threshold_configured);
+    tcase_add_test(tc, gc_many_actors_in_parallel);
     tcase_add_test(tc, gc_bounded_memory);
     tcase_add_test(tc, gc_rss_falls_after_burst);
     tcase_add_test(tc, gc_message_copies_bounded);
