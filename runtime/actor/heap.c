@@ -144,7 +144,9 @@ struct gc_chunk *gc_chunk_new(struct heap_space *sp, uint32_t cls, size_t block)
             return NULL;
     } else {
         map = cls == GC_CLASS_LARGE ? (CHUNK_HEADER + block + PAGE - 1) & ~(size_t)(PAGE - 1) : GC_CHUNK_SIZE;
-        p = mmap(NULL, map, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        /* Accounted (no MAP_NORESERVE): an absurd size fails here, as
+         * "memory exhausted", instead of at the first touch. */
+        p = mmap(NULL, map, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED)
             return NULL;
     }
@@ -229,7 +231,9 @@ static struct gc_obj *take_large(struct heap_space *sp, size_t block)
     return (struct gc_obj *)c->data;
 }
 
-static inline void *init_object(struct heap_space *sp, struct gc_obj *o, size_t size, size_t slot)
+/* zeroed: the payload comes straight from mmap (a large object), so it is
+ * zero already and its pages need not be touched. */
+static inline void *init_object(struct heap_space *sp, struct gc_obj *o, size_t size, size_t slot, bool zeroed)
 {
     sp->used += slot;
     sp->allocated += slot;
@@ -237,7 +241,8 @@ static inline void *init_object(struct heap_space *sp, struct gc_obj *o, size_t 
     UNPOISON(o + 1, size);
     o->size = size;
     o->flags = GC_ALLOC;
-    memset(o + 1, 0, size);
+    if (!zeroed)
+        memset(o + 1, 0, size);
     return o + 1;
 }
 
@@ -259,7 +264,7 @@ void *heap_alloc(struct heap *h, size_t size)
         slot = class_block(cls);
         o = take_slot(sp, cls, slot);
     }
-    return o ? init_object(sp, o, size, slot) : NULL;
+    return o ? init_object(sp, o, size, slot, block > GC_LARGE_BLOCK) : NULL;
 }
 
 void heap_free_all(struct heap *h)
@@ -305,7 +310,7 @@ void *snow_gc_alloc(size_t size)
         struct gc_obj *o = sp->free[cls];
         if (RT_LIKELY(o && sp->used + slot <= sp->next_gc)) {
             sp->free[cls] = o->next;
-            return init_object(sp, o, size, slot);
+            return init_object(sp, o, size, slot, false);
         }
     }
     return alloc_slow(a, size);
