@@ -325,8 +325,10 @@ void actor_check_signals(struct actor *a);
  * table, links, monitors, registry, heap. */
 void actor_finish(struct actor *a);
 void actor_free(struct actor *a);
-/* Collects the calling actor's heap with only the hibernation argument,
- * kept messages and root slots as roots: its stack is being given up. */
+/* Collects the calling actor's heap with every root but its stack and
+ * registers (the hibernation argument in a->arg, kept messages, root
+ * slots), which are being given up. Skipped when nothing was allocated
+ * since the last hibernation collection. */
 void actor_gc_hibernate(struct actor *a);
 void actor_cache_fini(void);
 /* Delivers an exit signal from `from` with reason to pid. Returns 0, or
