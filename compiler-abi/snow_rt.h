@@ -214,9 +214,47 @@ SNOW_API SnowMessage *snow_actor_receive_match(const uint64_t *tags, size_t n, i
 SNOW_API void snow_msg_keep(SnowMessage *msg);
 
 /* Allocates size bytes (16-byte aligned, zeroed) from the calling actor's
- * heap; all of it is released when the actor exits. NULL outside an actor
- * or when memory is exhausted. */
+ * heap. NULL outside an actor or when memory is exhausted. May first run a
+ * collection of the caller's heap (see below); everything left is released
+ * when the actor exits.
+ *
+ * Garbage collection: each actor's heap is collected on its own, by the
+ * actor itself, with a conservative mark-sweep; no other actor pauses. An
+ * object stays alive while a word that points anywhere inside it (interior
+ * pointers count) is found in a root: the actor's stack and registers, the
+ * spawn or hibernation argument, the payload of a kept message or of the
+ * message last received, a live object, or a root slot registered by the
+ * runtime (a WebSocket connection's user data). A collection runs when the
+ * bytes allocated since the last one would take the heap past max(2 x the
+ * live bytes after the last collection, SNOW_GC_MIN_KIB, default 256 KiB),
+ * when the actor hibernates (the stack is given up, so the continuation's
+ * argument is the only stack-side root), and on snow_gc_collect. Objects
+ * above 8176 bytes get their own mapping; emptied memory goes back to the
+ * system. SNOW_GC_DEBUG=1 fills freed objects with 0xDB bytes.
+ *
+ * Ownership: a pointer to an actor's object held anywhere else (malloc'd
+ * memory, a global, another actor, a message still queued, another
+ * thread) does not keep the object alive and must not be used after the
+ * actor's next allocation or collection. A pointer sent in a message is
+ * copied as bytes: the receiver gets the address, not the object. Memory
+ * from malloc is never scanned: heap pointers stored there are not roots. */
 SNOW_API void *snow_gc_alloc(size_t size);
+
+typedef struct SnowGcStats {
+    uint64_t heap_bytes;      /* mapped for the heap now (chunks, spares, large objects) */
+    uint64_t live_bytes;      /* object bytes that survived the last collection */
+    uint64_t used_bytes;      /* object bytes handed out and not yet freed (live + garbage) */
+    uint64_t allocated_bytes; /* object bytes ever allocated by the actor */
+    uint64_t collections;     /* collections run */
+    uint64_t pause_ns;        /* total time spent collecting */
+} SnowGcStats;
+
+/* Collects the calling actor's heap now. 0, or SNOW_ENOT_ACTOR. */
+SNOW_API int snow_gc_collect(void);
+/* Fills *stats for the calling actor's heap (object bytes include each
+ * object's 16-byte header and size-class rounding). 0, SNOW_ENOT_ACTOR, or
+ * -EINVAL when stats is NULL. */
+SNOW_API int snow_gc_stats(SnowGcStats *stats);
 
 /* Hibernates: parks until a message arrives, giving the stack back, then
  * runs fn(arg) on a fresh stack. Does not return. */

@@ -1,8 +1,9 @@
 #!/bin/sh
-# compare.sh: the scheduler comparison. Builds snow-bench-sched (release),
-# the Erlang and Go peers, runs the same scenarios under all three runtimes
-# on this machine in one go, prints every "bench" line and then a table with
-# the median of each figure per runtime and the ratios snow-rt / peer.
+# compare.sh: the scheduler and allocation comparison. Builds snow-bench-sched
+# and snow-bench-gc (release), the Erlang and Go peers, runs the same scenarios
+# under all three runtimes on this machine in one go, prints every "bench" line
+# and then a table with the median of each figure per runtime and the ratios
+# snow-rt / peer.
 #
 #   bench/peers/compare.sh [--quick]
 #
@@ -39,8 +40,9 @@ echo "compare.sh: building" >&2
 if [ ! -f "$build/build.ninja" ]; then
     meson setup "$build" "$root" --buildtype=release -Dtests=false >&2
 fi
-ninja -C "$build" -j2 bench/snow-bench-sched >&2
+ninja -C "$build" -j2 bench/snow-bench-sched bench/snow-bench-gc >&2
 snow=$build/bench/snow-bench-sched
+snowgc=$build/bench/snow-bench-gc
 erlc -o "$work" "$here/snowpeer.erl"
 (cd "$here" && GO111MODULE=off go build -o "$work/gopeer" gopeer.go)
 
@@ -64,7 +66,7 @@ run() {
     fi
 }
 
-scenarios="pingpong_same_worker pingpong_cross_worker pingpong_unpinned spawn ring"
+scenarios="pingpong_same_worker pingpong_cross_worker pingpong_unpinned spawn ring gc_alloc"
 i=1
 while [ "$i" -le "$repeat" ]; do
     echo "compare.sh: round $i of $repeat" >&2
@@ -73,7 +75,13 @@ while [ "$i" -le "$repeat" ]; do
         pingpong_same_worker) sched=1 ;;
         *) sched=$workers ;;
         esac
-        run snow-rt env SNOW_WORKERS="$workers" "$snow" --only "$s" $quick
+        if [ "$s" = gc_alloc ]; then
+            # One allocating actor / process / goroutine on one scheduler.
+            sched=1
+            run snow-rt env SNOW_WORKERS=1 "$snowgc" --only gc_alloc $quick
+        else
+            run snow-rt env SNOW_WORKERS="$workers" "$snow" --only "$s" $quick
+        fi
         run erlang erl -noshell +S "$sched" -pa "$work" -run snowpeer main "$s" "$qarg"
         run go env GOMAXPROCS="$sched" "$work/gopeer" "$s" "$qarg"
     done
@@ -113,8 +121,8 @@ function show(x) {
     }
 }
 END {
-    nf = split("pingpong_same_worker rtt_ns|pingpong_cross_worker rtt_ns|pingpong_unpinned rtt_ns|spawn actors_per_s|spawn peak_rss_kib|ring hops_per_s", figs, "|")
-    split("lower|lower|lower|higher|lower|higher", better, "|")
+    nf = split("pingpong_same_worker rtt_ns|pingpong_cross_worker rtt_ns|pingpong_unpinned rtt_ns|spawn actors_per_s|spawn peak_rss_kib|ring hops_per_s|gc_alloc allocs_per_s", figs, "|")
+    split("lower|lower|lower|higher|lower|higher|higher", better, "|")
     printf "%-34s %-7s %14s %14s %14s %12s %12s  %s\n", "figure", "better", "snow-rt", "erlang", "go", "snow/erlang", "snow/go", "snow-rt ahead when"
     for (f = 1; f <= nf; f++) {
         s = median(figs[f], "snow-rt"); e = median(figs[f], "erlang"); g = median(figs[f], "go")

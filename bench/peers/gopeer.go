@@ -7,6 +7,7 @@
 //	GOMAXPROCS=2 ./gopeer pingpong_unpinned
 //	GOMAXPROCS=2 ./gopeer spawn
 //	GOMAXPROCS=2 ./gopeer ring
+//	GOMAXPROCS=1 ./gopeer gc_alloc
 //
 // An optional second argument "quick" divides the counts by 10.
 package main
@@ -159,7 +160,7 @@ func ring(size, hops int) {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: gopeer pingpong_same_worker|pingpong_cross_worker|pingpong_unpinned|spawn|ring [quick]")
+		fmt.Fprintln(os.Stderr, "usage: gopeer pingpong_same_worker|pingpong_cross_worker|pingpong_unpinned|spawn|ring|gc_alloc [quick]")
 		os.Exit(2)
 	}
 	div := 1
@@ -182,8 +183,41 @@ func main() {
 		spawnBench(spawns / div)
 	case "ring":
 		ring(ringSize/div, ringHops/div)
+	case "gc_alloc":
+		gcAlloc(gcAllocs / div)
 	default:
 		fmt.Fprintln(os.Stderr, "gopeer: unknown scenario", os.Args[1])
 		os.Exit(2)
 	}
+}
+
+// gc_alloc, as in snow-bench-gc: gcAllocs objects of 48 bytes, each stored
+// in a ring of 1024 slots (the live set, about 48 KiB) that drops the
+// oldest; the figure includes every collection the allocations cause.
+const gcAllocs = 50000000
+
+type small struct{ v [6]int64 }
+
+var gcRing [1024]*small
+
+func gcAlloc(n int) {
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	t0 := nowNs()
+	for i := 0; i < n; i++ {
+		s := &small{}
+		s.v[0] = int64(i)
+		gcRing[i%len(gcRing)] = s
+	}
+	t1 := nowNs()
+	for i := n - len(gcRing); i < n; i++ {
+		if i >= 0 && gcRing[i%len(gcRing)].v[0] != int64(i) {
+			fmt.Fprintln(os.Stderr, "gopeer: gc_alloc: ring damaged")
+			os.Exit(1)
+		}
+	}
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	emit("gc_alloc allocs_per_s=%.0f allocs=%d collections=%d", float64(n)*1e9/float64(t1-t0), n,
+		after.NumGC-before.NumGC)
 }

@@ -7,6 +7,7 @@
 %%   erl -noshell +S 2 -run snowpeer main pingpong_unpinned
 %%   erl -noshell +S 2 -run snowpeer main spawn
 %%   erl -noshell +S 2 -run snowpeer main ring
+%%   erl -noshell +S 1 -run snowpeer main gc_alloc
 %%
 %% An optional second argument "quick" divides the counts by 10.
 -module(snowpeer).
@@ -19,6 +20,8 @@
 -define(OUTSTANDING, 1000).
 -define(RING_SIZE, 10000).
 -define(RING_HOPS, 1000000).
+-define(GC_ALLOCS, 50000000).
+-define(GC_KEEP, 1024).
 
 main([Scenario]) -> main([Scenario, "full"]);
 main([Scenario, Size]) ->
@@ -51,7 +54,8 @@ run(pingpong_unpinned, Div) ->
     %% Both processes placed by the runtime (for reference).
     pingpong(pingpong_unpinned, ?PP_SAME div Div, [], []);
 run(spawn, Div) -> spawn_bench(?SPAWNS div Div);
-run(ring, Div) -> ring(?RING_SIZE div Div, ?RING_HOPS div Div).
+run(ring, Div) -> ring(?RING_SIZE div Div, ?RING_HOPS div Div);
+run(gc_alloc, Div) -> gc_alloc(?GC_ALLOCS div Div).
 
 %% ---- ping-pong -----------------------------------------------------------
 
@@ -136,3 +140,31 @@ ring_node(Next, Driver) ->
         {token, K} -> Next ! {token, K - 1}, ring_node(Next, Driver);
         stop -> Next ! stop
     end.
+
+%% ---- gc_alloc ----------------------------------------------------------------
+
+%% As in snow-bench-gc: N objects of 48 bytes (a 5-tuple: header word plus
+%% five), the newest kept alive, the older ones dropped. Erlang has no
+%% mutable ring, so the newest objects are a list of up to 1024 (one cons
+%% cell of 16 bytes more per object), dropped whole when full: a live set of
+%% 0 to 64 KiB. Runs in a fresh process; the figure includes every
+%% collection of that process's heap.
+gc_alloc(N) ->
+    Self = self(),
+    spawn(fun() ->
+                  T0 = now_ns(),
+                  Kept = gc_alloc_loop(N, 0, [], 0),
+                  T1 = now_ns(),
+                  {garbage_collection, Gc} = process_info(self(), garbage_collection),
+                  Self ! {done, T1 - T0, hd(Kept), proplists:get_value(minor_gcs, Gc)}
+          end),
+    receive
+        {done, Ns, Last, Gcs} ->
+            Want = N - 1,
+            {Want, Want, Want, Want, Want} = Last,
+            emit("gc_alloc allocs_per_s=~b allocs=~b minor_gcs=~b", [round(N * 1.0e9 / Ns), N, Gcs])
+    end.
+
+gc_alloc_loop(N, N, Acc, _) -> Acc;
+gc_alloc_loop(N, I, _, ?GC_KEEP) -> gc_alloc_loop(N, I, [], 0);
+gc_alloc_loop(N, I, Acc, K) -> gc_alloc_loop(N, I + 1, [{I, I, I, I, I} | Acc], K + 1).

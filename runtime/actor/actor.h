@@ -56,6 +56,22 @@ int actor_catch(void (*fn)(void *), void *arg);
 /* Message of the last caught panic of the calling actor ("" when none). */
 const char *actor_panic_message(void);
 
+/* GC root slots of the calling actor's heap. Until removed, every
+ * collection of the caller's heap treats the word *slot as a root (read
+ * at each collection, so the slot may be re-pointed or set to NULL at any
+ * time). The slot must stay valid memory until removed and must not live
+ * on the actor's stack if the actor hibernates; a typical slot is a field
+ * of a malloc'd per-connection struct holding the user-data pointer. Call
+ * only from the actor that owns the heap. Slots go away with the actor.
+ * add: 0, -EINVAL (NULL), -ENOMEM, SNOW_ENOT_ACTOR. A slot added twice
+ * must be removed twice. remove: 0, -ENOENT (not registered),
+ * SNOW_ENOT_ACTOR. */
+int actor_gc_root_add(void **slot);
+int actor_gc_root_remove(void **slot);
+/* True when p points into an allocated (not freed) object of the calling
+ * actor's heap. For diagnostics and tests. */
+bool actor_gc_owns(const void *p);
+
 /* True when called on an actor's stack. */
 bool actor_in_actor(void);
 /* Current worker index, or -1 outside the worker threads. */

@@ -1,95 +1,300 @@
 /*
- * heap.c: the per-actor heap and message buffers.
+ * heap.c: the per-actor heap (allocation side) and message buffers.
  *
- * An actor's heap is a list of chunks it bump-allocates from; all of it is
- * released when the actor exits. Every object carries a 16-byte header (its
- * size and a word of flags) and objects lie back to back inside a chunk, so
- * a later conservative mark-sweep can walk a chunk object by object, map a
- * stack word to its chunk by address range, and keep mark bits in the flags
- * word without changing the layout. Large objects get a chunk of their own.
+ * Objects live in size-class chunks or, when large, in mappings of their
+ * own (layout in gc.h). Allocation takes the class's free list (rebuilt by
+ * every sweep, in address order so that low chunks fill first and high ones
+ * empty out), else a spare or new chunk whose slots all join the list. snow_gc_alloc collects first when the bytes handed out since
+ * the last collection would take the heap past its threshold (gc.c).
  */
+#include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
-#include "actor/internal.h"
+#include "actor/gc.h"
 
-#define FIRST_CHUNK 256
-#define MAX_CHUNK (32 * 1024)
-#define LARGE_OBJECT (4 * 1024)
+#ifdef RT_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
 
-struct heap_chunk {
-    struct heap_chunk *next;
-    size_t size; /* bytes of data after this header */
-};
+#define PAGE 4096
+#define CHUNK_HEADER ((sizeof(struct gc_chunk) + 15) & ~(size_t)15)
 
-struct heap_obj {
-    uint64_t size;
-    uint64_t flags; /* reserved for the collector's mark bits */
-};
-
-_Static_assert(sizeof(struct heap_chunk) % 16 == 0, "chunk header keeps 16-byte alignment");
-_Static_assert(sizeof(struct heap_obj) == 16, "object header keeps 16-byte alignment");
 _Static_assert(sizeof(struct msg) % 16 == 0, "message payload stays 16-byte aligned");
 
-static struct heap_chunk *chunk_new(size_t data)
+/* ---- configuration ----------------------------------------------------- */
+
+static struct gc_config config;
+static pthread_once_t config_once = PTHREAD_ONCE_INIT;
+
+static void config_read(void)
 {
-    struct heap_chunk *c = malloc(sizeof *c + data);
-    if (c)
-        c->size = data;
+    config.min_threshold = (size_t)rt_env_long("SNOW_GC_MIN_KIB", GC_MIN_THRESHOLD / 1024, 16, 1L << 30) * 1024;
+    config.debug_fill = rt_env_long("SNOW_GC_DEBUG", 0, 0, 1) == 1;
+}
+
+const struct gc_config *gc_config(void)
+{
+    pthread_once(&config_once, config_read);
+    return &config;
+}
+
+/* ---- size classes -------------------------------------------------------- */
+
+/* Blocks of 32..128 bytes in steps of 16, then four classes per doubling up
+ * to GC_LARGE_BLOCK: at most 25% of a slot is lost to rounding. */
+static uint32_t class_of(size_t block)
+{
+    if (block <= 128)
+        return (uint32_t)(block >> 4) - 2;
+    size_t b = block - 1;
+    unsigned e = 63u - (unsigned)__builtin_clzll((unsigned long long)b);
+    return 7 + (e - 7) * 4 + (uint32_t)((b >> (e - 2)) & 3);
+}
+
+static size_t class_block(uint32_t cls)
+{
+    if (cls < 7)
+        return ((size_t)cls + 2) << 4;
+    uint32_t e = 7 + (cls - 7) / 4, q = (cls - 7) % 4;
+    return ((size_t)4 + q + 1) << (e - 2);
+}
+
+size_t gc_block_size(size_t size)
+{
+    if (size > SIZE_MAX / 4)
+        return 0;
+    size_t payload = size < 16 ? 16 : (size + 15) & ~(size_t)15;
+    return sizeof(struct gc_obj) + payload;
+}
+
+/* ---- chunks --------------------------------------------------------------- */
+
+static int index_insert(struct heap_space *sp, struct gc_chunk *c)
+{
+    if (!sp->cap) {
+        sp->index = sp->index_inline;
+        sp->cap = RT_ARRAY_LEN(sp->index_inline);
+    }
+    if (sp->n == sp->cap) {
+        uint32_t cap = sp->cap * 2;
+        struct gc_chunk **v = sp->index == sp->index_inline ? malloc(cap * sizeof *v)
+                                                            : realloc(sp->index, cap * sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        if (sp->index == sp->index_inline)
+            memcpy(v, sp->index_inline, sizeof sp->index_inline);
+        sp->index = v;
+        sp->cap = cap;
+    }
+    uint32_t lo = 0, hi = sp->n;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (sp->index[mid] < c)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    memmove(sp->index + lo + 1, sp->index + lo, (sp->n - lo) * sizeof *sp->index);
+    sp->index[lo] = c;
+    sp->n++;
+    uintptr_t b = (uintptr_t)c, e = (uintptr_t)c->end;
+    if (sp->n == 1 || b < sp->lo)
+        sp->lo = b;
+    if (sp->n == 1 || e > sp->hi)
+        sp->hi = e;
+    return 0;
+}
+
+static void chunk_init(struct gc_chunk *c, uint32_t cls, size_t slot)
+{
+    c->cls = cls;
+    c->slot = slot;
+    c->data = (char *)c + CHUNK_HEADER;
+    c->limit = c->data;
+    c->end = (char *)c + c->map_size;
+    c->next = NULL;
+}
+
+struct gc_chunk *gc_chunk_new(struct heap_space *sp, uint32_t cls, size_t block)
+{
+    struct gc_chunk *c;
+    if (cls != GC_CLASS_LARGE && sp->spare) {
+        /* A spare is already in the index and counted in mapped. */
+        c = sp->spare;
+        sp->spare = c->next;
+        chunk_init(c, cls, block);
+        return c;
+    }
+    size_t map;
+    void *p;
+    bool small = cls != GC_CLASS_LARGE && sp->mapped < GC_CHUNK_SIZE / 2;
+    if (small) {
+        size_t want = sp->mapped < GC_FIRST_CHUNK ? GC_FIRST_CHUNK : sp->mapped;
+        map = CHUNK_HEADER + block > want ? CHUNK_HEADER + block : want;
+        map = (map + 15) & ~(size_t)15;
+        if (!(p = malloc(map)))
+            return NULL;
+    } else {
+        map = cls == GC_CLASS_LARGE ? (CHUNK_HEADER + block + PAGE - 1) & ~(size_t)(PAGE - 1) : GC_CHUNK_SIZE;
+        /* Accounted (no MAP_NORESERVE): an absurd size fails here, as
+         * "memory exhausted", instead of at the first touch. */
+        p = mmap(NULL, map, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return NULL;
+    }
+    c = p;
+    c->map_size = map;
+    c->malloced = small;
+    chunk_init(c, cls, block);
+    if (index_insert(sp, c)) {
+        if (small)
+            free(p);
+        else
+            munmap(p, map);
+        return NULL;
+    }
+    sp->mapped += map;
+    POISON(c->data, (size_t)(c->end - c->data));
     return c;
+}
+
+/* Unmaps or frees c; the caller takes it out of the index. */
+void gc_chunk_release(struct heap_space *sp, struct gc_chunk *c)
+{
+    sp->mapped -= c->map_size;
+    /* Unpoison first: the memory may be handed out again by anything. */
+    UNPOISON(c, c->map_size);
+    if (c->malloced)
+        free(c);
+    else
+        munmap(c, c->map_size);
+}
+
+/* ---- allocation ----------------------------------------------------------- */
+
+static struct heap_space *space_new(void)
+{
+    struct heap_space *sp = calloc(1, sizeof *sp);
+    if (sp)
+        sp->next_gc = gc_config()->min_threshold;
+    return sp;
+}
+
+/* Puts every slot of a new (or reused spare) chunk onto the class's free
+ * list, which is empty when this is called. */
+static void thread_slots(struct heap_space *sp, struct gc_chunk *c)
+{
+    size_t n = (size_t)(c->end - c->data) / c->slot;
+    struct gc_obj **link = &sp->free[c->cls];
+    for (size_t i = 0; i < n; i++) {
+        struct gc_obj *o = (struct gc_obj *)(c->data + i * c->slot);
+        UNPOISON(o, sizeof *o);
+        o->flags = 0;
+        *link = o;
+        link = &o->next;
+    }
+    *link = NULL;
+    c->limit = c->data + n * c->slot;
+}
+
+/* A slot of class cls (slot bytes each) from the free list, else from a
+ * spare or new chunk. */
+static struct gc_obj *take_slot(struct heap_space *sp, uint32_t cls, size_t slot)
+{
+    struct gc_obj *o = sp->free[cls];
+    if (RT_UNLIKELY(!o)) {
+        struct gc_chunk *c = gc_chunk_new(sp, cls, slot);
+        if (!c)
+            return NULL;
+        thread_slots(sp, c);
+        o = sp->free[cls];
+    }
+    sp->free[cls] = o->next;
+    return o;
+}
+
+static struct gc_obj *take_large(struct heap_space *sp, size_t block)
+{
+    struct gc_chunk *c = gc_chunk_new(sp, GC_CLASS_LARGE, block);
+    if (!c)
+        return NULL;
+    c->limit = c->data + block;
+    UNPOISON(c->data, sizeof(struct gc_obj));
+    return (struct gc_obj *)c->data;
+}
+
+/* zeroed: the payload comes straight from mmap (a large object), so it is
+ * zero already and its pages need not be touched. */
+static inline void *init_object(struct heap_space *sp, struct gc_obj *o, size_t size, size_t slot, bool zeroed)
+{
+    sp->used += slot;
+    sp->allocated += slot;
+    sp->hib_clean = false;
+    UNPOISON(o + 1, size);
+    o->size = size;
+    o->flags = GC_ALLOC;
+    if (!zeroed)
+        memset(o + 1, 0, size);
+    return o + 1;
 }
 
 void *heap_alloc(struct heap *h, size_t size)
 {
-    if (size > SIZE_MAX / 2)
+    size_t block = gc_block_size(size);
+    if (!block)
         return NULL;
-    size_t need = sizeof(struct heap_obj) + ((size + 15) & ~(size_t)15);
-    struct heap_obj *o;
-    if (need > LARGE_OBJECT) {
-        struct heap_chunk *c = chunk_new(need);
-        if (!c)
-            return NULL;
-        /* Behind the current bump chunk, so the bump chunk stays first. */
-        if (h->chunks) {
-            c->next = h->chunks->next;
-            h->chunks->next = c;
-        } else {
-            c->next = NULL;
-            h->chunks = c;
-            h->bump = h->end = (char *)(c + 1) + need;
-        }
-        o = (struct heap_obj *)(c + 1);
+    if (!h->space && !(h->space = space_new()))
+        return NULL;
+    struct heap_space *sp = h->space;
+    struct gc_obj *o;
+    size_t slot;
+    if (block > GC_LARGE_BLOCK) {
+        slot = block;
+        o = take_large(sp, block);
     } else {
-        if ((size_t)(h->end - h->bump) < need) {
-            size_t prev = h->chunks ? h->chunks->size : FIRST_CHUNK / 2;
-            size_t sz = prev * 2 > MAX_CHUNK ? MAX_CHUNK : prev * 2;
-            if (sz < need)
-                sz = need;
-            struct heap_chunk *c = chunk_new(sz);
-            if (!c)
-                return NULL;
-            c->next = h->chunks;
-            h->chunks = c;
-            h->bump = (char *)(c + 1);
-            h->end = h->bump + sz;
-        }
-        o = (struct heap_obj *)h->bump;
-        h->bump += need;
+        uint32_t cls = class_of(block);
+        slot = class_block(cls);
+        o = take_slot(sp, cls, slot);
     }
-    o->size = size;
-    o->flags = 0;
-    memset(o + 1, 0, size);
-    return o + 1;
+    return o ? init_object(sp, o, size, slot, block > GC_LARGE_BLOCK) : NULL;
 }
 
 void heap_free_all(struct heap *h)
 {
-    for (struct heap_chunk *c = h->chunks, *n; c; c = n) {
-        n = c->next;
-        free(c);
+    struct heap_space *sp = h->space;
+    if (sp) {
+        for (uint32_t i = 0; i < sp->n; i++)
+            gc_chunk_release(sp, sp->index[i]);
+        if (sp->index != sp->index_inline)
+            free(sp->index);
+        free(sp->roots);
+        free(sp->gray);
+        free(sp);
     }
     msg_free_list(h->kept);
     memset(h, 0, sizeof *h);
+}
+
+/* Everything but a free-list hit below the threshold: collect when due,
+ * then allocate from a chunk's tail, a new chunk or a large mapping. */
+static RT_NOINLINE void *alloc_slow(struct actor *a, size_t size)
+{
+    struct heap_space *sp = a->heap.space;
+    size_t block = gc_block_size(size);
+    if (sp && block && !sp->collecting) {
+        size_t slot = block > GC_LARGE_BLOCK ? block : class_block(class_of(block));
+        if (sp->used + slot > sp->next_gc)
+            snow_gc_collect();
+    }
+    return heap_alloc(&a->heap, size);
 }
 
 void *snow_gc_alloc(size_t size)
@@ -97,8 +302,21 @@ void *snow_gc_alloc(size_t size)
     struct actor *a = actor_self();
     if (!a)
         return NULL;
-    return heap_alloc(&a->heap, size);
+    struct heap_space *sp = a->heap.space;
+    size_t block = gc_block_size(size);
+    if (RT_LIKELY(sp && block && block <= GC_LARGE_BLOCK)) {
+        uint32_t cls = class_of(block);
+        size_t slot = class_block(cls);
+        struct gc_obj *o = sp->free[cls];
+        if (RT_LIKELY(o && sp->used + slot <= sp->next_gc)) {
+            sp->free[cls] = o->next;
+            return init_object(sp, o, size, slot, false);
+        }
+    }
+    return alloc_slow(a, size);
 }
+
+/* ---- messages -------------------------------------------------------------- */
 
 struct msg *msg_new(uint64_t tag, SnowPid from, const void *data, size_t len)
 {

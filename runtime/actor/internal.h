@@ -98,13 +98,14 @@ struct msg {
 struct msg *msg_new(uint64_t tag, SnowPid from, const void *data, size_t len);
 void msg_free_list(struct msg *m);
 
-struct heap_chunk;
+struct heap_space;
 struct heap {
-    struct heap_chunk *chunks; /* newest first */
-    char *bump, *end;
+    struct heap_space *space;  /* chunks and collector state (gc.h); NULL until used */
     struct msg *kept;          /* messages moved here by snow_msg_keep */
 };
 
+/* Allocates without ever collecting: also used on another thread's behalf
+ * (spawn arguments) before the actor runs. snow_gc_alloc may collect. */
 void *heap_alloc(struct heap *h, size_t size);
 void heap_free_all(struct heap *h);
 
@@ -324,6 +325,11 @@ void actor_check_signals(struct actor *a);
  * table, links, monitors, registry, heap. */
 void actor_finish(struct actor *a);
 void actor_free(struct actor *a);
+/* Collects the calling actor's heap with every root but its stack and
+ * registers (the hibernation argument in a->arg, kept messages, root
+ * slots), which are being given up. Skipped when nothing was allocated
+ * since the last hibernation collection. */
+void actor_gc_hibernate(struct actor *a);
 void actor_cache_fini(void);
 /* Delivers an exit signal from `from` with reason to pid. Returns 0, or
  * SNOW_ENOPROC when pid is not alive. */

@@ -353,6 +353,9 @@ void actor_hibernate(SnowIo *io, unsigned events, int64_t deadline, void (*fn)(v
     }
     a->fn = (SnowActorFn)fn;
     a->arg = arg;
+    /* The stack is about to be given up: arg is the continuation's only
+     * state, which makes this the point to compact the heap (gc.c). */
+    actor_gc_hibernate(a);
     /* actor_catch frames live on the stack being given up. */
     a->catch_jb = NULL;
     publish_wait(a, io, events);
