@@ -340,7 +340,7 @@ typedef struct SnowHttpOpts {
     int header_timeout_ms;    /* 10000: whole header section -> 408 */
     int idle_timeout_ms;      /* 60000: keep-alive idle -> close */
     int body_timeout_ms;      /* 10000: no body progress -> 408 */
-    int write_timeout_ms;     /* 30000: no write progress -> close */
+    int write_timeout_ms;     /* 30000: no write progress (not a byte taken) -> close */
     int max_connections;      /* 10000: accepting pauses at the limit */
     int backlog;              /* 511 */
     const char *tls_cert_file;/* PEM chain, leaf first; NULL: plain TCP */
@@ -349,6 +349,16 @@ typedef struct SnowHttpOpts {
      * port 0 and snow_http_serve); NULL: not called. */
     void (*on_listen)(int port, void *arg);
     void *on_listen_arg;
+    /* 60000: the whole head and body of one request, from its first byte
+     * (from the accept for a connection's first request) -> 408, however
+     * steadily the bytes trickle in. 0 also means 60000. */
+    int request_timeout_ms;
+    /* 256 MiB: request and response bytes all connections of the server
+     * may hold beyond each one's fixed 16 KiB read buffer (bodies being
+     * read, responses being written). A request whose body would pass it is
+     * answered 503 and its connection closed, so memory stays bounded.
+     * 0 also means 256 MiB. */
+    size_t max_buffered_bytes;
 } SnowHttpOpts;
 
 SNOW_API void snow_http_opts_init(SnowHttpOpts *opts);

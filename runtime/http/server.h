@@ -25,6 +25,8 @@ struct SnowHttpServer {
     SnowRouter *router;       /* one reference held */
     struct http_limits lim;
     int64_t write_timeout_ms;
+    size_t max_buffered;      /* budget for buffered request/response bytes */
+    atomic_size_t buffered;   /* bytes charged by all connections (http_server_charge) */
     int max_conns;
     atomic_int nconns;
     atomic_int stopping;
@@ -42,6 +44,12 @@ void http_server_unref(struct SnowHttpServer *s);
 /* A connection ended: frees its slot and wakes a listener paused at the
  * connection limit. */
 void http_server_conn_done(struct SnowHttpServer *s);
+/* Reserves more bytes of the buffering budget: 0, or -ENOBUFS when the
+ * server's connections already hold max_buffered. */
+int http_server_charge(struct SnowHttpServer *s, size_t more);
+/* Gives bytes back; also used for growth charged without a check. */
+void http_server_uncharge(struct SnowHttpServer *s, size_t less);
+void http_server_charge_anyway(struct SnowHttpServer *s, size_t more);
 /* Adds / removes a connection actor from the server's list. */
 void http_server_conn_link(struct SnowHttpServer *s, struct http_conn_link *l);
 void http_server_conn_unlink(struct SnowHttpServer *s, struct http_conn_link *l);
