@@ -24,7 +24,7 @@
  * buffered, responses accumulate and are written together; the buffer is
  * always flushed before the actor parks to read, so an answer is never held
  * back waiting for the peer. Writes time out only when no byte moves for
- * write_timeout_ms.
+ * write_timeout_ms. Serialising a response is response.c's part.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -119,21 +119,6 @@ static void account(struct http_conn *c)
     else if (now < c->charged)
         http_server_uncharge(c->srv, c->charged - now);
     c->charged = now;
-}
-
-static int out_reserve(struct http_outbuf *o, size_t more)
-{
-    if (o->len + more <= o->cap)
-        return 0;
-    size_t c = o->cap ? o->cap : 4096;
-    while (c < o->len + more)
-        c *= 2;
-    char *p = realloc(o->p, c);
-    if (!p)
-        return -ENOMEM;
-    o->p = p;
-    o->cap = c;
-    return 0;
 }
 
 static int flush_out(struct http_conn *c)
@@ -335,7 +320,7 @@ static int send_continue(struct http_conn *c)
     /* RFC 9110 §10.1.1: tell a client waiting on Expect: 100-continue to send
      * the body; useless once body bytes are already here. */
     static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    if (out_reserve(&c->out, sizeof line - 1) < 0)
+    if (http_outbuf_reserve(&c->out, sizeof line - 1) < 0)
         return -ENOMEM;
     memcpy(c->out.p + c->out.len, line, sizeof line - 1);
     c->out.len += sizeof line - 1;
@@ -809,125 +794,4 @@ void http_conn_main(void *arg)
         return;
     }
     conn_loop(c, 1);
-}
-
-/* ---- response serialisation ---- */
-
-static _Thread_local struct {
-    time_t sec;
-    char s[29];
-} date_cache = {-1, ""};
-
-static void format_date(time_t t, char out[29])
-{
-    static const char days[] = "ThuFriSatSunMonTueWed"; /* 1970-01-01 was a Thursday */
-    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-    int64_t d = t / 86400, s = t % 86400;
-    /* Civil date from days since the epoch (proleptic Gregorian). */
-    int64_t z = d + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t y = yoe + era * 400, doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153, day = doy - (153 * mp + 2) / 5 + 1;
-    int64_t m = mp < 10 ? mp + 3 : mp - 9;
-    y += m <= 2;
-    int wd = (int)(d % 7);
-    char *p = out;
-    memcpy(p, days + wd * 3, 3);
-    p += 3;
-    *p++ = ',';
-    *p++ = ' ';
-    *p++ = (char)('0' + day / 10);
-    *p++ = (char)('0' + day % 10);
-    *p++ = ' ';
-    memcpy(p, months + (m - 1) * 3, 3);
-    p += 3;
-    *p++ = ' ';
-    *p++ = (char)('0' + y / 1000 % 10);
-    *p++ = (char)('0' + y / 100 % 10);
-    *p++ = (char)('0' + y / 10 % 10);
-    *p++ = (char)('0' + y % 10);
-    *p++ = ' ';
-    int h = (int)(s / 3600), mi = (int)(s / 60 % 60), se = (int)(s % 60);
-    *p++ = (char)('0' + h / 10);
-    *p++ = (char)('0' + h % 10);
-    *p++ = ':';
-    *p++ = (char)('0' + mi / 10);
-    *p++ = (char)('0' + mi % 10);
-    *p++ = ':';
-    *p++ = (char)('0' + se / 10);
-    *p++ = (char)('0' + se % 10);
-    memcpy(p, " GMT", 4);
-}
-
-/* Never inlined: date_cache is thread-local, and a connection actor may
- * resume on another worker after any park, so its address must be computed
- * afresh on every call, never cached in a caller's frame across a park. */
-RT_NOINLINE void http_date_now(char out[29])
-{
-    /* The date only changes once a second: format it once per second per
-     * worker thread. No park happens in here, so the thread-local stays the
-     * calling thread's. */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    if (ts.tv_sec != date_cache.sec) {
-        format_date(ts.tv_sec, date_cache.s);
-        date_cache.sec = ts.tv_sec;
-    }
-    memcpy(out, date_cache.s, 29);
-}
-
-static char *put(char *p, const char *s, size_t n)
-{
-    if (n)
-        memcpy(p, s, n);
-    return p + n;
-}
-
-int http_format_response(struct http_outbuf *o, const SnowHttpRes *res, int minor_version, int keep_alive,
-                         int with_body)
-{
-    int status = res->status;
-    const char *reason = http_status_reason(status);
-    size_t rlen = strlen(reason);
-    /* RFC 9110 §8.6 and 6.4.1: no Content-Length and no content in 1xx, 204
-     * and 304 responses. */
-    int bodyless = status < 200 || status == 204 || status == 304;
-    size_t need = 64 + rlen + 50 + res->hdrs_len + 40 + 30 + (with_body && !bodyless ? res->body_len : 0);
-    if (out_reserve(o, need) < 0)
-        return -ENOMEM;
-    char *p = o->p + o->len;
-    p = put(p, "HTTP/1.1 ", 9);
-    *p++ = (char)('0' + status / 100);
-    *p++ = (char)('0' + status / 10 % 10);
-    *p++ = (char)('0' + status % 10);
-    *p++ = ' ';
-    p = put(p, reason, rlen);
-    p = put(p, "\r\nServer: snow-rt\r\nDate: ", 25);
-    http_date_now(p);
-    p += 29;
-    p = put(p, "\r\n", 2);
-    p = put(p, res->hdrs, res->hdrs_len);
-    if (!bodyless) {
-        char num[24];
-        int k = 0;
-        size_t v = res->body_len;
-        do {
-            num[k++] = (char)('0' + v % 10);
-            v /= 10;
-        } while (v);
-        p = put(p, "Content-Length: ", 16);
-        while (k)
-            *p++ = num[--k];
-        p = put(p, "\r\n", 2);
-    }
-    if (!keep_alive)
-        p = put(p, "Connection: close\r\n", 19);
-    else if (minor_version == 0)
-        p = put(p, "Connection: keep-alive\r\n", 24);
-    p = put(p, "\r\n", 2);
-    if (with_body && !bodyless)
-        p = put(p, http_res_body(res), res->body_len);
-    o->len = (size_t)(p - o->p);
-    return 0;
 }

@@ -146,10 +146,19 @@ void http_server_conn_done(struct SnowHttpServer *s)
         wake_listener(s);
 }
 
+/*
+ * A listener's mailbox only ever holds HTTP_LISTENER_WAKE (a freed slot, a
+ * stop) or a runtime message such as SNOW_TAG_STOP: each means "look at the
+ * server's state again", which the loop does next, and none carries data.
+ * So every message is taken out after a wake-up; one left queued would end
+ * each later wait at once.
+ */
 static void drain_mailbox(void)
 {
-    while (snow_actor_receive(0))
-        ;
+    SnowMessage *m;
+    while ((m = snow_actor_receive(0)) != NULL)
+        if (m->tag != HTTP_LISTENER_WAKE && m->tag != SNOW_TAG_STOP)
+            rt_log(RT_LOG_DEBUG, "http: listener dropped a message with tag %#llx", (unsigned long long)m->tag);
 }
 
 static int set_limits(struct SnowHttpServer *s, const SnowHttpOpts *o)

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 
 #include "http/parse.h"
+#include "http/response.h"
 #include "http/router.h"
 #include "http/stream.h"
 
@@ -80,18 +81,5 @@ int http_conn_detach(struct http_conn *c, struct http_stream **stream, struct ht
  * path, before the connection frees its memory. For the upgrade entry
  * point, which must not replace the actor's terminate callback. */
 void http_conn_on_exit(struct http_conn *c, void (*fn)(int reason, void *arg), void *arg);
-
-/* Serialises a complete response with the server's own headers (Date,
- * Server, Content-Length, Connection) into *out. Used by the connection and
- * by the upgrade path to answer before a 101. Returns 0 or -ENOMEM. */
-struct http_outbuf {
-    char *p;
-    size_t len, cap;
-};
-int http_format_response(struct http_outbuf *out, const SnowHttpRes *res, int minor_version, int keep_alive,
-                         int with_body);
-/* "Sun, 06 Nov 1994 08:49:37 GMT" (RFC 9110 §5.6.7) for now, cached per
- * second and per worker thread. Writes 29 bytes. */
-void http_date_now(char out[29]);
 
 #endif
