@@ -287,7 +287,10 @@ SNOW_API int snow_router_route(SnowRouter *router, const char *method, const cha
                                SnowHttpHandler handler, void *arg);
 /* Appends middleware: before hooks run in registration order ahead of the
  * handler, after hooks in reverse order once the response is built (also for
- * 404/405 answers). Either hook may be NULL. Returns 0, -EINVAL or -ENOMEM. */
+ * 404/405 answers). Either hook may be NULL. Returns 0, -EINVAL or -ENOMEM.
+ * A request that gets a built-in answer (404, 405, 426, OPTIONS) or is
+ * upgraded has its body left unread: hooks see it empty, and a connection
+ * with an unread body closes after the answer. */
 SNOW_API int snow_router_use(SnowRouter *router, SnowHttpMiddleware before, SnowHttpMiddleware after, void *arg);
 /* Registers a WebSocket route (GET only). An upgrade request there is handed
  * to the WebSocket layer's upgrade entry point with handler; without one the
@@ -321,7 +324,9 @@ SNOW_API int snow_http_res_status(SnowHttpRes *res, int status); /* 200..599 */
  * contain CR, LF or NUL; Content-Length, Transfer-Encoding, Connection, Date
  * and Server are refused with -EINVAL. */
 SNOW_API int snow_http_res_header(SnowHttpRes *res, const char *name, const char *value);
-/* Replaces the body with a copy of data[0..len). */
+/* Replaces the body with a copy of data[0..len). When data lies within the
+ * request's body (an echo), the response refers to those bytes instead of
+ * copying them; they stay in place until the response is written. */
 SNOW_API int snow_http_res_body(SnowHttpRes *res, const void *data, size_t len);
 /* Appends a copy of data[0..len) to the body. */
 SNOW_API int snow_http_res_write(SnowHttpRes *res, const void *data, size_t len);

@@ -105,6 +105,42 @@ START_TEST(large_fields)
 }
 END_TEST
 
+/* snow_http_res_body refers to the lent request body instead of copying
+ * it, copies anything else, and turns a view into an owned copy before an
+ * append. */
+START_TEST(body_views)
+{
+    SnowHttpRes res;
+    http_res_init(&res);
+    /* The connection lends the first 1000 bytes of this buffer. */
+    static char req_body[2000];
+    memset(req_body, 'r', sizeof req_body);
+    res.lend = req_body;
+    res.lend_len = 1000;
+    ck_assert_int_eq(snow_http_res_body(&res, req_body + 10, 500), 0);
+    ck_assert_ptr_eq(http_res_body(&res), req_body + 10);
+    ck_assert_uint_eq(res.body_cap, 0);
+    ck_assert_int_eq(snow_http_res_write(&res, "!", 1), 0); /* now owned */
+    ck_assert_ptr_ne(http_res_body(&res), req_body + 10);
+    ck_assert_uint_eq(res.body_len, 501);
+    ck_assert(memcmp(http_res_body(&res), req_body, 500) == 0 && http_res_body(&res)[500] == '!');
+    /* Reaching past the lent bytes, or outside them: copied. */
+    ck_assert_int_eq(snow_http_res_body(&res, req_body + 900, 101), 0);
+    ck_assert_ptr_ne(http_res_body(&res), req_body + 900);
+    ck_assert_uint_eq(res.body_len, 101);
+    static char other[50];
+    ck_assert_int_eq(snow_http_res_body(&res, other, sizeof other), 0);
+    ck_assert_ptr_ne(http_res_body(&res), other);
+    /* The whole lent body, then a reset: no view is left behind. */
+    ck_assert_int_eq(snow_http_res_body(&res, req_body, 1000), 0);
+    ck_assert_ptr_eq(http_res_body(&res), req_body);
+    http_res_reset(&res);
+    ck_assert_ptr_null(res.body_view);
+    ck_assert_uint_eq(res.body_len, 0);
+    http_res_fini(&res);
+}
+END_TEST
+
 Suite *response_suite(void)
 {
     Suite *s = suite_create("http_response");
@@ -113,6 +149,7 @@ Suite *response_suite(void)
     tcase_add_test(tc, heads);
     tcase_add_test(tc, date_format);
     tcase_add_test(tc, large_fields);
+    tcase_add_test(tc, body_views);
     suite_add_tcase(s, tc);
     return s;
 }
