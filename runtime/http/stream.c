@@ -29,9 +29,7 @@ ssize_t http_stream_read(struct http_stream *s, void *buf, size_t n, int64_t dea
     }
 }
 
-/* Bytes written to the socket that the peer has not acknowledged yet, or
- * -1 when the kernel cannot tell. */
-static long unacked(struct http_stream *s)
+long http_stream_unacked(const struct http_stream *s)
 {
     int v;
     if (ioctl(snow_io_fd(s->io), SIOCOUTQ, &v) < 0)
@@ -100,14 +98,14 @@ static int writev_until(struct http_stream *s, const struct iovec *iov_in, int i
         if (r != -EAGAIN)
             return r;
         if (stall_ms >= 0)
-            queued = unacked(s);
+            queued = http_stream_unacked(s);
         for (;;) {
             int w = s->ops->wait(s, SNOW_WAIT_WRITABLE, deadline);
             if (w < 0)
                 return w;
             if ((w & (SNOW_WAIT_WRITABLE | SNOW_WAIT_HANGUP)) || !(w & SNOW_WAIT_TIMEOUT))
                 break;
-            long now = stall_ms >= 0 ? unacked(s) : -1;
+            long now = stall_ms >= 0 ? http_stream_unacked(s) : -1;
             if (now < 0 || queued < 0 || now >= queued)
                 return SNOW_ETIMEOUT;
             /* The peer took bytes meanwhile: not stalled. */
