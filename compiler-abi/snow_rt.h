@@ -337,7 +337,10 @@ SNOW_API int snow_router_route(SnowRouter *router, const char *method, const cha
                                SnowHttpHandler handler, void *arg);
 /* Appends middleware: before hooks run in registration order ahead of the
  * handler, after hooks in reverse order once the response is built (also for
- * 404/405 answers). Either hook may be NULL. Returns 0, -EINVAL or -ENOMEM. */
+ * 404/405 answers). Either hook may be NULL. Returns 0, -EINVAL or -ENOMEM.
+ * A request that gets a built-in answer (404, 405, 426, OPTIONS) or is
+ * upgraded has its body left unread: hooks see it empty, and a connection
+ * with an unread body closes after the answer. */
 SNOW_API int snow_router_use(SnowRouter *router, SnowHttpMiddleware before, SnowHttpMiddleware after, void *arg);
 /* Registers a WebSocket route (GET only). An upgrade request there is handed
  * to the WebSocket layer's upgrade entry point with handler; without one the
@@ -371,7 +374,9 @@ SNOW_API int snow_http_res_status(SnowHttpRes *res, int status); /* 200..599 */
  * contain CR, LF or NUL; Content-Length, Transfer-Encoding, Connection, Date
  * and Server are refused with -EINVAL. */
 SNOW_API int snow_http_res_header(SnowHttpRes *res, const char *name, const char *value);
-/* Replaces the body with a copy of data[0..len). */
+/* Replaces the body with a copy of data[0..len). When data lies within the
+ * request's body (an echo), the response refers to those bytes instead of
+ * copying them; they stay in place until the response is written. */
 SNOW_API int snow_http_res_body(SnowHttpRes *res, const void *data, size_t len);
 /* Appends a copy of data[0..len) to the body. */
 SNOW_API int snow_http_res_write(SnowHttpRes *res, const void *data, size_t len);
@@ -390,7 +395,7 @@ typedef struct SnowHttpOpts {
     int header_timeout_ms;    /* 10000: whole header section -> 408 */
     int idle_timeout_ms;      /* 60000: keep-alive idle -> close */
     int body_timeout_ms;      /* 10000: no body progress -> 408 */
-    int write_timeout_ms;     /* 30000: no write progress -> close */
+    int write_timeout_ms;     /* 30000: no write progress (not a byte taken) -> close */
     int max_connections;      /* 10000: accepting pauses at the limit */
     int backlog;              /* 511 */
     const char *tls_cert_file;/* PEM chain, leaf first; NULL: plain TCP */
@@ -399,6 +404,16 @@ typedef struct SnowHttpOpts {
      * port 0 and snow_http_serve); NULL: not called. */
     void (*on_listen)(int port, void *arg);
     void *on_listen_arg;
+    /* 60000: the whole head and body of one request, from its first byte
+     * (from the accept for a connection's first request) -> 408, however
+     * steadily the bytes trickle in. 0 also means 60000. */
+    int request_timeout_ms;
+    /* 256 MiB: request and response bytes all connections of the server
+     * may hold beyond each one's fixed 16 KiB read buffer (bodies being
+     * read, responses being written). A request whose body would pass it is
+     * answered 503 and its connection closed, so memory stays bounded.
+     * 0 also means 256 MiB. */
+    size_t max_buffered_bytes;
 } SnowHttpOpts;
 
 SNOW_API void snow_http_opts_init(SnowHttpOpts *opts);

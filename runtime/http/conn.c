@@ -1,7 +1,8 @@
 /*
  * conn.c: the connection actor. One per accepted socket, on its own 64 KiB
- * stack; it reads and parses requests, reads their bodies, runs the router
- * and writes responses, keeping the connection alive between requests.
+ * stack; it reads and parses requests, looks up their route, reads their
+ * bodies, runs the router and writes responses, keeping the connection alive
+ * between requests.
  *
  * Buffering: a single heap read buffer per connection holds the current
  * request at [start, len). The head is parsed in place; a Content-Length
@@ -11,10 +12,19 @@
  * a realloc) invalidates the parsed views, so the head is parsed again after
  * the body has been read if the buffer moved.
  *
+ * Memory a peer can make us hold is bounded three ways: a body is read only
+ * for a route that will run a handler (404, 405, 426, upgrades and the other
+ * built-in answers are given from the head alone); every request has an
+ * overall deadline (request_timeout_ms) besides the per-read progress ones;
+ * and the read buffer grows only within the server's budget for buffered
+ * bytes (max_buffered_bytes, 503 past it), which also counts the responses
+ * being written.
+ *
  * Responses go to an output buffer. While pipelined requests are already
  * buffered, responses accumulate and are written together; the buffer is
  * always flushed before the actor parks to read, so an answer is never held
- * back waiting for the peer.
+ * back waiting for the peer. Writes time out only when no byte moves for
+ * write_timeout_ms. Serialising a response is response.c's part.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -32,6 +42,9 @@
 #define COPY_BODY_MAX (16 * 1024)
 #define LINGER_MS 1000
 #define LINGER_BYTES (256 * 1024)
+/* Response buffers larger than this are given back after their response,
+ * so a kept-alive connection does not hold (and charge) them while idle. */
+#define KEEP_RES_BUF_MAX (64 * 1024)
 
 struct http_conn {
     struct SnowHttpServer *srv;
@@ -49,6 +62,9 @@ struct http_conn {
     SnowHttpRes res;
     struct http_outbuf out;
     int64_t accepted_ns;
+    int64_t request_deadline;   /* head + body of the current request */
+    size_t charged;             /* bytes of the server's buffering budget held */
+    int status;                 /* the error to answer after REQ_ANSWER */
     void (*on_exit)(int reason, void *arg);
     void *on_exit_arg;
     struct http_conn_link link; /* in the server's list of connections */
@@ -56,39 +72,89 @@ struct http_conn {
     int reading_first;          /* read_head is waiting for the first request */
 };
 
-static void conn_loop(struct http_conn *c, int first);
-static void conn_hibernate(struct http_conn *c, int64_t deadline);
+/* What reading a request (head, then body) came to. */
+enum req_outcome {
+    REQ_READY,  /* the head (after read_body: and the body) is here */
+    REQ_ANSWER, /* answer c->status, then close */
+    REQ_GONE,   /* close without a word: peer gone, idle, server stopping */
+};
 
-static int out_reserve(struct http_outbuf *o, size_t more)
+/* What to do with the connection after a response. */
+enum after_response {
+    AFTER_KEEP,   /* serve the next request */
+    AFTER_LINGER, /* close after a lingering close */
+    AFTER_GONE,   /* nothing more to do here: peer gone, or the stream detached */
+};
+
+/* What one fill() came to. */
+enum fill_result {
+    FILL_READ,      /* bytes were added at buf[len..) (c->len is updated) */
+    FILL_EOF,       /* the peer closed */
+    FILL_TIMEOUT,   /* the deadline passed */
+    FILL_FULL,      /* the buffer is at the caller's maximum */
+    FILL_NO_BUDGET, /* growing it would pass the server's buffering budget */
+    FILL_STOPPING,  /* the server stops (only while idle) */
+    FILL_ERROR,     /* a socket or TLS error, or no memory */
+};
+
+static void conn_loop(struct http_conn *c, int first);
+static void conn_hibernate_or_return(struct http_conn *c, int64_t deadline);
+
+/* ---- the buffering budget ---- */
+
+/* Bytes this connection holds that the budget counts: the read buffer past
+ * its fixed initial size, the output buffer and the response body. */
+static size_t held_bytes(const struct http_conn *c)
 {
-    if (o->len + more <= o->cap)
-        return 0;
-    size_t c = o->cap ? o->cap : 4096;
-    while (c < o->len + more)
-        c *= 2;
-    char *p = realloc(o->p, c);
-    if (!p)
-        return -ENOMEM;
-    o->p = p;
-    o->cap = c;
-    return 0;
+    return (c->cap > READ_BUF_INITIAL ? c->cap - READ_BUF_INITIAL : 0) + c->out.cap + c->res.body_cap;
+}
+
+/* Brings the charge in line with what is held, without a check: used after
+ * memory was already allocated or freed (responses, shrinking). */
+static void account(struct http_conn *c)
+{
+    size_t now = held_bytes(c);
+    if (now > c->charged)
+        http_server_charge_anyway(c->srv, now - c->charged);
+    else if (now < c->charged)
+        http_server_uncharge(c->srv, c->charged - now);
+    c->charged = now;
 }
 
 static int flush_out(struct http_conn *c)
 {
     if (!c->out.len)
         return 0;
-    int64_t deadline = actor_deadline_after_ms(c->srv->write_timeout_ms);
-    int r = http_stream_write(c->stream, c->out.p, c->out.len, deadline);
+    struct iovec v = {c->out.p, c->out.len};
+    int r = http_stream_writev_stall(c->stream, &v, 1, c->srv->write_timeout_ms);
     c->out.len = 0;
     return r;
 }
 
 /*
+ * Between requests nobody reads this actor's mailbox: a handler receives
+ * only while it runs. SNOW_TAG_STOP means the server stops, which the
+ * stopping flag also says; any other message was meant for a handler that
+ * has finished (a late reply, a timer it set) and has no reader, and left
+ * queued it would end every wait below at once. So everything is taken
+ * out, and what is not a stop is logged as dropped.
+ */
+static void drop_mail_between_requests(void)
+{
+    SnowMessage *m;
+    while ((m = snow_actor_receive(0)) != NULL)
+        if (m->tag != SNOW_TAG_STOP)
+            rt_log(RT_LOG_DEBUG, "http: dropped a message (tag %#llx, %zu bytes) that arrived between requests",
+                   (unsigned long long)m->tag, m->len);
+}
+
+/*
  * Between requests: reads like http_stream_read, but also parks on the
  * mailbox, so that a stopping server (SNOW_TAG_STOP) ends the connection
- * at once instead of at its idle timeout. Returns SNOW_ECLOSED when the
- * server stops.
+ * at once instead of at its idle timeout. May hibernate (and then not
+ * return: the next call is conn_resume on a fresh stack). Returns bytes, 0
+ * at end of stream, SNOW_ETIMEOUT, SNOW_ECLOSED when the server stops, or
+ * an error.
  */
 static ssize_t read_or_stop(struct http_conn *c, void *buf, size_t n, int64_t deadline)
 {
@@ -98,16 +164,12 @@ static ssize_t read_or_stop(struct http_conn *c, void *buf, size_t n, int64_t de
         ssize_t r = http_stream_read_nb(c->stream, buf, n);
         if (r != -EAGAIN)
             return r;
-        /* The mailbox is read by handlers while they run; between requests
-         * only SNOW_TAG_STOP means anything, and a stale message would keep
-         * waking the wait below. */
-        while (snow_actor_receive(0))
-            ;
+        drop_mail_between_requests();
         if (atomic_load(&c->srv->stopping))
             return SNOW_ECLOSED;
         if (deadline >= 0 && rt_now_ns() >= deadline)
             return SNOW_ETIMEOUT;
-        conn_hibernate(c, deadline); /* returns only when it cannot */
+        conn_hibernate_or_return(c, deadline);
         int w = http_stream_wait(c->stream, SNOW_WAIT_READABLE | SNOW_WAIT_MAILBOX, deadline);
         if (w < 0)
             return w;
@@ -116,18 +178,34 @@ static ssize_t read_or_stop(struct http_conn *c, void *buf, size_t n, int64_t de
     }
 }
 
+/* Grows the read buffer to nc bytes within the budget. */
+static enum fill_result grow(struct http_conn *c, size_t nc)
+{
+    size_t before = c->cap > READ_BUF_INITIAL ? c->cap - READ_BUF_INITIAL : 0;
+    size_t after = nc > READ_BUF_INITIAL ? nc - READ_BUF_INITIAL : 0;
+    size_t more = after > before ? after - before : 0;
+    if (more && http_server_charge(c->srv, more) < 0)
+        return FILL_NO_BUDGET;
+    char *p = realloc(c->buf, nc);
+    if (!p) {
+        http_server_uncharge(c->srv, more);
+        return FILL_ERROR;
+    }
+    c->charged += more;
+    c->buf = p;
+    c->cap = nc;
+    return FILL_READ;
+}
+
 /*
  * Reads more bytes into the buffer, first flushing pending output and moving
  * the current request to the buffer's start. max is the largest buffer the
- * caller allows; idle says no byte of the next request is here yet. Returns
- * bytes read (> 0), 0 at end of stream, SNOW_ETIMEOUT, SNOW_ELIMIT when the
- * buffer is full at max, SNOW_ECLOSED when the server stops, or an error.
+ * caller allows; idle says no byte of the next request is here yet.
  */
-static ssize_t fill(struct http_conn *c, int64_t deadline, size_t max, bool idle)
+static enum fill_result fill(struct http_conn *c, int64_t deadline, size_t max, bool idle)
 {
-    int r = flush_out(c);
-    if (r < 0)
-        return r;
+    if (flush_out(c) < 0)
+        return FILL_ERROR;
     if (c->start) {
         memmove(c->buf, c->buf + c->start, c->len - c->start);
         c->len -= c->start;
@@ -140,17 +218,34 @@ static ssize_t fill(struct http_conn *c, int64_t deadline, size_t max, bool idle
             nc *= 2;
         if (nc > max)
             nc = max;
-        char *p = realloc(c->buf, nc);
-        if (!p)
-            return -ENOMEM;
-        c->buf = p;
-        c->cap = nc;
+        enum fill_result g = grow(c, nc);
+        if (g != FILL_READ)
+            return g;
     }
     if (c->len == c->cap)
-        return SNOW_ELIMIT;
-    if (idle)
-        return read_or_stop(c, c->buf + c->len, c->cap - c->len, deadline);
-    return http_stream_read(c->stream, c->buf + c->len, c->cap - c->len, deadline);
+        return FILL_FULL;
+    ssize_t n = idle ? read_or_stop(c, c->buf + c->len, c->cap - c->len, deadline)
+                     : http_stream_read(c->stream, c->buf + c->len, c->cap - c->len, deadline);
+    if (n > 0) {
+        c->len += (size_t)n;
+        return FILL_READ;
+    }
+    if (n == 0)
+        return FILL_EOF;
+    if (n == SNOW_ETIMEOUT)
+        return FILL_TIMEOUT;
+    if (n == SNOW_ECLOSED)
+        return FILL_STOPPING;
+    return FILL_ERROR;
+}
+
+static int64_t earlier(int64_t a, int64_t b)
+{
+    if (a < 0)
+        return b;
+    if (b < 0)
+        return a;
+    return a < b ? a : b;
 }
 
 static ssize_t parse_head(struct http_conn *c)
@@ -159,9 +254,15 @@ static ssize_t parse_head(struct http_conn *c)
                               &c->srv->lim);
 }
 
-/* Returns 0 with a parsed head, an HTTP status to answer with, or -1 to
- * close without answering (peer gone, idle timeout). */
-static int read_head(struct http_conn *c, int first)
+static enum req_outcome answer(struct http_conn *c, int status)
+{
+    c->status = status;
+    return REQ_ANSWER;
+}
+
+/* Reads and parses a head. REQ_ANSWER for a bad or late one; REQ_GONE when
+ * the peer leaves or idles out before sending a byte. */
+static enum req_outcome read_head(struct http_conn *c, int first)
 {
     const struct http_limits *lim = &c->srv->lim;
     /* The first request's head must arrive within the header timeout of the
@@ -175,30 +276,42 @@ static int read_head(struct http_conn *c, int first)
         c->idle_until = 0;
     }
     int64_t head = -1;
+    /* The request's overall clock starts at the accept for the first one,
+     * at its first byte for the others. */
+    c->request_deadline = first ? c->accepted_ns + lim->request_timeout_ms * 1000000 : -1;
     size_t max = lim->max_request_line + lim->max_header_bytes + 8;
     http_parser_init(&c->parser);
     c->reading_first = first;
     for (;;) {
         size_t avail = c->len - c->start;
         if (avail) {
+            if (c->request_deadline < 0)
+                c->request_deadline = actor_deadline_after_ms(lim->request_timeout_ms);
             ssize_t r = parse_head(c);
             if (r > 0) {
                 c->head_at = c->buf + c->start;
-                return 0;
+                return REQ_READY;
             }
             if (r == RT_PARSE_ERROR)
-                return c->parser.status;
+                return answer(c, c->parser.status);
             if (head < 0)
-                head = first ? idle : actor_deadline_after_ms(lim->header_timeout_ms);
+                head = earlier(first ? idle : actor_deadline_after_ms(lim->header_timeout_ms), c->request_deadline);
         }
-        ssize_t n = fill(c, avail ? head : idle, max, !avail);
-        if (n == SNOW_ETIMEOUT)
-            return avail ? 408 : -1;
-        if (n == SNOW_ELIMIT)
-            return 431;
-        if (n <= 0)
-            return -1;
-        c->len += (size_t)n;
+        switch (fill(c, avail ? head : idle, max, !avail)) {
+        case FILL_READ:
+            break;
+        case FILL_TIMEOUT:
+            return avail ? answer(c, 408) : REQ_GONE;
+        case FILL_FULL:
+            return answer(c, 431);
+        case FILL_NO_BUDGET:
+            return answer(c, 503);
+        case FILL_EOF:
+        case FILL_STOPPING:
+        case FILL_ERROR:
+        default:
+            return REQ_GONE;
+        }
     }
 }
 
@@ -207,14 +320,35 @@ static int send_continue(struct http_conn *c)
     /* RFC 9110 §10.1.1: tell a client waiting on Expect: 100-continue to send
      * the body; useless once body bytes are already here. */
     static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    if (out_reserve(&c->out, sizeof line - 1) < 0)
+    if (http_outbuf_reserve(&c->out, sizeof line - 1) < 0)
         return -ENOMEM;
     memcpy(c->out.p + c->out.len, line, sizeof line - 1);
     c->out.len += sizeof line - 1;
     return 0;
 }
 
-static int read_body(struct http_conn *c)
+/* The deadline of one body read: no progress for body_timeout_ms, and the
+ * request's overall deadline. */
+static int64_t body_deadline(struct http_conn *c)
+{
+    return earlier(actor_deadline_after_ms(c->srv->lim.body_timeout_ms), c->request_deadline);
+}
+
+static enum req_outcome body_fill_failed(struct http_conn *c, enum fill_result f)
+{
+    switch (f) {
+    case FILL_TIMEOUT:
+        return answer(c, 408);
+    case FILL_FULL:
+        return answer(c, 413);
+    case FILL_NO_BUDGET:
+        return answer(c, 503);
+    default:
+        return REQ_GONE;
+    }
+}
+
+static enum req_outcome read_body(struct http_conn *c)
 {
     const struct http_limits *lim = &c->srv->lim;
     struct http_request *r = &c->req->r;
@@ -224,7 +358,7 @@ static int read_body(struct http_conn *c)
         http_chunked_init(&ch);
         size_t dec = head_len, raw = head_len; /* relative to start */
         if (r->expect_continue && c->len - c->start == raw && send_continue(c) < 0)
-            return -1;
+            return REQ_GONE;
         for (;;) {
             size_t out;
             char *base = c->buf + c->start;
@@ -240,31 +374,22 @@ static int read_body(struct http_conn *c)
                 break;
             }
             if (d == RT_PARSE_ERROR)
-                return ch.status;
+                return answer(c, ch.status);
             /* Everything was consumed: reclaim the framing bytes. */
             c->len = c->start + dec;
-            ssize_t n = fill(c, actor_deadline_after_ms(lim->body_timeout_ms),
-                             head_len + lim->max_body + 64 * 1024, false);
-            if (n == SNOW_ETIMEOUT)
-                return 408;
-            if (n == SNOW_ELIMIT)
-                return 413;
-            if (n <= 0)
-                return -1;
-            c->len += (size_t)n;
+            enum fill_result f = fill(c, body_deadline(c), head_len + lim->max_body + 64 * 1024, false);
+            if (f != FILL_READ)
+                return body_fill_failed(c, f);
             raw = dec;
         }
     } else {
         size_t cl = r->content_length > 0 ? (size_t)r->content_length : 0;
         if (cl && r->expect_continue && c->len - c->start == head_len && send_continue(c) < 0)
-            return -1;
+            return REQ_GONE;
         while (c->len - c->start < head_len + cl) {
-            ssize_t n = fill(c, actor_deadline_after_ms(lim->body_timeout_ms), head_len + cl + 64 * 1024, false);
-            if (n == SNOW_ETIMEOUT)
-                return 408;
-            if (n <= 0)
-                return -1;
-            c->len += (size_t)n;
+            enum fill_result f = fill(c, body_deadline(c), head_len + cl + 64 * 1024, false);
+            if (f != FILL_READ)
+                return body_fill_failed(c, f);
         }
         c->req->body_len = cl;
         c->next = c->start + head_len + cl;
@@ -275,24 +400,39 @@ static int read_body(struct http_conn *c)
         ssize_t again = parse_head(c);
         if (again != (ssize_t)head_len) {
             rt_log(RT_LOG_ERROR, "http: head changed while reading its body");
-            return 400;
+            return answer(c, 400);
         }
         c->head_at = c->buf + c->start;
     }
     c->req->body = c->buf + c->start + head_len;
-    return 0;
+    return REQ_READY;
 }
 
 /* Closes the sending side and reads what the peer still sends, so that our
- * last response is not destroyed by a reset caused by unread input. */
+ * last response is not destroyed by a reset caused by unread input. The
+ * buffers a request needed are given back first: lingering takes up to
+ * LINGER_MS, and the budget should not count it. */
 static void linger_close(struct http_conn *c)
 {
     if (!c->stream)
         return;
+    if (c->cap > READ_BUF_INITIAL) {
+        char *p = realloc(c->buf, READ_BUF_INITIAL);
+        if (p) {
+            c->buf = p;
+            c->cap = READ_BUF_INITIAL;
+        }
+    }
+    free(c->res.body);
+    c->res.body = NULL;
+    c->res.body_cap = c->res.body_len = 0;
+    free(c->out.p);
+    c->out = (struct http_outbuf){0};
+    account(c);
     c->stream->ops->shutdown(c->stream);
     int64_t deadline = actor_deadline_after_ms(LINGER_MS);
     size_t total = 0;
-    while (total < LINGER_BYTES) {
+    while (total < LINGER_BYTES && c->buf) {
         ssize_t n = http_stream_read(c->stream, c->buf, c->cap, deadline);
         if (n <= 0)
             break;
@@ -304,14 +444,17 @@ static int queue_response(struct http_conn *c, int keep_alive)
 {
     SnowHttpRes *res = &c->res;
     int with_body = !res->head_only && res->body_len <= COPY_BODY_MAX;
-    if (http_format_response(&c->out, res, c->req->r.minor_version, keep_alive, with_body) < 0)
+    int r = http_format_response(&c->out, res, c->req->r.minor_version, keep_alive, with_body);
+    account(c);
+    if (r < 0)
         return -ENOMEM;
     if (!with_body && !res->head_only && res->body_len) {
-        /* A large body goes out straight from the response buffer, in the
-         * same writev as the head. */
-        struct iovec v[2] = {{c->out.p, c->out.len}, {res->body, res->body_len}};
+        /* A large body goes out straight from where it is (the response
+         * buffer, or the request's bytes for an echo), in the same writev as
+         * the head. */
+        struct iovec v[2] = {{c->out.p, c->out.len}, {(void *)http_res_body(res), res->body_len}};
         c->out.len = 0;
-        return http_stream_writev(c->stream, v, 2, actor_deadline_after_ms(c->srv->write_timeout_ms));
+        return http_stream_writev_stall(c->stream, v, 2, c->srv->write_timeout_ms);
     }
     return 0;
 }
@@ -320,6 +463,10 @@ static void send_error(struct http_conn *c, int status)
 {
     http_res_reset(&c->res);
     c->res.close = 1;
+    /* A HEAD response never has content (RFC 9110 §9.3.2), also when the
+     * server itself answers an error; the request-line tells, even when the
+     * rest of the head was bad. */
+    c->res.head_only = c->parser.is_head;
     http_res_error(&c->res, status);
     c->req->r.minor_version = 1;
     if (queue_response(c, 0) == 0 && flush_out(c) == 0)
@@ -372,73 +519,126 @@ static int upgrade(struct http_conn *c, const struct http_match *m)
     return -1;
 }
 
-/* Answers the parsed request. Returns 1 to keep the connection, 0 to close
- * it after a lingering close, -1 when it is over (peer gone, detached). */
-static int handle(struct http_conn *c)
+static bool has_body(const struct http_request *r)
+{
+    return r->chunked || r->content_length > 0;
+}
+
+/* Answers the parsed request whose route is m; its body, when the route
+ * runs a handler, has been read. */
+static enum after_response handle(struct http_conn *c, const struct http_match *m)
+{
+    SnowHttpReq *req = c->req;
+    SnowHttpRes *res = &c->res;
+    if (m->kind == HTTP_ROUTE_UPGRADE) {
+        if (upgrade(c, m) < 0)
+            return AFTER_GONE;
+    } else {
+        /* The handler may answer with the request's own body without a
+         * copy (snow_http_res_body); it stays in place until written. */
+        res->lend = req->body;
+        res->lend_len = req->body_len;
+        run_caught(c, m, 0);
+    }
+    /* A body left unread (a built-in answer) still sits on the wire ahead
+     * of any next request: the connection cannot go on. */
+    int unread_body = m->kind != HTTP_ROUTE_HANDLER && has_body(&req->r);
+    int keep = req->r.keep_alive && !res->close && !unread_body &&
+               !atomic_load_explicit(&c->srv->stopping, memory_order_relaxed);
+    int q = queue_response(c, keep);
+    res->lend = NULL;
+    res->lend_len = 0;
+    if (q < 0)
+        return AFTER_GONE;
+    /* Pipelined requests already here: answer them in the same write. */
+    if (!keep || c->len == c->next || c->out.len >= FLUSH_AT)
+        if (flush_out(c) < 0)
+            return AFTER_GONE;
+    return keep ? AFTER_KEEP : AFTER_LINGER;
+}
+
+/* Looks the route up from the head alone and reads the body only when a
+ * handler will run. */
+static enum req_outcome route_and_read_body(struct http_conn *c, struct http_match *m)
 {
     SnowHttpReq *req = c->req;
     SnowHttpRes *res = &c->res;
     http_res_reset(res);
-    res->head_only = req->r.method.n == 4 && memcmp(req->r.method.p, "HEAD", 4) == 0;
+    res->head_only = c->parser.is_head;
     if (req->r.target.n > c->scratch_cap) {
         char *p = realloc(req->scratch, req->r.target.n);
         if (!p)
-            return -1;
+            return REQ_GONE;
         req->scratch = p;
         c->scratch_cap = req->r.target.n;
     }
-    struct http_match m;
-    http_router_lookup(c->srv->router, req, &m);
-    if (m.kind == HTTP_ROUTE_UPGRADE) {
-        int u = upgrade(c, &m);
-        if (u < 0)
-            return -1;
-    } else {
-        run_caught(c, &m, 0);
+    req->body = NULL;
+    req->body_len = 0;
+    http_router_lookup(c->srv->router, req, m);
+    if (m->kind == HTTP_ROUTE_HANDLER)
+        return read_body(c);
+    size_t head_len = req->r.head_len;
+    if (m->kind == HTTP_ROUTE_UPGRADE && has_body(&req->r)) {
+        /* The bytes after a handshake are frames; a body in front of them
+         * would make that boundary a guess. */
+        return answer(c, 400);
     }
-    int keep = req->r.keep_alive && !res->close && !atomic_load_explicit(&c->srv->stopping, memory_order_relaxed);
-    if (queue_response(c, keep) < 0)
-        return -1;
-    /* Pipelined requests already here: answer them in the same write. */
-    if (!keep || c->len == c->next || c->out.len >= FLUSH_AT)
-        if (flush_out(c) < 0)
-            return -1;
-    return keep;
+    c->next = c->start + head_len;
+    return REQ_READY;
+}
+
+static void shrink_buffers(struct http_conn *c)
+{
+    if (c->cap > 4 * READ_BUF_INITIAL && c->len - c->start <= READ_BUF_INITIAL) {
+        /* Give back the room a large body needed. */
+        memmove(c->buf, c->buf + c->start, c->len - c->start);
+        c->len -= c->start;
+        c->start = c->next = 0;
+        char *p = realloc(c->buf, READ_BUF_INITIAL);
+        if (p) {
+            c->buf = p;
+            c->cap = READ_BUF_INITIAL;
+        }
+    }
+    if (c->res.body_cap > KEEP_RES_BUF_MAX) {
+        free(c->res.body);
+        c->res.body = NULL;
+        c->res.body_cap = 0;
+    }
+    if (c->out.cap > KEEP_RES_BUF_MAX && !c->out.len) {
+        free(c->out.p);
+        c->out = (struct http_outbuf){0};
+    }
+    account(c);
 }
 
 static void conn_loop(struct http_conn *c, int first)
 {
     for (;; first = 0) {
-        int st = read_head(c, first);
-        if (st == 0)
-            st = read_body(c);
-        if (st < 0)
+        struct http_match m;
+        enum req_outcome o = read_head(c, first);
+        if (o == REQ_READY)
+            o = route_and_read_body(c, &m);
+        if (o == REQ_GONE)
             return;
-        if (st > 0) {
-            send_error(c, st);
+        if (o == REQ_ANSWER) {
+            send_error(c, c->status);
             return;
         }
-        int keep = handle(c);
-        if (keep < 0)
-            return;
-        if (keep == 0) {
+        switch (handle(c, &m)) {
+        case AFTER_KEEP:
+            break;
+        case AFTER_LINGER:
             linger_close(c);
+            return;
+        case AFTER_GONE:
+        default:
             return;
         }
         c->start = c->next;
         if (c->start == c->len)
             c->start = c->len = c->next = 0;
-        if (c->cap > 4 * READ_BUF_INITIAL && c->len - c->start <= READ_BUF_INITIAL) {
-            /* Give back the room a large body needed. */
-            memmove(c->buf, c->buf + c->start, c->len - c->start);
-            c->len -= c->start;
-            c->start = c->next = 0;
-            char *p = realloc(c->buf, READ_BUF_INITIAL);
-            if (p) {
-                c->buf = p;
-                c->cap = READ_BUF_INITIAL;
-            }
-        }
+        shrink_buffers(c);
         snow_reduction_check();
     }
 }
@@ -447,14 +647,16 @@ static void conn_loop(struct http_conn *c, int first)
  * Idle between requests with nothing buffered: park with the stack given
  * back (actor_hibernate) and the per-request buffers freed, so that an idle
  * kept-alive connection costs its small struct instead of a stack and a
- * 16 KiB read buffer. conn_resume starts on a fresh stack when the socket,
- * the mailbox (SNOW_TAG_STOP) or the idle deadline calls. Returns only when
- * hibernating is not possible (TLS bytes already decoded, a request in
- * progress, or output still queued).
+ * 16 KiB read buffer. When it hibernates this call does not return: the
+ * stack it ran on is gone, and conn_resume starts on a fresh one when the
+ * socket, the mailbox (SNOW_TAG_STOP) or the idle deadline calls. It returns
+ * only when hibernating is not possible (TLS bytes already decoded, a
+ * request in progress, or output still queued), and the caller parks
+ * normally.
  */
 static void conn_resume(void *arg);
 
-static void conn_hibernate(struct http_conn *c, int64_t deadline)
+static void conn_hibernate_or_return(struct http_conn *c, int64_t deadline)
 {
     if (c->len != c->start || c->out.len)
         return;
@@ -474,6 +676,7 @@ static void conn_hibernate(struct http_conn *c, int64_t deadline)
     c->out = (struct http_outbuf){0};
     http_res_fini(&c->res);
     http_res_init(&c->res);
+    account(c);
     c->idle_until = deadline;
     actor_hibernate(c->stream->io, ev | SNOW_WAIT_MAILBOX, deadline, conn_resume, c);
 }
@@ -513,6 +716,7 @@ static void conn_free(struct http_conn *c)
 {
     struct SnowHttpServer *srv = c->srv;
     http_server_conn_unlink(srv, &c->link);
+    http_server_uncharge(srv, c->charged);
     free(c->buf);
     free(c->hdrs);
     if (c->req) {
@@ -590,125 +794,4 @@ void http_conn_main(void *arg)
         return;
     }
     conn_loop(c, 1);
-}
-
-/* ---- response serialisation ---- */
-
-static _Thread_local struct {
-    time_t sec;
-    char s[29];
-} date_cache = {-1, ""};
-
-static void format_date(time_t t, char out[29])
-{
-    static const char days[] = "ThuFriSatSunMonTueWed"; /* 1970-01-01 was a Thursday */
-    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-    int64_t d = t / 86400, s = t % 86400;
-    /* Civil date from days since the epoch (proleptic Gregorian). */
-    int64_t z = d + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t y = yoe + era * 400, doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153, day = doy - (153 * mp + 2) / 5 + 1;
-    int64_t m = mp < 10 ? mp + 3 : mp - 9;
-    y += m <= 2;
-    int wd = (int)(d % 7);
-    char *p = out;
-    memcpy(p, days + wd * 3, 3);
-    p += 3;
-    *p++ = ',';
-    *p++ = ' ';
-    *p++ = (char)('0' + day / 10);
-    *p++ = (char)('0' + day % 10);
-    *p++ = ' ';
-    memcpy(p, months + (m - 1) * 3, 3);
-    p += 3;
-    *p++ = ' ';
-    *p++ = (char)('0' + y / 1000 % 10);
-    *p++ = (char)('0' + y / 100 % 10);
-    *p++ = (char)('0' + y / 10 % 10);
-    *p++ = (char)('0' + y % 10);
-    *p++ = ' ';
-    int h = (int)(s / 3600), mi = (int)(s / 60 % 60), se = (int)(s % 60);
-    *p++ = (char)('0' + h / 10);
-    *p++ = (char)('0' + h % 10);
-    *p++ = ':';
-    *p++ = (char)('0' + mi / 10);
-    *p++ = (char)('0' + mi % 10);
-    *p++ = ':';
-    *p++ = (char)('0' + se / 10);
-    *p++ = (char)('0' + se % 10);
-    memcpy(p, " GMT", 4);
-}
-
-/* Never inlined: date_cache is thread-local, and a connection actor may
- * resume on another worker after any park, so its address must be computed
- * afresh on every call, never cached in a caller's frame across a park. */
-RT_NOINLINE void http_date_now(char out[29])
-{
-    /* The date only changes once a second: format it once per second per
-     * worker thread. No park happens in here, so the thread-local stays the
-     * calling thread's. */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    if (ts.tv_sec != date_cache.sec) {
-        format_date(ts.tv_sec, date_cache.s);
-        date_cache.sec = ts.tv_sec;
-    }
-    memcpy(out, date_cache.s, 29);
-}
-
-static char *put(char *p, const char *s, size_t n)
-{
-    if (n)
-        memcpy(p, s, n);
-    return p + n;
-}
-
-int http_format_response(struct http_outbuf *o, const SnowHttpRes *res, int minor_version, int keep_alive,
-                         int with_body)
-{
-    int status = res->status;
-    const char *reason = http_status_reason(status);
-    size_t rlen = strlen(reason);
-    /* RFC 9110 §8.6 and 6.4.1: no Content-Length and no content in 1xx, 204
-     * and 304 responses. */
-    int bodyless = status < 200 || status == 204 || status == 304;
-    size_t need = 64 + rlen + 50 + res->hdrs_len + 40 + 30 + (with_body && !bodyless ? res->body_len : 0);
-    if (out_reserve(o, need) < 0)
-        return -ENOMEM;
-    char *p = o->p + o->len;
-    p = put(p, "HTTP/1.1 ", 9);
-    *p++ = (char)('0' + status / 100);
-    *p++ = (char)('0' + status / 10 % 10);
-    *p++ = (char)('0' + status % 10);
-    *p++ = ' ';
-    p = put(p, reason, rlen);
-    p = put(p, "\r\nServer: snow-rt\r\nDate: ", 25);
-    http_date_now(p);
-    p += 29;
-    p = put(p, "\r\n", 2);
-    p = put(p, res->hdrs, res->hdrs_len);
-    if (!bodyless) {
-        char num[24];
-        int k = 0;
-        size_t v = res->body_len;
-        do {
-            num[k++] = (char)('0' + v % 10);
-            v /= 10;
-        } while (v);
-        p = put(p, "Content-Length: ", 16);
-        while (k)
-            *p++ = num[--k];
-        p = put(p, "\r\n", 2);
-    }
-    if (!keep_alive)
-        p = put(p, "Connection: close\r\n", 19);
-    else if (minor_version == 0)
-        p = put(p, "Connection: keep-alive\r\n", 24);
-    p = put(p, "\r\n", 2);
-    if (with_body && !bodyless)
-        p = put(p, res->body, res->body_len);
-    o->len = (size_t)(p - o->p);
-    return 0;
 }

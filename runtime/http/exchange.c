@@ -4,6 +4,7 @@
  * Pure: no I/O, only the response buffers grow with realloc.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -145,6 +146,7 @@ void http_res_reset(SnowHttpRes *res)
     res->head_only = 0;
     res->hdrs_len = 0;
     res->body_len = 0;
+    res->body_view = NULL;
 }
 
 void http_res_fini(SnowHttpRes *res)
@@ -230,6 +232,14 @@ int snow_http_res_body(SnowHttpRes *res, const void *data, size_t len)
     if (!res || (!data && len))
         return -EINVAL;
     res->body_len = 0;
+    res->body_view = NULL;
+    uintptr_t at = (uintptr_t)data, lend = (uintptr_t)res->lend;
+    if (len && res->lend && at >= lend && at - lend <= res->lend_len && len <= res->lend_len - (at - lend)) {
+        /* Part of the request body: point at it instead of copying. */
+        res->body_view = data;
+        res->body_len = len;
+        return 0;
+    }
     return snow_http_res_write(res, data, len);
 }
 
@@ -239,6 +249,15 @@ int snow_http_res_write(SnowHttpRes *res, const void *data, size_t len)
         return -EINVAL;
     if (len == 0)
         return 0;
+    if (res->body_view) {
+        /* Appending to a view: the body becomes the response's own. */
+        const char *v = res->body_view;
+        size_t n = res->body_len;
+        if (reserve(&res->body, &res->body_cap, n + len) < 0)
+            return -ENOMEM;
+        memcpy(res->body, v, n);
+        res->body_view = NULL;
+    }
     if (reserve(&res->body, &res->body_cap, res->body_len + len) < 0)
         return -ENOMEM;
     memcpy(res->body + res->body_len, data, len);

@@ -41,7 +41,20 @@ struct SnowHttpRes {
     size_t hdrs_len, hdrs_cap;
     char *body;
     size_t body_len, body_cap;
+    /* When set, the body is body_len bytes here instead of in body: a view
+     * of the request's own bytes (an echo), which the connection keeps in
+     * place until the response is written. Saves a second copy of what may
+     * be a body of max_body bytes. */
+    const char *body_view;
+    const char *lend;   /* the request body the connection lends for views */
+    size_t lend_len;
 };
+
+/* The response body, wherever it is. */
+static inline const char *http_res_body(const SnowHttpRes *res)
+{
+    return res->body_view ? res->body_view : res->body;
+}
 
 void http_res_init(SnowHttpRes *res);
 /* Back to the default 200 / no headers / empty body, keeping the buffers. */

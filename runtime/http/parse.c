@@ -21,6 +21,7 @@ void http_limits_default(struct http_limits *lim)
     lim->header_timeout_ms = HTTP_DEFAULT_HEADER_TIMEOUT_MS;
     lim->idle_timeout_ms = HTTP_DEFAULT_IDLE_TIMEOUT_MS;
     lim->body_timeout_ms = HTTP_DEFAULT_BODY_TIMEOUT_MS;
+    lim->request_timeout_ms = HTTP_DEFAULT_REQUEST_TIMEOUT_MS;
 }
 
 static ssize_t fail(struct http_parser *p, int status, const char *reason)
@@ -132,8 +133,10 @@ static void note_field(struct framing *f, const struct http_header *h, int *bad_
 {
     switch (h->name.n) {
     case 4:
+        /* An empty Host is invalid for an http(s) target (RFC 9110 §4.2.1:
+         * "a recipient ... MUST reject it"), so it counts as a bad one. */
         if (http_str_eq_ci(h->name, "host"))
-            f->hosts += valid_host(h->value) ? 1 : 100;
+            f->hosts += h->value.n && valid_host(h->value) ? 1 : 100;
         break;
     case 6:
         if (http_str_eq_ci(h->name, "expect") && http_str_eq_ci(h->value, "100-continue"))
@@ -345,8 +348,14 @@ ssize_t http_parse_request(struct http_parser *p, const char *buf, size_t len, s
                 return fail(p, 414, "request-line too long");
             /* Empty lines before the request-line are ignored (RFC 9112 §2.2);
              * they count against the request-line limit. */
-            if (line_len)
+            if (line_len) {
                 p->first_line_end = pos - 1;
+                struct http_request rl;
+                memset(&rl, 0, sizeof rl);
+                if (parse_request_line(p, buf, p->line_start, pos - 1, &rl) < 0)
+                    return RT_PARSE_ERROR;
+                p->is_head = rl.method.n == 4 && memcmp(rl.method.p, "HEAD", 4) == 0;
+            }
         } else if (line_len == 0) {
             p->scanned = pos + 1;
             ssize_t r = parse_head(p, buf, pos + 1, req, hdrs, max_hdrs, lim);

@@ -25,6 +25,7 @@ struct http_limits {
     int64_t header_timeout_ms; /* 10 s to receive a whole header section -> 408 */
     int64_t idle_timeout_ms;   /* 60 s idle between keep-alive requests -> close */
     int64_t body_timeout_ms;   /* 10 s without body progress -> 408 */
+    int64_t request_timeout_ms;/* 60 s for head + body of one request -> 408 */
 };
 
 #define HTTP_DEFAULT_MAX_REQUEST_LINE (8u * 1024)
@@ -34,6 +35,9 @@ struct http_limits {
 #define HTTP_DEFAULT_HEADER_TIMEOUT_MS 10000
 #define HTTP_DEFAULT_IDLE_TIMEOUT_MS 60000
 #define HTTP_DEFAULT_BODY_TIMEOUT_MS 10000
+#define HTTP_DEFAULT_REQUEST_TIMEOUT_MS 60000
+#define HTTP_DEFAULT_MAX_BUFFERED ((size_t)256 << 20)
+#define HTTP_DEFAULT_WRITE_TIMEOUT_MS 30000
 
 void http_limits_default(struct http_limits *lim);
 
@@ -50,6 +54,7 @@ struct http_parser {
     size_t nlines;    /* field lines seen so far */
     int status;
     const char *reason;
+    int is_head;      /* the request-line, once judged valid, names HEAD */
 };
 
 static inline void http_parser_init(struct http_parser *p)
@@ -60,6 +65,7 @@ static inline void http_parser_init(struct http_parser *p)
     p->nlines = 0;
     p->status = 0;
     p->reason = "";
+    p->is_head = 0;
 }
 
 /*
@@ -68,7 +74,9 @@ static inline void http_parser_init(struct http_parser *p)
  * the length of the head (> 0); the body, if any, starts there. Returns
  * RT_PARSE_INCOMPLETE when more bytes are needed (call again with the
  * same buf prefix plus the new bytes), or RT_PARSE_ERROR with p->status
- * (the convention of all parsers, rt.h).
+ * (the convention of all parsers, rt.h). The request-line is judged as
+ * soon as its CRLF is here, so a malformed one (HTTP/0.9's "GET /" among
+ * them) fails at once instead of after a header section that never comes.
  * Limits are enforced on incomplete input too, so a peer cannot make the
  * caller buffer an unbounded head.
  */

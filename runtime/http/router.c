@@ -55,6 +55,11 @@ struct SnowRouter {
     size_t nmws;
 };
 
+/* The WebSocket layer's entry point for snow_router_ws routes: written once
+ * at start-up, read at each upgrade. Why it is a file-scope value and not
+ * part of the runtime struct: README.md, "the upgrade hook". The release /
+ * acquire pair makes the entry point's code and data visible to the
+ * connection that calls it. */
 static _Atomic(http_upgrade_fn) upgrade_hook;
 
 void http_set_upgrade_hook(http_upgrade_fn fn)

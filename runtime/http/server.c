@@ -41,9 +41,11 @@ void snow_http_opts_init(SnowHttpOpts *o)
     o->header_timeout_ms = HTTP_DEFAULT_HEADER_TIMEOUT_MS;
     o->idle_timeout_ms = HTTP_DEFAULT_IDLE_TIMEOUT_MS;
     o->body_timeout_ms = HTTP_DEFAULT_BODY_TIMEOUT_MS;
-    o->write_timeout_ms = 30000;
+    o->write_timeout_ms = HTTP_DEFAULT_WRITE_TIMEOUT_MS;
     o->max_connections = 10000;
     o->backlog = 511;
+    o->request_timeout_ms = HTTP_DEFAULT_REQUEST_TIMEOUT_MS;
+    o->max_buffered_bytes = HTTP_DEFAULT_MAX_BUFFERED;
 }
 
 void http_server_ref(struct SnowHttpServer *s)
@@ -60,6 +62,30 @@ void http_server_unref(struct SnowHttpServer *s)
     http_router_unref(s->router);
     pthread_mutex_destroy(&s->conns_lock);
     free(s);
+}
+
+/* The budget counter orders nothing else: it only bounds a sum, so its
+ * operations are relaxed. The compare-and-swap keeps concurrent growth
+ * from overshooting the budget. */
+int http_server_charge(struct SnowHttpServer *s, size_t more)
+{
+    size_t cur = atomic_load_explicit(&s->buffered, memory_order_relaxed);
+    do {
+        if (more > s->max_buffered || cur > s->max_buffered - more)
+            return -ENOBUFS;
+    } while (!atomic_compare_exchange_weak_explicit(&s->buffered, &cur, cur + more, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    return 0;
+}
+
+void http_server_charge_anyway(struct SnowHttpServer *s, size_t more)
+{
+    atomic_fetch_add_explicit(&s->buffered, more, memory_order_relaxed);
+}
+
+void http_server_uncharge(struct SnowHttpServer *s, size_t less)
+{
+    atomic_fetch_sub_explicit(&s->buffered, less, memory_order_relaxed);
 }
 
 void http_server_conn_link(struct SnowHttpServer *s, struct http_conn_link *l)
@@ -120,10 +146,19 @@ void http_server_conn_done(struct SnowHttpServer *s)
         wake_listener(s);
 }
 
+/*
+ * A listener's mailbox only ever holds HTTP_LISTENER_WAKE (a freed slot, a
+ * stop) or a runtime message such as SNOW_TAG_STOP: each means "look at the
+ * server's state again", which the loop does next, and none carries data.
+ * So every message is taken out after a wake-up; one left queued would end
+ * each later wait at once.
+ */
 static void drain_mailbox(void)
 {
-    while (snow_actor_receive(0))
-        ;
+    SnowMessage *m;
+    while ((m = snow_actor_receive(0)) != NULL)
+        if (m->tag != HTTP_LISTENER_WAKE && m->tag != SNOW_TAG_STOP)
+            rt_log(RT_LOG_DEBUG, "http: listener dropped a message with tag %#llx", (unsigned long long)m->tag);
 }
 
 static int set_limits(struct SnowHttpServer *s, const SnowHttpOpts *o)
@@ -140,7 +175,11 @@ static int set_limits(struct SnowHttpServer *s, const SnowHttpOpts *o)
     s->lim.header_timeout_ms = o->header_timeout_ms;
     s->lim.idle_timeout_ms = o->idle_timeout_ms;
     s->lim.body_timeout_ms = o->body_timeout_ms;
+    /* 0 in the two newest fields (a struct zeroed instead of initialised)
+     * means their defaults. */
+    s->lim.request_timeout_ms = o->request_timeout_ms > 0 ? o->request_timeout_ms : HTTP_DEFAULT_REQUEST_TIMEOUT_MS;
     s->write_timeout_ms = o->write_timeout_ms;
+    s->max_buffered = o->max_buffered_bytes ? o->max_buffered_bytes : HTTP_DEFAULT_MAX_BUFFERED;
     s->max_conns = o->max_connections;
     return 0;
 }

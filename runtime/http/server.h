@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 
 #include "http/parse.h"
+#include "http/response.h"
 #include "http/router.h"
 #include "http/stream.h"
 
@@ -25,6 +26,8 @@ struct SnowHttpServer {
     SnowRouter *router;       /* one reference held */
     struct http_limits lim;
     int64_t write_timeout_ms;
+    size_t max_buffered;      /* budget for buffered request/response bytes */
+    atomic_size_t buffered;   /* bytes charged by all connections (http_server_charge) */
     int max_conns;
     atomic_int nconns;
     atomic_int stopping;
@@ -42,6 +45,12 @@ void http_server_unref(struct SnowHttpServer *s);
 /* A connection ended: frees its slot and wakes a listener paused at the
  * connection limit. */
 void http_server_conn_done(struct SnowHttpServer *s);
+/* Reserves more bytes of the buffering budget: 0, or -ENOBUFS when the
+ * server's connections already hold max_buffered. */
+int http_server_charge(struct SnowHttpServer *s, size_t more);
+/* Gives bytes back; also used for growth charged without a check. */
+void http_server_uncharge(struct SnowHttpServer *s, size_t less);
+void http_server_charge_anyway(struct SnowHttpServer *s, size_t more);
 /* Adds / removes a connection actor from the server's list. */
 void http_server_conn_link(struct SnowHttpServer *s, struct http_conn_link *l);
 void http_server_conn_unlink(struct SnowHttpServer *s, struct http_conn_link *l);
@@ -72,18 +81,5 @@ int http_conn_detach(struct http_conn *c, struct http_stream **stream, struct ht
  * path, before the connection frees its memory. For the upgrade entry
  * point, which must not replace the actor's terminate callback. */
 void http_conn_on_exit(struct http_conn *c, void (*fn)(int reason, void *arg), void *arg);
-
-/* Serialises a complete response with the server's own headers (Date,
- * Server, Content-Length, Connection) into *out. Used by the connection and
- * by the upgrade path to answer before a 101. Returns 0 or -ENOMEM. */
-struct http_outbuf {
-    char *p;
-    size_t len, cap;
-};
-int http_format_response(struct http_outbuf *out, const SnowHttpRes *res, int minor_version, int keep_alive,
-                         int with_body);
-/* "Sun, 06 Nov 1994 08:49:37 GMT" (RFC 9110 §5.6.7) for now, cached per
- * second and per worker thread. Writes 29 bytes. */
-void http_date_now(char out[29]);
 
 #endif

@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -27,7 +29,27 @@ ssize_t http_stream_read(struct http_stream *s, void *buf, size_t n, int64_t dea
     }
 }
 
-int http_stream_writev(struct http_stream *s, const struct iovec *iov_in, int iovcnt, int64_t deadline)
+long http_stream_unacked(const struct http_stream *s)
+{
+    int v;
+    if (ioctl(snow_io_fd(s->io), SIOCOUTQ, &v) < 0)
+        return -1;
+    return v;
+}
+
+/*
+ * Writes all of iov and flushes it. With stall_ms >= 0 the deadline is "no
+ * progress for stall_ms", so a slow but steady reader is served to the end
+ * and only a stalled one times out. Progress is either side taking a byte:
+ * a write that takes some (the deadline moves), or, when the deadline
+ * passes while waiting, a send queue that shrank since the last look. The
+ * second matters because the kernel reports a full socket writable only
+ * once a good part of its queue has drained, which at a slow reader's pace
+ * can take longer than stall_ms although bytes move all the time.
+ * Otherwise deadline is a fixed end.
+ */
+static int writev_until(struct http_stream *s, const struct iovec *iov_in, int iovcnt, int64_t deadline,
+                        int64_t stall_ms)
 {
     struct iovec iov[16];
     if (iovcnt > (int)RT_ARRAY_LEN(iov))
@@ -39,6 +61,7 @@ int http_stream_writev(struct http_stream *s, const struct iovec *iov_in, int io
         v++;
         left--;
     }
+    long queued = -1;
     for (;;) {
         int r;
         if (left > 0) {
@@ -58,8 +81,11 @@ int http_stream_writev(struct http_stream *s, const struct iovec *iov_in, int io
                     v++;
                     left--;
                 }
-                if (n > 0)
+                if (n > 0) {
+                    if (stall_ms >= 0)
+                        deadline = actor_deadline_after_ms(stall_ms);
                     continue;
+                }
                 r = -EAGAIN;
             } else {
                 r = (int)n;
@@ -71,12 +97,34 @@ int http_stream_writev(struct http_stream *s, const struct iovec *iov_in, int io
         }
         if (r != -EAGAIN)
             return r;
-        int w = s->ops->wait(s, SNOW_WAIT_WRITABLE, deadline);
-        if (w < 0)
-            return w;
-        if (!(w & (SNOW_WAIT_WRITABLE | SNOW_WAIT_HANGUP)) && (w & SNOW_WAIT_TIMEOUT))
-            return SNOW_ETIMEOUT;
+        if (stall_ms >= 0)
+            queued = http_stream_unacked(s);
+        for (;;) {
+            int w = s->ops->wait(s, SNOW_WAIT_WRITABLE, deadline);
+            if (w < 0)
+                return w;
+            if ((w & (SNOW_WAIT_WRITABLE | SNOW_WAIT_HANGUP)) || !(w & SNOW_WAIT_TIMEOUT))
+                break;
+            long now = stall_ms >= 0 ? http_stream_unacked(s) : -1;
+            if (now < 0 || queued < 0 || now >= queued)
+                return SNOW_ETIMEOUT;
+            /* The peer took bytes meanwhile: not stalled. */
+            queued = now;
+            deadline = actor_deadline_after_ms(stall_ms);
+        }
     }
+}
+
+int http_stream_writev(struct http_stream *s, const struct iovec *iov, int iovcnt, int64_t deadline)
+{
+    return writev_until(s, iov, iovcnt, deadline, -1);
+}
+
+int http_stream_writev_stall(struct http_stream *s, const struct iovec *iov, int iovcnt, int64_t stall_ms)
+{
+    if (stall_ms < 0)
+        return writev_until(s, iov, iovcnt, -1, -1);
+    return writev_until(s, iov, iovcnt, actor_deadline_after_ms(stall_ms), stall_ms);
 }
 
 int http_stream_write(struct http_stream *s, const void *buf, size_t n, int64_t deadline)

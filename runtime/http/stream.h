@@ -68,6 +68,15 @@ ssize_t http_stream_read(struct http_stream *s, void *buf, size_t n, int64_t dea
  * park"). Returns 0, SNOW_ETIMEOUT or an error. */
 int http_stream_writev(struct http_stream *s, const struct iovec *iov, int iovcnt, int64_t deadline);
 int http_stream_write(struct http_stream *s, const void *buf, size_t n, int64_t deadline);
+/* Like http_stream_writev, but the time limit is on progress: SNOW_ETIMEOUT
+ * only after stall_ms without a byte taken (the deadline moves on each
+ * write that makes progress). stall_ms < 0: no limit. */
+int http_stream_writev_stall(struct http_stream *s, const struct iovec *iov, int iovcnt, int64_t stall_ms);
+/* Bytes written to the socket that the peer has not acknowledged yet
+ * (SIOCOUTQ), or -1 when the kernel cannot tell. A queue that shrinks means
+ * the peer reads, even while the socket is not reported writable: the test
+ * behind every "no write progress" timeout. */
+long http_stream_unacked(const struct http_stream *s);
 /* Parks until readable / writable / mailbox / deadline (see ops->wait). */
 int http_stream_wait(struct http_stream *s, unsigned events, int64_t deadline);
 int http_stream_fd(const struct http_stream *s);

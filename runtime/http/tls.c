@@ -7,7 +7,7 @@
  * socket, and the wait operation parks on the poller for exactly the socket
  * direction the engine needs, so a handshake never blocks a worker. Only TLS
  * 1.2 with ECDHE suites is offered (forward secrecy; no static RSA key
- * exchange).
+ * exchange), and renegotiation is refused.
  */
 #include <bearssl/bearssl.h>
 #include <errno.h>
@@ -480,6 +480,12 @@ struct http_stream *http_stream_tls(SnowIo *io, const struct http_tls_config *cf
         br_ssl_engine_set_suites(&t->sc.eng, ec_suites, RT_ARRAY_LEN(ec_suites));
     }
     br_ssl_engine_set_versions(&t->sc.eng, BR_TLS12, BR_TLS12);
+    /* A renegotiation is a full handshake, with a private-key operation
+     * on our side, that the client may ask for at any time and as often
+     * as it likes: a CPU denial of service for one TCP connection. Nothing
+     * here needs it, so a client's ClientHello after the first handshake
+     * is answered with a no_renegotiation alert (RFC 5246 §7.2.2). */
+    br_ssl_engine_add_flags(&t->sc.eng, BR_OPT_NO_RENEGOTIATION);
     br_ssl_engine_set_buffer(&t->sc.eng, t->iobuf, sizeof t->iobuf, 1);
     if (!br_ssl_server_reset(&t->sc)) {
         free(t);

@@ -6,12 +6,14 @@ Suite *parse_suite(void);
 Suite *chunked_suite(void);
 Suite *router_suite(void);
 Suite *server_suite(void);
+Suite *response_suite(void);
 
 int main(void)
 {
     SRunner *sr = srunner_create(parse_suite());
     srunner_add_suite(sr, chunked_suite());
     srunner_add_suite(sr, router_suite());
+    srunner_add_suite(sr, response_suite());
 #ifdef HTTP_TEST_SERVER
     srunner_add_suite(sr, server_suite());
 #endif

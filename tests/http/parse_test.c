@@ -233,6 +233,9 @@ static const struct bad {
     B("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),    /* two Hosts */
     B("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),             /* invalid Host */
     B("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
+    B("GET / HTTP/1.1\r\nHost:\r\n\r\n", 400),               /* empty Host */
+    B("GET / HTTP/1.1\r\nHost:  \t \r\n\r\n", 400),          /* Host of whitespace only */
+    B("GET / HTTP/1.0\r\nHost:\r\n\r\n", 400),               /* empty Host in 1.0 */
     B("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1x\r\n\r\n", 400),
     B("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n", 400),
     B("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +1\r\n\r\n", 400),
@@ -393,6 +396,52 @@ START_TEST(pipelined_resume)
 }
 END_TEST
 
+/* A bad request-line fails as soon as its CRLF is here: the rest of the
+ * head never comes (HTTP/0.9, garbage), and each must not wait for it. */
+static const struct bad early_table[] = {
+    B("GET /\r\n", 400),                                   /* HTTP/0.9 simple request */
+    B("garbage\r\n", 400),
+    B("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\r\n", 400), /* TLS on the plain port */
+    B("GET / HTTP/2.0\r\n", 505),
+    B("\r\nGET /a b HTTP/1.1\r\n", 400),
+    B("GET / HTTP/1.1\r\n", 0),                             /* control: incomplete */
+};
+
+START_TEST(early_request_line)
+{
+    struct http_limits lim = deflim();
+    const struct bad *b = &early_table[_i];
+    struct result res;
+    parse_split(b->in, b->len, &lim, &res);
+    if (b->status == 0) {
+        ck_assert_msg(res.r == RT_PARSE_INCOMPLETE, "row %d: expected incomplete, got %zd", _i, res.r);
+    } else {
+        ck_assert_msg(res.r == RT_PARSE_ERROR, "row %d: expected %d, got %zd", _i, b->status, res.r);
+        ck_assert_msg(res.status == b->status, "row %d: expected %d, got %d", _i, b->status, res.status);
+    }
+}
+END_TEST
+
+/* The parser knows a HEAD request from its request-line, before the head is
+ * complete or valid, so an error answer can leave its body out. */
+START_TEST(head_known_early)
+{
+    struct http_limits lim = deflim();
+    struct result res;
+    struct http_parser p;
+    const char *s = "HEAD / HTTP/1.1\r\nHost: h\r\nBad Field: x\r\n";
+    http_parser_init(&p);
+    char *b = guard_place(&g, s, strlen(s));
+    ck_assert_int_eq(http_parse_request(&p, b, strlen(s), &res.req, res.hdrs, MAXH, &lim), RT_PARSE_INCOMPLETE);
+    ck_assert_int_eq(p.is_head, 1);
+    const char *t = "GET / HTTP/1.1\r\n";
+    http_parser_init(&p);
+    b = guard_place(&g, t, strlen(t));
+    ck_assert_int_eq(http_parse_request(&p, b, strlen(t), &res.req, res.hdrs, MAXH, &lim), RT_PARSE_INCOMPLETE);
+    ck_assert_int_eq(p.is_head, 0);
+}
+END_TEST
+
 Suite *parse_suite(void)
 {
     Suite *s = suite_create("http_parse");
@@ -404,6 +453,8 @@ Suite *parse_suite(void)
     tcase_add_test(tc, framing);
     tcase_add_test(tc, target_forms);
     tcase_add_loop_test(tc, malformed_table, 0, (int)(sizeof bad_table / sizeof bad_table[0]));
+    tcase_add_loop_test(tc, early_request_line, 0, (int)(sizeof early_table / sizeof early_table[0]));
+    tcase_add_test(tc, head_known_early);
     tcase_add_test(tc, limits);
     tcase_add_test(tc, default_limits);
     tcase_add_test(tc, pipelined_resume);

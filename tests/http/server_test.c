@@ -34,6 +34,16 @@ static void h_echo(SnowHttpReq *req, SnowHttpRes *res, void *arg)
     snow_http_res_send(res, 200, "application/octet-stream", b, n);
 }
 
+/* Echoes like h_echo and says whether the response copied the body. */
+static void h_echo_view(SnowHttpReq *req, SnowHttpRes *res, void *arg)
+{
+    (void)arg;
+    size_t n;
+    const void *b = snow_http_req_body(req, &n);
+    snow_http_res_send(res, 200, "application/octet-stream", b, n);
+    snow_http_res_header(res, "X-Copied", http_res_body(res) == b ? "no" : "yes");
+}
+
 static void h_panic(SnowHttpReq *req, SnowHttpRes *res, void *arg)
 {
     (void)req;
@@ -90,6 +100,7 @@ static void start_with(SnowHttpOpts *o)
     SnowRouter *r = snow_router_new();
     ck_assert_int_eq(snow_router_route(r, "GET", "/", h_hello, NULL), 0);
     ck_assert_int_eq(snow_router_route(r, "POST", "/echo", h_echo, NULL), 0);
+    ck_assert_int_eq(snow_router_route(r, "POST", "/echo-view", h_echo_view, NULL), 0);
     ck_assert_int_eq(snow_router_route(r, "GET", "/panic", h_panic, NULL), 0);
     ck_assert_int_eq(snow_router_route(r, "GET", "/p/*", h_path, NULL), 0);
     ck_assert_int_eq(http_router_ws(r, "/detach", (const SnowWsHandler *)(const void *)&ws_marker, fake_upgrade), 0);
@@ -290,6 +301,20 @@ START_TEST(error_statuses)
         {"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nabc", 400},
         {"GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505},
         {"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc", 408},
+        /* Judged when the request-line ends, not at the header timeout. */
+        {"GET /\r\n", 400},
+        {"garbage\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost:\r\n\r\n", 400},
+        /* Answered from the head: the announced body is never waited for
+         * (it would be 408 at the body timeout), and it is left unread, so
+         * the connection closes. */
+        {"POST /missing HTTP/1.1\r\nHost: t\r\nContent-Length: 900\r\n\r\n", 404},
+        {"PUT /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 900\r\n\r\n", 405},
+        {"POST /missing HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n", 404},
+        {"GET /ws HTTP/1.1\r\nHost: t\r\nContent-Length: 900\r\n\r\n", 426},
+        /* A handshake with a body: where the frames start would be a guess. */
+        {"GET /detach HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+         "Content-Length: 3\r\n\r\nabc", 400},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int closed = 0;
@@ -315,6 +340,90 @@ START_TEST(error_statuses)
     ck_assert_int_eq(client_read(&c, &rs, 0), 0);
     ck_assert_int_eq(rs.status, 501);
     client_close(&c);
+    stop();
+}
+END_TEST
+
+/* Error answers to HEAD have no body, whichever stage found the error. */
+START_TEST(head_errors_have_no_body)
+{
+    start();
+    static const char *const reqs[] = {
+        "HEAD / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n",
+        "HEAD /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999999\r\n\r\n",
+        "HEAD / HTTP/1.1\r\n\r\n",
+    };
+    static const int want[] = {400, 413, 400};
+    for (size_t i = 0; i < RT_ARRAY_LEN(reqs); i++) {
+        struct client c;
+        ck_assert_int_eq(client_connect(&c, port), 0);
+        ck_assert_int_eq(client_sends(&c, reqs[i]), 0);
+        ck_assert_int_eq(client_read(&c, &rs, 1), 0);
+        ck_assert_int_eq(rs.status, want[i]);
+        char v[32];
+        ck_assert(header_value(rs.head, "Content-Length", v, sizeof v));
+        /* Nothing follows the head: the next read is the end of stream. */
+        ck_assert_msg(client_eof(&c), "case %zu: bytes after the head of a HEAD error", i);
+        client_close(&c);
+    }
+    stop();
+}
+END_TEST
+
+/* A handler echoing the request body answers with a view of it, not with a
+ * copy; the answer is still the body. */
+START_TEST(echo_without_copy)
+{
+    start();
+    ck_assert_int_eq(client_connect(&cl, port), 0);
+    static char req[70000];
+    static char body[60000];
+    for (size_t i = 0; i < sizeof body; i++)
+        body[i] = (char)('A' + i % 23);
+    int n = snprintf(req, sizeof req, "POST /echo-view HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n",
+                     sizeof body);
+    memcpy(req + n, body, sizeof body);
+    for (int round = 0; round < 2; round++) {
+        ck_assert_int_eq(client_send(&cl, req, (size_t)n + sizeof body), 0);
+        ck_assert_int_eq(client_read(&cl, &rs, 0), 0);
+        ck_assert_int_eq(rs.status, 200);
+        ck_assert_uint_eq(rs.body_len, sizeof body);
+        ck_assert(memcmp(rs.body, body, sizeof body) == 0);
+        char v[16];
+        ck_assert(header_value(rs.head, "X-Copied", v, sizeof v) && strcmp(v, "no") == 0);
+    }
+    client_close(&cl);
+    stop();
+}
+END_TEST
+
+/* Past the server-wide budget for buffered bytes a body is refused with 503
+ * instead of being held; once that memory is back, bodies are served. */
+START_TEST(buffer_budget)
+{
+    SnowHttpOpts o;
+    snow_http_opts_init(&o);
+    o.max_buffered_bytes = 100000;
+    start_with(&o);
+    static char req[600000];
+    int n = snprintf(req, sizeof req, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 500000\r\n\r\n");
+    memset(req + n, 'b', 500000);
+    ck_assert_int_eq(client_connect(&cl, port), 0);
+    /* 500 kB announced, 150 kB sent: past the budget, and little enough for
+     * the server's lingering close to take all of it, so that no reset can
+     * destroy the answer before it is read. */
+    ck_assert_int_eq(client_send(&cl, req, (size_t)n + 150000), 0);
+    ck_assert_int_eq(client_read(&cl, &rs, 0), 0);
+    ck_assert_int_eq(rs.status, 503);
+    client_close(&cl);
+    n = snprintf(req, sizeof req, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 30000\r\n\r\n");
+    memset(req + n, 'c', 30000);
+    ck_assert_int_eq(client_connect(&cl, port), 0);
+    ck_assert_int_eq(client_send(&cl, req, (size_t)n + 30000), 0);
+    ck_assert_int_eq(client_read(&cl, &rs, 0), 0);
+    ck_assert_int_eq(rs.status, 200);
+    ck_assert_uint_eq(rs.body_len, 30000);
+    client_close(&cl);
     stop();
 }
 END_TEST
@@ -663,6 +772,9 @@ Suite *server_suite(void)
     tcase_add_test(tc, chunked_upload);
     tcase_add_test(tc, panic_is_500);
     tcase_add_test(tc, error_statuses);
+    tcase_add_test(tc, head_errors_have_no_body);
+    tcase_add_test(tc, echo_without_copy);
+    tcase_add_test(tc, buffer_budget);
     tcase_add_test(tc, detach_for_upgrade);
     tcase_add_test(tc, slowloris);
     tcase_add_test(tc, emfile_backoff);
