@@ -188,7 +188,8 @@ static inline int wsc_close_frame(struct wsc *c, unsigned code, const char *reas
         body[1] = (uint8_t)code;
         n = 2;
         size_t r = reason ? strlen(reason) : 0;
-        memcpy(body + 2, reason, r);
+        if (r)
+            memcpy(body + 2, reason, r);
         n += r;
     }
     return wsc_frame(c, 0x88, body, n);
