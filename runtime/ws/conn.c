@@ -184,9 +184,9 @@ int ws_conn_ping_own(struct ws_conn *c, const void *p, size_t n)
 
 static void queue_frame(struct ws_conn *c, struct ws_shared_frame *f)
 {
-    if (c->lv->room_epoch || f->room_epoch) {
-        c->lv->room_epoch = f->room_epoch;
-        c->lv->room_seq = f->room_seq;
+    if (c->room_epoch || f->room_epoch) {
+        c->room_epoch = f->room_epoch;
+        c->room_seq = f->room_seq;
     }
     size_t before = c->lv->q.bytes;
     if (ws_outq_push(&c->lv->q, f) < 0)
@@ -495,7 +495,9 @@ static void begin_drain(struct ws_conn *c)
     c->draining = true;
     c->lv->drain_due = later(c->h->drain_timeout_ms > 0 ? c->h->drain_timeout_ms : 1);
     if (c->h->drain_spread_ms > 0)
-        c->lv->spread_due = actor_deadline_after_ms(rand() % c->h->drain_spread_ms);
+        /* Spread by a hash of the PID: no shared random state. */
+        c->lv->spread_due = actor_deadline_after_ms((int64_t)(c->pid * UINT64_C(0x9E3779B97F4A7C15) >> 33) %
+                                                    c->h->drain_spread_ms);
     else
         ws_conn_close_own(c, WS_CLOSE_GOING_AWAY, "server stopping", 15);
 }

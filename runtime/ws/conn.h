@@ -144,8 +144,6 @@ struct ws_live {
     int64_t close_due, stall_due, drain_due, spread_due;
     const uint8_t *msg;       /* the message on_message is looking at */
     size_t msg_len;
-    /* the last room frame queued (bcast.h): epoch and sequence number */
-    uint64_t room_epoch, room_seq;
     struct ws_handshake *hs;  /* during CONNECTING only */
     const SnowHttpReq *req;   /* during CONNECTING only */
     uint16_t fail_code;       /* a close we must start at the next step */
@@ -194,7 +192,12 @@ struct ws_conn {
     bool in_table;
     uint16_t proto_len;       /* chosen subprotocol, in proto_buf */
     char *proto_buf;
+    /* The program's user data. The record lives in the actor's heap and is
+     * the hibernation argument, so a collector of that heap finds it. */
     void *user;
+    /* The last room frame queued (bcast.h): its room's epoch and sequence
+     * number, kept across hibernation for handlers to read. */
+    uint64_t room_epoch, room_seq;
 };
 
 /* Outbound limit in bytes. */
