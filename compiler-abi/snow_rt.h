@@ -383,7 +383,8 @@ SNOW_API int snow_http_serve(SnowRouter *router, const char *host, int port, con
  * 405, 426 otherwise), the Origin policy applied, on_connect may refuse,
  * then the 101 goes out and the actor runs the connection until it ends.
  * Every callback runs on that actor, one at a time; a callback may park
- * (receive, sleep), which pauses this connection only. A callback that
+ * (receive, sleep), which pauses this connection only, but must not
+ * hibernate (the connection's loop is on that stack). A callback that
  * panics ends the connection with close 1011; the server goes on.
  *
  * SnowWsConn is an opaque handle, not a pointer to memory: it names one

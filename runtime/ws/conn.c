@@ -136,6 +136,21 @@ static bool fits(struct ws_conn *c, size_t n)
     return pending == 0 || (uint64_t)pending + n <= ws_limit(c);
 }
 
+static void flush(struct ws_conn *c);
+
+/* Over the limit on the owner's own actor: what is queued may simply not
+ * have been written yet (a turn writes at its end), so write what the
+ * socket takes now, without waiting, and look again. */
+static bool fits_after_flush(struct ws_conn *c, size_t n)
+{
+    if (fits(c, n))
+        return true;
+    if (c->phase == WS_PHASE_OPEN && c->stream && !c->wr_failed && !c->wr_blocked)
+        flush(c);
+    measure_kernel(c);
+    return fits(c, n);
+}
+
 static int refuse_backpressure(struct ws_conn *c)
 {
     ws_count(&c->route->bp_refused, 1);
@@ -150,11 +165,8 @@ int ws_conn_send_own(struct ws_conn *c, unsigned opcode, const void *p, size_t n
 {
     if (!atomic_load(&c->accepting))
         return SNOW_ECLOSED;
-    if (!fits(c, n)) {
-        measure_kernel(c); /* the last figure may be stale */
-        if (!fits(c, n))
-            return refuse_backpressure(c);
-    }
+    if (!fits_after_flush(c, n))
+        return refuse_backpressure(c);
     size_t before = c->lv->q.bytes;
     int r = ws_outq_message(&c->lv->q, opcode, p, n);
     if (r < 0)
@@ -236,11 +248,8 @@ int ws_conn_deliver(SnowPid pid, struct ws_shared_frame *f)
         /* From the connection's own handler: straight into its queue. */
         if (!atomic_load(&own->accepting))
             return SNOW_ECLOSED;
-        if (!fits(own, f->len)) {
-            measure_kernel(own);
-            if (!fits(own, f->len))
-                return refuse_backpressure(own);
-        }
+        if (!fits_after_flush(own, f->len))
+            return refuse_backpressure(own);
         ws_shared_frame_ref(f);
         queue_frame(own, f);
         return 0;
@@ -470,6 +479,9 @@ static void read_some(struct ws_conn *c)
         if (c->lv->hold && (uint64_t)(c->lv->rlen - c->lv->roff) >= c->lv->frame_ev.frame_len)
             c->lv->hold = false;
         process(c);
+        /* A long burst of input: let its answers start going out. */
+        if (c->lv->q.bytes >= WS_FLUSH_AT && !c->wr_blocked && !c->wr_failed)
+            flush(c);
         if ((size_t)n == room && c->lv->rcap < WS_RBUF_LARGE)
             ensure_rbuf(c, WS_RBUF_LARGE); /* a busy connection gets bigger reads */
     }
@@ -654,6 +666,8 @@ static void maybe_hibernate(struct ws_conn *c, int64_t deadline)
     unsigned ev = c->stream->ops->idle_events(c->stream);
     if (!ev)
         return;
+    /* Senders judge the limit by this figure while we sleep. */
+    measure_kernel(c);
     ws_live_free(c);
     actor_hibernate(c->stream->io, ev | SNOW_WAIT_MAILBOX, deadline, conn_resume, c);
 }

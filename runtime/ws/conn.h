@@ -41,6 +41,8 @@
 #define WS_RBUF_LARGE (64 * 1024)
 /* One wake-up reads or writes at most this much before letting others run. */
 #define WS_IO_BUDGET (1024 * 1024)
+/* Queued bytes at which reading pauses to write what is answered so far. */
+#define WS_FLUSH_AT (256 * 1024)
 /* Mailbox messages handled per wake-up before the loop looks at the socket. */
 #define WS_MAIL_BUDGET 256
 /* The kernel's share of a connection's outbound limit: SO_SNDBUF is capped

@@ -743,6 +743,7 @@ END_TEST
 START_TEST(backpressure_refuses)
 {
     start();
+    wsc_rcvbuf = 4096; /* a peer that takes little and never reads */
     struct wsc c;
     ck_assert_int_eq(wsc_open(&c, port, "/flood", NULL, NULL, 0), 101);
     ck_assert_int_eq(wsc_frame(&c, 0x81, "go", 2), 0);
@@ -760,7 +761,8 @@ START_TEST(backpressure_refuses)
      * limit plus the message that went over is pending. */
     ck_assert_int_le(ev.bp_buffered, 64 * 1024 + 8192 + 16);
     ck_assert_int_gt(ev.bp_sent, 0);
-    ck_assert_int_lt(ev.bp_sent, 10);
+    /* Bounded by the limit plus what the peer's small window took. */
+    ck_assert_int_lt(ev.bp_sent, 20);
     /* Everything accepted arrives. */
     for (int i = 0; i < ev.bp_sent; i++) {
         struct wsframe m;
@@ -801,10 +803,9 @@ END_TEST
 START_TEST(write_stall_closes)
 {
     start();
+    wsc_rcvbuf = 4096;
     struct wsc c;
     ck_assert_int_eq(wsc_open(&c, port, "/stall", NULL, NULL, 0), 101);
-    int small = 4096;
-    setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     ck_assert_int_eq(wsc_frame(&c, 0x81, "go", 2), 0);
     /* The client never reads: the server gives up after write_timeout. */
     wait_closes(1);
