@@ -82,6 +82,10 @@ def parse_type(t, names):
         return t
     if t in ("ptr", "cptr"):
         return t
+    m = re.fullmatch(r"arr<(.+),([1-9][0-9]*)>", t)
+    if m:
+        parse_type(m.group(1), names)
+        return t
     m = re.fullmatch(r"(c?ptr)<(.+)>", t)
     if m:
         inner = m.group(2)
@@ -110,6 +114,9 @@ def c_decl(t, name=""):
         return "void *" + name
     if t == "cptr":
         return "const void *" + name
+    m = re.fullmatch(r"arr<(.+),([1-9][0-9]*)>", t)
+    if m:
+        return c_decl(m.group(1), "%s[%s]" % (name, m.group(2)))
     m = re.fullmatch(r"(c?ptr)<(.+)>", t)
     if m:
         inner = m.group(2)
@@ -276,6 +283,10 @@ def format_record(r):
 def size_align(t, structs):
     if t in SCALARS:
         return SCALARS[t][1], SCALARS[t][2]
+    m = re.fullmatch(r"arr<(.+),([1-9][0-9]*)>", t)
+    if m:
+        es, ea = size_align(m.group(1), structs)
+        return es * int(m.group(2)), ea
     if t.startswith(("ptr", "cptr", "fnptr")):
         return POINTER_SIZE, POINTER_SIZE
     if t in structs:

@@ -84,7 +84,8 @@ def gen_c(m, manifest_name):
                   "\"struct %s: a field after %s is missing from the manifest\");" % (n, end, n, n, fn))
         # One initializer per listed field, in order: a member the manifest
         # lacks (even one that fits into padding) leaves one uninitialized.
-        inits = ["{0}" if f["type"] in structs else "(abi_field_%s_%s)0" % (n, f["name"]) for f in fields]
+        inits = ["{0}" if f["type"] in structs or f["type"].startswith("arr<") else "(abi_field_%s_%s)0" % (n, f["name"])
+                 for f in fields]
         w("__attribute__((unused)) static const %s abi_all_fields_%s = {%s};" % (n, n, ", ".join(inits)))
     w("")
     for f in m.of("fn"):

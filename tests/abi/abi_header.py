@@ -50,7 +50,7 @@ class TypeParser:
         self.structs = structs    # struct/opaque typedef names
 
     def tokens(self, s):
-        return re.findall(r"[A-Za-z_]\w*|\.\.\.|[*(),\[\]]", s)
+        return re.findall(r"[A-Za-z_]\w*|[0-9]+|\.\.\.|[*(),\[\]]", s)
 
     def base(self, words):
         words = [w for w in words if w not in ("const", "struct", "volatile", "restrict")]
@@ -114,7 +114,10 @@ class TypeParser:
             params = self.param_list(" ".join(rest[j + 1:]))
             t = "fnptr<%s(%s)>" % (t, ",".join(p for _, p in params))
         elif rest and rest[0] == "[":
-            raise ManifestError("arrays are not in the vocabulary: %r" % s)
+            # One dimension with an integer literal: arr<T,N>.
+            if len(rest) != 3 or rest[2] != "]" or not re.fullmatch(r"[1-9][0-9]*", rest[1]):
+                raise ManifestError("only one-dimensional arrays of literal size are in the vocabulary: %r" % s)
+            t = "arr<%s,%s>" % (t, rest[1])
         elif rest:
             raise ManifestError("cannot read declaration %r" % s)
         return name, t
@@ -209,7 +212,15 @@ def read_header(path):
                 raise ManifestError("struct %s is typedef'd as %s: give both the same name" % (m.group(1), m.group(3)))
             name = m.group(1)
             fields = []
+            decls = []
             for f in [x for x in m.group(2).split(";") if x.strip()]:
+                # "uint64_t a, b, c": plain names sharing one type.
+                mm = re.fullmatch(r"\s*((?:const\s+)?[A-Za-z_][\w\s]*?)\s+([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)+)\s*", f)
+                if mm:
+                    decls += ["%s %s" % (mm.group(1), n.strip()) for n in mm.group(2).split(",")]
+                else:
+                    decls.append(f)
+            for f in decls:
                 if ":" in f:
                     raise ManifestError("bit-fields are not in the vocabulary: %s" % f.strip())
                 fname, ftype = tp.decl(f)
