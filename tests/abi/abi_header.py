@@ -33,7 +33,10 @@ def eval_c_int(expr, known):
     e = re.sub(r"UINT64_C\(([^)]*)\)|INT64_C\(([^)]*)\)", lambda m: m.group(1) or m.group(2), e)
     e = re.sub(r"\(\s*u?int\d+_t\s*\)", "", e)
     e = re.sub(r"\b(0[xX][0-9A-Fa-f]+|\d+)[uUlL]+\b", r"\1", e)
-    e = re.sub(r"\b[A-Za-z_]\w*\b", lambda m: str(known[m.group(0)]) if m.group(0) in known else m.group(0), e)
+    # The <stdint.h> limits the header may use, at their LP64 values.
+    limits = {"SIZE_MAX": 2**64 - 1, "UINT64_MAX": 2**64 - 1, "INT64_MAX": 2**63 - 1,
+              "UINT32_MAX": 2**32 - 1, "INT32_MAX": 2**31 - 1, "UINT16_MAX": 2**16 - 1, "UINT8_MAX": 255}
+    e = re.sub(r"\b[A-Za-z_]\w*\b", lambda m: str(known.get(m.group(0), limits.get(m.group(0), m.group(0)))), e)
     if not re.fullmatch(r"[\s0-9a-fA-FxX()+\-*/|&<>~^]*", e):
         raise ManifestError("cannot evaluate %r" % expr)
     try:
@@ -181,7 +184,7 @@ def read_header(path):
         if name.startswith("SNOW_TAG_") and name != "SNOW_TAG_RESERVED_MASK" and mask and v & mask == mask:
             h.add(("tag", name), {"kind": "tag", "name": name, "value": v})
             continue
-        t = "u64" if "UINT64_C" in body or v > 0x7FFFFFFF else "i32"
+        t = "usize" if "SIZE_MAX" in body else "u64" if "UINT64_C" in body or v > 0x7FFFFFFF else "i32"
         h.add(("const", name), {"kind": "const", "name": name, "type": t, "value": v})
     if "SNOW_RT_ABI_MAJOR" in known and "SNOW_RT_ABI_MINOR" in known:
         h.version = (known["SNOW_RT_ABI_MAJOR"], known["SNOW_RT_ABI_MINOR"])
