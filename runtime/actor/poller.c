@@ -28,9 +28,6 @@
 #define MAX_EVENTS 256
 #define PTR_BITS 48
 
-bool sched_has_work(struct worker *w);
-__attribute__((noreturn)) void actor_unwind_hibernate(struct actor *a);
-
 struct io_block {
     struct io_block *next;
     struct SnowIo io[IO_BLOCK];
@@ -41,6 +38,8 @@ static struct {
     int evfd;
     atomic_int role; /* 1 while a worker is inside epoll_wait */
     atomic_int interrupted;
+    atomic_long open;            /* handles open (relaxed: a hint for busy workers) */
+    _Atomic int64_t last_poll_ns; /* relaxed: a hint for busy workers */
     rt_spin_t lock; /* free list and blocks */
     struct SnowIo *free;
     struct io_block *blocks;
@@ -61,6 +60,7 @@ int poller_init(void)
     epoll_ctl(pl.epfd, EPOLL_CTL_ADD, pl.evfd, &ev);
     atomic_store(&pl.role, 0);
     atomic_store(&pl.interrupted, 0);
+    atomic_store(&pl.open, 0);
     return 0;
 }
 
@@ -99,16 +99,52 @@ static unsigned bits_of(uint32_t ev)
     return b;
 }
 
-int poller_poll(int64_t timeout_ns)
+bool poller_role_held(void)
 {
+    /* seq_cst: an idle worker stores `sleeping`, then loads this; the
+     * poller stores it (release of the role) before its loads of
+     * `sleeping` in the hand-off (worker_main's after_slice). */
+    return atomic_load(&pl.role) != 0;
+}
+
+long poller_open_handles(void)
+{
+    return atomic_load_explicit(&pl.open, memory_order_relaxed);
+}
+
+int64_t poller_last_poll_ns(void)
+{
+    return atomic_load_explicit(&pl.last_poll_ns, memory_order_relaxed);
+}
+
+long actor_idle_wakeups(void)
+{
+    return atomic_load_explicit(&rt.idle_wakeups, memory_order_relaxed);
+}
+
+int poller_poll(bool block, int64_t until_ns)
+{
+    /* seq_cst exchange: one poller at a time; see poller_role_held */
     if (atomic_exchange(&pl.role, 1))
         return -1;
     struct worker *w = worker_self();
-    if (timeout_ns != 0) {
+    int64_t timeout_ns = 0;
+    if (block) {
         atomic_store(&rt.poll_blocked, 1);
-        /* Recheck after announcing ourselves: work pushed before the store
-         * above was not followed by an interrupt. */
+        /* After announcing ourselves: work pushed before the store above
+         * was not followed by an interrupt (the fence pairs with the one in
+         * wake_idle), and a timer armed before it did not interrupt us
+         * (seq_cst store here, seq_cst load of the due time; the arming
+         * side stores the due time, then loads poll_blocked). */
+        atomic_thread_fence(memory_order_seq_cst);
+        int64_t due = timers_next_due();
+        if (due < until_ns)
+            until_ns = due;
         if (w && sched_has_work(w))
+            timeout_ns = 0;
+        else if (until_ns == INT64_MAX)
+            timeout_ns = -1;
+        else if ((timeout_ns = until_ns - rt_now_ns()) < 0)
             timeout_ns = 0;
     }
     struct epoll_event evs[MAX_EVENTS];
@@ -123,7 +159,12 @@ int poller_poll(int64_t timeout_ns)
         int ms = timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999) / 1000000);
         n = epoll_wait(pl.epfd, evs, MAX_EVENTS, ms);
     }
-    atomic_store(&rt.poll_blocked, 0);
+    if (block) {
+        atomic_store(&rt.poll_blocked, 0);
+        if (timeout_ns != 0)
+            atomic_fetch_add_explicit(&rt.idle_wakeups, 1, memory_order_relaxed); /* statistics only */
+    }
+    atomic_store_explicit(&pl.last_poll_ns, rt_now_ns(), memory_order_relaxed);
     if (n < 0)
         n = 0;
     int events = 0;
@@ -151,6 +192,7 @@ int poller_poll(int64_t timeout_ns)
         if (wake)
             sched_enqueue(wake, true);
     }
+    /* seq_cst: see poller_role_held */
     atomic_store(&pl.role, 0);
     return events;
 }
@@ -159,29 +201,37 @@ int poller_poll(int64_t timeout_ns)
 
 static struct SnowIo *io_alloc(void)
 {
-    rt_spin_lock(&pl.lock);
-    if (!pl.free) {
-        struct io_block *b = calloc(1, sizeof *b);
-        if (!b) {
-            rt_spin_unlock(&pl.lock);
+    struct io_block *b = NULL;
+    for (;;) {
+        rt_spin_lock(&pl.lock);
+        if (pl.free || b)
+            break;
+        /* No allocation under the spinlock: allocate, then look again. */
+        rt_spin_unlock(&pl.lock);
+        if (!(b = calloc(1, sizeof *b)))
             return NULL;
-        }
+    }
+    if (b && !pl.free) {
         b->next = pl.blocks;
         pl.blocks = b;
         for (int i = 0; i < IO_BLOCK; i++) {
             b->io[i].next = pl.free;
             pl.free = &b->io[i];
         }
+        b = NULL;
     }
     struct SnowIo *io = pl.free;
     pl.free = io->next;
     rt_spin_unlock(&pl.lock);
+    free(b); /* another thread refilled the list meanwhile */
     io->next = NULL;
+    atomic_fetch_add_explicit(&pl.open, 1, memory_order_relaxed);
     return io;
 }
 
 static void io_free(struct SnowIo *io)
 {
+    atomic_fetch_sub_explicit(&pl.open, 1, memory_order_relaxed);
     rt_spin_lock(&pl.lock);
     io->next = pl.free;
     pl.free = io;
@@ -290,9 +340,9 @@ unsigned actor_wait_conditions(struct actor *a, struct SnowIo *io, unsigned even
         c |= SNOW_WAIT_SIGNAL;
     /* a->priv_head is the owner's; this runs on the owner's behalf (its
      * own stack, or its worker while it hibernates). */
-    if ((events & (SNOW_WAIT_MAILBOX | ACTOR_WAIT_NEW_MAIL)) && atomic_load(&a->inbox_n))
+    if ((events & SNOW_WAIT_MAILBOX) && (atomic_load(&a->inbox_n) || a->priv_head))
         c |= SNOW_WAIT_MAILBOX;
-    if ((events & SNOW_WAIT_MAILBOX) && a->priv_head)
+    if ((events & ACTOR_WAIT_NEW_MAIL) && mailbox_has_unseen(a))
         c |= SNOW_WAIT_MAILBOX;
     if (io && (events & (SNOW_WAIT_READABLE | SNOW_WAIT_WRITABLE))) {
         unsigned r = atomic_load(&io->ready);
@@ -355,6 +405,11 @@ void actor_hibernate(SnowIo *io, unsigned events, int64_t deadline, void (*fn)(v
     a->arg = arg;
     /* actor_catch frames live on the stack being given up. */
     a->catch_jb = NULL;
+    /* A message that a selective receive already skipped does not end the
+     * hibernation (the continuation would only skip it again and hibernate
+     * at once, for ever): only one no receive has examined does. */
+    if (events & SNOW_WAIT_MAILBOX)
+        events = (events & ~SNOW_WAIT_MAILBOX) | ACTOR_WAIT_NEW_MAIL;
     publish_wait(a, io, events);
     a->wait_deadline = deadline;
     if (deadline >= 0) {

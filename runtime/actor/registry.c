@@ -125,11 +125,13 @@ int snow_actor_unregister(const char *name)
     if (pp) {
         struct proc_slot *s;
         struct actor *a = proc_lock((*pp)->pid, &s);
+        char *name = NULL;
         if (a) {
-            free(a->name);
+            name = a->name;
             a->name = NULL;
             proc_release(s);
         }
+        free(name); /* after the slot lock: no free under a spinlock */
         remove_locked(pp);
         err = 0;
     }

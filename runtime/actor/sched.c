@@ -142,7 +142,11 @@ static bool wake_worker(struct worker *w)
     return false;
 }
 
-/* Somebody made stealable work: make sure an idle worker looks at it. */
+/* Somebody made stealable work: make sure an idle worker looks at it. The
+ * fence orders the caller's queue store (relaxed n, under the queue lock)
+ * before the loads of `sleeping` and `poll_blocked`; it pairs with the
+ * fence an idle worker puts between its store of those and its loads of
+ * the queue lengths (idle, poller_poll). */
 static void wake_idle(struct worker *self)
 {
     atomic_thread_fence(memory_order_seq_cst);
@@ -155,9 +159,24 @@ static void wake_idle(struct worker *self)
         poller_interrupt();
 }
 
-void sched_kick_idle(void)
+void sched_kick_timer(void)
 {
-    wake_idle(worker_self());
+    /* seq_cst: the caller stored the new due time (seq_cst) first; a
+     * poller stores poll_blocked before it reads the due time, so either it
+     * sees the new time or we see it blocked and interrupt it. */
+    if (atomic_load(&rt.poll_blocked)) {
+        poller_interrupt();
+        return;
+    }
+    /* From a worker: it checks due timers after its current slice and hands
+     * the waiting to a sleeper if it stays busy (worker_main). From outside,
+     * a sleeper takes the poll role and waits for the timer. */
+    if (worker_self())
+        return;
+    atomic_thread_fence(memory_order_seq_cst);
+    for (int i = 0; i < rt.nworkers; i++)
+        if (wake_worker(&rt.workers[i]))
+            return;
 }
 
 void sched_enqueue(struct actor *a, bool from_waker)
@@ -165,13 +184,13 @@ void sched_enqueue(struct actor *a, bool from_waker)
     struct worker *w = worker_self();
     if (a->pinned) {
         struct worker *home = &rt.workers[a->home];
-        if (home == w && from_waker && !w->runnext) {
-            w->runnext = a;
+        if (home == w && from_waker && !w->runnext_pinned) {
+            w->runnext_pinned = a;
             return;
         }
         rq_push(&home->pq, a);
         if (home != w) {
-            atomic_thread_fence(memory_order_seq_cst);
+            atomic_thread_fence(memory_order_seq_cst); /* as in wake_idle */
             if (!wake_worker(home) && atomic_load(&rt.poll_blocked))
                 poller_interrupt();
         }
@@ -181,11 +200,19 @@ void sched_enqueue(struct actor *a, bool from_waker)
         if (from_waker) {
             /* The woken actor runs next on this worker: the waker usually
              * parks soon (request/response), so this keeps the pair on one
-             * core's cache and needs no cross-thread wake-up. */
-            struct actor *old = w->runnext;
-            w->runnext = a;
-            if (!old)
+             * core's cache. If the waker keeps running instead (a long slice,
+             * a long C call), an idle worker takes it after a grace period
+             * (steal_runnext); one is woken for that unless one already
+             * spins, as Go's scheduler does. Not when this worker is itself
+             * idle (it fired a timer or I/O and runs a next). seq_cst
+             * exchange, then seq_cst load of nspinning: pairs with a spinner's
+             * increment of nspinning before its loads of runnext. */
+            struct actor *old = atomic_exchange(&w->runnext, a);
+            if (!old) {
+                if (w->current && atomic_load(&rt.nspinning) == 0)
+                    wake_idle(w);
                 return;
+            }
             a = old;
         }
         rq_push(&w->q, a);
@@ -250,7 +277,6 @@ void sched_actor_freed(void)
     }
 }
 
-unsigned actor_wait_conditions(struct actor *a, struct SnowIo *io, unsigned events, int64_t deadline);
 
 /* No stack could be mapped for a (memory or vm.max_map_count exhausted).
  * The actor is not lost and does not make its worker spin: it waits on the
@@ -303,6 +329,9 @@ static void run_actor(struct worker *w, struct actor *a)
         }
         w->current = a;
         a->reductions = rt.reductions;
+        /* relaxed: a progress hint for thieves watching runnext */
+        atomic_store_explicit(&w->slices, atomic_load_explicit(&w->slices, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
         switch_to_actor(w, a->stack);
         w->current = NULL;
         switch (w->switch_why) {
@@ -319,7 +348,7 @@ static void run_actor(struct worker *w, struct actor *a)
         case SW_HIBERNATE: {
             stack_put(w, a->stack);
             a->stack = NULL;
-            unsigned got = actor_wait_conditions(a, a->wait_io, a->wait_events, a->wait_deadline);
+            unsigned got = actor_wait_conditions(a, a->wait_io, atomic_load(&a->wait_events), a->wait_deadline);
             int exp = A_WAITING;
             if (!got && atomic_compare_exchange_strong(&a->state, &exp, A_PARKED))
                 return;
@@ -339,7 +368,8 @@ static void run_actor(struct worker *w, struct actor *a)
 
 static bool local_work(struct worker *w)
 {
-    return w->runnext || rq_len(&w->q) || rq_len(&w->pq);
+    return w->runnext_pinned || atomic_load_explicit(&w->runnext, memory_order_relaxed) || rq_len(&w->q) ||
+           rq_len(&w->pq);
 }
 
 bool sched_has_work(struct worker *w)
@@ -352,24 +382,92 @@ bool sched_has_work(struct worker *w)
     return false;
 }
 
+/* How long a woken actor may wait in the runnext slot of a worker that does
+ * not switch before an idle worker takes it. Short against a time slice,
+ * long against a request/response exchange, where the waker parks within a
+ * microsecond or two and its own worker runs the woken actor. */
+#define RUNNEXT_GRACE_NS 20000
+
+/* Looks at the other workers' runnext slots. A slot counts as stuck when it
+ * holds the same actor while its worker started no other actor for
+ * RUNNEXT_GRACE_NS (this worker's own observation, kept in w->rn_*). With
+ * take, a stuck actor is taken (CAS to NULL) and returned. Returns NULL, or
+ * with !take, (struct actor *)1 when a slot is stuck. pending is set when
+ * some slot is occupied at all. */
+static struct actor *steal_runnext(struct worker *w, bool take, bool *pending)
+{
+    int64_t now = 0;
+    bool seen = false;
+    for (int i = 0; i < rt.nworkers; i++) {
+        struct worker *v = &rt.workers[i];
+        if (v == w)
+            continue;
+        /* acquire: the actor was made RUNNABLE (seq_cst CAS) before it was
+         * published here; a thief that runs it must see that. */
+        struct actor *a = atomic_load_explicit(&v->runnext, memory_order_acquire);
+        if (!a)
+            continue;
+        seen = true;
+        uint32_t sl = atomic_load_explicit(&v->slices, memory_order_relaxed);
+        if (!now)
+            now = rt_now_ns();
+        if (w->rn_victim != v || w->rn_actor != a || w->rn_slices != sl) {
+            w->rn_victim = v;
+            w->rn_actor = a;
+            w->rn_slices = sl;
+            w->rn_seen_ns = now;
+            continue;
+        }
+        if (now - w->rn_seen_ns < RUNNEXT_GRACE_NS)
+            continue;
+        if (!take) {
+            if (pending)
+                *pending = true;
+            return (struct actor *)1;
+        }
+        /* acq_rel: acquire as above; the release side is the owner's
+         * exchange that published a. */
+        if (atomic_compare_exchange_strong_explicit(&v->runnext, &a, NULL, memory_order_acq_rel,
+                                                    memory_order_relaxed)) {
+            w->rn_victim = NULL;
+            return a;
+        }
+    }
+    if (pending)
+        *pending = seen;
+    return NULL;
+}
+
+static struct actor *take_runnext(struct worker *w)
+{
+    struct actor *a = w->runnext_pinned;
+    if (a) {
+        w->runnext_pinned = NULL;
+        return a;
+    }
+    if (!atomic_load_explicit(&w->runnext, memory_order_relaxed))
+        return NULL;
+    /* acquire: pairs with our own publishing exchange (same thread) or
+     * nothing; a thief's CAS may have emptied the slot meanwhile. */
+    return atomic_exchange_explicit(&w->runnext, NULL, memory_order_acquire);
+}
+
 static struct actor *find_work(struct worker *w)
 {
     struct actor *a;
     /* runnext may not starve the queues: after a streak, take the queue. */
-    if (w->runnext && w->runnext_streak < 64) {
+    if (w->runnext_streak < 64 && (a = take_runnext(w))) {
         w->runnext_streak++;
-        a = w->runnext;
-        w->runnext = NULL;
         return a;
     }
     w->runnext_streak = 0;
-    if ((a = rq_pop(&w->pq)) || (a = rq_pop(&w->q)))
+    /* The pinned and the stealable queue take turns going first: a pinned
+     * actor that keeps yielding must not starve the unpinned ones here. */
+    struct runq *first = (w->tick & 1) ? &w->q : &w->pq, *second = (w->tick & 1) ? &w->pq : &w->q;
+    if ((a = rq_pop(first)) || (a = rq_pop(second)))
         return a;
-    if (w->runnext) {
-        a = w->runnext;
-        w->runnext = NULL;
+    if ((a = take_runnext(w)))
         return a;
-    }
     if (rt.nworkers > 1) {
         w->rng = w->rng * 6364136223846793005ULL + 1442695040888963407ULL;
         int start = (int)((w->rng >> 33) % (uint64_t)rt.nworkers);
@@ -378,6 +476,8 @@ static struct actor *find_work(struct worker *w)
             if (v != w && (a = rq_steal(w, v)))
                 return a;
         }
+        if ((a = steal_runnext(w, true, NULL)))
+            return a;
     }
     return NULL;
 }
@@ -392,86 +492,151 @@ static void run_timers_if_due(void)
     }
 }
 
+/* How long an idle worker may block before looking at the runnext slots
+ * again: INT64_MAX normally; RUNNEXT_GRACE_NS once when a slot is occupied,
+ * since the waker's wake-up may have come just before this worker announced
+ * itself (it only wakes workers that are sleeping or polling). When the
+ * victim has started other actors since the last such short block, it is
+ * switching normally and a later stuck slot comes with a wake-up, so the
+ * block is not shortened again (no periodic wake-ups next to a busy
+ * request/response pair). */
+static int64_t runnext_recheck_at(struct worker *w)
+{
+    bool pending = false;
+    if (rt.nworkers < 2 || (steal_runnext(w, false, &pending), !pending)) {
+        w->rn_park_victim = NULL;
+        return INT64_MAX;
+    }
+    struct worker *v = w->rn_victim;
+    uint32_t sl = v ? atomic_load_explicit(&v->slices, memory_order_relaxed) : 0;
+    if (v && w->rn_park_victim == v && w->rn_park_slices != sl) {
+        w->rn_park_victim = NULL;
+        return INT64_MAX;
+    }
+    w->rn_park_victim = v;
+    w->rn_park_slices = sl;
+    return rt_now_ns() + RUNNEXT_GRACE_NS;
+}
+
 static void idle(struct worker *w)
 {
-    /* Try to become the poller: block in epoll until I/O or the next timer. */
-    int64_t due = timers_next_due();
-    if (w->starved && w->starved_retry_ns < due)
-        due = w->starved_retry_ns;
-    int64_t timeout = -1;
-    if (due != INT64_MAX) {
-        timeout = due - rt_now_ns();
-        if (timeout < 0)
-            timeout = 0;
-    }
-    int n = poller_poll(timeout);
+    /* Try to become the poller: block in epoll until I/O or the next timer
+     * (poller_poll reads the timers itself, after announcing itself). */
+    int64_t until = w->starved ? w->starved_retry_ns : INT64_MAX;
+    int64_t rn = runnext_recheck_at(w);
+    if (rn < until)
+        until = rn;
+    if (actor_test_idle_hook)
+        actor_test_idle_hook();
+    int n = poller_poll(true, until);
     if (n >= 0) {
         run_timers_if_due();
-        /* Hand the poll role on: if this worker now has actors to run, a
-         * sleeping worker should take over the waiting. */
-        if (local_work(w))
-            for (int i = 0; i < rt.nworkers; i++)
-                if (&rt.workers[i] != w && wake_worker(&rt.workers[i]))
-                    break;
         return;
     }
+    /* Another worker holds the poll role and waits for the timers and I/O:
+     * sleep until woken (or the starved retry), with no timer timeout of our
+     * own, so that a deadline wakes one worker, not every idle one. A poller
+     * that goes on to run actors hands its role on when it stays busy
+     * (worker_main). */
     atomic_store(&w->sleeping, 1);
-    if (sched_has_work(w)) {
+    /* seq_cst store, then this fence, then the queue loads: pairs with the
+     * fence in wake_idle (see there). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (sched_has_work(w) || !poller_role_held()) {
         atomic_store(&w->sleeping, 0);
         return;
     }
-    /* Another worker holds the poll role. Sleep until woken, or at most
-     * until the next timer (or starved retry): the poller may be busy
-     * running actors by then, and a due timer must not wait for it. With
-     * nothing due, the sleep has no timeout at all. */
-    due = timers_next_due();
-    if (w->starved && w->starved_retry_ns < due)
-        due = w->starved_retry_ns;
-    if (due == INT64_MAX) {
+    if (until == INT64_MAX) {
         rt_futex_wait(&w->sleeping, 1, NULL);
     } else {
-        int64_t ns = due - rt_now_ns();
+        int64_t ns = until - rt_now_ns();
         if (ns > 0) {
             struct timespec ts = {ns / 1000000000, ns % 1000000000};
             rt_futex_wait(&w->sleeping, 1, &ts);
         }
     }
+    atomic_fetch_add_explicit(&rt.idle_wakeups, 1, memory_order_relaxed); /* statistics only */
     atomic_store(&w->sleeping, 0);
 }
 
 /* Spins briefly (tens of microseconds) before sleeping: in request/reply
  * traffic between workers the next message usually comes sooner than a
  * futex sleep and wake-up would take. Bounded, so an idle runtime still
- * goes to sleep at once in human terms. */
+ * goes to sleep at once in human terms; it spins on (up to twice the grace)
+ * while another worker's runnext slot holds an actor it may soon take. */
 static bool spin_for_work(struct worker *w)
 {
-    for (int i = 0; i < 64; i++) {
+    /* seq_cst increment before the runnext loads: pairs with the waker's
+     * exchange of runnext before its load of nspinning (sched_enqueue). */
+    atomic_fetch_add(&rt.nspinning, 1);
+    bool found = false;
+    int64_t until = 0;
+    for (int i = 0;; i++) {
         for (int j = 0; j < 32; j++)
             __builtin_ia32_pause();
-        if (sched_has_work(w))
-            return true;
+        bool pending = false;
+        if (sched_has_work(w) || (rt.nworkers > 1 && steal_runnext(w, false, &pending))) {
+            found = true;
+            break;
+        }
+        if (i < 64)
+            continue;
+        if (!pending)
+            break;
+        int64_t now = rt_now_ns();
+        if (!until)
+            until = now + 2 * RUNNEXT_GRACE_NS;
+        else if (now > until)
+            break;
     }
-    return false;
+    atomic_fetch_sub(&rt.nspinning, 1);
+    return found;
+}
+
+/* After each slice: fire due timers (a lock-free peek at the earliest due
+ * time), poll I/O when nobody did for IO_POLL_NS, and hand the poll role to
+ * a sleeping worker when this one stays busy while timers or I/O handles
+ * wait. So a deadline or readiness waits at most about one slice of the
+ * actor running here when every worker is busy (README.md). */
+#define IO_POLL_NS 100000
+
+static void after_slice(struct worker *w)
+{
+    run_timers_if_due();
+    if (poller_open_handles() > 0) {
+        int64_t now = rt_now_ns();
+        if (now - poller_last_poll_ns() >= IO_POLL_NS)
+            poller_poll(false, 0);
+    }
+    if (local_work(w) && !poller_role_held() && (timers_next_due() != INT64_MAX || poller_open_handles() > 0)) {
+        atomic_thread_fence(memory_order_seq_cst); /* as in wake_idle */
+        for (int i = 0; i < rt.nworkers; i++)
+            if (&rt.workers[i] != w && wake_worker(&rt.workers[i]))
+                break;
+    }
 }
 
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     tls_worker = w;
-    stack_thread_init(w);
+    w->init_err = actor_fail_thread_inits > 0 && atomic_fetch_sub(&actor_fail_thread_inits, 1) > 0
+                      ? -ENOMEM
+                      : stack_thread_init(w);
+    /* release: snow_rt_init reads init_err after seeing the count */
+    atomic_fetch_add_explicit(&rt.started, 1, memory_order_release);
+    rt_futex_wake(&rt.started, 1);
     while (!atomic_load(&rt.stopping)) {
         retry_starved(w);
         struct actor *a = find_work(w);
         if (a) {
             run_actor(w, a);
-            if ((++w->tick & 63) == 0) {
-                run_timers_if_due();
-                poller_poll(0);
-            }
+            w->tick++;
+            after_slice(w);
             continue;
         }
         run_timers_if_due();
-        if (poller_poll(0) > 0)
+        if (poller_poll(false, 0) > 0)
             continue;
         if (!local_work(w) && !sched_has_work(w) && !spin_for_work(w))
             idle(w);
@@ -489,6 +654,37 @@ static int default_workers(void)
     if (n < 1)
         n = 1;
     return (int)rt_env_long("SNOW_WORKERS", n, 1, 1024);
+}
+
+void (*actor_test_idle_hook)(void);
+atomic_int actor_fail_thread_starts;
+atomic_int actor_fail_thread_inits;
+
+/* Stops and joins the first n workers and frees what init set up. */
+static void stop_workers(int n)
+{
+    atomic_store(&rt.stopping, 1);
+    for (int i = 0; i < n; i++) {
+        atomic_store(&rt.workers[i].sleeping, 0);
+        rt_futex_wake(&rt.workers[i].sleeping, 1);
+    }
+    for (int i = 0; i < n; i++) {
+        poller_interrupt();
+        pthread_join(rt.workers[i].thread, NULL);
+    }
+}
+
+static void teardown(void)
+{
+    timers_fini();
+    stack_pool_fini();
+    actor_cache_fini();
+    poller_fini();
+    registry_fini();
+    proc_fini();
+    free(rt.workers);
+    rt.workers = NULL;
+    atomic_store(&rt.running, 0);
 }
 
 int snow_rt_init(int nworkers)
@@ -511,14 +707,35 @@ int snow_rt_init(int nworkers)
     }
     stack_signal_init();
     atomic_store(&rt.running, 1);
-    for (int i = 0; i < n; i++) {
+    int started = 0;
+    for (int i = 0; i < n && !err; i++) {
         struct worker *w = &rt.workers[i];
         w->index = i;
         w->rng = 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1);
-        if (pthread_create(&w->thread, NULL, worker_main, w)) {
-            rt_log(RT_LOG_ERROR, "cannot start worker thread %d", i);
-            abort();
+        err = actor_fail_thread_starts > 0 && atomic_fetch_sub(&actor_fail_thread_starts, 1) > 0
+                  ? EAGAIN
+                  : pthread_create(&w->thread, NULL, worker_main, w);
+        if (err) {
+            rt_log(RT_LOG_ERROR, "cannot start worker thread %d: %s", i, strerror(err));
+            err = -err;
+        } else {
+            started++;
         }
+    }
+    /* Every worker reports whether it could set up its alternate signal
+     * stack; without one a guard-page hit could not be recovered. acquire:
+     * pairs with the worker's release increment, after its init_err. */
+    for (int k; (k = atomic_load_explicit(&rt.started, memory_order_acquire)) < started;)
+        rt_futex_wait(&rt.started, k, NULL);
+    for (int i = 0; i < started && !err; i++)
+        if (rt.workers[i].init_err) {
+            err = rt.workers[i].init_err;
+            rt_log(RT_LOG_ERROR, "worker thread %d: no alternate signal stack: %s", i, strerror(-err));
+        }
+    if (err) {
+        stop_workers(started);
+        teardown();
+        return err;
     }
     return 0;
 }
@@ -540,29 +757,18 @@ int snow_rt_run(void)
             break;
         if (atomic_load(&rt.shutdown_req) && !killed) {
             killed = true;
+            /* seq_cst fence between the shutdown flag and the walk's slot
+             * reads: pairs with the fence in actor_spawn between installing
+             * the actor and its load of shutdown_req, so an actor spawned
+             * concurrently is either seen here or kills itself. */
+            atomic_thread_fence(memory_order_seq_cst);
             proc_each(kill_one, NULL);
             continue;
         }
         rt_futex_wait(&rt.run_word, word, NULL);
     }
-    atomic_store(&rt.stopping, 1);
-    for (int i = 0; i < rt.nworkers; i++) {
-        atomic_store(&rt.workers[i].sleeping, 0);
-        rt_futex_wake(&rt.workers[i].sleeping, 1);
-    }
-    for (int i = 0; i < rt.nworkers; i++) {
-        poller_interrupt();
-        pthread_join(rt.workers[i].thread, NULL);
-    }
-    timers_fini();
-    stack_pool_fini();
-    actor_cache_fini();
-    poller_fini();
-    registry_fini();
-    proc_fini();
-    free(rt.workers);
-    rt.workers = NULL;
-    atomic_store(&rt.running, 0);
+    stop_workers(rt.nworkers);
+    teardown();
     return 0;
 }
 

@@ -38,8 +38,20 @@ enum { UNWIND_EXIT = 1, UNWIND_HIBERNATE = 2 };
 static struct {
     rt_spin_t lock;
     struct stack *free;
-    int n;
+    /* Written under the lock; read without it as a hint (relaxed): a
+     * stale value only means one more or one less trip to the lock. */
+    atomic_int n;
 } pool;
+
+static int pool_n(void)
+{
+    return atomic_load_explicit(&pool.n, memory_order_relaxed);
+}
+
+static void pool_n_add(int d)
+{
+    atomic_store_explicit(&pool.n, pool_n() + d, memory_order_relaxed);
+}
 
 /* Initial frame for rt_ctx_switch, matching ctx_x86_64.S. */
 struct boot_frame {
@@ -119,12 +131,12 @@ struct stack *stack_get(struct worker *w)
         w->stack_cache_n--;
         return s;
     }
-    if (pool.n) {
+    if (pool_n()) {
         rt_spin_lock(&pool.lock);
         s = pool.free;
         if (s) {
             pool.free = s->next;
-            pool.n--;
+            pool_n_add(-1);
         }
         rt_spin_unlock(&pool.lock);
         if (s)
@@ -148,10 +160,10 @@ void stack_put(struct worker *w, struct stack *s)
         return;
     }
     rt_spin_lock(&pool.lock);
-    if (pool.n < GLOBAL_POOL_MAX) {
+    if (pool_n() < GLOBAL_POOL_MAX) {
         s->next = pool.free;
         pool.free = s;
-        pool.n++;
+        pool_n_add(1);
         s = NULL;
     }
     rt_spin_unlock(&pool.lock);
@@ -175,7 +187,7 @@ void stack_pool_fini(void)
         pool.free = s->next;
         stack_destroy(s);
     }
-    pool.n = 0;
+    atomic_store(&pool.n, 0);
 }
 
 /* ---- the trampoline -------------------------------------------------------- */
@@ -255,7 +267,6 @@ static struct sigaction prev_segv, prev_bus;
 
 static void segv_handler(int sig, siginfo_t *si, void *uctx)
 {
-    (void)uctx;
     struct worker *w = worker_self();
     struct actor *a = w ? w->current : NULL;
     char *addr = si->si_addr;
@@ -283,12 +294,23 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
 #endif
         _longjmp(a->stack->top, UNWIND_EXIT);
     }
-    /* Not an actor's guard page: put back whatever handled this signal
-     * before the runtime started (the default action unless the program
-     * installed one) and return, so the faulting instruction faults again
-     * and that handler decides: normally the process dies with the usual
-     * signal and core dump. */
-    sigaction(sig, sig == SIGBUS ? &prev_bus : &prev_segv, NULL);
+    /* Not an actor's guard page: hand the fault to whatever handled this
+     * signal before the runtime started, and stay installed for the next
+     * guard-page hit. A program's own handler is called as it asked to be
+     * (its mask and SA_RESETHAND are not emulated); with the default action
+     * (or SIG_IGN, which the kernel overrides for a real fault) the default
+     * is restored and the handler returns, so the faulting instruction
+     * faults again and the process dies with the usual signal and core. */
+    const struct sigaction *prev = sig == SIGBUS ? &prev_bus : &prev_segv;
+    if (prev->sa_flags & SA_SIGINFO) {
+        prev->sa_sigaction(sig, si, uctx);
+        return;
+    }
+    if (prev->sa_handler != SIG_DFL && prev->sa_handler != SIG_IGN) {
+        prev->sa_handler(sig);
+        return;
+    }
+    signal(sig, SIG_DFL);
 }
 
 void stack_signal_init(void)

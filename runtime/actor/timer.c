@@ -1,7 +1,7 @@
 /*
- * timer.c: every timer of the runtime in one binary min-heap, fired by the
- * workers: by the poller (its epoll timeout is the earliest deadline) and
- * by busy workers between actors. No OS thread per timer.
+ * timer.c: every timer of the runtime in one intrusive min-heap, fired by
+ * the workers: by the poller (its epoll timeout is the earliest deadline)
+ * and by busy workers after every slice. No OS thread per timer.
  *
  * Two kinds: TIMER_WAKE is embedded in each actor and backs the deadline of
  * actor_wait; TIMER_SEND carries a message for snow_timer_send_after and is
@@ -16,25 +16,21 @@
 
 #include "actor/internal.h"
 
-static inline int32_t idx_get(const struct timer *t)
-{
-    return atomic_load_explicit(&t->idx, memory_order_relaxed);
-}
-
-static inline void idx_set(struct timer *t, int32_t v)
-{
-    atomic_store_explicit(&t->idx, v, memory_order_relaxed);
-}
-
-int actor_deliver(SnowPid pid, struct msg *m);
-
+/* Pairing heap: the root is the earliest timer; each node keeps its
+ * children as a list (child, then sibling), and prev points back to the
+ * parent (first child) or the previous sibling, so any node can be unlinked
+ * in O(1) for a disarm. Insert is O(1), removing the root O(log n)
+ * amortized, with the usual two-pass pairing. */
 static struct {
     rt_spin_t lock;
-    struct timer **heap;
-    uint32_t n, cap;
-    _Atomic int64_t next_due; /* heap[0]->due_ns or INT64_MAX, for lock-free peeks */
-    atomic_int firing;        /* a worker is inside timers_run */
-    /* reference -> TIMER_SEND timer, open addressing with linear probing */
+    struct timer *root;
+    /* heap root's due time or INT64_MAX, read without the lock. seq_cst:
+     * the store pairs with the poller's load after it announces itself in
+     * rt.poll_blocked (poller_poll), and with the busy workers' peeks. */
+    _Atomic int64_t next_due;
+    atomic_int firing; /* a worker is inside timers_run */
+    /* reference -> TIMER_SEND timer: chained hash, grown with a table
+     * allocated outside the lock */
     struct timer **map;
     uint32_t map_cap, map_n;
     uint64_t next_id;
@@ -42,76 +38,81 @@ static struct {
 
 static void set_next_due(void)
 {
-    atomic_store(&tm.next_due, tm.n ? tm.heap[0]->due_ns : INT64_MAX);
+    atomic_store(&tm.next_due, tm.root ? tm.root->due_ns : INT64_MAX);
 }
 
 int64_t timers_next_due(void)
 {
-    return atomic_load_explicit(&tm.next_due, memory_order_acquire);
+    return atomic_load(&tm.next_due);
 }
 
-static void heap_swap(uint32_t i, uint32_t j)
+/* a and b are detached roots; returns the root of their union. */
+static struct timer *meld(struct timer *a, struct timer *b)
 {
-    struct timer *t = tm.heap[i];
-    tm.heap[i] = tm.heap[j];
-    tm.heap[j] = t;
-    idx_set(tm.heap[i], (int32_t)i);
-    idx_set(tm.heap[j], (int32_t)j);
-}
-
-static void sift_up(uint32_t i)
-{
-    while (i) {
-        uint32_t p = (i - 1) / 2;
-        if (tm.heap[p]->due_ns <= tm.heap[i]->due_ns)
-            break;
-        heap_swap(i, p);
-        i = p;
+    if (!a)
+        return b;
+    if (!b)
+        return a;
+    if (b->due_ns < a->due_ns) {
+        struct timer *x = a;
+        a = b;
+        b = x;
     }
+    b->prev = a;
+    b->sibling = a->child;
+    if (a->child)
+        a->child->prev = b;
+    a->child = b;
+    a->prev = a->sibling = NULL;
+    return a;
 }
 
-static void sift_down(uint32_t i)
+/* Two-pass pairing of a sibling list, without recursion. */
+static struct timer *merge_pairs(struct timer *first)
 {
-    for (;;) {
-        uint32_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < tm.n && tm.heap[l]->due_ns < tm.heap[m]->due_ns)
-            m = l;
-        if (r < tm.n && tm.heap[r]->due_ns < tm.heap[m]->due_ns)
-            m = r;
-        if (m == i)
-            return;
-        heap_swap(i, m);
-        i = m;
+    struct timer *stack = NULL;
+    while (first) {
+        struct timer *a = first, *b = a->sibling;
+        first = b ? b->sibling : NULL;
+        a->sibling = a->prev = NULL;
+        if (b)
+            b->sibling = b->prev = NULL;
+        struct timer *m = meld(a, b);
+        m->sibling = stack;
+        stack = m;
     }
+    struct timer *r = NULL;
+    while (stack) {
+        struct timer *next = stack->sibling;
+        stack->sibling = NULL;
+        r = meld(r, stack);
+        stack = next;
+    }
+    return r;
 }
 
-static int heap_insert_locked(struct timer *t)
+static void heap_insert_locked(struct timer *t)
 {
-    if (tm.n == tm.cap) {
-        uint32_t cap = tm.cap ? tm.cap * 2 : 64;
-        struct timer **h = realloc(tm.heap, cap * sizeof *h);
-        if (!h)
-            return -ENOMEM;
-        tm.heap = h;
-        tm.cap = cap;
-    }
-    idx_set(t, (int32_t)tm.n);
-    tm.heap[tm.n++] = t;
-    sift_up(tm.n - 1);
-    return 0;
+    t->child = t->sibling = t->prev = NULL;
+    atomic_store_explicit(&t->armed, true, memory_order_relaxed); /* see struct timer */
+    tm.root = meld(tm.root, t);
 }
 
 static void heap_remove_locked(struct timer *t)
 {
-    uint32_t i = (uint32_t)idx_get(t);
-    idx_set(t, -1);
-    tm.n--;
-    if (i != tm.n) {
-        tm.heap[i] = tm.heap[tm.n];
-        idx_set(tm.heap[i], (int32_t)i);
-        sift_down(i);
-        sift_up(i);
+    if (t == tm.root) {
+        tm.root = merge_pairs(t->child);
+    } else {
+        if (t->prev->child == t)
+            t->prev->child = t->sibling;
+        else
+            t->prev->sibling = t->sibling;
+        if (t->sibling)
+            t->sibling->prev = t->prev;
+        tm.root = meld(tm.root, merge_pairs(t->child));
     }
+    t->child = t->sibling = t->prev = NULL;
+    atomic_store_explicit(&t->armed, false, memory_order_relaxed); /* see struct timer */
 }
 
 /* ---- reference map ---------------------------------------------------------- */
@@ -121,57 +122,56 @@ static uint32_t map_slot(uint64_t id, uint32_t cap)
     return (uint32_t)((id * 0x9e3779b97f4a7c15ULL) >> 32) & (cap - 1);
 }
 
-static int map_put_locked(struct timer *t)
+/* Moves every chain into the larger table nb; returns the old table. */
+static struct timer **map_rehash_locked(struct timer **nb, uint32_t cap)
 {
-    if ((tm.map_n + 1) * 2 > tm.map_cap) {
-        uint32_t cap = tm.map_cap ? tm.map_cap * 2 : 64;
-        struct timer **m = calloc(cap, sizeof *m);
-        if (!m)
-            return -ENOMEM;
-        for (uint32_t i = 0; i < tm.map_cap; i++) {
-            struct timer *x = tm.map[i];
-            if (!x)
-                continue;
-            uint32_t j = map_slot(x->id, cap);
-            while (m[j])
-                j = (j + 1) & (cap - 1);
-            m[j] = x;
+    for (uint32_t i = 0; i < tm.map_cap; i++)
+        for (struct timer *t = tm.map[i], *next; t; t = next) {
+            next = t->map_next;
+            uint32_t j = map_slot(t->id, cap);
+            t->map_next = nb[j];
+            nb[j] = t;
         }
-        free(tm.map);
-        tm.map = m;
-        tm.map_cap = cap;
+    struct timer **old = tm.map;
+    tm.map = nb;
+    tm.map_cap = cap;
+    return old;
+}
+
+/* Takes the timer lock with room for one more reference in the map. The
+ * table is allocated (and the old one freed) with the lock dropped. */
+static int lock_with_map_room(void)
+{
+    for (;;) {
+        rt_spin_lock(&tm.lock);
+        if (tm.map_n < tm.map_cap)
+            return 0;
+        uint32_t want = tm.map_cap ? tm.map_cap * 2 : 64;
+        rt_spin_unlock(&tm.lock);
+        struct timer **nb = calloc(want, sizeof *nb);
+        if (!nb)
+            return -ENOMEM;
+        rt_spin_lock(&tm.lock);
+        struct timer **old = nb;
+        if (tm.map_cap < want)
+            old = map_rehash_locked(nb, want);
+        rt_spin_unlock(&tm.lock);
+        free(old);
     }
-    uint32_t j = map_slot(t->id, tm.map_cap);
-    while (tm.map[j])
-        j = (j + 1) & (tm.map_cap - 1);
-    tm.map[j] = t;
-    tm.map_n++;
-    return 0;
 }
 
 static struct timer *map_take_locked(uint64_t id)
 {
     if (!tm.map_cap)
         return NULL;
-    uint32_t mask = tm.map_cap - 1, j = map_slot(id, tm.map_cap);
-    while (tm.map[j] && tm.map[j]->id != id)
-        j = (j + 1) & mask;
-    struct timer *t = tm.map[j];
-    if (!t)
-        return NULL;
-    /* Backward-shift deletion keeps every probe chain unbroken. */
-    tm.map[j] = NULL;
-    tm.map_n--;
-    for (uint32_t k = (j + 1) & mask; tm.map[k]; k = (k + 1) & mask) {
-        uint32_t home = map_slot(tm.map[k]->id, tm.map_cap);
-        bool movable = (j <= k) ? (home <= j || home > k) : (home <= j && home > k);
-        if (movable) {
-            tm.map[j] = tm.map[k];
-            tm.map[k] = NULL;
-            j = k;
+    for (struct timer **pp = &tm.map[map_slot(id, tm.map_cap)]; *pp; pp = &(*pp)->map_next)
+        if ((*pp)->id == id) {
+            struct timer *t = *pp;
+            *pp = t->map_next;
+            tm.map_n--;
+            return t;
         }
-    }
-    return t;
+    return NULL;
 }
 
 /* ---- arming and firing ----------------------------------------------------------- */
@@ -179,24 +179,28 @@ static struct timer *map_take_locked(uint64_t id)
 void timer_arm(struct timer *t)
 {
     rt_spin_lock(&tm.lock);
-    if (idx_get(t) >= 0)
+    if (atomic_load_explicit(&t->armed, memory_order_relaxed))
         heap_remove_locked(t);
-    int err = heap_insert_locked(t);
-    bool first = !err && idx_get(t) == 0;
+    heap_insert_locked(t);
+    bool first = tm.root == t;
     set_next_due();
     rt_spin_unlock(&tm.lock);
     /* A new earliest deadline must shorten a poller's epoll timeout, or
-     * get a sleeping worker to wait for it. */
+     * get a worker to wait for it. */
     if (first)
-        sched_kick_idle();
+        sched_kick_timer();
 }
 
 void timer_disarm(struct timer *t)
 {
-    if (idx_get(t) < 0)
+    /* Relaxed fast path: only the owner arms its wait timer, so a false
+     * here is this thread's own earlier store or the firing worker's
+     * removal (after which the timer is never touched again for this
+     * wait); a stale true just takes the lock. */
+    if (!atomic_load_explicit(&t->armed, memory_order_relaxed))
         return;
     rt_spin_lock(&tm.lock);
-    if (idx_get(t) >= 0) {
+    if (atomic_load_explicit(&t->armed, memory_order_relaxed)) {
         heap_remove_locked(t);
         set_next_due();
     }
@@ -209,6 +213,8 @@ void timer_disarm(struct timer *t)
 
 int timers_run(int64_t now)
 {
+    /* acquire/release: the firing flag only keeps a second worker out; the
+     * heap itself is ordered by the timer lock. */
     if (atomic_exchange_explicit(&tm.firing, 1, memory_order_acquire))
         return 0;
     int fired = 0;
@@ -220,8 +226,8 @@ int timers_run(int64_t now)
     for (;;) {
         int n = 0;
         rt_spin_lock(&tm.lock);
-        while (n < FIRE_BATCH && tm.n && tm.heap[0]->due_ns <= now) {
-            struct timer *t = tm.heap[0];
+        while (n < FIRE_BATCH && tm.root && tm.root->due_ns <= now) {
+            struct timer *t = tm.root;
             heap_remove_locked(t);
             if (t->kind == TIMER_SEND)
                 map_take_locked(t->id);
@@ -259,20 +265,18 @@ int timers_run(int64_t now)
 
 void timers_fini(void)
 {
-    for (uint32_t i = 0; i < tm.n; i++) {
-        struct timer *t = tm.heap[i];
-        if (t->kind == TIMER_SEND) {
+    /* Every TIMER_SEND timer is in the map; TIMER_WAKE timers live in
+     * actors, all gone by now. */
+    for (uint32_t i = 0; i < tm.map_cap; i++)
+        for (struct timer *t = tm.map[i], *next; t; t = next) {
+            next = t->map_next;
             free(t->msg);
             free(t);
-        } else {
-            idx_set(t, -1);
         }
-    }
-    free(tm.heap);
     free(tm.map);
-    tm.heap = NULL;
     tm.map = NULL;
-    tm.n = tm.cap = tm.map_n = tm.map_cap = 0;
+    tm.root = NULL;
+    tm.map_n = tm.map_cap = 0;
     atomic_store(&tm.next_due, INT64_MAX);
 }
 
@@ -294,33 +298,26 @@ uint64_t snow_timer_send_after(SnowPid pid, int64_t ms, uint64_t tag, const void
         return 0;
     struct actor *self = actor_self();
     t->msg = msg_new(tag, self ? self->pid : 0, data, len);
-    if (!t->msg) {
+    if (!t->msg || lock_with_map_room() < 0) {
+        free(t->msg);
         free(t);
         return 0;
     }
     t->kind = TIMER_SEND;
     t->pid = pid;
-    idx_set(t, -1);
     t->due_ns = actor_deadline_after_ms(ms < 0 ? 0 : ms);
-    rt_spin_lock(&tm.lock);
     uint64_t id = t->id = ++tm.next_id;
-    int err = map_put_locked(t);
-    if (!err) {
-        err = heap_insert_locked(t);
-        if (err)
-            map_take_locked(t->id);
-    }
-    bool first = !err && idx_get(t) == 0;
+    uint32_t j = map_slot(id, tm.map_cap);
+    t->map_next = tm.map[j];
+    tm.map[j] = t;
+    tm.map_n++;
+    heap_insert_locked(t);
+    bool first = tm.root == t;
     set_next_due();
     rt_spin_unlock(&tm.lock);
-    if (err) {
-        free(t->msg);
-        free(t);
-        return 0;
-    }
     /* t may already have fired and been freed by another worker here. */
     if (first)
-        sched_kick_idle();
+        sched_kick_timer();
     return id;
 }
 
