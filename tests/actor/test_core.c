@@ -135,9 +135,11 @@ END_TEST
 
 #define DEMON_ROUNDS 20000
 
-static void exit_at_once(void *arg)
+/* Exits as soon as told to, on the other worker than the watcher. */
+static void exit_when_told(void *arg)
 {
     (void)arg;
+    snow_actor_receive(-1);
 }
 
 static void demonitor_root(void *arg)
@@ -147,9 +149,15 @@ static void demonitor_root(void *arg)
     long spurious = 0, lost = 0;
     uint64_t tag = SNOW_TAG_DOWN;
     for (int i = 0; i < DEMON_ROUNDS; i++) {
-        SnowPid p = snow_actor_spawn(exit_at_once, NULL, 0);
+        struct actor_spawn_opts o = {.worker = 1 - actor_worker_index(), .pinned = true};
+        SnowPid p = actor_spawn(exit_when_told, NULL, 0, &o);
         uint64_t r1 = snow_actor_monitor(p);
         uint64_t r2 = snow_actor_monitor(p);
+        snow_actor_send(p, 1, NULL, 0);
+        /* A spread of delays, so that demonitor meets the target's exit
+         * path at every point of it over the rounds. */
+        for (volatile int k = 0; k < (i % 256) * 8; k++)
+            ;
         demonitored[i] = snow_actor_demonitor(r1) == 0 ? r1 : 0;
         /* Wait for r2's DOWN; every other DOWN on the way is checked. */
         for (;;) {
