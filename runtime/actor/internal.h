@@ -271,6 +271,72 @@ void proc_release(struct proc_slot *slot);
 /* Visits every live pid (for shutdown). */
 void proc_each(void (*fn)(SnowPid pid, void *arg), void *arg);
 
+/* ---- the runtime's shared state --------------------------------------------
+ *
+ * Everything the runtime shares between threads lives in struct runtime
+ * (one instance, rt), per thread in struct worker. Defined here so that the
+ * one struct holds them; each is touched only by its own file. */
+
+#define PROC_IDX_BITS 24
+#define PROC_CHUNK_BITS 12
+#define PROC_CHUNK_SLOTS (1u << PROC_CHUNK_BITS)
+#define PROC_MAX_CHUNKS (1u << (PROC_IDX_BITS - PROC_CHUNK_BITS))
+
+/* proc.c: the process table */
+struct rt_table {
+    struct proc_slot *_Atomic chunks[PROC_MAX_CHUNKS];
+    uint32_t nchunks;
+    rt_spin_t free_lock;
+    uint32_t free_head;
+    atomic_uint_fast64_t next_ref;
+};
+
+/* proc.c (actor structs) and stack.c (stacks): shared free lists */
+struct rt_free_list {
+    rt_spin_t lock;
+    void *free;
+    /* Written under the lock; read without it as a hint (relaxed): a
+     * stale value only means one more or one less trip to the lock. */
+    atomic_int n;
+};
+
+struct io_block;
+
+/* poller.c */
+struct rt_poller {
+    int epfd;
+    int evfd;
+    atomic_int role;              /* 1 while a worker is inside epoll_wait */
+    atomic_int interrupted;
+    atomic_long open;             /* handles open (relaxed: a hint for busy workers) */
+    _Atomic int64_t last_poll_ns; /* relaxed: a hint for busy workers */
+    rt_spin_t lock;               /* free list and blocks */
+    struct SnowIo *free;
+    struct io_block *blocks;
+};
+
+/* timer.c: a pairing heap. The root is the earliest timer; each node keeps
+ * its children as a list (child, then sibling), and prev points back to the
+ * parent (first child) or the previous sibling, so any node can be unlinked
+ * in O(1) for a disarm. Insert is O(1), removing the root O(log n)
+ * amortized, with the usual two-pass pairing. */
+struct rt_timers {
+    rt_spin_t lock;
+    struct timer *root;
+    /* heap root's due time or INT64_MAX, read without the lock. seq_cst:
+     * the store pairs with the poller's load after it announces itself in
+     * rt.poll_blocked (poller_poll), and with the busy workers' peeks. */
+    _Atomic int64_t next_due;
+    atomic_int firing; /* a worker is inside timers_run */
+    /* reference -> TIMER_SEND timer: chained hash, grown with a table
+     * allocated outside the lock */
+    struct timer **map;
+    uint32_t map_cap, map_n;
+    uint64_t next_id;
+};
+
+void timers_init(void);
+
 /* ---- workers and the scheduler -------------------------------------------- */
 
 struct runq {
@@ -344,6 +410,12 @@ struct runtime {
     atomic_long idle_wakeups;   /* returns from an idle worker's blocking wait */
     atomic_int started;         /* workers that finished their start-up */
     int32_t reductions;         /* budget per slice */
+    _Atomic int64_t starve_log_ns; /* last "no memory for a stack" line */
+    struct rt_table table;
+    struct rt_free_list actor_pool;
+    struct rt_free_list stack_pool;
+    struct rt_poller poller;
+    struct rt_timers timers;
 };
 
 extern struct runtime rt;

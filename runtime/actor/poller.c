@@ -33,57 +33,46 @@ struct io_block {
     struct SnowIo io[IO_BLOCK];
 };
 
-static struct {
-    int epfd;
-    int evfd;
-    atomic_int role; /* 1 while a worker is inside epoll_wait */
-    atomic_int interrupted;
-    atomic_long open;            /* handles open (relaxed: a hint for busy workers) */
-    _Atomic int64_t last_poll_ns; /* relaxed: a hint for busy workers */
-    rt_spin_t lock; /* free list and blocks */
-    struct SnowIo *free;
-    struct io_block *blocks;
-} pl = {.epfd = -1, .evfd = -1};
 
 int poller_init(void)
 {
-    pl.epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (pl.epfd < 0)
+    rt.poller.epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (rt.poller.epfd < 0)
         return -errno;
-    pl.evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (pl.evfd < 0) {
+    rt.poller.evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (rt.poller.evfd < 0) {
         int e = errno;
-        close(pl.epfd);
+        close(rt.poller.epfd);
         return -e;
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0};
-    epoll_ctl(pl.epfd, EPOLL_CTL_ADD, pl.evfd, &ev);
-    atomic_store(&pl.role, 0);
-    atomic_store(&pl.interrupted, 0);
-    atomic_store(&pl.open, 0);
+    epoll_ctl(rt.poller.epfd, EPOLL_CTL_ADD, rt.poller.evfd, &ev);
+    atomic_store(&rt.poller.role, 0);
+    atomic_store(&rt.poller.interrupted, 0);
+    atomic_store(&rt.poller.open, 0);
     return 0;
 }
 
 void poller_fini(void)
 {
-    close(pl.evfd);
-    close(pl.epfd);
-    pl.epfd = pl.evfd = -1;
-    while (pl.blocks) {
-        struct io_block *b = pl.blocks;
-        pl.blocks = b->next;
+    close(rt.poller.evfd);
+    close(rt.poller.epfd);
+    rt.poller.epfd = rt.poller.evfd = -1;
+    while (rt.poller.blocks) {
+        struct io_block *b = rt.poller.blocks;
+        rt.poller.blocks = b->next;
         free(b);
     }
-    pl.free = NULL;
+    rt.poller.free = NULL;
 }
 
 void poller_interrupt(void)
 {
     /* One pending interrupt is enough; skip the syscall if one is queued. */
-    if (atomic_exchange(&pl.interrupted, 1))
+    if (atomic_exchange(&rt.poller.interrupted, 1))
         return;
     uint64_t one = 1;
-    ssize_t n = write(pl.evfd, &one, sizeof one);
+    ssize_t n = write(rt.poller.evfd, &one, sizeof one);
     (void)n;
 }
 
@@ -104,17 +93,17 @@ bool poller_role_held(void)
     /* seq_cst: an idle worker stores `sleeping`, then loads this; the
      * poller stores it (release of the role) before its loads of
      * `sleeping` in the hand-off (worker_main's after_slice). */
-    return atomic_load(&pl.role) != 0;
+    return atomic_load(&rt.poller.role) != 0;
 }
 
 long poller_open_handles(void)
 {
-    return atomic_load_explicit(&pl.open, memory_order_relaxed);
+    return atomic_load_explicit(&rt.poller.open, memory_order_relaxed);
 }
 
 int64_t poller_last_poll_ns(void)
 {
-    return atomic_load_explicit(&pl.last_poll_ns, memory_order_relaxed);
+    return atomic_load_explicit(&rt.poller.last_poll_ns, memory_order_relaxed);
 }
 
 long actor_idle_wakeups(void)
@@ -125,7 +114,7 @@ long actor_idle_wakeups(void)
 int poller_poll(bool block, int64_t until_ns)
 {
     /* seq_cst exchange: one poller at a time; see poller_role_held */
-    if (atomic_exchange(&pl.role, 1))
+    if (atomic_exchange(&rt.poller.role, 1))
         return -1;
     struct worker *w = worker_self();
     int64_t timeout_ns = 0;
@@ -154,17 +143,17 @@ int poller_poll(bool block, int64_t until_ns)
         ts.tv_nsec = timeout_ns % 1000000000;
         tsp = &ts;
     }
-    int n = epoll_pwait2(pl.epfd, evs, MAX_EVENTS, tsp, NULL);
+    int n = epoll_pwait2(rt.poller.epfd, evs, MAX_EVENTS, tsp, NULL);
     if (n < 0 && errno == ENOSYS) {
         int ms = timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999) / 1000000);
-        n = epoll_wait(pl.epfd, evs, MAX_EVENTS, ms);
+        n = epoll_wait(rt.poller.epfd, evs, MAX_EVENTS, ms);
     }
     if (block) {
         atomic_store(&rt.poll_blocked, 0);
         if (timeout_ns != 0)
             atomic_fetch_add_explicit(&rt.idle_wakeups, 1, memory_order_relaxed); /* statistics only */
     }
-    atomic_store_explicit(&pl.last_poll_ns, rt_now_ns(), memory_order_relaxed);
+    atomic_store_explicit(&rt.poller.last_poll_ns, rt_now_ns(), memory_order_relaxed);
     if (n < 0)
         n = 0;
     int events = 0;
@@ -172,9 +161,9 @@ int poller_poll(bool block, int64_t until_ns)
         uint64_t d = evs[i].data.u64;
         if (!d) {
             uint64_t v;
-            ssize_t r = read(pl.evfd, &v, sizeof v);
+            ssize_t r = read(rt.poller.evfd, &v, sizeof v);
             (void)r;
-            atomic_store(&pl.interrupted, 0);
+            atomic_store(&rt.poller.interrupted, 0);
             continue;
         }
         struct SnowIo *io = (struct SnowIo *)(uintptr_t)(d & ((UINT64_C(1) << PTR_BITS) - 1));
@@ -193,7 +182,7 @@ int poller_poll(bool block, int64_t until_ns)
             sched_enqueue(wake, true);
     }
     /* seq_cst: see poller_role_held */
-    atomic_store(&pl.role, 0);
+    atomic_store(&rt.poller.role, 0);
     return events;
 }
 
@@ -203,39 +192,39 @@ static struct SnowIo *io_alloc(void)
 {
     struct io_block *b = NULL;
     for (;;) {
-        rt_spin_lock(&pl.lock);
-        if (pl.free || b)
+        rt_spin_lock(&rt.poller.lock);
+        if (rt.poller.free || b)
             break;
         /* No allocation under the spinlock: allocate, then look again. */
-        rt_spin_unlock(&pl.lock);
+        rt_spin_unlock(&rt.poller.lock);
         if (!(b = calloc(1, sizeof *b)))
             return NULL;
     }
-    if (b && !pl.free) {
-        b->next = pl.blocks;
-        pl.blocks = b;
+    if (b && !rt.poller.free) {
+        b->next = rt.poller.blocks;
+        rt.poller.blocks = b;
         for (int i = 0; i < IO_BLOCK; i++) {
-            b->io[i].next = pl.free;
-            pl.free = &b->io[i];
+            b->io[i].next = rt.poller.free;
+            rt.poller.free = &b->io[i];
         }
         b = NULL;
     }
-    struct SnowIo *io = pl.free;
-    pl.free = io->next;
-    rt_spin_unlock(&pl.lock);
+    struct SnowIo *io = rt.poller.free;
+    rt.poller.free = io->next;
+    rt_spin_unlock(&rt.poller.lock);
     free(b); /* another thread refilled the list meanwhile */
     io->next = NULL;
-    atomic_fetch_add_explicit(&pl.open, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rt.poller.open, 1, memory_order_relaxed);
     return io;
 }
 
 static void io_free(struct SnowIo *io)
 {
-    atomic_fetch_sub_explicit(&pl.open, 1, memory_order_relaxed);
-    rt_spin_lock(&pl.lock);
-    io->next = pl.free;
-    pl.free = io;
-    rt_spin_unlock(&pl.lock);
+    atomic_fetch_sub_explicit(&rt.poller.open, 1, memory_order_relaxed);
+    rt_spin_lock(&rt.poller.lock);
+    io->next = rt.poller.free;
+    rt.poller.free = io;
+    rt_spin_unlock(&rt.poller.lock);
 }
 
 SnowIo *snow_io_open(int fd, int *err)
@@ -267,7 +256,7 @@ SnowIo *snow_io_open(int fd, int *err)
         .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
         .data.u64 = (uint64_t)(uintptr_t)io | ((uint64_t)gen << PTR_BITS),
     };
-    if (epoll_ctl(pl.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    if (epoll_ctl(rt.poller.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         e = -errno;
         rt_spin_lock(&io->lock);
         io->owner = NULL;
@@ -293,7 +282,7 @@ static void io_release(struct SnowIo *io, bool close_fd)
     int fd = io->fd;
     io->fd = -1;
     rt_spin_unlock(&io->lock);
-    epoll_ctl(pl.epfd, EPOLL_CTL_DEL, fd, NULL);
+    epoll_ctl(rt.poller.epfd, EPOLL_CTL_DEL, fd, NULL);
     if (close_fd)
         close(fd);
     io_free(io);

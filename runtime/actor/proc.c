@@ -17,61 +17,53 @@
 
 #include "actor/internal.h"
 
-#define IDX_BITS 24
-#define CHUNK_BITS 12
-#define CHUNK_SLOTS (1u << CHUNK_BITS)
-#define MAX_CHUNKS (1u << (IDX_BITS - CHUNK_BITS))
+#define IDX_BITS PROC_IDX_BITS
+#define CHUNK_BITS PROC_CHUNK_BITS
+#define CHUNK_SLOTS PROC_CHUNK_SLOTS
+#define MAX_CHUNKS PROC_MAX_CHUNKS
 #define NO_SLOT UINT32_MAX
-
-static struct {
-    struct proc_slot *_Atomic chunks[MAX_CHUNKS];
-    uint32_t nchunks;
-    rt_spin_t free_lock;
-    uint32_t free_head;
-    atomic_uint_fast64_t next_ref;
-} table;
 
 static inline struct proc_slot *slot_at(uint32_t idx)
 {
-    struct proc_slot *c = atomic_load_explicit(&table.chunks[idx >> CHUNK_BITS], memory_order_acquire);
+    struct proc_slot *c = atomic_load_explicit(&rt.table.chunks[idx >> CHUNK_BITS], memory_order_acquire);
     return c ? &c[idx & (CHUNK_SLOTS - 1)] : NULL;
 }
 
 int proc_init(void)
 {
-    memset(&table, 0, sizeof table);
-    table.free_head = NO_SLOT;
-    atomic_store(&table.next_ref, 1);
+    memset(&rt.table, 0, sizeof rt.table);
+    rt.table.free_head = NO_SLOT;
+    atomic_store(&rt.table.next_ref, 1);
     return 0;
 }
 
 void proc_fini(void)
 {
-    for (uint32_t i = 0; i < table.nchunks; i++)
-        free(atomic_load(&table.chunks[i]));
-    memset(&table, 0, sizeof table);
+    for (uint32_t i = 0; i < rt.table.nchunks; i++)
+        free(atomic_load(&rt.table.chunks[i]));
+    memset(&rt.table, 0, sizeof rt.table);
 }
 
 /* Installs chunk c (allocated without the lock) as the next chunk. */
 static void grow_locked(struct proc_slot *c)
 {
-    uint32_t base = table.nchunks << CHUNK_BITS;
+    uint32_t base = rt.table.nchunks << CHUNK_BITS;
     for (uint32_t i = 0; i < CHUNK_SLOTS; i++) {
-        c[i].next_free = i + 1 < CHUNK_SLOTS ? base + i + 1 : table.free_head;
+        c[i].next_free = i + 1 < CHUNK_SLOTS ? base + i + 1 : rt.table.free_head;
         c[i].pid = (SnowPid)(base + i); /* generation 0: the first use gets 1 */
     }
-    atomic_store_explicit(&table.chunks[table.nchunks], c, memory_order_release);
-    table.nchunks++;
-    table.free_head = base;
+    atomic_store_explicit(&rt.table.chunks[rt.table.nchunks], c, memory_order_release);
+    rt.table.nchunks++;
+    rt.table.free_head = base;
 }
 
 int proc_insert(struct actor *a)
 {
     struct proc_slot *fresh = NULL;
-    rt_spin_lock(&table.free_lock);
-    while (table.free_head == NO_SLOT) {
-        if (table.nchunks == MAX_CHUNKS) {
-            rt_spin_unlock(&table.free_lock);
+    rt_spin_lock(&rt.table.free_lock);
+    while (rt.table.free_head == NO_SLOT) {
+        if (rt.table.nchunks == MAX_CHUNKS) {
+            rt_spin_unlock(&rt.table.free_lock);
             free(fresh);
             return SNOW_ELIMIT;
         }
@@ -81,15 +73,15 @@ int proc_insert(struct actor *a)
             break;
         }
         /* No allocation under the spinlock: allocate, then look again. */
-        rt_spin_unlock(&table.free_lock);
+        rt_spin_unlock(&rt.table.free_lock);
         if (!(fresh = calloc(CHUNK_SLOTS, sizeof *fresh)))
             return -ENOMEM;
-        rt_spin_lock(&table.free_lock);
+        rt_spin_lock(&rt.table.free_lock);
     }
-    uint32_t idx = table.free_head;
+    uint32_t idx = rt.table.free_head;
     struct proc_slot *s = slot_at(idx);
-    table.free_head = s->next_free;
-    rt_spin_unlock(&table.free_lock);
+    rt.table.free_head = s->next_free;
+    rt_spin_unlock(&rt.table.free_lock);
     free(fresh); /* another spawner grew the table meanwhile */
 
     rt_spin_lock(&s->lock);
@@ -107,10 +99,10 @@ int proc_insert(struct actor *a)
 static void proc_free_slot(struct proc_slot *s)
 {
     uint32_t idx = (uint32_t)(s->pid & ((1u << IDX_BITS) - 1));
-    rt_spin_lock(&table.free_lock);
-    s->next_free = table.free_head;
-    table.free_head = idx;
-    rt_spin_unlock(&table.free_lock);
+    rt_spin_lock(&rt.table.free_lock);
+    s->next_free = rt.table.free_head;
+    rt.table.free_head = idx;
+    rt_spin_unlock(&rt.table.free_lock);
 }
 
 struct actor *proc_lock(SnowPid pid, struct proc_slot **slot)
@@ -138,7 +130,7 @@ void proc_release(struct proc_slot *slot)
 void proc_each(void (*fn)(SnowPid pid, void *arg), void *arg)
 {
     for (uint32_t c = 0; c < MAX_CHUNKS; c++) {
-        struct proc_slot *chunk = atomic_load(&table.chunks[c]);
+        struct proc_slot *chunk = atomic_load(&rt.table.chunks[c]);
         if (!chunk)
             break;
         for (uint32_t i = 0; i < CHUNK_SLOTS; i++) {
@@ -294,22 +286,15 @@ static bool locked_del(SnowPid pid, size_t off, uint64_t key, uint64_t *val)
 #define ACTOR_CACHE_LOCAL 64
 #define ACTOR_CACHE_SHARED 4096
 
-static struct {
-    rt_spin_t lock;
-    struct actor *free;
-    /* Written under the lock; read without it as a hint (relaxed): a
-     * stale value only means one more or one less trip to the lock. */
-    atomic_int n;
-} actor_pool;
 
 static int pool_n(void)
 {
-    return atomic_load_explicit(&actor_pool.n, memory_order_relaxed);
+    return atomic_load_explicit(&rt.actor_pool.n, memory_order_relaxed);
 }
 
 static void pool_n_add(int d)
 {
-    atomic_store_explicit(&actor_pool.n, pool_n() + d, memory_order_relaxed);
+    atomic_store_explicit(&rt.actor_pool.n, pool_n() + d, memory_order_relaxed);
 }
 
 static struct actor *actor_alloc(void)
@@ -318,16 +303,16 @@ static struct actor *actor_alloc(void)
     struct actor *a = NULL;
     if (w && !w->actor_cache && pool_n()) {
         /* Refill half the local list in one locked step. */
-        rt_spin_lock(&actor_pool.lock);
-        while (actor_pool.free && w->actor_cache_n < ACTOR_CACHE_LOCAL / 2) {
-            struct actor *x = actor_pool.free;
-            actor_pool.free = x->next;
+        rt_spin_lock(&rt.actor_pool.lock);
+        while (rt.actor_pool.free && w->actor_cache_n < ACTOR_CACHE_LOCAL / 2) {
+            struct actor *x = rt.actor_pool.free;
+            rt.actor_pool.free = x->next;
             pool_n_add(-1);
             x->next = w->actor_cache;
             w->actor_cache = x;
             w->actor_cache_n++;
         }
-        rt_spin_unlock(&actor_pool.lock);
+        rt_spin_unlock(&rt.actor_pool.lock);
     }
     if (w && w->actor_cache) {
         a = w->actor_cache;
@@ -349,14 +334,14 @@ static void actor_release(struct actor *a)
         return;
     }
     if (pool_n() < ACTOR_CACHE_SHARED) {
-        rt_spin_lock(&actor_pool.lock);
+        rt_spin_lock(&rt.actor_pool.lock);
         if (pool_n() < ACTOR_CACHE_SHARED) {
-            a->next = actor_pool.free;
-            actor_pool.free = a;
+            a->next = rt.actor_pool.free;
+            rt.actor_pool.free = a;
             pool_n_add(1);
             a = NULL;
         }
-        rt_spin_unlock(&actor_pool.lock);
+        rt_spin_unlock(&rt.actor_pool.lock);
         if (!a)
             return;
     }
@@ -374,12 +359,12 @@ void actor_cache_fini(void)
         }
         w->actor_cache_n = 0;
     }
-    while (actor_pool.free) {
-        struct actor *a = actor_pool.free;
-        actor_pool.free = a->next;
+    while (rt.actor_pool.free) {
+        struct actor *a = rt.actor_pool.free;
+        rt.actor_pool.free = a->next;
         free(a);
     }
-    atomic_store(&actor_pool.n, 0);
+    atomic_store(&rt.actor_pool.n, 0);
 }
 
 /* ---- spawn --------------------------------------------------------------------- */
@@ -625,7 +610,7 @@ uint64_t snow_actor_monitor(SnowPid pid)
     struct actor *self = actor_self();
     if (!self)
         return 0;
-    uint64_t ref = atomic_fetch_add(&table.next_ref, 1);
+    uint64_t ref = atomic_fetch_add(&rt.table.next_ref, 1);
     if (locked_put(self->pid, WATCHING, ref, pid) < 0)
         return 0;
     int err = locked_put(pid, WATCHERS, ref, self->pid);

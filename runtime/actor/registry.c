@@ -18,6 +18,10 @@ struct entry {
     char name[];
 };
 
+/* Apart from struct runtime (README.md, "State"): snow_actor_whereis may be
+ * called from any thread before snow_rt_init or after snow_rt_run, so the
+ * lock needs its static initializer, which the memset of rt at every init
+ * would not keep. */
 static struct {
     pthread_mutex_t lock;
     struct entry **buckets;

@@ -286,10 +286,11 @@ void sched_actor_freed(void)
 
 static void starve(struct worker *w, struct actor *a)
 {
-    static _Atomic int64_t last_log;
     int64_t now = rt_now_ns();
-    int64_t prev = atomic_load_explicit(&last_log, memory_order_relaxed);
-    if (now - prev >= 1000000000 && atomic_compare_exchange_strong(&last_log, &prev, now))
+    /* relaxed load, then a CAS: one of the workers that see a second passed
+     * logs; nothing else is ordered by it. */
+    int64_t prev = atomic_load_explicit(&rt.starve_log_ns, memory_order_relaxed);
+    if (now - prev >= 1000000000 && atomic_compare_exchange_strong(&rt.starve_log_ns, &prev, now))
         rt_log(RT_LOG_ERROR, "no memory for an actor stack (mmap failed; is vm.max_map_count too low?); "
                              "actors wait until stacks are freed");
     atomic_store(&a->state, A_RUNNABLE);
@@ -698,6 +699,7 @@ int snow_rt_init(int nworkers)
     rt.workers = calloc((size_t)n, sizeof *rt.workers);
     if (!rt.workers)
         return -ENOMEM;
+    timers_init();
     int err = proc_init();
     if (!err)
         err = poller_init();

@@ -35,22 +35,15 @@
 
 enum { UNWIND_EXIT = 1, UNWIND_HIBERNATE = 2 };
 
-static struct {
-    rt_spin_t lock;
-    struct stack *free;
-    /* Written under the lock; read without it as a hint (relaxed): a
-     * stale value only means one more or one less trip to the lock. */
-    atomic_int n;
-} pool;
 
 static int pool_n(void)
 {
-    return atomic_load_explicit(&pool.n, memory_order_relaxed);
+    return atomic_load_explicit(&rt.stack_pool.n, memory_order_relaxed);
 }
 
 static void pool_n_add(int d)
 {
-    atomic_store_explicit(&pool.n, pool_n() + d, memory_order_relaxed);
+    atomic_store_explicit(&rt.stack_pool.n, pool_n() + d, memory_order_relaxed);
 }
 
 /* Initial frame for rt_ctx_switch, matching ctx_x86_64.S. */
@@ -132,13 +125,13 @@ struct stack *stack_get(struct worker *w)
         return s;
     }
     if (pool_n()) {
-        rt_spin_lock(&pool.lock);
-        s = pool.free;
+        rt_spin_lock(&rt.stack_pool.lock);
+        s = rt.stack_pool.free;
         if (s) {
-            pool.free = s->next;
+            rt.stack_pool.free = s->next;
             pool_n_add(-1);
         }
-        rt_spin_unlock(&pool.lock);
+        rt_spin_unlock(&rt.stack_pool.lock);
         if (s)
             return s;
     }
@@ -159,14 +152,14 @@ void stack_put(struct worker *w, struct stack *s)
         w->stack_cache_n++;
         return;
     }
-    rt_spin_lock(&pool.lock);
+    rt_spin_lock(&rt.stack_pool.lock);
     if (pool_n() < GLOBAL_POOL_MAX) {
-        s->next = pool.free;
-        pool.free = s;
+        s->next = rt.stack_pool.free;
+        rt.stack_pool.free = s;
         pool_n_add(1);
         s = NULL;
     }
-    rt_spin_unlock(&pool.lock);
+    rt_spin_unlock(&rt.stack_pool.lock);
     if (s)
         stack_destroy(s);
 }
@@ -182,12 +175,12 @@ void stack_pool_fini(void)
         }
         w->stack_cache_n = 0;
     }
-    while (pool.free) {
-        struct stack *s = pool.free;
-        pool.free = s->next;
+    while (rt.stack_pool.free) {
+        struct stack *s = rt.stack_pool.free;
+        rt.stack_pool.free = s->next;
         stack_destroy(s);
     }
-    atomic_store(&pool.n, 0);
+    atomic_store(&rt.stack_pool.n, 0);
 }
 
 /* ---- the trampoline -------------------------------------------------------- */

@@ -16,34 +16,19 @@
 
 #include "actor/internal.h"
 
-/* Pairing heap: the root is the earliest timer; each node keeps its
- * children as a list (child, then sibling), and prev points back to the
- * parent (first child) or the previous sibling, so any node can be unlinked
- * in O(1) for a disarm. Insert is O(1), removing the root O(log n)
- * amortized, with the usual two-pass pairing. */
-static struct {
-    rt_spin_t lock;
-    struct timer *root;
-    /* heap root's due time or INT64_MAX, read without the lock. seq_cst:
-     * the store pairs with the poller's load after it announces itself in
-     * rt.poll_blocked (poller_poll), and with the busy workers' peeks. */
-    _Atomic int64_t next_due;
-    atomic_int firing; /* a worker is inside timers_run */
-    /* reference -> TIMER_SEND timer: chained hash, grown with a table
-     * allocated outside the lock */
-    struct timer **map;
-    uint32_t map_cap, map_n;
-    uint64_t next_id;
-} tm = {.next_due = INT64_MAX};
+void timers_init(void)
+{
+    atomic_store(&rt.timers.next_due, INT64_MAX);
+}
 
 static void set_next_due(void)
 {
-    atomic_store(&tm.next_due, tm.root ? tm.root->due_ns : INT64_MAX);
+    atomic_store(&rt.timers.next_due, rt.timers.root ? rt.timers.root->due_ns : INT64_MAX);
 }
 
 int64_t timers_next_due(void)
 {
-    return atomic_load(&tm.next_due);
+    return atomic_load(&rt.timers.next_due);
 }
 
 /* a and b are detached roots; returns the root of their union. */
@@ -95,13 +80,13 @@ static void heap_insert_locked(struct timer *t)
 {
     t->child = t->sibling = t->prev = NULL;
     atomic_store_explicit(&t->armed, true, memory_order_relaxed); /* see struct timer */
-    tm.root = meld(tm.root, t);
+    rt.timers.root = meld(rt.timers.root, t);
 }
 
 static void heap_remove_locked(struct timer *t)
 {
-    if (t == tm.root) {
-        tm.root = merge_pairs(t->child);
+    if (t == rt.timers.root) {
+        rt.timers.root = merge_pairs(t->child);
     } else {
         if (t->prev->child == t)
             t->prev->child = t->sibling;
@@ -109,7 +94,7 @@ static void heap_remove_locked(struct timer *t)
             t->prev->sibling = t->sibling;
         if (t->sibling)
             t->sibling->prev = t->prev;
-        tm.root = meld(tm.root, merge_pairs(t->child));
+        rt.timers.root = meld(rt.timers.root, merge_pairs(t->child));
     }
     t->child = t->sibling = t->prev = NULL;
     atomic_store_explicit(&t->armed, false, memory_order_relaxed); /* see struct timer */
@@ -125,16 +110,16 @@ static uint32_t map_slot(uint64_t id, uint32_t cap)
 /* Moves every chain into the larger table nb; returns the old table. */
 static struct timer **map_rehash_locked(struct timer **nb, uint32_t cap)
 {
-    for (uint32_t i = 0; i < tm.map_cap; i++)
-        for (struct timer *t = tm.map[i], *next; t; t = next) {
+    for (uint32_t i = 0; i < rt.timers.map_cap; i++)
+        for (struct timer *t = rt.timers.map[i], *next; t; t = next) {
             next = t->map_next;
             uint32_t j = map_slot(t->id, cap);
             t->map_next = nb[j];
             nb[j] = t;
         }
-    struct timer **old = tm.map;
-    tm.map = nb;
-    tm.map_cap = cap;
+    struct timer **old = rt.timers.map;
+    rt.timers.map = nb;
+    rt.timers.map_cap = cap;
     return old;
 }
 
@@ -143,32 +128,32 @@ static struct timer **map_rehash_locked(struct timer **nb, uint32_t cap)
 static int lock_with_map_room(void)
 {
     for (;;) {
-        rt_spin_lock(&tm.lock);
-        if (tm.map_n < tm.map_cap)
+        rt_spin_lock(&rt.timers.lock);
+        if (rt.timers.map_n < rt.timers.map_cap)
             return 0;
-        uint32_t want = tm.map_cap ? tm.map_cap * 2 : 64;
-        rt_spin_unlock(&tm.lock);
+        uint32_t want = rt.timers.map_cap ? rt.timers.map_cap * 2 : 64;
+        rt_spin_unlock(&rt.timers.lock);
         struct timer **nb = calloc(want, sizeof *nb);
         if (!nb)
             return -ENOMEM;
-        rt_spin_lock(&tm.lock);
+        rt_spin_lock(&rt.timers.lock);
         struct timer **old = nb;
-        if (tm.map_cap < want)
+        if (rt.timers.map_cap < want)
             old = map_rehash_locked(nb, want);
-        rt_spin_unlock(&tm.lock);
+        rt_spin_unlock(&rt.timers.lock);
         free(old);
     }
 }
 
 static struct timer *map_take_locked(uint64_t id)
 {
-    if (!tm.map_cap)
+    if (!rt.timers.map_cap)
         return NULL;
-    for (struct timer **pp = &tm.map[map_slot(id, tm.map_cap)]; *pp; pp = &(*pp)->map_next)
+    for (struct timer **pp = &rt.timers.map[map_slot(id, rt.timers.map_cap)]; *pp; pp = &(*pp)->map_next)
         if ((*pp)->id == id) {
             struct timer *t = *pp;
             *pp = t->map_next;
-            tm.map_n--;
+            rt.timers.map_n--;
             return t;
         }
     return NULL;
@@ -178,13 +163,13 @@ static struct timer *map_take_locked(uint64_t id)
 
 void timer_arm(struct timer *t)
 {
-    rt_spin_lock(&tm.lock);
+    rt_spin_lock(&rt.timers.lock);
     if (atomic_load_explicit(&t->armed, memory_order_relaxed))
         heap_remove_locked(t);
     heap_insert_locked(t);
-    bool first = tm.root == t;
+    bool first = rt.timers.root == t;
     set_next_due();
-    rt_spin_unlock(&tm.lock);
+    rt_spin_unlock(&rt.timers.lock);
     /* A new earliest deadline must shorten a poller's epoll timeout, or
      * get a worker to wait for it. */
     if (first)
@@ -199,12 +184,12 @@ void timer_disarm(struct timer *t)
      * wait); a stale true just takes the lock. */
     if (!atomic_load_explicit(&t->armed, memory_order_relaxed))
         return;
-    rt_spin_lock(&tm.lock);
+    rt_spin_lock(&rt.timers.lock);
     if (atomic_load_explicit(&t->armed, memory_order_relaxed)) {
         heap_remove_locked(t);
         set_next_due();
     }
-    rt_spin_unlock(&tm.lock);
+    rt_spin_unlock(&rt.timers.lock);
 }
 
 /* One worker fires at a time (the others would only queue on the lock),
@@ -215,7 +200,7 @@ int timers_run(int64_t now)
 {
     /* acquire/release: the firing flag only keeps a second worker out; the
      * heap itself is ordered by the timer lock. */
-    if (atomic_exchange_explicit(&tm.firing, 1, memory_order_acquire))
+    if (atomic_exchange_explicit(&rt.timers.firing, 1, memory_order_acquire))
         return 0;
     int fired = 0;
     struct {
@@ -225,9 +210,9 @@ int timers_run(int64_t now)
     } batch[FIRE_BATCH];
     for (;;) {
         int n = 0;
-        rt_spin_lock(&tm.lock);
-        while (n < FIRE_BATCH && tm.root && tm.root->due_ns <= now) {
-            struct timer *t = tm.root;
+        rt_spin_lock(&rt.timers.lock);
+        while (n < FIRE_BATCH && rt.timers.root && rt.timers.root->due_ns <= now) {
+            struct timer *t = rt.timers.root;
             heap_remove_locked(t);
             if (t->kind == TIMER_SEND)
                 map_take_locked(t->id);
@@ -239,7 +224,7 @@ int timers_run(int64_t now)
             n++;
         }
         set_next_due();
-        rt_spin_unlock(&tm.lock);
+        rt_spin_unlock(&rt.timers.lock);
         for (int i = 0; i < n; i++) {
             if (batch[i].kind == TIMER_WAKE) {
                 struct proc_slot *s;
@@ -259,7 +244,7 @@ int timers_run(int64_t now)
         if (n < FIRE_BATCH)
             break;
     }
-    atomic_store_explicit(&tm.firing, 0, memory_order_release);
+    atomic_store_explicit(&rt.timers.firing, 0, memory_order_release);
     return fired;
 }
 
@@ -267,17 +252,17 @@ void timers_fini(void)
 {
     /* Every TIMER_SEND timer is in the map; TIMER_WAKE timers live in
      * actors, all gone by now. */
-    for (uint32_t i = 0; i < tm.map_cap; i++)
-        for (struct timer *t = tm.map[i], *next; t; t = next) {
+    for (uint32_t i = 0; i < rt.timers.map_cap; i++)
+        for (struct timer *t = rt.timers.map[i], *next; t; t = next) {
             next = t->map_next;
             free(t->msg);
             free(t);
         }
-    free(tm.map);
-    tm.map = NULL;
-    tm.root = NULL;
-    tm.map_n = tm.map_cap = 0;
-    atomic_store(&tm.next_due, INT64_MAX);
+    free(rt.timers.map);
+    rt.timers.map = NULL;
+    rt.timers.root = NULL;
+    rt.timers.map_n = rt.timers.map_cap = 0;
+    atomic_store(&rt.timers.next_due, INT64_MAX);
 }
 
 int64_t actor_deadline_after_ms(int64_t ms)
@@ -306,15 +291,15 @@ uint64_t snow_timer_send_after(SnowPid pid, int64_t ms, uint64_t tag, const void
     t->kind = TIMER_SEND;
     t->pid = pid;
     t->due_ns = actor_deadline_after_ms(ms < 0 ? 0 : ms);
-    uint64_t id = t->id = ++tm.next_id;
-    uint32_t j = map_slot(id, tm.map_cap);
-    t->map_next = tm.map[j];
-    tm.map[j] = t;
-    tm.map_n++;
+    uint64_t id = t->id = ++rt.timers.next_id;
+    uint32_t j = map_slot(id, rt.timers.map_cap);
+    t->map_next = rt.timers.map[j];
+    rt.timers.map[j] = t;
+    rt.timers.map_n++;
     heap_insert_locked(t);
-    bool first = tm.root == t;
+    bool first = rt.timers.root == t;
     set_next_due();
-    rt_spin_unlock(&tm.lock);
+    rt_spin_unlock(&rt.timers.lock);
     /* t may already have fired and been freed by another worker here. */
     if (first)
         sched_kick_timer();
@@ -323,13 +308,13 @@ uint64_t snow_timer_send_after(SnowPid pid, int64_t ms, uint64_t tag, const void
 
 int snow_timer_cancel(uint64_t ref)
 {
-    rt_spin_lock(&tm.lock);
+    rt_spin_lock(&rt.timers.lock);
     struct timer *t = map_take_locked(ref);
     if (t) {
         heap_remove_locked(t);
         set_next_due();
     }
-    rt_spin_unlock(&tm.lock);
+    rt_spin_unlock(&rt.timers.lock);
     if (!t)
         return SNOW_ENOPROC;
     free(t->msg);
