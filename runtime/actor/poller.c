@@ -47,6 +47,7 @@ int poller_init(void)
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0};
     epoll_ctl(rt.poller.epfd, EPOLL_CTL_ADD, rt.poller.evfd, &ev);
+    /* seq_cst though nothing runs yet (init): not a hot path */
     atomic_store(&rt.poller.role, 0);
     atomic_store(&rt.poller.interrupted, 0);
     atomic_store(&rt.poller.open, 0);
@@ -69,6 +70,8 @@ void poller_fini(void)
 void poller_interrupt(void)
 {
     /* One pending interrupt is enough; skip the syscall if one is queued. */
+    /* seq_cst: pairs with the poller clearing the flag (after it read the
+     * eventfd): an interrupt set after that clear writes the eventfd again */
     if (atomic_exchange(&rt.poller.interrupted, 1))
         return;
     uint64_t one = 1;
@@ -98,17 +101,19 @@ bool poller_role_held(void)
 
 long poller_open_handles(void)
 {
+    /* relaxed: a hint for busy workers whether to poll at all */
     return atomic_load_explicit(&rt.poller.open, memory_order_relaxed);
 }
 
 int64_t poller_last_poll_ns(void)
 {
+    /* relaxed: a hint for busy workers when to poll */
     return atomic_load_explicit(&rt.poller.last_poll_ns, memory_order_relaxed);
 }
 
 long actor_idle_wakeups(void)
 {
-    return atomic_load_explicit(&rt.idle_wakeups, memory_order_relaxed);
+    return atomic_load_explicit(&rt.idle_wakeups, memory_order_relaxed); /* statistics only */
 }
 
 int poller_poll(bool block, int64_t until_ns)
@@ -149,11 +154,13 @@ int poller_poll(bool block, int64_t until_ns)
         n = epoll_wait(rt.poller.epfd, evs, MAX_EVENTS, ms);
     }
     if (block) {
+        /* seq_cst though relaxed would do (a waker that still sees 1 makes a
+         * spare interrupt): once per blocking poll */
         atomic_store(&rt.poll_blocked, 0);
         if (timeout_ns != 0)
             atomic_fetch_add_explicit(&rt.idle_wakeups, 1, memory_order_relaxed); /* statistics only */
     }
-    atomic_store_explicit(&rt.poller.last_poll_ns, rt_now_ns(), memory_order_relaxed);
+    atomic_store_explicit(&rt.poller.last_poll_ns, rt_now_ns(), memory_order_relaxed); /* a hint, as read */
     if (n < 0)
         n = 0;
     int events = 0;
@@ -163,7 +170,7 @@ int poller_poll(bool block, int64_t until_ns)
             uint64_t v;
             ssize_t r = read(rt.poller.evfd, &v, sizeof v);
             (void)r;
-            atomic_store(&rt.poller.interrupted, 0);
+            atomic_store(&rt.poller.interrupted, 0); /* see poller_interrupt */
             continue;
         }
         struct SnowIo *io = (struct SnowIo *)(uintptr_t)(d & ((UINT64_C(1) << PTR_BITS) - 1));
@@ -214,13 +221,13 @@ static struct SnowIo *io_alloc(void)
     rt_spin_unlock(&rt.poller.lock);
     free(b); /* another thread refilled the list meanwhile */
     io->next = NULL;
-    atomic_fetch_add_explicit(&rt.poller.open, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rt.poller.open, 1, memory_order_relaxed); /* a count, see poller_open_handles */
     return io;
 }
 
 static void io_free(struct SnowIo *io)
 {
-    atomic_fetch_sub_explicit(&rt.poller.open, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&rt.poller.open, 1, memory_order_relaxed); /* a count, as above */
     rt_spin_lock(&rt.poller.lock);
     io->next = rt.poller.free;
     rt.poller.free = io;
@@ -249,7 +256,7 @@ SnowIo *snow_io_open(int fd, int *err)
     rt_spin_lock(&io->lock);
     io->fd = fd;
     io->owner = a;
-    atomic_store(&io->ready, 0);
+    atomic_store(&io->ready, 0); /* under the handle lock, before epoll knows the fd */
     uint16_t gen = io->gen;
     rt_spin_unlock(&io->lock);
     struct epoll_event ev = {
@@ -325,6 +332,9 @@ int snow_io_fd(const SnowIo *io)
 unsigned actor_wait_conditions(struct actor *a, struct SnowIo *io, unsigned events, int64_t deadline)
 {
     unsigned c = 0;
+    /* seq_cst loads of kill_reason, inbox_n and ready: the waiter's half of
+     * the park/notify protocol, after its seq_cst store of WAITING
+     * (sched.c); each pairs with the notifier's seq_cst write of it. */
     if (atomic_load(&a->kill_reason) >= 0 && !a->exiting)
         c |= SNOW_WAIT_SIGNAL;
     /* a->priv_head is the owner's; this runs on the owner's behalf (its
@@ -346,6 +356,7 @@ unsigned actor_wait_conditions(struct actor *a, struct SnowIo *io, unsigned even
 static void publish_wait(struct actor *a, struct SnowIo *io, unsigned events)
 {
     a->wait_io = io;
+    /* relaxed: published by the seq_cst store of WAITING that follows */
     atomic_store_explicit(&a->wait_events, events | SNOW_WAIT_SIGNAL, memory_order_relaxed);
 }
 
@@ -359,6 +370,7 @@ int actor_wait(SnowIo *io, unsigned events, int64_t deadline)
     bool armed = false;
     unsigned got;
     for (;;) {
+        /* seq_cst: step 2 of the protocol, before the condition loads */
         atomic_store(&a->state, A_WAITING);
         got = actor_wait_conditions(a, io, events, deadline);
         if (got)
@@ -371,14 +383,18 @@ int actor_wait(SnowIo *io, unsigned events, int64_t deadline)
         sched_switch_out(SW_PARK);
         a = actor_self();
     }
+    /* seq_cst though relaxed would do (notifiers ignore RUNNING and may
+     * already have moved WAITING to NOTIFIED, which this overwrites): kept,
+     * once per wait */
     atomic_store(&a->state, A_RUNNING);
     if (armed)
         timer_disarm(&a->wait_timer);
-    atomic_store_explicit(&a->wait_events, 0, memory_order_relaxed);
+    atomic_store_explicit(&a->wait_events, 0, memory_order_relaxed); /* read only while WAITING/PARKED */
     a->wait_io = NULL;
     if (got & SNOW_WAIT_SIGNAL)
         actor_check_signals(a);
     if (io)
+        /* seq_cst RMW: an edge the poller sets after this is kept */
         atomic_fetch_and(&io->ready, ~(got & (SNOW_WAIT_READABLE | SNOW_WAIT_WRITABLE)));
     return (int)got;
 }
@@ -407,7 +423,7 @@ void actor_hibernate(SnowIo *io, unsigned events, int64_t deadline, void (*fn)(v
     }
     /* WAITING before the stack is given up: a notify that comes while we
      * unwind turns it into NOTIFIED and the worker restarts us at once. */
-    atomic_store(&a->state, A_WAITING);
+    atomic_store(&a->state, A_WAITING); /* seq_cst: step 2, as in actor_wait */
     actor_unwind_hibernate(a);
 }
 

@@ -64,6 +64,8 @@ int actor_worker_index(void)
 
 int snow_rt_workers(void)
 {
+    /* seq_cst though relaxed would do (a flag, nothing read through it
+     * but nworkers, set before it): not a hot path. */
     return atomic_load(&rt.running) ? rt.nworkers : 0;
 }
 
@@ -78,12 +80,15 @@ static void rq_push(struct runq *q, struct actor *a)
     else
         q->head = a;
     q->tail = a;
+    /* relaxed under the lock: a hint for lock-free readers (struct runq);
+     * wake-ups pair through the fences in wake_idle and idle */
     atomic_store_explicit(&q->n, atomic_load_explicit(&q->n, memory_order_relaxed) + 1, memory_order_relaxed);
     rt_spin_unlock(&q->lock);
 }
 
 static uint32_t rq_len(struct runq *q)
 {
+    /* relaxed: a hint; the list itself is read under the lock */
     return atomic_load_explicit(&q->n, memory_order_relaxed);
 }
 
@@ -97,6 +102,7 @@ static struct actor *rq_pop(struct runq *q)
         q->head = a->next;
         if (!q->head)
             q->tail = NULL;
+        /* relaxed under the lock, as in rq_push */
         atomic_store_explicit(&q->n, atomic_load_explicit(&q->n, memory_order_relaxed) - 1, memory_order_relaxed);
     }
     rt_spin_unlock(&q->lock);
@@ -108,7 +114,7 @@ static struct actor *rq_steal(struct worker *w, struct worker *victim)
 {
     if (!rq_len(&victim->q) || !rt_spin_trylock(&victim->q.lock))
         return NULL;
-    uint32_t n = atomic_load_explicit(&victim->q.n, memory_order_relaxed);
+    uint32_t n = atomic_load_explicit(&victim->q.n, memory_order_relaxed); /* under the lock */
     uint32_t take = n - n / 2;
     struct actor *first = victim->q.head, *last = first;
     if (!first) {
@@ -120,7 +126,7 @@ static struct actor *rq_steal(struct worker *w, struct worker *victim)
     victim->q.head = last->next;
     if (!victim->q.head)
         victim->q.tail = NULL;
-    atomic_store_explicit(&victim->q.n, n - take, memory_order_relaxed);
+    atomic_store_explicit(&victim->q.n, n - take, memory_order_relaxed); /* under the lock, as in rq_push */
     rt_spin_unlock(&victim->q.lock);
     last->next = NULL;
     struct actor *run = first;
@@ -135,6 +141,10 @@ static struct actor *rq_steal(struct worker *w, struct worker *victim)
 
 static bool wake_worker(struct worker *w)
 {
+    /* seq_cst load after the caller's fence: pairs with the sleeper's
+     * store of 1 and its fence (idle). The exchange makes one waker own
+     * the futex wake; relaxed would do for it, seq_cst costs nothing more
+     * on an RMW here. */
     if (atomic_load(&w->sleeping) && atomic_exchange(&w->sleeping, 0)) {
         rt_futex_wake(&w->sleeping, 1);
         return true;
@@ -155,6 +165,8 @@ static void wake_idle(struct worker *self)
         if (v != self && wake_worker(v))
             return;
     }
+    /* seq_cst after the fence: pairs with the poller's store of
+     * poll_blocked and its fence (poller_poll) */
     if (atomic_load(&rt.poll_blocked))
         poller_interrupt();
 }
@@ -190,7 +202,7 @@ void sched_enqueue(struct actor *a, bool from_waker)
         }
         rq_push(&home->pq, a);
         if (home != w) {
-            atomic_thread_fence(memory_order_seq_cst); /* as in wake_idle */
+            atomic_thread_fence(memory_order_seq_cst); /* as in wake_idle, for home's pq */
             if (!wake_worker(home) && atomic_load(&rt.poll_blocked))
                 poller_interrupt();
         }
@@ -219,6 +231,8 @@ void sched_enqueue(struct actor *a, bool from_waker)
         wake_idle(w);
         return;
     }
+    /* relaxed would do (only spreads the pushes); seq_cst kept: enqueues
+     * from outside the workers are rare */
     unsigned i = atomic_fetch_add(&rt.rr, 1) % (unsigned)rt.nworkers;
     rq_push(&rt.workers[i].q, a);
     wake_idle(NULL);
@@ -226,10 +240,15 @@ void sched_enqueue(struct actor *a, bool from_waker)
 
 bool actor_notify_begin(struct actor *a, unsigned mask)
 {
+    /* seq_cst load and CASes of state: the notifier's half of the
+     * park/notify protocol (top of this file); the caller made its
+     * condition true with a seq_cst store or RMW before. */
     int s = atomic_load(&a->state);
     for (;;) {
         if (s != A_WAITING && s != A_PARKED)
             return false;
+        /* relaxed: the owner stored wait_events before its seq_cst store of
+         * WAITING, which the load of state above saw */
         if (mask && !(atomic_load_explicit(&a->wait_events, memory_order_relaxed) & mask))
             return false;
         if (s == A_WAITING) {
@@ -271,6 +290,9 @@ void sched_switch_out(int why)
 
 void sched_actor_freed(void)
 {
+    /* seq_cst: the last exit bumps run_word after live reached 0;
+     * snow_rt_run loads run_word before live, so it either sees 0 or
+     * sleeps on a word that has already changed (futex returns at once). */
     if (atomic_fetch_sub(&rt.live, 1) == 1) {
         atomic_fetch_add(&rt.run_word, 1);
         rt_futex_wake(&rt.run_word, 1);
@@ -293,6 +315,8 @@ static void starve(struct worker *w, struct actor *a)
     if (now - prev >= 1000000000 && atomic_compare_exchange_strong(&rt.starve_log_ns, &prev, now))
         rt_log(RT_LOG_ERROR, "no memory for an actor stack (mmap failed; is vm.max_map_count too low?); "
                              "actors wait until stacks are freed");
+    /* seq_cst though relaxed would do (the actor is this worker's alone
+     * until it is pushed under a queue lock): a rare path */
     atomic_store(&a->state, A_RUNNABLE);
     a->next = w->starved;
     w->starved = a;
@@ -320,6 +344,9 @@ static void retry_starved(struct worker *w)
 static void run_actor(struct worker *w, struct actor *a)
 {
     for (;;) {
+        /* relaxed: taken from a queue (its lock ordered the push), the
+         * actor is ours; notifiers act only on WAITING and PARKED, which
+         * the actor itself stores seq_cst */
         atomic_store_explicit(&a->state, A_RUNNING, memory_order_relaxed);
         if (!a->stack) {
             a->stack = stack_get(w);
@@ -337,11 +364,15 @@ static void run_actor(struct worker *w, struct actor *a)
         w->current = NULL;
         switch (w->switch_why) {
         case SW_YIELD:
-            atomic_store(&a->state, A_RUNNABLE);
+            /* relaxed: nobody acts on RUNNABLE; the queue lock publishes it
+             * to the worker that pops the actor */
+            atomic_store_explicit(&a->state, A_RUNNABLE, memory_order_relaxed);
             rq_push(a->pinned ? &w->pq : &w->q, a);
             return;
         case SW_PARK: {
             int exp = A_WAITING;
+            /* seq_cst: step 4 of the protocol; fails when a notifier
+             * turned WAITING into NOTIFIED */
             if (atomic_compare_exchange_strong(&a->state, &exp, A_PARKED))
                 return;
             continue; /* notified while parking: resume it right away */
@@ -349,8 +380,14 @@ static void run_actor(struct worker *w, struct actor *a)
         case SW_HIBERNATE: {
             stack_put(w, a->stack);
             a->stack = NULL;
-            unsigned got = actor_wait_conditions(a, a->wait_io, atomic_load(&a->wait_events), a->wait_deadline);
+            /* relaxed: the owner's own value, stored before it unwound */
+            unsigned got = actor_wait_conditions(a, a->wait_io,
+                                                 atomic_load_explicit(&a->wait_events, memory_order_relaxed),
+                                                 a->wait_deadline);
             int exp = A_WAITING;
+            /* seq_cst: as for SW_PARK; the conditions were checked after
+             * the stack was given back, so a notify since WAITING is seen
+             * either here or by the notifier */
             if (!got && atomic_compare_exchange_strong(&a->state, &exp, A_PARKED))
                 return;
             continue; /* a condition already holds: start the continuation */
@@ -369,12 +406,15 @@ static void run_actor(struct worker *w, struct actor *a)
 
 static bool local_work(struct worker *w)
 {
+    /* relaxed runnext: a hint; taking it is an exchange (take_runnext) */
     return w->runnext_pinned || atomic_load_explicit(&w->runnext, memory_order_relaxed) || rq_len(&w->q) ||
            rq_len(&w->pq);
 }
 
 bool sched_has_work(struct worker *w)
 {
+    /* seq_cst stopping: stop_workers stores it before waking everyone; a
+     * worker deciding to sleep must see it or be woken */
     if (local_work(w) || atomic_load(&rt.stopping))
         return true;
     for (int i = 0; i < rt.nworkers; i++)
@@ -544,7 +584,7 @@ static void idle(struct worker *w)
      * fence in wake_idle (see there). */
     atomic_thread_fence(memory_order_seq_cst);
     if (sched_has_work(w) || !poller_role_held()) {
-        atomic_store(&w->sleeping, 0);
+        atomic_store(&w->sleeping, 0); /* as below */
         return;
     }
     if (until == INT64_MAX) {
@@ -557,6 +597,8 @@ static void idle(struct worker *w)
         }
     }
     atomic_fetch_add_explicit(&rt.idle_wakeups, 1, memory_order_relaxed); /* statistics only */
+    /* seq_cst though relaxed would do (a waker that still sees 1 only makes
+     * a spare futex wake): once per sleep */
     atomic_store(&w->sleeping, 0);
 }
 
@@ -590,6 +632,8 @@ static bool spin_for_work(struct worker *w)
         else if (now > until)
             break;
     }
+    /* seq_cst: a waker that still counts us skips its wake-up; a runnext
+     * published just now is caught by runnext_recheck_at in idle */
     atomic_fetch_sub(&rt.nspinning, 1);
     return found;
 }
@@ -621,12 +665,15 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     tls_worker = w;
+    /* test hook: seq_cst, start-up only */
     w->init_err = actor_fail_thread_inits > 0 && atomic_fetch_sub(&actor_fail_thread_inits, 1) > 0
                       ? -ENOMEM
                       : stack_thread_init(w);
     /* release: snow_rt_init reads init_err after seeing the count */
     atomic_fetch_add_explicit(&rt.started, 1, memory_order_release);
     rt_futex_wake(&rt.started, 1);
+    /* seq_cst though relaxed would do here (the final wake-up follows
+     * the store): one load per loop */
     while (!atomic_load(&rt.stopping)) {
         retry_starved(w);
         struct actor *a = find_work(w);
@@ -664,8 +711,11 @@ atomic_int actor_fail_thread_inits;
 /* Stops and joins the first n workers and frees what init set up. */
 static void stop_workers(int n)
 {
+    /* seq_cst, before the wake-ups: pairs with sched_has_work's load */
     atomic_store(&rt.stopping, 1);
     for (int i = 0; i < n; i++) {
+        /* 0 before the wake: a worker just about to wait sees a changed
+         * word and does not sleep (the futex checks it) */
         atomic_store(&rt.workers[i].sleeping, 0);
         rt_futex_wake(&rt.workers[i].sleeping, 1);
     }
@@ -685,12 +735,12 @@ static void teardown(void)
     proc_fini();
     free(rt.workers);
     rt.workers = NULL;
-    atomic_store(&rt.running, 0);
+    atomic_store(&rt.running, 0); /* seq_cst: after the teardown it announces */
 }
 
 int snow_rt_init(int nworkers)
 {
-    if (atomic_load(&rt.running))
+    if (atomic_load(&rt.running)) /* seq_cst: init and run are not hot */
         return -EBUSY;
     int n = nworkers > 0 ? nworkers : default_workers();
     memset(&rt, 0, sizeof rt);
@@ -708,12 +758,13 @@ int snow_rt_init(int nworkers)
         return err;
     }
     stack_signal_init();
-    atomic_store(&rt.running, 1);
+    atomic_store(&rt.running, 1); /* seq_cst: after everything it announces was set up */
     int started = 0;
     for (int i = 0; i < n && !err; i++) {
         struct worker *w = &rt.workers[i];
         w->index = i;
         w->rng = 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1);
+        /* test hook: seq_cst, start-up only */
         err = actor_fail_thread_starts > 0 && atomic_fetch_sub(&actor_fail_thread_starts, 1) > 0
                   ? EAGAIN
                   : pthread_create(&w->thread, NULL, worker_main, w);
@@ -754,6 +805,9 @@ int snow_rt_run(void)
         return SNOW_ENOT_RUNNING;
     bool killed = false;
     for (;;) {
+        /* seq_cst: the word is read before the conditions and changed
+         * after them (sched_actor_freed, snow_rt_shutdown), the futex
+         * protocol's order */
         int word = atomic_load(&rt.run_word);
         if (atomic_load(&rt.live) == 0)
             break;
@@ -776,7 +830,9 @@ int snow_rt_run(void)
 
 void snow_rt_shutdown(void)
 {
-    /* Only atomics and a raw futex call: safe in a signal handler. */
+    /* Only atomics and a raw futex call: safe in a signal handler. seq_cst:
+     * the flag before the word, read in the other order by snow_rt_run;
+     * the flag also pairs with actor_spawn's fence and load. */
     atomic_store(&rt.shutdown_req, 1);
     atomic_fetch_add(&rt.run_word, 1);
     rt_futex_wake(&rt.run_word, 1);

@@ -18,16 +18,20 @@
 
 void timers_init(void)
 {
-    atomic_store(&rt.timers.next_due, INT64_MAX);
+    atomic_store(&rt.timers.next_due, INT64_MAX); /* seq_cst: see struct rt_timers */
 }
 
 static void set_next_due(void)
 {
+    /* seq_cst: the arming side's store before its load of poll_blocked
+     * (sched_kick_timer); see struct rt_timers */
     atomic_store(&rt.timers.next_due, rt.timers.root ? rt.timers.root->due_ns : INT64_MAX);
 }
 
 int64_t timers_next_due(void)
 {
+    /* seq_cst: the poller's load after its store of poll_blocked; busy
+     * workers' peeks could be relaxed, one load on x86 either way */
     return atomic_load(&rt.timers.next_due);
 }
 
@@ -164,7 +168,7 @@ static struct timer *map_take_locked(uint64_t id)
 void timer_arm(struct timer *t)
 {
     rt_spin_lock(&rt.timers.lock);
-    if (atomic_load_explicit(&t->armed, memory_order_relaxed))
+    if (atomic_load_explicit(&t->armed, memory_order_relaxed)) /* under the lock */
         heap_remove_locked(t);
     heap_insert_locked(t);
     bool first = rt.timers.root == t;
@@ -185,7 +189,7 @@ void timer_disarm(struct timer *t)
     if (!atomic_load_explicit(&t->armed, memory_order_relaxed))
         return;
     rt_spin_lock(&rt.timers.lock);
-    if (atomic_load_explicit(&t->armed, memory_order_relaxed)) {
+    if (atomic_load_explicit(&t->armed, memory_order_relaxed)) { /* under the lock */
         heap_remove_locked(t);
         set_next_due();
     }
@@ -262,7 +266,7 @@ void timers_fini(void)
     rt.timers.map = NULL;
     rt.timers.root = NULL;
     rt.timers.map_n = rt.timers.map_cap = 0;
-    atomic_store(&rt.timers.next_due, INT64_MAX);
+    atomic_store(&rt.timers.next_due, INT64_MAX); /* seq_cst: teardown, not hot */
 }
 
 int64_t actor_deadline_after_ms(int64_t ms)
@@ -276,7 +280,7 @@ int64_t actor_deadline_after_ms(int64_t ms)
 
 uint64_t snow_timer_send_after(SnowPid pid, int64_t ms, uint64_t tag, const void *data, size_t len)
 {
-    if (!atomic_load(&rt.running) || (len && !data))
+    if (!atomic_load(&rt.running) || (len && !data)) /* seq_cst: not hot */
         return 0;
     struct timer *t = calloc(1, sizeof *t);
     if (!t)
