@@ -174,6 +174,11 @@ int poller_poll(bool block, int64_t until_ns)
             continue;
         }
         struct SnowIo *io = (struct SnowIo *)(uintptr_t)(d & ((UINT64_C(1) << PTR_BITS) - 1));
+#ifdef RT_TSAN
+        /* The handle reached us through the kernel (epoll_ctl, then this
+         * event), which orders it but which TSan does not see. */
+        __tsan_acquire(io);
+#endif
         uint16_t gen = (uint16_t)(d >> PTR_BITS);
         unsigned bits = bits_of(evs[i].events);
         struct actor *wake = NULL;
@@ -259,6 +264,9 @@ SnowIo *snow_io_open(int fd, int *err)
     atomic_store(&io->ready, 0); /* under the handle lock, before epoll knows the fd */
     uint16_t gen = io->gen;
     rt_spin_unlock(&io->lock);
+#ifdef RT_TSAN
+    __tsan_release(io); /* see poller_poll */
+#endif
     struct epoll_event ev = {
         .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
         .data.u64 = (uint64_t)(uintptr_t)io | ((uint64_t)gen << PTR_BITS),

@@ -268,6 +268,9 @@ static void switch_to_actor(struct worker *w, struct stack *s)
 #ifdef RT_ASAN
     __sanitizer_start_switch_fiber(&w->asan_fake, s->lo, s->usable);
 #endif
+#ifdef RT_TSAN
+    __tsan_switch_to_fiber(s->tsan_fiber, 0);
+#endif
     rt_ctx_switch(&w->sched_ctx, &s->ctx);
 #ifdef RT_ASAN
     __sanitizer_finish_switch_fiber(w->asan_fake, NULL, NULL);
@@ -281,6 +284,9 @@ void sched_switch_out(int why)
     w->switch_why = why;
 #ifdef RT_ASAN
     __sanitizer_start_switch_fiber(&s->asan_fake, w->sys_stack_lo, w->sys_stack_size);
+#endif
+#ifdef RT_TSAN
+    __tsan_switch_to_fiber(w->tsan_fiber, 0);
 #endif
     rt_ctx_switch(&s->ctx, &w->sched_ctx);
 #ifdef RT_ASAN
@@ -665,6 +671,9 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     tls_worker = w;
+#ifdef RT_TSAN
+    w->tsan_fiber = __tsan_get_current_fiber();
+#endif
     /* test hook: seq_cst, start-up only */
     w->init_err = actor_fail_thread_inits > 0 && atomic_fetch_sub(&actor_fail_thread_inits, 1) > 0
                       ? -ENOMEM

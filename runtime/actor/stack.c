@@ -108,11 +108,17 @@ static struct stack *stack_create(void (*entry)(void))
     f->fpucw = 0x037F; /* default x87 control word */
     f->rip = (uint64_t)uc.uc_mcontext.gregs[REG_RIP];
     s->ctx.sp = f;
+#ifdef RT_TSAN
+    s->tsan_fiber = __tsan_create_fiber(0);
+#endif
     return s;
 }
 
 static void stack_destroy(struct stack *s)
 {
+#ifdef RT_TSAN
+    __tsan_destroy_fiber(s->tsan_fiber);
+#endif
     munmap(s->map, MAP_SIZE);
 }
 
@@ -350,11 +356,28 @@ void stack_thread_fini(struct worker *w)
 
 static struct rt_ctx bench_main_ctx;
 static struct stack *bench_stack;
+#ifdef RT_TSAN
+static void *bench_main_fiber;
+#endif
+
+static void bench_switch(struct rt_ctx *from, struct rt_ctx *to, void *to_fiber)
+{
+#ifdef RT_TSAN
+    __tsan_switch_to_fiber(to_fiber, 0);
+#else
+    (void)to_fiber;
+#endif
+    rt_ctx_switch(from, to);
+}
 
 static void bench_entry(void)
 {
+    void *main_fiber = NULL;
+#ifdef RT_TSAN
+    main_fiber = bench_main_fiber;
+#endif
     for (;;)
-        rt_ctx_switch(&bench_stack->ctx, &bench_main_ctx);
+        bench_switch(&bench_stack->ctx, &bench_main_ctx, main_fiber);
 }
 
 double actor_bench_switch_ns(long n)
@@ -362,10 +385,13 @@ double actor_bench_switch_ns(long n)
     bench_stack = stack_create(bench_entry);
     if (!bench_stack)
         return -1;
-    rt_ctx_switch(&bench_main_ctx, &bench_stack->ctx); /* enter once */
+#ifdef RT_TSAN
+    bench_main_fiber = __tsan_get_current_fiber();
+#endif
+    bench_switch(&bench_main_ctx, &bench_stack->ctx, bench_stack->tsan_fiber); /* enter once */
     int64_t t0 = rt_now_ns();
     for (long i = 0; i < n; i++)
-        rt_ctx_switch(&bench_main_ctx, &bench_stack->ctx);
+        bench_switch(&bench_main_ctx, &bench_stack->ctx, bench_stack->tsan_fiber);
     int64_t t1 = rt_now_ns();
     stack_destroy(bench_stack);
     bench_stack = NULL;
