@@ -449,6 +449,8 @@ void sched_enqueue(struct actor *a, bool from_waker);
  * spinlock it holds (enqueueing may make a system call to wake a worker,
  * which must never happen under a spinlock). */
 bool actor_notify_begin(struct actor *a, unsigned mask);
+/* A worker thread's loop (started by snow_rt_init). */
+void *sched_worker_main(void *arg);
 /* Switches from the running actor to its worker's scheduler loop. */
 void sched_switch_out(int why);
 /* A new earliest timer: makes sure a worker will wait for it (interrupts a
