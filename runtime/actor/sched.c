@@ -18,10 +18,14 @@
  * still live on another worker, because only PARKED actors are enqueued.
  *
  * Idle workers: one idle worker holds the poll role and blocks in
- * epoll_pwait2 until the next timer; the others sleep on a private futex.
- * Whoever makes work stealable wakes a sleeper (or interrupts the poller),
- * again with the store-then-load pairing: the pusher stores the queue then
- * loads `sleeping`; the sleeper stores `sleeping` then rechecks the queues.
+ * epoll_pwait2 until the next timer; the others sleep on a private futex
+ * with no timer timeout, so a deadline wakes one worker. Whoever makes work
+ * stealable wakes a sleeper (or interrupts the poller), again with the
+ * store-then-load pairing: the pusher stores the queue, fences, then loads
+ * `sleeping`; the sleeper stores `sleeping`, fences, then rechecks the
+ * queues (seq_cst fences on both sides, since the queue lengths are
+ * relaxed). Busy workers look at timers and I/O after every slice
+ * (after_slice), which bounds a deadline's lateness by about one slice.
  */
 #include <errno.h>
 #include <sched.h>
