@@ -26,5 +26,7 @@ parked actors rss_per_actor_kib cpu_pct
 hibernated actors rss_per_actor_kib
 timers fires_per_s late_p99_us
 ring hops_per_s
+timer_lateness_busy late_p99_us
+selective_receive queued ns_per_call
 LIST
 exit $status

@@ -60,6 +60,9 @@ struct counts {
     long timers;     /* timers per phase */
     long ring_size;  /* actors in the ring */
     long ring_hops;  /* token hops */
+    long busy_sleeps; /* 10 ms sleeps next to busy workers */
+    long sel_queued; /* messages skipped by each selective receive */
+    long sel_calls;  /* selective receives timed */
 };
 
 static const struct counts full_counts = {
@@ -73,6 +76,9 @@ static const struct counts full_counts = {
     .timers = 100000,
     .ring_size = 10000,
     .ring_hops = 1000000,
+    .busy_sleeps = 100,
+    .sel_queued = 100000,
+    .sel_calls = 2000,
 };
 
 struct scenario {
@@ -564,6 +570,121 @@ static int run_timers(void)
     return rc;
 }
 
+/* ---- timers next to busy workers ---------------------------------------- */
+
+/* Busy actors, as many as workers and placed by the runtime, that never
+ * block: each does about a microsecond of work between reduction checks, as
+ * compiled CPU-bound code would, until told to stop. */
+static atomic_int busy_stop;
+static atomic_long busy_done;
+
+static void busy_actor(void *p)
+{
+    (void)p;
+    volatile uint64_t x = 1;
+    while (!atomic_load_explicit(&busy_stop, memory_order_relaxed)) {
+        for (int i = 0; i < 300; i++)
+            x = x * 6364136223846793005ULL + 1;
+        snow_reduction_check();
+    }
+    atomic_fetch_add_explicit(&busy_done, 1, memory_order_release);
+}
+
+struct busy_sleeper_args {
+    SnowPid driver;
+    long n;
+    int64_t *late;
+};
+
+static void busy_sleeper(void *p)
+{
+    const struct busy_sleeper_args *a = p;
+    for (long i = 0; i < a->n; i++) {
+        int64_t due = rt_now_ns() + 10 * 1000000;
+        snow_sleep(10);
+        a->late[i] = rt_now_ns() - due;
+    }
+    snow_actor_send(a->driver, TAG_DONE, NULL, 0);
+}
+
+static int run_timer_lateness_busy(void)
+{
+    long n = B.n.busy_sleeps;
+    int64_t *late = malloc((size_t)n * sizeof *late);
+    if (!late)
+        return fail("out of memory");
+    atomic_store(&busy_stop, 0);
+    atomic_store(&busy_done, 0);
+    for (int w = 0; w < B.workers; w++)
+        if (!spawn_on(busy_actor, NULL, 0, -1, false)) {
+            free(late);
+            return fail("spawn returned 0");
+        }
+    struct busy_sleeper_args a = {.driver = snow_actor_self(), .n = n, .late = late};
+    int rc = spawn_on(busy_sleeper, &a, sizeof a, -1, false) ? await(TAG_DONE, NULL, 0) : fail("spawn returned 0");
+    atomic_store(&busy_stop, 1);
+    if (await_count(&busy_done, B.workers, "busy actors stopped") < 0)
+        rc = -1;
+    if (rc == 0) {
+        int64_t p50 = bench_percentile(late, (size_t)n, 0.50);
+        int64_t p99 = bench_percentile(late, (size_t)n, 0.99);
+        emit("bench timer_lateness_busy late_p99_us=%.1f late_p50_us=%.1f late_max_us=%.1f sleeps=%ld "
+             "busy_actors=%d",
+             p99 / 1e3, p50 / 1e3, late[n - 1] / 1e3, n, B.workers);
+    }
+    free(late);
+    return rc;
+}
+
+/* ---- selective receive past a long queue ------------------------------- */
+
+struct selective_args {
+    SnowPid driver;
+    long queued, calls;
+};
+
+static void selective_actor(void *p)
+{
+    const struct selective_args *a = p;
+    SnowPid self = snow_actor_self();
+    struct span s = {0};
+    uint64_t v = 0;
+    for (long i = 0; i < a->queued && !s.status; i++)
+        if (snow_actor_send(self, TAG_PING, &v, sizeof v) < 0)
+            s.status = SNOW_EPROTOCOL;
+    uint64_t tag = TAG_WAKE;
+    /* The first receive scans the queued messages once; the timed calls
+     * each find one new message behind all of them. */
+    snow_actor_send(self, TAG_WAKE, &v, sizeof v);
+    if (!snow_actor_receive_match(&tag, 1, 0))
+        s.status = SNOW_EPROTOCOL;
+    s.t0 = rt_now_ns();
+    for (long i = 0; i < a->calls && !s.status; i++) {
+        v = (uint64_t)i;
+        snow_actor_send(self, TAG_WAKE, &v, sizeof v);
+        SnowMessage *m = snow_actor_receive_match(&tag, 1, 0);
+        if (!m || memcmp(m->data, &v, sizeof v))
+            s.status = SNOW_EPROTOCOL;
+    }
+    s.t1 = rt_now_ns();
+    snow_actor_send(a->driver, TAG_DONE, &s, sizeof s);
+}
+
+static int run_selective_receive(void)
+{
+    struct selective_args a = {.driver = snow_actor_self(), .queued = B.n.sel_queued, .calls = B.n.sel_calls};
+    if (!spawn_on(selective_actor, &a, sizeof a, -1, false))
+        return fail("spawn returned 0");
+    struct span s;
+    if (await(TAG_DONE, &s, sizeof s) < 0)
+        return -1;
+    if (s.status)
+        return fail("selective receive did not find its message");
+    emit("bench selective_receive queued=%ld ns_per_call=%.1f calls=%ld", a.queued,
+         (double)(s.t1 - s.t0) / (double)a.calls, a.calls);
+    return 0;
+}
+
 /* ---- ring -------------------------------------------------------------- */
 
 struct ring_args {
@@ -642,6 +763,8 @@ static const struct scenario scenarios[] = {
     {"spawn", run_spawn},
     {"ring", run_ring},
     {"timers", run_timers},
+    {"timer_lateness_busy", run_timer_lateness_busy},
+    {"selective_receive", run_selective_receive},
     {"parked", run_parked},
     {"hibernated", run_hibernated},
 };
@@ -712,6 +835,9 @@ static void scale_down(struct counts *c, long by)
     c->timers /= by;
     c->ring_size /= by;
     c->ring_hops /= by;
+    c->busy_sleeps /= by;
+    c->sel_queued /= by;
+    c->sel_calls /= by;
 }
 
 static void usage(void)

@@ -205,14 +205,25 @@ typedef struct SnowMessage {
 } SnowMessage;
 
 /* Copies len bytes into a new message for pid. Messages from one sender
- * arrive in the order sent. Returns 0, SNOW_ENOPROC or SNOW_ERESERVED_TAG. */
+ * arrive in the order sent. Returns 0, SNOW_ENOPROC, SNOW_ERESERVED_TAG, or
+ * SNOW_ELIMIT when pid set a mailbox limit and that many messages are
+ * queued for it (the message is not sent; the sender may retry later). */
 SNOW_API int snow_actor_send(SnowPid pid, uint64_t tag, const void *data, size_t len);
+/* Bounds the calling actor's mailbox to max_messages queued (received
+ * messages, and ones kept with snow_msg_keep, no longer count); 0, the
+ * default, means no bound. Over the bound, snow_actor_send answers
+ * SNOW_ELIMIT. Messages from the runtime (exit and down signals, messages of
+ * snow_timer_send_after) are always delivered and counted. Returns 0 or
+ * SNOW_ENOT_ACTOR. */
+SNOW_API int snow_actor_set_mailbox_limit(size_t max_messages);
 /* Takes the oldest message (-1: wait forever, 0: poll). Returns NULL on
  * timeout. The message stays valid until the actor's next receive, unless
  * snow_msg_keep moves it into the actor's heap for the actor's lifetime. */
 SNOW_API SnowMessage *snow_actor_receive(int timeout_ms);
 /* Selective receive: the oldest message whose tag is one of tags[0..n);
- * other messages stay queued in their order. */
+ * other messages stay queued in their order. Repeated calls with the same
+ * tag set (up to 8 tags) go on from where the last one stopped, so each
+ * costs O(messages that arrived since), not O(queued messages). */
 SNOW_API SnowMessage *snow_actor_receive_match(const uint64_t *tags, size_t n, int timeout_ms);
 SNOW_API void snow_msg_keep(SnowMessage *msg);
 
@@ -260,7 +271,9 @@ SNOW_API int snow_gc_collect(void);
 SNOW_API int snow_gc_stats(SnowGcStats *stats);
 
 /* Hibernates: parks until a message arrives, giving the stack back, then
- * runs fn(arg) on a fresh stack. Does not return. */
+ * runs fn(arg) on a fresh stack. Does not return. Messages that a selective
+ * receive has already examined and skipped do not count: it parks until one
+ * that no receive has looked at yet is queued. */
 SNOW_API void snow_actor_hibernate(void (*fn)(void *arg), void *arg) __attribute__((noreturn));
 
 /* ------------------------------------------------------------------------

@@ -88,5 +88,17 @@ double actor_bench_switch_ns(long n);
  * (and the counter drops by one), as when vm.max_map_count or memory runs
  * out. Pooled stacks are still handed out. */
 extern atomic_int actor_fail_stack_maps;
+/* While positive, each worker thread start fails (pthread_create, or the
+ * thread's alternate signal stack), and the counter drops by one. */
+extern atomic_int actor_fail_thread_starts;
+extern atomic_int actor_fail_thread_inits;
+/* For tests: called by an idle worker after it read the timers and before
+ * it announces itself as the poller (the window a timer armed from another
+ * thread must not fall into). NULL normally. */
+extern void (*actor_test_idle_hook)(void);
+/* Returns from an idle worker's blocking wait (epoll or futex) since init. */
+long actor_idle_wakeups(void);
+/* Messages the calling actor's receives have examined (0 outside an actor). */
+long actor_receive_scanned(void);
 
 #endif

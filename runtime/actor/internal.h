@@ -27,6 +27,19 @@
 #include "actor/actor.h"
 #include "rt.h"
 
+/* ThreadSanitizer follows the coroutine switches through its fiber API
+ * (each stack is a fiber, each worker thread's own stack another). */
+#if defined(__SANITIZE_THREAD__)
+#define RT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RT_TSAN 1
+#endif
+#endif
+#ifdef RT_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
 struct worker;
 
 /* ---- spinlock ---------------------------------------------------------- */
@@ -77,6 +90,7 @@ struct stack {
     size_t usable;      /* bytes between lo and this header */
     struct stack *next; /* pool link */
     void *asan_fake;    /* ASan fake-stack handle across switches */
+    void *tsan_fiber;   /* TSan: this stack's fiber */
     jmp_buf top;        /* the trampoline's unwind point: exits land here */
 };
 
@@ -92,7 +106,7 @@ void stack_thread_fini(struct worker *w);
 struct msg {
     SnowMessage m;   /* what receive hands out; m.data points just past us */
     struct msg *next;
-    uint64_t pad_;   /* keeps the payload 16-byte aligned */
+    uint64_t seq;    /* per receiver, in arrival order (also keeps the payload 16-byte aligned) */
 };
 
 struct msg *msg_new(uint64_t tag, SnowPid from, const void *data, size_t len);
@@ -111,16 +125,21 @@ void heap_free_all(struct heap *h);
 
 /* ---- timers --------------------------------------------------------------- */
 
+/* A timer is its own heap node (an intrusive pairing heap, timer.c): arming
+ * never allocates, so it cannot fail, and nothing is reallocated under the
+ * timer lock. */
 struct timer {
     int64_t due_ns;
-    /* Position in the heap, -1 when not armed. Written under the timer
-     * lock; read without it only by timer_disarm's fast path, where a
-     * stale value just means taking the lock (relaxed is enough). */
-    _Atomic int32_t idx;
-    uint8_t kind;    /* TIMER_WAKE or TIMER_SEND */
-    SnowPid pid;     /* whom to wake or send to */
-    uint64_t id;     /* TIMER_SEND: the reference handed out */
-    struct msg *msg; /* TIMER_SEND: the message to deliver */
+    struct timer *child, *sibling;
+    struct timer *prev; /* parent when first child, else the previous sibling */
+    /* Written under the timer lock; read without it only by timer_disarm's
+     * fast path, where a stale true just means taking the lock (relaxed). */
+    _Atomic bool armed;
+    uint8_t kind;          /* TIMER_WAKE or TIMER_SEND */
+    SnowPid pid;           /* whom to wake or send to */
+    uint64_t id;           /* TIMER_SEND: the reference handed out */
+    struct timer *map_next; /* TIMER_SEND: reference hash chain */
+    struct msg *msg;       /* TIMER_SEND: the message to deliver */
 };
 
 enum { TIMER_WAKE = 1, TIMER_SEND = 2 };
@@ -132,6 +151,8 @@ int timers_run(int64_t now);
 /* Earliest deadline, INT64_MAX when none. Lock-free read. */
 int64_t timers_next_due(void);
 void timers_fini(void);
+/* Delivers a timer's message (mailbox.c): never refused for the limit. */
+int actor_deliver(SnowPid pid, struct msg *m);
 
 /* ---- I/O handles ------------------------------------------------------- */
 
@@ -146,12 +167,26 @@ struct SnowIo {
 
 int poller_init(void);
 void poller_fini(void);
-/* Collects readiness and notifies owners. timeout_ns < 0 blocks. Returns
- * the number of events, or -1 when another worker holds the poll role. */
-int poller_poll(int64_t timeout_ns);
+/* Collects readiness and notifies owners. Without block it only looks.
+ * With block it waits until I/O, an interrupt, until_ns, or the earliest
+ * timer, whose due time it reads after announcing itself in
+ * rt.poll_blocked (so a timer armed meanwhile is never missed). Returns the
+ * number of events, or -1 when another worker holds the poll role. */
+int poller_poll(bool block, int64_t until_ns);
 /* Wakes a worker blocked in poller_poll. */
 void poller_interrupt(void);
+/* True while some worker holds the poll role. */
+bool poller_role_held(void);
+/* Number of open I/O handles (a reason to keep a worker polling). */
+long poller_open_handles(void);
+/* rt_now_ns() of the last poll by any worker. */
+int64_t poller_last_poll_ns(void);
 void io_close_all(struct actor *a);
+/* What a waiting actor's conditions hold now (0: none), for actor_wait and
+ * for the worker that parks a hibernating actor. */
+unsigned actor_wait_conditions(struct actor *a, struct SnowIo *io, unsigned events, int64_t deadline);
+/* Discards the actor's stack frames and parks it (stack.c). */
+__attribute__((noreturn)) void actor_unwind_hibernate(struct actor *a);
 
 /* ---- actors ------------------------------------------------------------ */
 
@@ -164,22 +199,22 @@ enum actor_state {
     A_DEAD
 };
 
-struct link_vec {
-    SnowPid *v;
-    uint32_t n, cap;
+/* A set of u64 keys with a u64 value each (links: pid -> 0; monitors:
+ * ref -> pid), open addressing with linear probing; key 0 is empty. Grown
+ * with a table allocated before the owner's slot lock is taken (proc.c). */
+struct u64_ent {
+    uint64_t key, val;
 };
 
-struct mon {
-    uint64_t ref;
-    SnowPid pid; /* on the target: the watcher; on the watcher: the target */
-};
-
-struct mon_vec {
-    struct mon *v;
+struct u64_map {
+    struct u64_ent *v;
     uint32_t n, cap;
 };
 
 struct proc_slot;
+
+/* Tag sets up to this size keep a selective receive's scan position. */
+#define ACTOR_SCAN_TAGS 8
 
 struct actor {
     _Atomic int state;
@@ -202,14 +237,28 @@ struct actor {
     atomic_int kill_reason; /* -1 none; an exit signal to act on */
     int exit_reason;        /* [owner] */
     /* mailbox */
-    atomic_uint inbox_n;    /* [slot] written, read lock-free by the owner */
+    atomic_ulong inbox_n;   /* [slot] written, read lock-free by the owner */
+    /* Messages queued (inbox and private list): incremented by senders
+     * under the slot lock, decremented by the owner when it takes one. */
+    atomic_ulong queued;
+    unsigned long mbox_limit; /* [slot] 0: none; else senders get SNOW_ELIMIT */
     struct msg *in_head, *in_tail;  /* [slot] */
     struct msg *priv_head, *priv_tail; /* [owner] moved from inbox, not yet taken */
+    uint64_t msg_seq;       /* [slot] seq of the last message pushed */
+    /* [owner] Selective receive's scan position: every message up to and
+     * including scan_pos was examined by a receive with the tag set in
+     * scan_tags and did not match, so the next receive with that set goes
+     * on from scan_pos->next. NULL: nothing scanned. */
+    struct msg *scan_pos;
+    uint64_t scan_tags[ACTOR_SCAN_TAGS];
+    uint8_t scan_ntags;     /* 0: no set cached */
+    uint64_t seen_seq;      /* [owner] every message up to this seq was examined by a receive */
+    long scanned;           /* [owner] messages examined by receives (statistics) */
     struct msg *last;       /* [owner] handed out by the last receive */
     struct heap heap;       /* [owner] */
-    struct link_vec links;  /* [slot] */
-    struct mon_vec watchers; /* [slot] monitors on me */
-    struct mon_vec watching; /* [owner] monitors I hold */
+    struct u64_map links;    /* [slot] pid -> 0 */
+    struct u64_map watchers; /* [slot] monitors on me: ref -> watcher */
+    struct u64_map watching; /* [slot] monitors I hold: ref -> target */
     void (*term_cb)(int, void *); /* [owner] */
     void *term_arg;
     struct SnowIo *ios;     /* [owner] handles to close at exit */
@@ -237,6 +286,72 @@ void proc_release(struct proc_slot *slot);
 /* Visits every live pid (for shutdown). */
 void proc_each(void (*fn)(SnowPid pid, void *arg), void *arg);
 
+/* ---- the runtime's shared state --------------------------------------------
+ *
+ * Everything the runtime shares between threads lives in struct runtime
+ * (one instance, rt), per thread in struct worker. Defined here so that the
+ * one struct holds them; each is touched only by its own file. */
+
+#define PROC_IDX_BITS 24
+#define PROC_CHUNK_BITS 12
+#define PROC_CHUNK_SLOTS (1u << PROC_CHUNK_BITS)
+#define PROC_MAX_CHUNKS (1u << (PROC_IDX_BITS - PROC_CHUNK_BITS))
+
+/* proc.c: the process table */
+struct rt_table {
+    struct proc_slot *_Atomic chunks[PROC_MAX_CHUNKS];
+    uint32_t nchunks;
+    rt_spin_t free_lock;
+    uint32_t free_head;
+    atomic_uint_fast64_t next_ref;
+};
+
+/* proc.c (actor structs) and stack.c (stacks): shared free lists */
+struct rt_free_list {
+    rt_spin_t lock;
+    void *free;
+    /* Written under the lock; read without it as a hint (relaxed): a
+     * stale value only means one more or one less trip to the lock. */
+    atomic_int n;
+};
+
+struct io_block;
+
+/* poller.c */
+struct rt_poller {
+    int epfd;
+    int evfd;
+    atomic_int role;              /* 1 while a worker is inside epoll_wait */
+    atomic_int interrupted;
+    atomic_long open;             /* handles open (relaxed: a hint for busy workers) */
+    _Atomic int64_t last_poll_ns; /* relaxed: a hint for busy workers */
+    rt_spin_t lock;               /* free list and blocks */
+    struct SnowIo *free;
+    struct io_block *blocks;
+};
+
+/* timer.c: a pairing heap. The root is the earliest timer; each node keeps
+ * its children as a list (child, then sibling), and prev points back to the
+ * parent (first child) or the previous sibling, so any node can be unlinked
+ * in O(1) for a disarm. Insert is O(1), removing the root O(log n)
+ * amortized, with the usual two-pass pairing. */
+struct rt_timers {
+    rt_spin_t lock;
+    struct timer *root;
+    /* heap root's due time or INT64_MAX, read without the lock. seq_cst:
+     * the store pairs with the poller's load after it announces itself in
+     * rt.poll_blocked (poller_poll), and with the busy workers' peeks. */
+    _Atomic int64_t next_due;
+    atomic_int firing; /* a worker is inside timers_run */
+    /* reference -> TIMER_SEND timer: chained hash, grown with a table
+     * allocated outside the lock */
+    struct timer **map;
+    uint32_t map_cap, map_n;
+    uint64_t next_id;
+};
+
+void timers_init(void);
+
 /* ---- workers and the scheduler -------------------------------------------- */
 
 struct runq {
@@ -251,15 +366,28 @@ struct runq {
 struct worker {
     int index;
     pthread_t thread;
+    int init_err;              /* stack_thread_init's result, read by snow_rt_init */
     struct rt_ctx sched_ctx;   /* the worker's own stack while an actor runs */
     struct actor *current;
-    struct actor *runnext;     /* woken by the running actor: runs next, not stolen */
+    /* Woken by the running actor: runs next. An idle worker may take it
+     * (CAS to NULL) once it has waited RUNNEXT_GRACE_NS while this worker
+     * did not switch (sched.c). */
+    struct actor *_Atomic runnext;
+    struct actor *runnext_pinned; /* the same for actors pinned here: never stolen */
+    _Atomic uint32_t slices;   /* actors started on this worker (relaxed: a hint for thieves) */
     struct runq q;             /* stealable */
     struct runq pq;            /* pinned to this worker */
     atomic_int sleeping;       /* 1 while parked on its futex */
     int switch_why;            /* why the actor switched out (SW_*) */
     uint32_t tick;
     uint32_t runnext_streak;
+    /* the victim whose runnext this idle worker is watching */
+    struct worker *rn_victim;
+    struct actor *rn_actor;
+    uint32_t rn_slices;
+    int64_t rn_seen_ns;
+    struct worker *rn_park_victim; /* last shortened block: whose slot, at which slice count */
+    uint32_t rn_park_slices;
     uint64_t rng;
     struct actor *starved;     /* runnable, but no stack could be had */
     int64_t starved_retry_ns;  /* when to try them again */
@@ -268,6 +396,7 @@ struct worker {
     struct stack *stack_cache; /* a few free stacks without locking */
     int stack_cache_n;
     void *asan_fake;
+    void *tsan_fiber;          /* TSan: the worker thread's own fiber */
     void *sys_stack_lo;        /* bounds of the worker thread's own stack (ASan) */
     size_t sys_stack_size;
     void *altstack;            /* SIGSEGV handler stack */
@@ -275,10 +404,12 @@ struct worker {
 
 enum { SW_YIELD = 1, SW_PARK, SW_HIBERNATE, SW_EXIT };
 
-/* Internal wait event: only messages that arrived since the mailbox was last
- * drained count (selective receive has already scanned the rest), where
- * SNOW_WAIT_MAILBOX counts every unread message. Reported as
- * SNOW_WAIT_MAILBOX. */
+/* Internal wait event: only messages no receive has examined yet count
+ * (those that arrived since the last drain, and those behind the selective
+ * receive's scan position), where SNOW_WAIT_MAILBOX counts every unread
+ * message. Receive parks on it, and so does a hibernating actor, so a
+ * message that a selective receive skipped does not wake either again.
+ * Reported as SNOW_WAIT_MAILBOX. */
 #define ACTOR_WAIT_NEW_MAIL (1u << 16)
 
 struct runtime {
@@ -290,8 +421,17 @@ struct runtime {
     atomic_long live;           /* actors spawned and not yet freed */
     atomic_int run_word;        /* futex the snow_rt_run caller sleeps on */
     atomic_int poll_blocked;    /* a worker sits in epoll_wait */
+    atomic_int nspinning;       /* idle workers spinning for work */
     atomic_uint rr;             /* round robin for wakes from outside */
+    atomic_long idle_wakeups;   /* returns from an idle worker's blocking wait */
+    atomic_int started;         /* workers that finished their start-up */
     int32_t reductions;         /* budget per slice */
+    _Atomic int64_t starve_log_ns; /* last "no memory for a stack" line */
+    struct rt_table table;
+    struct rt_free_list actor_pool;
+    struct rt_free_list stack_pool;
+    struct rt_poller poller;
+    struct rt_timers timers;
 };
 
 extern struct runtime rt;
@@ -310,11 +450,15 @@ void sched_enqueue(struct actor *a, bool from_waker);
  * spinlock it holds (enqueueing may make a system call to wake a worker,
  * which must never happen under a spinlock). */
 bool actor_notify_begin(struct actor *a, unsigned mask);
+/* A worker thread's loop (started by snow_rt_init). */
+void *sched_worker_main(void *arg);
 /* Switches from the running actor to its worker's scheduler loop. */
 void sched_switch_out(int why);
-/* Makes an idle worker look again (wakes a sleeper or the poller): a new
- * earliest timer needs a worker waiting on it. */
-void sched_kick_idle(void);
+/* A new earliest timer: makes sure a worker will wait for it (interrupts a
+ * blocked poller, else wakes a sleeper when called from outside a worker). */
+void sched_kick_timer(void);
+/* True when w or another worker has work to take (poller.c rechecks). */
+bool sched_has_work(struct worker *w);
 void sched_actor_freed(void);
 
 /* Ends the calling actor now (unwinds to its trampoline). */
@@ -341,7 +485,8 @@ struct actor *mailbox_push_locked(struct actor *a, struct msg *m);
 void mailbox_free(struct actor *a);
 void registry_remove_actor(struct actor *a);
 void registry_fini(void);
-void monitors_exit(struct actor *a, struct mon_vec *watchers, int reason);
+/* True when the mailbox holds a message no receive has examined yet. */
+bool mailbox_has_unseen(struct actor *a);
 
 /* Entry point at the top of every stack: runs actors until the end of time. */
 void stack_trampoline(void);

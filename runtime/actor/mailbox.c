@@ -11,28 +11,41 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "actor/internal.h"
 
 struct actor *mailbox_push_locked(struct actor *a, struct msg *m)
 {
     m->next = NULL;
+    m->seq = ++a->msg_seq;
     if (a->in_tail)
         a->in_tail->next = m;
     else
         a->in_head = m;
     a->in_tail = m;
+    /* relaxed: only counts; the slot lock orders it with the owner's take */
+    atomic_fetch_add_explicit(&a->queued, 1, memory_order_relaxed);
     atomic_fetch_add(&a->inbox_n, 1); /* seq_cst: pairs with the state load below */
     return actor_notify_begin(a, SNOW_WAIT_MAILBOX | ACTOR_WAIT_NEW_MAIL) ? a : NULL;
 }
 
-static int send_msg(SnowPid pid, struct msg *m)
+/* limited: the receiver's mailbox limit applies (user messages). Runtime
+ * messages (exit and down signals, timers) are always delivered: dropping
+ * one would break links, monitors and deadlines. */
+static int send_msg(SnowPid pid, struct msg *m, bool limited)
 {
     struct proc_slot *s;
     struct actor *a = proc_lock(pid, &s);
     if (!a) {
         free(m);
         return SNOW_ENOPROC;
+    }
+    if (limited && a->mbox_limit &&
+        atomic_load_explicit(&a->queued, memory_order_relaxed) >= a->mbox_limit) {
+        proc_release(s);
+        free(m);
+        return SNOW_ELIMIT;
     }
     struct actor *wake = mailbox_push_locked(a, m);
     proc_release(s);
@@ -46,12 +59,12 @@ int actor_send_raw(SnowPid pid, uint64_t tag, SnowPid from, const void *data, si
     struct msg *m = msg_new(tag, from, data, len);
     if (!m)
         return -ENOMEM;
-    return send_msg(pid, m);
+    return send_msg(pid, m, !SNOW_TAG_IS_RESERVED(tag));
 }
 
 int actor_deliver(SnowPid pid, struct msg *m)
 {
-    return send_msg(pid, m);
+    return send_msg(pid, m, false);
 }
 
 int snow_actor_send(SnowPid pid, uint64_t tag, const void *data, size_t len)
@@ -62,6 +75,17 @@ int snow_actor_send(SnowPid pid, uint64_t tag, const void *data, size_t len)
         return -EINVAL;
     struct actor *self = actor_self();
     return actor_send_raw(pid, tag, self ? self->pid : 0, data, len);
+}
+
+int snow_actor_set_mailbox_limit(size_t max_messages)
+{
+    struct actor *a = actor_self();
+    if (!a)
+        return SNOW_ENOT_ACTOR;
+    rt_spin_lock(&a->slot->lock);
+    a->mbox_limit = max_messages;
+    rt_spin_unlock(&a->slot->lock);
+    return 0;
 }
 
 /* Moves the inbox to the end of the private list; returns the first moved. */
@@ -84,6 +108,11 @@ static struct msg *drain_inbox(struct actor *a)
     return head;
 }
 
+bool mailbox_has_unseen(struct actor *a)
+{
+    return atomic_load(&a->inbox_n) || (a->priv_tail && a->priv_tail->seq > a->seen_seq);
+}
+
 static bool tag_matches(uint64_t tag, const uint64_t *tags, size_t n)
 {
     if (!tags)
@@ -92,6 +121,29 @@ static bool tag_matches(uint64_t tag, const uint64_t *tags, size_t n)
         if (tags[i] == tag)
             return true;
     return false;
+}
+
+/* Where a receive with this tag set starts: after the cached scan position
+ * when the set is the one cached, else at the head (and the set becomes the
+ * cached one). *prev is the message before the start. */
+static struct msg *scan_start(struct actor *a, const uint64_t *tags, size_t n, struct msg **prev)
+{
+    *prev = NULL;
+    if (!tags || n > ACTOR_SCAN_TAGS)
+        return a->priv_head;
+    bool same = a->scan_ntags == n;
+    for (size_t i = 0; same && i < n; i++)
+        same = a->scan_tags[i] == tags[i];
+    if (same && a->scan_pos) {
+        *prev = a->scan_pos;
+        return a->scan_pos->next;
+    }
+    if (!same) {
+        memcpy(a->scan_tags, tags, n * sizeof *tags);
+        a->scan_ntags = (uint8_t)n;
+        a->scan_pos = NULL;
+    }
+    return a->priv_head;
 }
 
 static SnowMessage *receive(const uint64_t *tags, size_t ntags, int timeout_ms)
@@ -104,10 +156,12 @@ static SnowMessage *receive(const uint64_t *tags, size_t ntags, int timeout_ms)
         free(a->last);
         a->last = NULL;
     }
+    bool cached = tags && ntags <= ACTOR_SCAN_TAGS;
     int64_t deadline = timeout_ms < 0 ? -1 : actor_deadline_after_ms(timeout_ms);
-    struct msg *prev = NULL, *m = a->priv_head;
+    struct msg *prev, *m = scan_start(a, tags, ntags, &prev);
     for (;;) {
         for (; m; prev = m, m = m->next) {
+            a->scanned++;
             if (!tag_matches(m->m.tag, tags, ntags))
                 continue;
             if (prev)
@@ -116,12 +170,23 @@ static SnowMessage *receive(const uint64_t *tags, size_t ntags, int timeout_ms)
                 a->priv_head = m->next;
             if (a->priv_tail == m)
                 a->priv_tail = prev;
+            /* Everything before m was examined; the cached position stays
+             * valid (a removed message never is the position itself). */
+            if (cached || a->scan_pos == m)
+                a->scan_pos = prev;
+            if (m->seq > a->seen_seq)
+                a->seen_seq = m->seq;
             m->next = NULL;
             a->last = m;
+            atomic_fetch_sub_explicit(&a->queued, 1, memory_order_relaxed); /* a count only */
             return &m->m;
         }
-        /* Everything already in the private list was scanned: go on with
-         * what arrived since, starting after the last scanned message. */
+        /* Everything in the private list was examined and skipped: go on
+         * with what arrived since, starting after the last one. */
+        if (cached)
+            a->scan_pos = prev;
+        if (prev && prev->seq > a->seen_seq)
+            a->seen_seq = prev->seq;
         m = drain_inbox(a);
         if (m)
             continue;
@@ -133,6 +198,12 @@ static SnowMessage *receive(const uint64_t *tags, size_t ntags, int timeout_ms)
         if (!m && (got & SNOW_WAIT_TIMEOUT))
             return NULL;
     }
+}
+
+long actor_receive_scanned(void)
+{
+    struct actor *a = actor_self();
+    return a ? a->scanned : 0;
 }
 
 SnowMessage *snow_actor_receive(int timeout_ms)
@@ -160,7 +231,7 @@ void snow_msg_keep(SnowMessage *msg)
 void mailbox_free(struct actor *a)
 {
     msg_free_list(a->priv_head);
-    a->priv_head = a->priv_tail = NULL;
+    a->priv_head = a->priv_tail = a->scan_pos = NULL;
     free(a->last);
     a->last = NULL;
 }

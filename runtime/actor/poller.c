@@ -28,62 +28,54 @@
 #define MAX_EVENTS 256
 #define PTR_BITS 48
 
-bool sched_has_work(struct worker *w);
-__attribute__((noreturn)) void actor_unwind_hibernate(struct actor *a);
-
 struct io_block {
     struct io_block *next;
     struct SnowIo io[IO_BLOCK];
 };
 
-static struct {
-    int epfd;
-    int evfd;
-    atomic_int role; /* 1 while a worker is inside epoll_wait */
-    atomic_int interrupted;
-    rt_spin_t lock; /* free list and blocks */
-    struct SnowIo *free;
-    struct io_block *blocks;
-} pl = {.epfd = -1, .evfd = -1};
 
 int poller_init(void)
 {
-    pl.epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (pl.epfd < 0)
+    rt.poller.epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (rt.poller.epfd < 0)
         return -errno;
-    pl.evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (pl.evfd < 0) {
+    rt.poller.evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (rt.poller.evfd < 0) {
         int e = errno;
-        close(pl.epfd);
+        close(rt.poller.epfd);
         return -e;
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0};
-    epoll_ctl(pl.epfd, EPOLL_CTL_ADD, pl.evfd, &ev);
-    atomic_store(&pl.role, 0);
-    atomic_store(&pl.interrupted, 0);
+    epoll_ctl(rt.poller.epfd, EPOLL_CTL_ADD, rt.poller.evfd, &ev);
+    /* seq_cst though nothing runs yet (init): not a hot path */
+    atomic_store(&rt.poller.role, 0);
+    atomic_store(&rt.poller.interrupted, 0);
+    atomic_store(&rt.poller.open, 0);
     return 0;
 }
 
 void poller_fini(void)
 {
-    close(pl.evfd);
-    close(pl.epfd);
-    pl.epfd = pl.evfd = -1;
-    while (pl.blocks) {
-        struct io_block *b = pl.blocks;
-        pl.blocks = b->next;
+    close(rt.poller.evfd);
+    close(rt.poller.epfd);
+    rt.poller.epfd = rt.poller.evfd = -1;
+    while (rt.poller.blocks) {
+        struct io_block *b = rt.poller.blocks;
+        rt.poller.blocks = b->next;
         free(b);
     }
-    pl.free = NULL;
+    rt.poller.free = NULL;
 }
 
 void poller_interrupt(void)
 {
     /* One pending interrupt is enough; skip the syscall if one is queued. */
-    if (atomic_exchange(&pl.interrupted, 1))
+    /* seq_cst: pairs with the poller clearing the flag (after it read the
+     * eventfd): an interrupt set after that clear writes the eventfd again */
+    if (atomic_exchange(&rt.poller.interrupted, 1))
         return;
     uint64_t one = 1;
-    ssize_t n = write(pl.evfd, &one, sizeof one);
+    ssize_t n = write(rt.poller.evfd, &one, sizeof one);
     (void)n;
 }
 
@@ -99,16 +91,54 @@ static unsigned bits_of(uint32_t ev)
     return b;
 }
 
-int poller_poll(int64_t timeout_ns)
+bool poller_role_held(void)
 {
-    if (atomic_exchange(&pl.role, 1))
+    /* seq_cst: an idle worker stores `sleeping`, then loads this; the
+     * poller stores it (release of the role) before its loads of
+     * `sleeping` in the hand-off (worker_main's after_slice). */
+    return atomic_load(&rt.poller.role) != 0;
+}
+
+long poller_open_handles(void)
+{
+    /* relaxed: a hint for busy workers whether to poll at all */
+    return atomic_load_explicit(&rt.poller.open, memory_order_relaxed);
+}
+
+int64_t poller_last_poll_ns(void)
+{
+    /* relaxed: a hint for busy workers when to poll */
+    return atomic_load_explicit(&rt.poller.last_poll_ns, memory_order_relaxed);
+}
+
+long actor_idle_wakeups(void)
+{
+    return atomic_load_explicit(&rt.idle_wakeups, memory_order_relaxed); /* statistics only */
+}
+
+int poller_poll(bool block, int64_t until_ns)
+{
+    /* seq_cst exchange: one poller at a time; see poller_role_held */
+    if (atomic_exchange(&rt.poller.role, 1))
         return -1;
     struct worker *w = worker_self();
-    if (timeout_ns != 0) {
+    int64_t timeout_ns = 0;
+    if (block) {
         atomic_store(&rt.poll_blocked, 1);
-        /* Recheck after announcing ourselves: work pushed before the store
-         * above was not followed by an interrupt. */
+        /* After announcing ourselves: work pushed before the store above
+         * was not followed by an interrupt (the fence pairs with the one in
+         * wake_idle), and a timer armed before it did not interrupt us
+         * (seq_cst store here, seq_cst load of the due time; the arming
+         * side stores the due time, then loads poll_blocked). */
+        atomic_thread_fence(memory_order_seq_cst);
+        int64_t due = timers_next_due();
+        if (due < until_ns)
+            until_ns = due;
         if (w && sched_has_work(w))
+            timeout_ns = 0;
+        else if (until_ns == INT64_MAX)
+            timeout_ns = -1;
+        else if ((timeout_ns = until_ns - rt_now_ns()) < 0)
             timeout_ns = 0;
     }
     struct epoll_event evs[MAX_EVENTS];
@@ -118,12 +148,19 @@ int poller_poll(int64_t timeout_ns)
         ts.tv_nsec = timeout_ns % 1000000000;
         tsp = &ts;
     }
-    int n = epoll_pwait2(pl.epfd, evs, MAX_EVENTS, tsp, NULL);
+    int n = epoll_pwait2(rt.poller.epfd, evs, MAX_EVENTS, tsp, NULL);
     if (n < 0 && errno == ENOSYS) {
         int ms = timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999) / 1000000);
-        n = epoll_wait(pl.epfd, evs, MAX_EVENTS, ms);
+        n = epoll_wait(rt.poller.epfd, evs, MAX_EVENTS, ms);
     }
-    atomic_store(&rt.poll_blocked, 0);
+    if (block) {
+        /* seq_cst though relaxed would do (a waker that still sees 1 makes a
+         * spare interrupt): once per blocking poll */
+        atomic_store(&rt.poll_blocked, 0);
+        if (timeout_ns != 0)
+            atomic_fetch_add_explicit(&rt.idle_wakeups, 1, memory_order_relaxed); /* statistics only */
+    }
+    atomic_store_explicit(&rt.poller.last_poll_ns, rt_now_ns(), memory_order_relaxed); /* a hint, as read */
     if (n < 0)
         n = 0;
     int events = 0;
@@ -131,12 +168,17 @@ int poller_poll(int64_t timeout_ns)
         uint64_t d = evs[i].data.u64;
         if (!d) {
             uint64_t v;
-            ssize_t r = read(pl.evfd, &v, sizeof v);
+            ssize_t r = read(rt.poller.evfd, &v, sizeof v);
             (void)r;
-            atomic_store(&pl.interrupted, 0);
+            atomic_store(&rt.poller.interrupted, 0); /* see poller_interrupt */
             continue;
         }
         struct SnowIo *io = (struct SnowIo *)(uintptr_t)(d & ((UINT64_C(1) << PTR_BITS) - 1));
+#ifdef RT_TSAN
+        /* The handle reached us through the kernel (epoll_ctl, then this
+         * event), which orders it but which TSan does not see. */
+        __tsan_acquire(io);
+#endif
         uint16_t gen = (uint16_t)(d >> PTR_BITS);
         unsigned bits = bits_of(evs[i].events);
         struct actor *wake = NULL;
@@ -151,7 +193,8 @@ int poller_poll(int64_t timeout_ns)
         if (wake)
             sched_enqueue(wake, true);
     }
-    atomic_store(&pl.role, 0);
+    /* seq_cst: see poller_role_held */
+    atomic_store(&rt.poller.role, 0);
     return events;
 }
 
@@ -159,33 +202,41 @@ int poller_poll(int64_t timeout_ns)
 
 static struct SnowIo *io_alloc(void)
 {
-    rt_spin_lock(&pl.lock);
-    if (!pl.free) {
-        struct io_block *b = calloc(1, sizeof *b);
-        if (!b) {
-            rt_spin_unlock(&pl.lock);
+    struct io_block *b = NULL;
+    for (;;) {
+        rt_spin_lock(&rt.poller.lock);
+        if (rt.poller.free || b)
+            break;
+        /* No allocation under the spinlock: allocate, then look again. */
+        rt_spin_unlock(&rt.poller.lock);
+        if (!(b = calloc(1, sizeof *b)))
             return NULL;
-        }
-        b->next = pl.blocks;
-        pl.blocks = b;
-        for (int i = 0; i < IO_BLOCK; i++) {
-            b->io[i].next = pl.free;
-            pl.free = &b->io[i];
-        }
     }
-    struct SnowIo *io = pl.free;
-    pl.free = io->next;
-    rt_spin_unlock(&pl.lock);
+    if (b && !rt.poller.free) {
+        b->next = rt.poller.blocks;
+        rt.poller.blocks = b;
+        for (int i = 0; i < IO_BLOCK; i++) {
+            b->io[i].next = rt.poller.free;
+            rt.poller.free = &b->io[i];
+        }
+        b = NULL;
+    }
+    struct SnowIo *io = rt.poller.free;
+    rt.poller.free = io->next;
+    rt_spin_unlock(&rt.poller.lock);
+    free(b); /* another thread refilled the list meanwhile */
     io->next = NULL;
+    atomic_fetch_add_explicit(&rt.poller.open, 1, memory_order_relaxed); /* a count, see poller_open_handles */
     return io;
 }
 
 static void io_free(struct SnowIo *io)
 {
-    rt_spin_lock(&pl.lock);
-    io->next = pl.free;
-    pl.free = io;
-    rt_spin_unlock(&pl.lock);
+    atomic_fetch_sub_explicit(&rt.poller.open, 1, memory_order_relaxed); /* a count, as above */
+    rt_spin_lock(&rt.poller.lock);
+    io->next = rt.poller.free;
+    rt.poller.free = io;
+    rt_spin_unlock(&rt.poller.lock);
 }
 
 SnowIo *snow_io_open(int fd, int *err)
@@ -210,14 +261,17 @@ SnowIo *snow_io_open(int fd, int *err)
     rt_spin_lock(&io->lock);
     io->fd = fd;
     io->owner = a;
-    atomic_store(&io->ready, 0);
+    atomic_store(&io->ready, 0); /* under the handle lock, before epoll knows the fd */
     uint16_t gen = io->gen;
     rt_spin_unlock(&io->lock);
+#ifdef RT_TSAN
+    __tsan_release(io); /* see poller_poll */
+#endif
     struct epoll_event ev = {
         .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
         .data.u64 = (uint64_t)(uintptr_t)io | ((uint64_t)gen << PTR_BITS),
     };
-    if (epoll_ctl(pl.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    if (epoll_ctl(rt.poller.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         e = -errno;
         rt_spin_lock(&io->lock);
         io->owner = NULL;
@@ -243,7 +297,7 @@ static void io_release(struct SnowIo *io, bool close_fd)
     int fd = io->fd;
     io->fd = -1;
     rt_spin_unlock(&io->lock);
-    epoll_ctl(pl.epfd, EPOLL_CTL_DEL, fd, NULL);
+    epoll_ctl(rt.poller.epfd, EPOLL_CTL_DEL, fd, NULL);
     if (close_fd)
         close(fd);
     io_free(io);
@@ -286,13 +340,16 @@ int snow_io_fd(const SnowIo *io)
 unsigned actor_wait_conditions(struct actor *a, struct SnowIo *io, unsigned events, int64_t deadline)
 {
     unsigned c = 0;
+    /* seq_cst loads of kill_reason, inbox_n and ready: the waiter's half of
+     * the park/notify protocol, after its seq_cst store of WAITING
+     * (sched.c); each pairs with the notifier's seq_cst write of it. */
     if (atomic_load(&a->kill_reason) >= 0 && !a->exiting)
         c |= SNOW_WAIT_SIGNAL;
     /* a->priv_head is the owner's; this runs on the owner's behalf (its
      * own stack, or its worker while it hibernates). */
-    if ((events & (SNOW_WAIT_MAILBOX | ACTOR_WAIT_NEW_MAIL)) && atomic_load(&a->inbox_n))
+    if ((events & SNOW_WAIT_MAILBOX) && (atomic_load(&a->inbox_n) || a->priv_head))
         c |= SNOW_WAIT_MAILBOX;
-    if ((events & SNOW_WAIT_MAILBOX) && a->priv_head)
+    if ((events & ACTOR_WAIT_NEW_MAIL) && mailbox_has_unseen(a))
         c |= SNOW_WAIT_MAILBOX;
     if (io && (events & (SNOW_WAIT_READABLE | SNOW_WAIT_WRITABLE))) {
         unsigned r = atomic_load(&io->ready);
@@ -307,6 +364,7 @@ unsigned actor_wait_conditions(struct actor *a, struct SnowIo *io, unsigned even
 static void publish_wait(struct actor *a, struct SnowIo *io, unsigned events)
 {
     a->wait_io = io;
+    /* relaxed: published by the seq_cst store of WAITING that follows */
     atomic_store_explicit(&a->wait_events, events | SNOW_WAIT_SIGNAL, memory_order_relaxed);
 }
 
@@ -320,6 +378,7 @@ int actor_wait(SnowIo *io, unsigned events, int64_t deadline)
     bool armed = false;
     unsigned got;
     for (;;) {
+        /* seq_cst: step 2 of the protocol, before the condition loads */
         atomic_store(&a->state, A_WAITING);
         got = actor_wait_conditions(a, io, events, deadline);
         if (got)
@@ -332,14 +391,18 @@ int actor_wait(SnowIo *io, unsigned events, int64_t deadline)
         sched_switch_out(SW_PARK);
         a = actor_self();
     }
+    /* seq_cst though relaxed would do (notifiers ignore RUNNING and may
+     * already have moved WAITING to NOTIFIED, which this overwrites): kept,
+     * once per wait */
     atomic_store(&a->state, A_RUNNING);
     if (armed)
         timer_disarm(&a->wait_timer);
-    atomic_store_explicit(&a->wait_events, 0, memory_order_relaxed);
+    atomic_store_explicit(&a->wait_events, 0, memory_order_relaxed); /* read only while WAITING/PARKED */
     a->wait_io = NULL;
     if (got & SNOW_WAIT_SIGNAL)
         actor_check_signals(a);
     if (io)
+        /* seq_cst RMW: an edge the poller sets after this is kept */
         atomic_fetch_and(&io->ready, ~(got & (SNOW_WAIT_READABLE | SNOW_WAIT_WRITABLE)));
     return (int)got;
 }
@@ -358,6 +421,11 @@ void actor_hibernate(SnowIo *io, unsigned events, int64_t deadline, void (*fn)(v
     actor_gc_hibernate(a);
     /* actor_catch frames live on the stack being given up. */
     a->catch_jb = NULL;
+    /* A message that a selective receive already skipped does not end the
+     * hibernation (the continuation would only skip it again and hibernate
+     * at once, for ever): only one no receive has examined does. */
+    if (events & SNOW_WAIT_MAILBOX)
+        events = (events & ~SNOW_WAIT_MAILBOX) | ACTOR_WAIT_NEW_MAIL;
     publish_wait(a, io, events);
     a->wait_deadline = deadline;
     if (deadline >= 0) {
@@ -366,7 +434,7 @@ void actor_hibernate(SnowIo *io, unsigned events, int64_t deadline, void (*fn)(v
     }
     /* WAITING before the stack is given up: a notify that comes while we
      * unwind turns it into NOTIFIED and the worker restarts us at once. */
-    atomic_store(&a->state, A_WAITING);
+    atomic_store(&a->state, A_WAITING); /* seq_cst: step 2, as in actor_wait */
     actor_unwind_hibernate(a);
 }
 

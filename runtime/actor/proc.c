@@ -10,79 +10,79 @@
  * peak number of live actors.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "actor/internal.h"
 
-#define IDX_BITS 24
-#define CHUNK_BITS 12
-#define CHUNK_SLOTS (1u << CHUNK_BITS)
-#define MAX_CHUNKS (1u << (IDX_BITS - CHUNK_BITS))
+#define IDX_BITS PROC_IDX_BITS
+#define CHUNK_BITS PROC_CHUNK_BITS
+#define CHUNK_SLOTS PROC_CHUNK_SLOTS
+#define MAX_CHUNKS PROC_MAX_CHUNKS
 #define NO_SLOT UINT32_MAX
-
-static struct {
-    struct proc_slot *_Atomic chunks[MAX_CHUNKS];
-    uint32_t nchunks;
-    rt_spin_t free_lock;
-    uint32_t free_head;
-    atomic_uint_fast64_t next_ref;
-} table;
 
 static inline struct proc_slot *slot_at(uint32_t idx)
 {
-    struct proc_slot *c = atomic_load_explicit(&table.chunks[idx >> CHUNK_BITS], memory_order_acquire);
+    struct proc_slot *c = atomic_load_explicit(&rt.table.chunks[idx >> CHUNK_BITS], memory_order_acquire);
     return c ? &c[idx & (CHUNK_SLOTS - 1)] : NULL;
 }
 
 int proc_init(void)
 {
-    memset(&table, 0, sizeof table);
-    table.free_head = NO_SLOT;
-    atomic_store(&table.next_ref, 1);
+    memset(&rt.table, 0, sizeof rt.table);
+    rt.table.free_head = NO_SLOT;
+    atomic_store(&rt.table.next_ref, 1);
     return 0;
 }
 
 void proc_fini(void)
 {
-    for (uint32_t i = 0; i < table.nchunks; i++)
-        free(atomic_load(&table.chunks[i]));
-    memset(&table, 0, sizeof table);
+    for (uint32_t i = 0; i < rt.table.nchunks; i++)
+        free(atomic_load(&rt.table.chunks[i]));
+    memset(&rt.table, 0, sizeof rt.table);
 }
 
-static int grow_locked(void)
+/* Installs chunk c (allocated without the lock) as the next chunk. */
+static void grow_locked(struct proc_slot *c)
 {
-    if (table.nchunks == MAX_CHUNKS)
-        return SNOW_ELIMIT;
-    struct proc_slot *c = calloc(CHUNK_SLOTS, sizeof *c);
-    if (!c)
-        return -ENOMEM;
-    uint32_t base = table.nchunks << CHUNK_BITS;
+    uint32_t base = rt.table.nchunks << CHUNK_BITS;
     for (uint32_t i = 0; i < CHUNK_SLOTS; i++) {
-        c[i].next_free = i + 1 < CHUNK_SLOTS ? base + i + 1 : table.free_head;
+        c[i].next_free = i + 1 < CHUNK_SLOTS ? base + i + 1 : rt.table.free_head;
         c[i].pid = (SnowPid)(base + i); /* generation 0: the first use gets 1 */
     }
-    atomic_store_explicit(&table.chunks[table.nchunks], c, memory_order_release);
-    table.nchunks++;
-    table.free_head = base;
-    return 0;
+    atomic_store_explicit(&rt.table.chunks[rt.table.nchunks], c, memory_order_release);
+    rt.table.nchunks++;
+    rt.table.free_head = base;
 }
 
 int proc_insert(struct actor *a)
 {
-    rt_spin_lock(&table.free_lock);
-    if (table.free_head == NO_SLOT) {
-        int err = grow_locked();
-        if (err) {
-            rt_spin_unlock(&table.free_lock);
-            return err;
+    struct proc_slot *fresh = NULL;
+    rt_spin_lock(&rt.table.free_lock);
+    while (rt.table.free_head == NO_SLOT) {
+        if (rt.table.nchunks == MAX_CHUNKS) {
+            rt_spin_unlock(&rt.table.free_lock);
+            free(fresh);
+            return SNOW_ELIMIT;
         }
+        if (fresh) {
+            grow_locked(fresh);
+            fresh = NULL;
+            break;
+        }
+        /* No allocation under the spinlock: allocate, then look again. */
+        rt_spin_unlock(&rt.table.free_lock);
+        if (!(fresh = calloc(CHUNK_SLOTS, sizeof *fresh)))
+            return -ENOMEM;
+        rt_spin_lock(&rt.table.free_lock);
     }
-    uint32_t idx = table.free_head;
+    uint32_t idx = rt.table.free_head;
     struct proc_slot *s = slot_at(idx);
-    table.free_head = s->next_free;
-    rt_spin_unlock(&table.free_lock);
+    rt.table.free_head = s->next_free;
+    rt_spin_unlock(&rt.table.free_lock);
+    free(fresh); /* another spawner grew the table meanwhile */
 
     rt_spin_lock(&s->lock);
     uint64_t gen = (s->pid >> IDX_BITS) + 1;
@@ -99,10 +99,10 @@ int proc_insert(struct actor *a)
 static void proc_free_slot(struct proc_slot *s)
 {
     uint32_t idx = (uint32_t)(s->pid & ((1u << IDX_BITS) - 1));
-    rt_spin_lock(&table.free_lock);
-    s->next_free = table.free_head;
-    table.free_head = idx;
-    rt_spin_unlock(&table.free_lock);
+    rt_spin_lock(&rt.table.free_lock);
+    s->next_free = rt.table.free_head;
+    rt.table.free_head = idx;
+    rt_spin_unlock(&rt.table.free_lock);
 }
 
 struct actor *proc_lock(SnowPid pid, struct proc_slot **slot)
@@ -130,7 +130,7 @@ void proc_release(struct proc_slot *slot)
 void proc_each(void (*fn)(SnowPid pid, void *arg), void *arg)
 {
     for (uint32_t c = 0; c < MAX_CHUNKS; c++) {
-        struct proc_slot *chunk = atomic_load(&table.chunks[c]);
+        struct proc_slot *chunk = atomic_load(&rt.table.chunks[c]);
         if (!chunk)
             break;
         for (uint32_t i = 0; i < CHUNK_SLOTS; i++) {
@@ -144,59 +144,137 @@ void proc_each(void (*fn)(SnowPid pid, void *arg), void *arg)
     }
 }
 
-/* ---- small vectors ------------------------------------------------------------ */
+/* ---- link and monitor sets ----------------------------------------------------
+ *
+ * Hash maps with linear probing (struct u64_map), so that an actor linked to
+ * or monitoring tens of thousands of others adds, finds and drops each in
+ * O(1). Changed only under the owner's slot lock; a table is allocated with
+ * the lock dropped (locked_put) and freed after it is released. */
 
-static int pidvec_add(struct link_vec *v, SnowPid p)
+static uint32_t hslot(uint64_t key, uint32_t cap)
 {
-    for (uint32_t i = 0; i < v->n; i++)
-        if (v->v[i] == p)
-            return 0;
-    if (v->n == v->cap) {
-        uint32_t cap = v->cap ? v->cap * 2 : 4;
-        SnowPid *nv = realloc(v->v, cap * sizeof *nv);
-        if (!nv)
-            return -ENOMEM;
-        v->v = nv;
-        v->cap = cap;
+    return (uint32_t)((key * 0x9e3779b97f4a7c15ULL) >> 32) & (cap - 1);
+}
+
+static struct u64_ent *map_find(const struct u64_map *m, uint64_t key)
+{
+    if (!m->cap)
+        return NULL;
+    for (uint32_t j = hslot(key, m->cap);; j = (j + 1) & (m->cap - 1)) {
+        if (m->v[j].key == key)
+            return &m->v[j];
+        if (!m->v[j].key)
+            return NULL;
     }
-    v->v[v->n++] = p;
-    return 0;
 }
 
-static bool pidvec_del(struct link_vec *v, SnowPid p)
+/* Load factor at most 3/4 after one more insert. */
+static bool map_fits(const struct u64_map *m)
 {
-    for (uint32_t i = 0; i < v->n; i++)
-        if (v->v[i] == p) {
-            v->v[i] = v->v[--v->n];
-            return true;
+    return (uint64_t)(m->n + 1) * 4 <= (uint64_t)m->cap * 3;
+}
+
+static void map_place(struct u64_ent *v, uint32_t cap, uint64_t key, uint64_t val)
+{
+    uint32_t j = hslot(key, cap);
+    while (v[j].key)
+        j = (j + 1) & (cap - 1);
+    v[j] = (struct u64_ent){key, val};
+}
+
+/* Moves m into the larger, zeroed table v; returns the old table to free. */
+static struct u64_ent *map_adopt(struct u64_map *m, struct u64_ent *v, uint32_t cap)
+{
+    for (uint32_t i = 0; i < m->cap; i++)
+        if (m->v[i].key)
+            map_place(v, cap, m->v[i].key, m->v[i].val);
+    struct u64_ent *old = m->v;
+    m->v = v;
+    m->cap = cap;
+    return old;
+}
+
+static bool map_del(struct u64_map *m, uint64_t key, uint64_t *val)
+{
+    struct u64_ent *e = map_find(m, key);
+    if (!e)
+        return false;
+    if (val)
+        *val = e->val;
+    /* Backward-shift deletion keeps every probe chain unbroken. */
+    uint32_t mask = m->cap - 1, j = (uint32_t)(e - m->v);
+    m->v[j].key = 0;
+    for (uint32_t k = (j + 1) & mask; m->v[k].key; k = (k + 1) & mask) {
+        uint32_t home = hslot(m->v[k].key, m->cap);
+        bool movable = (j <= k) ? (home <= j || home > k) : (home <= j && home > k);
+        if (movable) {
+            m->v[j] = m->v[k];
+            m->v[k].key = 0;
+            j = k;
         }
-    return false;
-}
-
-static int monvec_add(struct mon_vec *v, uint64_t ref, SnowPid p)
-{
-    if (v->n == v->cap) {
-        uint32_t cap = v->cap ? v->cap * 2 : 4;
-        struct mon *nv = realloc(v->v, cap * sizeof *nv);
-        if (!nv)
-            return -ENOMEM;
-        v->v = nv;
-        v->cap = cap;
     }
-    v->v[v->n++] = (struct mon){ref, p};
-    return 0;
+    m->n--;
+    return true;
 }
 
-static bool monvec_del(struct mon_vec *v, uint64_t ref, SnowPid *pid)
+/* Adds key -> val to the map at offset off inside pid's actor, under its
+ * slot lock. Returns 1 when added, 0 when the key was there already,
+ * SNOW_ENOPROC when pid is not alive, -ENOMEM. */
+static int locked_put(SnowPid pid, size_t off, uint64_t key, uint64_t val)
 {
-    for (uint32_t i = 0; i < v->n; i++)
-        if (v->v[i].ref == ref) {
-            if (pid)
-                *pid = v->v[i].pid;
-            v->v[i] = v->v[--v->n];
-            return true;
+    struct u64_ent *fresh = NULL;
+    uint32_t fresh_cap = 0;
+    for (;;) {
+        struct proc_slot *s;
+        struct actor *t = proc_lock(pid, &s);
+        if (!t) {
+            free(fresh);
+            return SNOW_ENOPROC;
         }
-    return false;
+        struct u64_map *m = (struct u64_map *)((char *)t + off);
+        struct u64_ent *old = NULL;
+        int r = -1;
+        if (map_find(m, key)) {
+            r = 0;
+        } else {
+            if (!map_fits(m) && fresh && fresh_cap > m->cap) {
+                old = map_adopt(m, fresh, fresh_cap);
+                fresh = NULL;
+            }
+            if (map_fits(m)) {
+                map_place(m->v, m->cap, key, val);
+                m->n++;
+                r = 1;
+            }
+        }
+        uint32_t cap = m->cap ? m->cap * 2 : 8;
+        proc_release(s);
+        free(old);
+        free(fresh);
+        fresh = NULL;
+        if (r >= 0)
+            return r;
+        fresh = calloc(cap, sizeof *fresh);
+        fresh_cap = cap;
+        if (!fresh)
+            return -ENOMEM;
+    }
+}
+
+#define LINKS offsetof(struct actor, links)
+#define WATCHERS offsetof(struct actor, watchers)
+#define WATCHING offsetof(struct actor, watching)
+
+/* Removes key from the map at off in pid's actor; true when it was there. */
+static bool locked_del(SnowPid pid, size_t off, uint64_t key, uint64_t *val)
+{
+    struct proc_slot *s;
+    struct actor *t = proc_lock(pid, &s);
+    if (!t)
+        return false;
+    bool had = map_del((struct u64_map *)((char *)t + off), key, val);
+    proc_release(s);
+    return had;
 }
 
 /* ---- actor structs ----------------------------------------------------------------
@@ -208,28 +286,33 @@ static bool monvec_del(struct mon_vec *v, uint64_t ref, SnowPid *pid)
 #define ACTOR_CACHE_LOCAL 64
 #define ACTOR_CACHE_SHARED 4096
 
-static struct {
-    rt_spin_t lock;
-    struct actor *free;
-    int n;
-} actor_pool;
+
+static int pool_n(void)
+{
+    return atomic_load_explicit(&rt.actor_pool.n, memory_order_relaxed);
+}
+
+static void pool_n_add(int d)
+{
+    atomic_store_explicit(&rt.actor_pool.n, pool_n() + d, memory_order_relaxed);
+}
 
 static struct actor *actor_alloc(void)
 {
     struct worker *w = worker_self();
     struct actor *a = NULL;
-    if (w && !w->actor_cache && actor_pool.n) {
+    if (w && !w->actor_cache && pool_n()) {
         /* Refill half the local list in one locked step. */
-        rt_spin_lock(&actor_pool.lock);
-        while (actor_pool.free && w->actor_cache_n < ACTOR_CACHE_LOCAL / 2) {
-            struct actor *x = actor_pool.free;
-            actor_pool.free = x->next;
-            actor_pool.n--;
+        rt_spin_lock(&rt.actor_pool.lock);
+        while (rt.actor_pool.free && w->actor_cache_n < ACTOR_CACHE_LOCAL / 2) {
+            struct actor *x = rt.actor_pool.free;
+            rt.actor_pool.free = x->next;
+            pool_n_add(-1);
             x->next = w->actor_cache;
             w->actor_cache = x;
             w->actor_cache_n++;
         }
-        rt_spin_unlock(&actor_pool.lock);
+        rt_spin_unlock(&rt.actor_pool.lock);
     }
     if (w && w->actor_cache) {
         a = w->actor_cache;
@@ -250,15 +333,15 @@ static void actor_release(struct actor *a)
         w->actor_cache_n++;
         return;
     }
-    if (actor_pool.n < ACTOR_CACHE_SHARED) {
-        rt_spin_lock(&actor_pool.lock);
-        if (actor_pool.n < ACTOR_CACHE_SHARED) {
-            a->next = actor_pool.free;
-            actor_pool.free = a;
-            actor_pool.n++;
+    if (pool_n() < ACTOR_CACHE_SHARED) {
+        rt_spin_lock(&rt.actor_pool.lock);
+        if (pool_n() < ACTOR_CACHE_SHARED) {
+            a->next = rt.actor_pool.free;
+            rt.actor_pool.free = a;
+            pool_n_add(1);
             a = NULL;
         }
-        rt_spin_unlock(&actor_pool.lock);
+        rt_spin_unlock(&rt.actor_pool.lock);
         if (!a)
             return;
     }
@@ -276,19 +359,22 @@ void actor_cache_fini(void)
         }
         w->actor_cache_n = 0;
     }
-    while (actor_pool.free) {
-        struct actor *a = actor_pool.free;
-        actor_pool.free = a->next;
+    while (rt.actor_pool.free) {
+        struct actor *a = rt.actor_pool.free;
+        rt.actor_pool.free = a->next;
         free(a);
     }
-    actor_pool.n = 0;
+    atomic_store(&rt.actor_pool.n, 0);
 }
 
 /* ---- spawn --------------------------------------------------------------------- */
 
 SnowPid actor_spawn(SnowActorFn fn, const void *args, size_t size, const struct actor_spawn_opts *opts)
 {
-    if (!atomic_load(&rt.running) || atomic_load(&rt.stopping) || !fn)
+    /* Refused once shutdown was requested: the process is ending, and an
+     * actor that restarts others from its terminate callback (a
+     * supervisor) must not keep it alive. */
+    if (!atomic_load(&rt.running) || atomic_load(&rt.shutdown_req) || atomic_load(&rt.stopping) || !fn)
         return 0;
     struct actor *a = actor_alloc();
     if (!a)
@@ -296,7 +382,7 @@ SnowPid actor_spawn(SnowActorFn fn, const void *args, size_t size, const struct 
     a->fn = fn;
     a->home = -1;
     atomic_store(&a->kill_reason, -1);
-    atomic_init(&a->wait_timer.idx, -1);
+    atomic_init(&a->wait_timer.armed, false);
     a->wait_timer.kind = TIMER_WAKE;
     if (size) {
         a->arg = heap_alloc(&a->heap, size);
@@ -324,16 +410,18 @@ SnowPid actor_spawn(SnowActorFn fn, const void *args, size_t size, const struct 
     a->wait_timer.pid = a->pid;
     atomic_fetch_add(&rt.live, 1);
     SnowPid pid = a->pid;
+    /* Shutdown requested while we spawned: snow_rt_run's walk of the table
+     * may already have passed this slot, so the actor ends itself (its
+     * terminate callback runs) as the walk would have made it. The fence
+     * pairs with the one in snow_rt_run between the flag and the walk. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load(&rt.shutdown_req))
+        atomic_store(&a->kill_reason, SNOW_EXIT_SHUTDOWN);
     struct actor *parent = actor_self();
     if (opts && opts->link && parent) {
         /* The child has not run yet, so both sides can be set up directly. */
-        struct proc_slot *ps = parent->slot;
-        rt_spin_lock(&ps->lock);
-        pidvec_add(&parent->links, pid);
-        rt_spin_unlock(&ps->lock);
-        rt_spin_lock(&a->slot->lock);
-        pidvec_add(&a->links, parent->pid);
-        rt_spin_unlock(&a->slot->lock);
+        locked_put(parent->pid, LINKS, pid, 0);
+        locked_put(pid, LINKS, parent->pid, 0);
     }
     atomic_store(&a->state, A_RUNNABLE);
     sched_enqueue(a, false);
@@ -369,31 +457,48 @@ void actor_check_signals(struct actor *a)
 
 int actor_signal_exit(SnowPid pid, SnowPid from, int reason, bool from_link)
 {
-    struct proc_slot *s;
-    struct actor *t = proc_lock(pid, &s);
-    if (!t)
-        return SNOW_ENOPROC;
-    if (from_link && !pidvec_del(&t->links, from)) {
-        /* Unlinked in the meantime: the signal no longer applies. */
+    bool untrappable = reason == SNOW_EXIT_SHUTDOWN || (!from_link && reason == SNOW_EXIT_KILLED);
+    struct msg *m = NULL;
+    for (;;) {
+        struct proc_slot *s;
+        struct actor *t = proc_lock(pid, &s);
+        if (!t) {
+            free(m);
+            return SNOW_ENOPROC;
+        }
+        if (from_link && !map_find(&t->links, from)) {
+            /* Unlinked in the meantime: the signal no longer applies. */
+            proc_release(s);
+            free(m);
+            return 0;
+        }
+        bool trap = t->trap_exit && !untrappable;
+        if (trap && !m) {
+            /* No allocation under the slot lock: drop it, allocate, look
+             * again (trap_exit may have changed meanwhile). */
+            proc_release(s);
+            SnowExitMsg em = {.from = from, .reason = reason};
+            if (!(m = msg_new(SNOW_TAG_EXIT, from, &em, sizeof em)))
+                return -ENOMEM;
+            continue;
+        }
+        if (from_link)
+            map_del(&t->links, from, NULL);
+        struct actor *wake = NULL;
+        if (trap) {
+            wake = mailbox_push_locked(t, m);
+            m = NULL;
+        } else if (reason != SNOW_EXIT_NORMAL || (!from_link && from == pid)) {
+            int none = -1;
+            atomic_compare_exchange_strong(&t->kill_reason, &none, reason);
+            wake = actor_notify_begin(t, 0) ? t : NULL;
+        }
         proc_release(s);
+        free(m);
+        if (wake)
+            sched_enqueue(wake, true);
         return 0;
     }
-    bool untrappable = reason == SNOW_EXIT_SHUTDOWN || (!from_link && reason == SNOW_EXIT_KILLED);
-    struct actor *wake = NULL;
-    if (t->trap_exit && !untrappable) {
-        SnowExitMsg em = {.from = from, .reason = reason};
-        struct msg *m = msg_new(SNOW_TAG_EXIT, from, &em, sizeof em);
-        if (m)
-            wake = mailbox_push_locked(t, m);
-    } else if (reason != SNOW_EXIT_NORMAL || (!from_link && from == pid)) {
-        int none = -1;
-        atomic_compare_exchange_strong(&t->kill_reason, &none, reason);
-        wake = actor_notify_begin(t, 0) ? t : NULL;
-    }
-    proc_release(s);
-    if (wake)
-        sched_enqueue(wake, true);
-    return 0;
 }
 
 int snow_actor_kill(SnowPid pid, int reason)
@@ -449,24 +554,18 @@ int snow_actor_link(SnowPid pid)
         return SNOW_ENOT_ACTOR;
     if (pid == self->pid)
         return 0;
-    rt_spin_lock(&self->slot->lock);
-    int err = pidvec_add(&self->links, pid);
-    rt_spin_unlock(&self->slot->lock);
-    if (err)
+    int err = locked_put(self->pid, LINKS, pid, 0);
+    if (err < 0)
         return err;
-    struct proc_slot *s;
-    struct actor *t = proc_lock(pid, &s);
-    if (t) {
-        err = pidvec_add(&t->links, self->pid);
-        proc_release(s);
+    err = locked_put(pid, LINKS, self->pid, 0);
+    if (err >= 0)
+        return 0;
+    locked_del(self->pid, LINKS, pid, NULL);
+    if (err != SNOW_ENOPROC)
         return err;
-    }
-    /* The target is gone: undo our half and deliver noproc to ourselves,
-     * as the link would have done the moment it was made (a trapping actor
-     * gets SNOW_TAG_EXIT, any other exits with SNOW_EXIT_NOPROC). */
-    rt_spin_lock(&self->slot->lock);
-    pidvec_del(&self->links, pid);
-    rt_spin_unlock(&self->slot->lock);
+    /* The target is gone: deliver noproc to ourselves, as the link would
+     * have done the moment it was made (a trapping actor gets
+     * SNOW_TAG_EXIT, any other exits with SNOW_EXIT_NOPROC). */
     actor_signal_exit(self->pid, pid, SNOW_EXIT_NOPROC, false);
     actor_check_signals(actor_self());
     return SNOW_ENOPROC;
@@ -477,18 +576,15 @@ int snow_actor_unlink(SnowPid pid)
     struct actor *self = actor_self();
     if (!self)
         return SNOW_ENOT_ACTOR;
-    rt_spin_lock(&self->slot->lock);
-    pidvec_del(&self->links, pid);
-    rt_spin_unlock(&self->slot->lock);
-    struct proc_slot *s;
-    struct actor *t = proc_lock(pid, &s);
-    if (t) {
-        pidvec_del(&t->links, self->pid);
-        proc_release(s);
-    }
+    locked_del(self->pid, LINKS, pid, NULL);
+    locked_del(pid, LINKS, self->pid, NULL);
     return 0;
 }
 
+/* Sends DOWN for monitor ref to its watcher, if the watcher still holds
+ * it: removing it from the watcher's set under the watcher's slot lock is
+ * what decides between this DOWN and a concurrent snow_actor_demonitor, so
+ * after a demonitor that returned 0 no DOWN for the reference arrives. */
 static void send_down(SnowPid watcher, uint64_t ref, SnowPid pid, int reason)
 {
     SnowDownMsg dm = {.ref = ref, .pid = pid, .reason = reason};
@@ -497,12 +593,12 @@ static void send_down(SnowPid watcher, uint64_t ref, SnowPid pid, int reason)
         return;
     struct proc_slot *s;
     struct actor *w = proc_lock(watcher, &s);
-    if (!w) {
+    if (!w || !map_del(&w->watching, ref, NULL)) {
+        if (w)
+            proc_release(s);
         free(m);
         return;
     }
-    /* The watcher no longer holds this monitor once DOWN is on its way. */
-    monvec_del(&w->watching, ref, NULL);
     struct actor *wake = mailbox_push_locked(w, m);
     proc_release(s);
     if (wake)
@@ -514,21 +610,16 @@ uint64_t snow_actor_monitor(SnowPid pid)
     struct actor *self = actor_self();
     if (!self)
         return 0;
-    uint64_t ref = atomic_fetch_add(&table.next_ref, 1);
-    rt_spin_lock(&self->slot->lock);
-    int err = monvec_add(&self->watching, ref, pid);
-    rt_spin_unlock(&self->slot->lock);
-    if (err)
+    uint64_t ref = atomic_fetch_add(&rt.table.next_ref, 1);
+    if (locked_put(self->pid, WATCHING, ref, pid) < 0)
         return 0;
-    struct proc_slot *s;
-    struct actor *t = proc_lock(pid, &s);
-    if (t) {
-        err = monvec_add(&t->watchers, ref, self->pid);
-        proc_release(s);
-        if (!err)
-            return ref;
+    int err = locked_put(pid, WATCHERS, ref, self->pid);
+    if (err == -ENOMEM) {
+        locked_del(self->pid, WATCHING, ref, NULL);
+        return 0;
     }
-    send_down(self->pid, ref, pid, SNOW_EXIT_NOPROC);
+    if (err < 0)
+        send_down(self->pid, ref, pid, SNOW_EXIT_NOPROC);
     return ref;
 }
 
@@ -537,18 +628,10 @@ int snow_actor_demonitor(uint64_t ref)
     struct actor *self = actor_self();
     if (!self)
         return SNOW_ENOT_ACTOR;
-    SnowPid target = 0;
-    rt_spin_lock(&self->slot->lock);
-    bool had = monvec_del(&self->watching, ref, &target);
-    rt_spin_unlock(&self->slot->lock);
-    if (!had)
+    uint64_t target = 0;
+    if (!locked_del(self->pid, WATCHING, ref, &target))
         return SNOW_ENOPROC;
-    struct proc_slot *s;
-    struct actor *t = proc_lock(target, &s);
-    if (t) {
-        monvec_del(&t->watchers, ref, NULL);
-        proc_release(s);
-    }
+    locked_del(target, WATCHERS, ref, NULL);
     return 0;
 }
 
@@ -617,9 +700,9 @@ void actor_finish(struct actor *a)
     struct proc_slot *s = a->slot;
     rt_spin_lock(&s->lock);
     s->actor = NULL; /* from here every lookup of this pid fails */
-    struct link_vec links = a->links;
-    struct mon_vec watchers = a->watchers;
-    struct mon_vec watching = a->watching;
+    struct u64_map links = a->links;
+    struct u64_map watchers = a->watchers;
+    struct u64_map watching = a->watching;
     memset(&a->links, 0, sizeof a->links);
     memset(&a->watchers, 0, sizeof a->watchers);
     memset(&a->watching, 0, sizeof a->watching);
@@ -629,18 +712,15 @@ void actor_finish(struct actor *a)
     rt_spin_unlock(&s->lock);
 
     registry_remove_actor(a);
-    for (uint32_t i = 0; i < watching.n; i++) {
-        struct proc_slot *ts;
-        struct actor *t = proc_lock(watching.v[i].pid, &ts);
-        if (t) {
-            monvec_del(&t->watchers, watching.v[i].ref, NULL);
-            proc_release(ts);
-        }
-    }
-    for (uint32_t i = 0; i < links.n; i++)
-        actor_signal_exit(links.v[i], a->pid, reason, true);
-    for (uint32_t i = 0; i < watchers.n; i++)
-        send_down(watchers.v[i].pid, watchers.v[i].ref, a->pid, reason);
+    for (uint32_t i = 0; i < watching.cap; i++)
+        if (watching.v[i].key)
+            locked_del(watching.v[i].val, WATCHERS, watching.v[i].key, NULL);
+    for (uint32_t i = 0; i < links.cap; i++)
+        if (links.v[i].key)
+            actor_signal_exit(links.v[i].key, a->pid, reason, true);
+    for (uint32_t i = 0; i < watchers.cap; i++)
+        if (watchers.v[i].key)
+            send_down(watchers.v[i].val, watchers.v[i].key, a->pid, reason);
     free(links.v);
     free(watchers.v);
     free(watching.v);

@@ -18,6 +18,10 @@ struct entry {
     char name[];
 };
 
+/* Apart from struct runtime (README.md, "State"): snow_actor_whereis may be
+ * called from any thread before snow_rt_init or after snow_rt_run, so the
+ * lock needs its static initializer, which the memset of rt at every init
+ * would not keep. */
 static struct {
     pthread_mutex_t lock;
     struct entry **buckets;
@@ -125,11 +129,13 @@ int snow_actor_unregister(const char *name)
     if (pp) {
         struct proc_slot *s;
         struct actor *a = proc_lock((*pp)->pid, &s);
+        char *name = NULL;
         if (a) {
-            free(a->name);
+            name = a->name;
             a->name = NULL;
             proc_release(s);
         }
+        free(name); /* after the slot lock: no free under a spinlock */
         remove_locked(pp);
         err = 0;
     }

@@ -18,10 +18,14 @@
  * still live on another worker, because only PARKED actors are enqueued.
  *
  * Idle workers: one idle worker holds the poll role and blocks in
- * epoll_pwait2 until the next timer; the others sleep on a private futex.
- * Whoever makes work stealable wakes a sleeper (or interrupts the poller),
- * again with the store-then-load pairing: the pusher stores the queue then
- * loads `sleeping`; the sleeper stores `sleeping` then rechecks the queues.
+ * epoll_pwait2 until the next timer; the others sleep on a private futex
+ * with no timer timeout, so a deadline wakes one worker. Whoever makes work
+ * stealable wakes a sleeper (or interrupts the poller), again with the
+ * store-then-load pairing: the pusher stores the queue, fences, then loads
+ * `sleeping`; the sleeper stores `sleeping`, fences, then rechecks the
+ * queues (seq_cst fences on both sides, since the queue lengths are
+ * relaxed). Busy workers look at timers and I/O after every slice
+ * (after_slice), which bounds a deadline's lateness by about one slice.
  */
 #include <errno.h>
 #include <sched.h>
@@ -64,6 +68,8 @@ int actor_worker_index(void)
 
 int snow_rt_workers(void)
 {
+    /* seq_cst though relaxed would do (a flag, nothing read through it
+     * but nworkers, set before it): not a hot path. */
     return atomic_load(&rt.running) ? rt.nworkers : 0;
 }
 
@@ -78,12 +84,15 @@ static void rq_push(struct runq *q, struct actor *a)
     else
         q->head = a;
     q->tail = a;
+    /* relaxed under the lock: a hint for lock-free readers (struct runq);
+     * wake-ups pair through the fences in wake_idle and idle */
     atomic_store_explicit(&q->n, atomic_load_explicit(&q->n, memory_order_relaxed) + 1, memory_order_relaxed);
     rt_spin_unlock(&q->lock);
 }
 
 static uint32_t rq_len(struct runq *q)
 {
+    /* relaxed: a hint; the list itself is read under the lock */
     return atomic_load_explicit(&q->n, memory_order_relaxed);
 }
 
@@ -97,6 +106,7 @@ static struct actor *rq_pop(struct runq *q)
         q->head = a->next;
         if (!q->head)
             q->tail = NULL;
+        /* relaxed under the lock, as in rq_push */
         atomic_store_explicit(&q->n, atomic_load_explicit(&q->n, memory_order_relaxed) - 1, memory_order_relaxed);
     }
     rt_spin_unlock(&q->lock);
@@ -108,7 +118,7 @@ static struct actor *rq_steal(struct worker *w, struct worker *victim)
 {
     if (!rq_len(&victim->q) || !rt_spin_trylock(&victim->q.lock))
         return NULL;
-    uint32_t n = atomic_load_explicit(&victim->q.n, memory_order_relaxed);
+    uint32_t n = atomic_load_explicit(&victim->q.n, memory_order_relaxed); /* under the lock */
     uint32_t take = n - n / 2;
     struct actor *first = victim->q.head, *last = first;
     if (!first) {
@@ -120,7 +130,7 @@ static struct actor *rq_steal(struct worker *w, struct worker *victim)
     victim->q.head = last->next;
     if (!victim->q.head)
         victim->q.tail = NULL;
-    atomic_store_explicit(&victim->q.n, n - take, memory_order_relaxed);
+    atomic_store_explicit(&victim->q.n, n - take, memory_order_relaxed); /* under the lock, as in rq_push */
     rt_spin_unlock(&victim->q.lock);
     last->next = NULL;
     struct actor *run = first;
@@ -135,6 +145,10 @@ static struct actor *rq_steal(struct worker *w, struct worker *victim)
 
 static bool wake_worker(struct worker *w)
 {
+    /* seq_cst load after the caller's fence: pairs with the sleeper's
+     * store of 1 and its fence (idle). The exchange makes one waker own
+     * the futex wake; relaxed would do for it, seq_cst costs nothing more
+     * on an RMW here. */
     if (atomic_load(&w->sleeping) && atomic_exchange(&w->sleeping, 0)) {
         rt_futex_wake(&w->sleeping, 1);
         return true;
@@ -142,7 +156,11 @@ static bool wake_worker(struct worker *w)
     return false;
 }
 
-/* Somebody made stealable work: make sure an idle worker looks at it. */
+/* Somebody made stealable work: make sure an idle worker looks at it. The
+ * fence orders the caller's queue store (relaxed n, under the queue lock)
+ * before the loads of `sleeping` and `poll_blocked`; it pairs with the
+ * fence an idle worker puts between its store of those and its loads of
+ * the queue lengths (idle, poller_poll). */
 static void wake_idle(struct worker *self)
 {
     atomic_thread_fence(memory_order_seq_cst);
@@ -151,13 +169,30 @@ static void wake_idle(struct worker *self)
         if (v != self && wake_worker(v))
             return;
     }
+    /* seq_cst after the fence: pairs with the poller's store of
+     * poll_blocked and its fence (poller_poll) */
     if (atomic_load(&rt.poll_blocked))
         poller_interrupt();
 }
 
-void sched_kick_idle(void)
+void sched_kick_timer(void)
 {
-    wake_idle(worker_self());
+    /* seq_cst: the caller stored the new due time (seq_cst) first; a
+     * poller stores poll_blocked before it reads the due time, so either it
+     * sees the new time or we see it blocked and interrupt it. */
+    if (atomic_load(&rt.poll_blocked)) {
+        poller_interrupt();
+        return;
+    }
+    /* From a worker: it checks due timers after its current slice and hands
+     * the waiting to a sleeper if it stays busy (worker_main). From outside,
+     * a sleeper takes the poll role and waits for the timer. */
+    if (worker_self())
+        return;
+    atomic_thread_fence(memory_order_seq_cst);
+    for (int i = 0; i < rt.nworkers; i++)
+        if (wake_worker(&rt.workers[i]))
+            return;
 }
 
 void sched_enqueue(struct actor *a, bool from_waker)
@@ -165,13 +200,13 @@ void sched_enqueue(struct actor *a, bool from_waker)
     struct worker *w = worker_self();
     if (a->pinned) {
         struct worker *home = &rt.workers[a->home];
-        if (home == w && from_waker && !w->runnext) {
-            w->runnext = a;
+        if (home == w && from_waker && !w->runnext_pinned) {
+            w->runnext_pinned = a;
             return;
         }
         rq_push(&home->pq, a);
         if (home != w) {
-            atomic_thread_fence(memory_order_seq_cst);
+            atomic_thread_fence(memory_order_seq_cst); /* as in wake_idle, for home's pq */
             if (!wake_worker(home) && atomic_load(&rt.poll_blocked))
                 poller_interrupt();
         }
@@ -181,17 +216,27 @@ void sched_enqueue(struct actor *a, bool from_waker)
         if (from_waker) {
             /* The woken actor runs next on this worker: the waker usually
              * parks soon (request/response), so this keeps the pair on one
-             * core's cache and needs no cross-thread wake-up. */
-            struct actor *old = w->runnext;
-            w->runnext = a;
-            if (!old)
+             * core's cache. If the waker keeps running instead (a long slice,
+             * a long C call), an idle worker takes it after a grace period
+             * (steal_runnext); one is woken for that unless one already
+             * spins, as Go's scheduler does. Not when this worker is itself
+             * idle (it fired a timer or I/O and runs a next). seq_cst
+             * exchange, then seq_cst load of nspinning: pairs with a spinner's
+             * increment of nspinning before its loads of runnext. */
+            struct actor *old = atomic_exchange(&w->runnext, a);
+            if (!old) {
+                if (w->current && atomic_load(&rt.nspinning) == 0)
+                    wake_idle(w);
                 return;
+            }
             a = old;
         }
         rq_push(&w->q, a);
         wake_idle(w);
         return;
     }
+    /* relaxed would do (only spreads the pushes); seq_cst kept: enqueues
+     * from outside the workers are rare */
     unsigned i = atomic_fetch_add(&rt.rr, 1) % (unsigned)rt.nworkers;
     rq_push(&rt.workers[i].q, a);
     wake_idle(NULL);
@@ -199,10 +244,15 @@ void sched_enqueue(struct actor *a, bool from_waker)
 
 bool actor_notify_begin(struct actor *a, unsigned mask)
 {
+    /* seq_cst load and CASes of state: the notifier's half of the
+     * park/notify protocol (top of this file); the caller made its
+     * condition true with a seq_cst store or RMW before. */
     int s = atomic_load(&a->state);
     for (;;) {
         if (s != A_WAITING && s != A_PARKED)
             return false;
+        /* relaxed: the owner stored wait_events before its seq_cst store of
+         * WAITING, which the load of state above saw */
         if (mask && !(atomic_load_explicit(&a->wait_events, memory_order_relaxed) & mask))
             return false;
         if (s == A_WAITING) {
@@ -222,6 +272,9 @@ static void switch_to_actor(struct worker *w, struct stack *s)
 #ifdef RT_ASAN
     __sanitizer_start_switch_fiber(&w->asan_fake, s->lo, s->usable);
 #endif
+#ifdef RT_TSAN
+    __tsan_switch_to_fiber(s->tsan_fiber, 0);
+#endif
     rt_ctx_switch(&w->sched_ctx, &s->ctx);
 #ifdef RT_ASAN
     __sanitizer_finish_switch_fiber(w->asan_fake, NULL, NULL);
@@ -236,6 +289,9 @@ void sched_switch_out(int why)
 #ifdef RT_ASAN
     __sanitizer_start_switch_fiber(&s->asan_fake, w->sys_stack_lo, w->sys_stack_size);
 #endif
+#ifdef RT_TSAN
+    __tsan_switch_to_fiber(w->tsan_fiber, 0);
+#endif
     rt_ctx_switch(&s->ctx, &w->sched_ctx);
 #ifdef RT_ASAN
     __sanitizer_finish_switch_fiber(s->asan_fake, NULL, NULL);
@@ -244,13 +300,15 @@ void sched_switch_out(int why)
 
 void sched_actor_freed(void)
 {
+    /* seq_cst: the last exit bumps run_word after live reached 0;
+     * snow_rt_run loads run_word before live, so it either sees 0 or
+     * sleeps on a word that has already changed (futex returns at once). */
     if (atomic_fetch_sub(&rt.live, 1) == 1) {
         atomic_fetch_add(&rt.run_word, 1);
         rt_futex_wake(&rt.run_word, 1);
     }
 }
 
-unsigned actor_wait_conditions(struct actor *a, struct SnowIo *io, unsigned events, int64_t deadline);
 
 /* No stack could be mapped for a (memory or vm.max_map_count exhausted).
  * The actor is not lost and does not make its worker spin: it waits on the
@@ -260,12 +318,15 @@ unsigned actor_wait_conditions(struct actor *a, struct SnowIo *io, unsigned even
 
 static void starve(struct worker *w, struct actor *a)
 {
-    static _Atomic int64_t last_log;
     int64_t now = rt_now_ns();
-    int64_t prev = atomic_load_explicit(&last_log, memory_order_relaxed);
-    if (now - prev >= 1000000000 && atomic_compare_exchange_strong(&last_log, &prev, now))
+    /* relaxed load, then a CAS: one of the workers that see a second passed
+     * logs; nothing else is ordered by it. */
+    int64_t prev = atomic_load_explicit(&rt.starve_log_ns, memory_order_relaxed);
+    if (now - prev >= 1000000000 && atomic_compare_exchange_strong(&rt.starve_log_ns, &prev, now))
         rt_log(RT_LOG_ERROR, "no memory for an actor stack (mmap failed; is vm.max_map_count too low?); "
                              "actors wait until stacks are freed");
+    /* seq_cst though relaxed would do (the actor is this worker's alone
+     * until it is pushed under a queue lock): a rare path */
     atomic_store(&a->state, A_RUNNABLE);
     a->next = w->starved;
     w->starved = a;
@@ -293,6 +354,9 @@ static void retry_starved(struct worker *w)
 static void run_actor(struct worker *w, struct actor *a)
 {
     for (;;) {
+        /* relaxed: taken from a queue (its lock ordered the push), the
+         * actor is ours; notifiers act only on WAITING and PARKED, which
+         * the actor itself stores seq_cst */
         atomic_store_explicit(&a->state, A_RUNNING, memory_order_relaxed);
         if (!a->stack) {
             a->stack = stack_get(w);
@@ -303,15 +367,22 @@ static void run_actor(struct worker *w, struct actor *a)
         }
         w->current = a;
         a->reductions = rt.reductions;
+        /* relaxed: a progress hint for thieves watching runnext */
+        atomic_store_explicit(&w->slices, atomic_load_explicit(&w->slices, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
         switch_to_actor(w, a->stack);
         w->current = NULL;
         switch (w->switch_why) {
         case SW_YIELD:
-            atomic_store(&a->state, A_RUNNABLE);
+            /* relaxed: nobody acts on RUNNABLE; the queue lock publishes it
+             * to the worker that pops the actor */
+            atomic_store_explicit(&a->state, A_RUNNABLE, memory_order_relaxed);
             rq_push(a->pinned ? &w->pq : &w->q, a);
             return;
         case SW_PARK: {
             int exp = A_WAITING;
+            /* seq_cst: step 4 of the protocol; fails when a notifier
+             * turned WAITING into NOTIFIED */
             if (atomic_compare_exchange_strong(&a->state, &exp, A_PARKED))
                 return;
             continue; /* notified while parking: resume it right away */
@@ -319,8 +390,14 @@ static void run_actor(struct worker *w, struct actor *a)
         case SW_HIBERNATE: {
             stack_put(w, a->stack);
             a->stack = NULL;
-            unsigned got = actor_wait_conditions(a, a->wait_io, a->wait_events, a->wait_deadline);
+            /* relaxed: the owner's own value, stored before it unwound */
+            unsigned got = actor_wait_conditions(a, a->wait_io,
+                                                 atomic_load_explicit(&a->wait_events, memory_order_relaxed),
+                                                 a->wait_deadline);
             int exp = A_WAITING;
+            /* seq_cst: as for SW_PARK; the conditions were checked after
+             * the stack was given back, so a notify since WAITING is seen
+             * either here or by the notifier */
             if (!got && atomic_compare_exchange_strong(&a->state, &exp, A_PARKED))
                 return;
             continue; /* a condition already holds: start the continuation */
@@ -339,11 +416,15 @@ static void run_actor(struct worker *w, struct actor *a)
 
 static bool local_work(struct worker *w)
 {
-    return w->runnext || rq_len(&w->q) || rq_len(&w->pq);
+    /* relaxed runnext: a hint; taking it is an exchange (take_runnext) */
+    return w->runnext_pinned || atomic_load_explicit(&w->runnext, memory_order_relaxed) || rq_len(&w->q) ||
+           rq_len(&w->pq);
 }
 
 bool sched_has_work(struct worker *w)
 {
+    /* seq_cst stopping: stop_workers stores it before waking everyone; a
+     * worker deciding to sleep must see it or be woken */
     if (local_work(w) || atomic_load(&rt.stopping))
         return true;
     for (int i = 0; i < rt.nworkers; i++)
@@ -352,24 +433,92 @@ bool sched_has_work(struct worker *w)
     return false;
 }
 
+/* How long a woken actor may wait in the runnext slot of a worker that does
+ * not switch before an idle worker takes it. Short against a time slice,
+ * long against a request/response exchange, where the waker parks within a
+ * microsecond or two and its own worker runs the woken actor. */
+#define RUNNEXT_GRACE_NS 20000
+
+/* Looks at the other workers' runnext slots. A slot counts as stuck when it
+ * holds the same actor while its worker started no other actor for
+ * RUNNEXT_GRACE_NS (this worker's own observation, kept in w->rn_*). With
+ * take, a stuck actor is taken (CAS to NULL) and returned. Returns NULL, or
+ * with !take, (struct actor *)1 when a slot is stuck. pending is set when
+ * some slot is occupied at all. */
+static struct actor *steal_runnext(struct worker *w, bool take, bool *pending)
+{
+    int64_t now = 0;
+    bool seen = false;
+    for (int i = 0; i < rt.nworkers; i++) {
+        struct worker *v = &rt.workers[i];
+        if (v == w)
+            continue;
+        /* acquire: the actor was made RUNNABLE (seq_cst CAS) before it was
+         * published here; a thief that runs it must see that. */
+        struct actor *a = atomic_load_explicit(&v->runnext, memory_order_acquire);
+        if (!a)
+            continue;
+        seen = true;
+        uint32_t sl = atomic_load_explicit(&v->slices, memory_order_relaxed);
+        if (!now)
+            now = rt_now_ns();
+        if (w->rn_victim != v || w->rn_actor != a || w->rn_slices != sl) {
+            w->rn_victim = v;
+            w->rn_actor = a;
+            w->rn_slices = sl;
+            w->rn_seen_ns = now;
+            continue;
+        }
+        if (now - w->rn_seen_ns < RUNNEXT_GRACE_NS)
+            continue;
+        if (!take) {
+            if (pending)
+                *pending = true;
+            return (struct actor *)1;
+        }
+        /* acq_rel: acquire as above; the release side is the owner's
+         * exchange that published a. */
+        if (atomic_compare_exchange_strong_explicit(&v->runnext, &a, NULL, memory_order_acq_rel,
+                                                    memory_order_relaxed)) {
+            w->rn_victim = NULL;
+            return a;
+        }
+    }
+    if (pending)
+        *pending = seen;
+    return NULL;
+}
+
+static struct actor *take_runnext(struct worker *w)
+{
+    struct actor *a = w->runnext_pinned;
+    if (a) {
+        w->runnext_pinned = NULL;
+        return a;
+    }
+    if (!atomic_load_explicit(&w->runnext, memory_order_relaxed))
+        return NULL;
+    /* acquire: pairs with our own publishing exchange (same thread) or
+     * nothing; a thief's CAS may have emptied the slot meanwhile. */
+    return atomic_exchange_explicit(&w->runnext, NULL, memory_order_acquire);
+}
+
 static struct actor *find_work(struct worker *w)
 {
     struct actor *a;
     /* runnext may not starve the queues: after a streak, take the queue. */
-    if (w->runnext && w->runnext_streak < 64) {
+    if (w->runnext_streak < 64 && (a = take_runnext(w))) {
         w->runnext_streak++;
-        a = w->runnext;
-        w->runnext = NULL;
         return a;
     }
     w->runnext_streak = 0;
-    if ((a = rq_pop(&w->pq)) || (a = rq_pop(&w->q)))
+    /* The pinned and the stealable queue take turns going first: a pinned
+     * actor that keeps yielding must not starve the unpinned ones here. */
+    struct runq *first = (w->tick & 1) ? &w->q : &w->pq, *second = (w->tick & 1) ? &w->pq : &w->q;
+    if ((a = rq_pop(first)) || (a = rq_pop(second)))
         return a;
-    if (w->runnext) {
-        a = w->runnext;
-        w->runnext = NULL;
+    if ((a = take_runnext(w)))
         return a;
-    }
     if (rt.nworkers > 1) {
         w->rng = w->rng * 6364136223846793005ULL + 1442695040888963407ULL;
         int start = (int)((w->rng >> 33) % (uint64_t)rt.nworkers);
@@ -378,6 +527,8 @@ static struct actor *find_work(struct worker *w)
             if (v != w && (a = rq_steal(w, v)))
                 return a;
         }
+        if ((a = steal_runnext(w, true, NULL)))
+            return a;
     }
     return NULL;
 }
@@ -392,86 +543,161 @@ static void run_timers_if_due(void)
     }
 }
 
+/* How long an idle worker may block before looking at the runnext slots
+ * again: INT64_MAX normally; RUNNEXT_GRACE_NS once when a slot is occupied,
+ * since the waker's wake-up may have come just before this worker announced
+ * itself (it only wakes workers that are sleeping or polling). When the
+ * victim has started other actors since the last such short block, it is
+ * switching normally and a later stuck slot comes with a wake-up, so the
+ * block is not shortened again (no periodic wake-ups next to a busy
+ * request/response pair). */
+static int64_t runnext_recheck_at(struct worker *w)
+{
+    bool pending = false;
+    if (rt.nworkers < 2 || (steal_runnext(w, false, &pending), !pending)) {
+        w->rn_park_victim = NULL;
+        return INT64_MAX;
+    }
+    struct worker *v = w->rn_victim;
+    uint32_t sl = v ? atomic_load_explicit(&v->slices, memory_order_relaxed) : 0;
+    if (v && w->rn_park_victim == v && w->rn_park_slices != sl) {
+        w->rn_park_victim = NULL;
+        return INT64_MAX;
+    }
+    w->rn_park_victim = v;
+    w->rn_park_slices = sl;
+    return rt_now_ns() + RUNNEXT_GRACE_NS;
+}
+
 static void idle(struct worker *w)
 {
-    /* Try to become the poller: block in epoll until I/O or the next timer. */
-    int64_t due = timers_next_due();
-    if (w->starved && w->starved_retry_ns < due)
-        due = w->starved_retry_ns;
-    int64_t timeout = -1;
-    if (due != INT64_MAX) {
-        timeout = due - rt_now_ns();
-        if (timeout < 0)
-            timeout = 0;
-    }
-    int n = poller_poll(timeout);
+    /* Try to become the poller: block in epoll until I/O or the next timer
+     * (poller_poll reads the timers itself, after announcing itself). */
+    int64_t until = w->starved ? w->starved_retry_ns : INT64_MAX;
+    int64_t rn = runnext_recheck_at(w);
+    if (rn < until)
+        until = rn;
+    if (actor_test_idle_hook)
+        actor_test_idle_hook();
+    int n = poller_poll(true, until);
     if (n >= 0) {
         run_timers_if_due();
-        /* Hand the poll role on: if this worker now has actors to run, a
-         * sleeping worker should take over the waiting. */
-        if (local_work(w))
-            for (int i = 0; i < rt.nworkers; i++)
-                if (&rt.workers[i] != w && wake_worker(&rt.workers[i]))
-                    break;
         return;
     }
+    /* Another worker holds the poll role and waits for the timers and I/O:
+     * sleep until woken (or the starved retry), with no timer timeout of our
+     * own, so that a deadline wakes one worker, not every idle one. A poller
+     * that goes on to run actors hands its role on when it stays busy
+     * (worker_main). */
     atomic_store(&w->sleeping, 1);
-    if (sched_has_work(w)) {
-        atomic_store(&w->sleeping, 0);
+    /* seq_cst store, then this fence, then the queue loads: pairs with the
+     * fence in wake_idle (see there). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (sched_has_work(w) || !poller_role_held()) {
+        atomic_store(&w->sleeping, 0); /* as below */
         return;
     }
-    /* Another worker holds the poll role. Sleep until woken, or at most
-     * until the next timer (or starved retry): the poller may be busy
-     * running actors by then, and a due timer must not wait for it. With
-     * nothing due, the sleep has no timeout at all. */
-    due = timers_next_due();
-    if (w->starved && w->starved_retry_ns < due)
-        due = w->starved_retry_ns;
-    if (due == INT64_MAX) {
+    if (until == INT64_MAX) {
         rt_futex_wait(&w->sleeping, 1, NULL);
     } else {
-        int64_t ns = due - rt_now_ns();
+        int64_t ns = until - rt_now_ns();
         if (ns > 0) {
             struct timespec ts = {ns / 1000000000, ns % 1000000000};
             rt_futex_wait(&w->sleeping, 1, &ts);
         }
     }
+    atomic_fetch_add_explicit(&rt.idle_wakeups, 1, memory_order_relaxed); /* statistics only */
+    /* seq_cst though relaxed would do (a waker that still sees 1 only makes
+     * a spare futex wake): once per sleep */
     atomic_store(&w->sleeping, 0);
 }
 
 /* Spins briefly (tens of microseconds) before sleeping: in request/reply
  * traffic between workers the next message usually comes sooner than a
  * futex sleep and wake-up would take. Bounded, so an idle runtime still
- * goes to sleep at once in human terms. */
+ * goes to sleep at once in human terms; it spins on (up to twice the grace)
+ * while another worker's runnext slot holds an actor it may soon take. */
 static bool spin_for_work(struct worker *w)
 {
-    for (int i = 0; i < 64; i++) {
+    /* seq_cst increment before the runnext loads: pairs with the waker's
+     * exchange of runnext before its load of nspinning (sched_enqueue). */
+    atomic_fetch_add(&rt.nspinning, 1);
+    bool found = false;
+    int64_t until = 0;
+    for (int i = 0;; i++) {
         for (int j = 0; j < 32; j++)
             __builtin_ia32_pause();
-        if (sched_has_work(w))
-            return true;
+        bool pending = false;
+        if (sched_has_work(w) || (rt.nworkers > 1 && steal_runnext(w, false, &pending))) {
+            found = true;
+            break;
+        }
+        if (i < 64)
+            continue;
+        if (!pending)
+            break;
+        int64_t now = rt_now_ns();
+        if (!until)
+            until = now + 2 * RUNNEXT_GRACE_NS;
+        else if (now > until)
+            break;
     }
-    return false;
+    /* seq_cst: a waker that still counts us skips its wake-up; a runnext
+     * published just now is caught by runnext_recheck_at in idle */
+    atomic_fetch_sub(&rt.nspinning, 1);
+    return found;
 }
 
-static void *worker_main(void *arg)
+/* After each slice: fire due timers (a lock-free peek at the earliest due
+ * time), poll I/O when nobody did for IO_POLL_NS, and hand the poll role to
+ * a sleeping worker when this one stays busy while timers or I/O handles
+ * wait. So a deadline or readiness waits at most about one slice of the
+ * actor running here when every worker is busy (README.md). */
+#define IO_POLL_NS 100000
+
+static void after_slice(struct worker *w)
+{
+    run_timers_if_due();
+    if (poller_open_handles() > 0) {
+        int64_t now = rt_now_ns();
+        if (now - poller_last_poll_ns() >= IO_POLL_NS)
+            poller_poll(false, 0);
+    }
+    if (local_work(w) && !poller_role_held() && (timers_next_due() != INT64_MAX || poller_open_handles() > 0)) {
+        atomic_thread_fence(memory_order_seq_cst); /* as in wake_idle */
+        for (int i = 0; i < rt.nworkers; i++)
+            if (&rt.workers[i] != w && wake_worker(&rt.workers[i]))
+                break;
+    }
+}
+
+void *sched_worker_main(void *arg)
 {
     struct worker *w = arg;
     tls_worker = w;
-    stack_thread_init(w);
+#ifdef RT_TSAN
+    w->tsan_fiber = __tsan_get_current_fiber();
+#endif
+    /* test hook: seq_cst, start-up only */
+    w->init_err = actor_fail_thread_inits > 0 && atomic_fetch_sub(&actor_fail_thread_inits, 1) > 0
+                      ? -ENOMEM
+                      : stack_thread_init(w);
+    /* release: snow_rt_init reads init_err after seeing the count */
+    atomic_fetch_add_explicit(&rt.started, 1, memory_order_release);
+    rt_futex_wake(&rt.started, 1);
+    /* seq_cst though relaxed would do here (the final wake-up follows
+     * the store): one load per loop */
     while (!atomic_load(&rt.stopping)) {
         retry_starved(w);
         struct actor *a = find_work(w);
         if (a) {
             run_actor(w, a);
-            if ((++w->tick & 63) == 0) {
-                run_timers_if_due();
-                poller_poll(0);
-            }
+            w->tick++;
+            after_slice(w);
             continue;
         }
         run_timers_if_due();
-        if (poller_poll(0) > 0)
+        if (poller_poll(false, 0) > 0)
             continue;
         if (!local_work(w) && !sched_has_work(w) && !spin_for_work(w))
             idle(w);
@@ -479,99 +705,6 @@ static void *worker_main(void *arg)
     stack_thread_fini(w);
     tls_worker = NULL;
     return NULL;
-}
-
-/* ---- lifecycle ------------------------------------------------------------------ */
-
-static int default_workers(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 1)
-        n = 1;
-    return (int)rt_env_long("SNOW_WORKERS", n, 1, 1024);
-}
-
-int snow_rt_init(int nworkers)
-{
-    if (atomic_load(&rt.running))
-        return -EBUSY;
-    int n = nworkers > 0 ? nworkers : default_workers();
-    memset(&rt, 0, sizeof rt);
-    rt.nworkers = n;
-    rt.reductions = (int32_t)rt_env_long("SNOW_REDUCTIONS", ACTOR_DEFAULT_REDUCTIONS, 1, 100000000);
-    rt.workers = calloc((size_t)n, sizeof *rt.workers);
-    if (!rt.workers)
-        return -ENOMEM;
-    int err = proc_init();
-    if (!err)
-        err = poller_init();
-    if (err) {
-        free(rt.workers);
-        return err;
-    }
-    stack_signal_init();
-    atomic_store(&rt.running, 1);
-    for (int i = 0; i < n; i++) {
-        struct worker *w = &rt.workers[i];
-        w->index = i;
-        w->rng = 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1);
-        if (pthread_create(&w->thread, NULL, worker_main, w)) {
-            rt_log(RT_LOG_ERROR, "cannot start worker thread %d", i);
-            abort();
-        }
-    }
-    return 0;
-}
-
-static void kill_one(SnowPid pid, void *arg)
-{
-    (void)arg;
-    actor_signal_exit(pid, 0, SNOW_EXIT_SHUTDOWN, false);
-}
-
-int snow_rt_run(void)
-{
-    if (!atomic_load(&rt.running))
-        return SNOW_ENOT_RUNNING;
-    bool killed = false;
-    for (;;) {
-        int word = atomic_load(&rt.run_word);
-        if (atomic_load(&rt.live) == 0)
-            break;
-        if (atomic_load(&rt.shutdown_req) && !killed) {
-            killed = true;
-            proc_each(kill_one, NULL);
-            continue;
-        }
-        rt_futex_wait(&rt.run_word, word, NULL);
-    }
-    atomic_store(&rt.stopping, 1);
-    for (int i = 0; i < rt.nworkers; i++) {
-        atomic_store(&rt.workers[i].sleeping, 0);
-        rt_futex_wake(&rt.workers[i].sleeping, 1);
-    }
-    for (int i = 0; i < rt.nworkers; i++) {
-        poller_interrupt();
-        pthread_join(rt.workers[i].thread, NULL);
-    }
-    timers_fini();
-    stack_pool_fini();
-    actor_cache_fini();
-    poller_fini();
-    registry_fini();
-    proc_fini();
-    free(rt.workers);
-    rt.workers = NULL;
-    atomic_store(&rt.running, 0);
-    return 0;
-}
-
-void snow_rt_shutdown(void)
-{
-    /* Only atomics and a raw futex call: safe in a signal handler. */
-    atomic_store(&rt.shutdown_req, 1);
-    atomic_fetch_add(&rt.run_word, 1);
-    rt_futex_wake(&rt.run_word, 1);
 }
 
 /* ---- yielding and reductions -------------------------------------------------- */

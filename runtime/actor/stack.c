@@ -35,11 +35,16 @@
 
 enum { UNWIND_EXIT = 1, UNWIND_HIBERNATE = 2 };
 
-static struct {
-    rt_spin_t lock;
-    struct stack *free;
-    int n;
-} pool;
+
+static int pool_n(void)
+{
+    return atomic_load_explicit(&rt.stack_pool.n, memory_order_relaxed);
+}
+
+static void pool_n_add(int d)
+{
+    atomic_store_explicit(&rt.stack_pool.n, pool_n() + d, memory_order_relaxed);
+}
 
 /* Initial frame for rt_ctx_switch, matching ctx_x86_64.S. */
 struct boot_frame {
@@ -103,11 +108,17 @@ static struct stack *stack_create(void (*entry)(void))
     f->fpucw = 0x037F; /* default x87 control word */
     f->rip = (uint64_t)uc.uc_mcontext.gregs[REG_RIP];
     s->ctx.sp = f;
+#ifdef RT_TSAN
+    s->tsan_fiber = __tsan_create_fiber(0);
+#endif
     return s;
 }
 
 static void stack_destroy(struct stack *s)
 {
+#ifdef RT_TSAN
+    __tsan_destroy_fiber(s->tsan_fiber);
+#endif
     munmap(s->map, MAP_SIZE);
 }
 
@@ -119,14 +130,14 @@ struct stack *stack_get(struct worker *w)
         w->stack_cache_n--;
         return s;
     }
-    if (pool.n) {
-        rt_spin_lock(&pool.lock);
-        s = pool.free;
+    if (pool_n()) {
+        rt_spin_lock(&rt.stack_pool.lock);
+        s = rt.stack_pool.free;
         if (s) {
-            pool.free = s->next;
-            pool.n--;
+            rt.stack_pool.free = s->next;
+            pool_n_add(-1);
         }
-        rt_spin_unlock(&pool.lock);
+        rt_spin_unlock(&rt.stack_pool.lock);
         if (s)
             return s;
     }
@@ -147,14 +158,14 @@ void stack_put(struct worker *w, struct stack *s)
         w->stack_cache_n++;
         return;
     }
-    rt_spin_lock(&pool.lock);
-    if (pool.n < GLOBAL_POOL_MAX) {
-        s->next = pool.free;
-        pool.free = s;
-        pool.n++;
+    rt_spin_lock(&rt.stack_pool.lock);
+    if (pool_n() < GLOBAL_POOL_MAX) {
+        s->next = rt.stack_pool.free;
+        rt.stack_pool.free = s;
+        pool_n_add(1);
         s = NULL;
     }
-    rt_spin_unlock(&pool.lock);
+    rt_spin_unlock(&rt.stack_pool.lock);
     if (s)
         stack_destroy(s);
 }
@@ -170,12 +181,12 @@ void stack_pool_fini(void)
         }
         w->stack_cache_n = 0;
     }
-    while (pool.free) {
-        struct stack *s = pool.free;
-        pool.free = s->next;
+    while (rt.stack_pool.free) {
+        struct stack *s = rt.stack_pool.free;
+        rt.stack_pool.free = s->next;
         stack_destroy(s);
     }
-    pool.n = 0;
+    atomic_store(&rt.stack_pool.n, 0);
 }
 
 /* ---- the trampoline -------------------------------------------------------- */
@@ -255,7 +266,6 @@ static struct sigaction prev_segv, prev_bus;
 
 static void segv_handler(int sig, siginfo_t *si, void *uctx)
 {
-    (void)uctx;
     struct worker *w = worker_self();
     struct actor *a = w ? w->current : NULL;
     char *addr = si->si_addr;
@@ -283,12 +293,23 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
 #endif
         _longjmp(a->stack->top, UNWIND_EXIT);
     }
-    /* Not an actor's guard page: put back whatever handled this signal
-     * before the runtime started (the default action unless the program
-     * installed one) and return, so the faulting instruction faults again
-     * and that handler decides: normally the process dies with the usual
-     * signal and core dump. */
-    sigaction(sig, sig == SIGBUS ? &prev_bus : &prev_segv, NULL);
+    /* Not an actor's guard page: hand the fault to whatever handled this
+     * signal before the runtime started, and stay installed for the next
+     * guard-page hit. A program's own handler is called as it asked to be
+     * (its mask and SA_RESETHAND are not emulated); with the default action
+     * (or SIG_IGN, which the kernel overrides for a real fault) the default
+     * is restored and the handler returns, so the faulting instruction
+     * faults again and the process dies with the usual signal and core. */
+    const struct sigaction *prev = sig == SIGBUS ? &prev_bus : &prev_segv;
+    if (prev->sa_flags & SA_SIGINFO) {
+        prev->sa_sigaction(sig, si, uctx);
+        return;
+    }
+    if (prev->sa_handler != SIG_DFL && prev->sa_handler != SIG_IGN) {
+        prev->sa_handler(sig);
+        return;
+    }
+    signal(sig, SIG_DFL);
 }
 
 void stack_signal_init(void)
@@ -335,11 +356,28 @@ void stack_thread_fini(struct worker *w)
 
 static struct rt_ctx bench_main_ctx;
 static struct stack *bench_stack;
+#ifdef RT_TSAN
+static void *bench_main_fiber;
+#endif
+
+static void bench_switch(struct rt_ctx *from, struct rt_ctx *to, void *to_fiber)
+{
+#ifdef RT_TSAN
+    __tsan_switch_to_fiber(to_fiber, 0);
+#else
+    (void)to_fiber;
+#endif
+    rt_ctx_switch(from, to);
+}
 
 static void bench_entry(void)
 {
+    void *main_fiber = NULL;
+#ifdef RT_TSAN
+    main_fiber = bench_main_fiber;
+#endif
     for (;;)
-        rt_ctx_switch(&bench_stack->ctx, &bench_main_ctx);
+        bench_switch(&bench_stack->ctx, &bench_main_ctx, main_fiber);
 }
 
 double actor_bench_switch_ns(long n)
@@ -347,10 +385,13 @@ double actor_bench_switch_ns(long n)
     bench_stack = stack_create(bench_entry);
     if (!bench_stack)
         return -1;
-    rt_ctx_switch(&bench_main_ctx, &bench_stack->ctx); /* enter once */
+#ifdef RT_TSAN
+    bench_main_fiber = __tsan_get_current_fiber();
+#endif
+    bench_switch(&bench_main_ctx, &bench_stack->ctx, bench_stack->tsan_fiber); /* enter once */
     int64_t t0 = rt_now_ns();
     for (long i = 0; i < n; i++)
-        rt_ctx_switch(&bench_main_ctx, &bench_stack->ctx);
+        bench_switch(&bench_main_ctx, &bench_stack->ctx, bench_stack->tsan_fiber);
     int64_t t1 = rt_now_ns();
     stack_destroy(bench_stack);
     bench_stack = NULL;

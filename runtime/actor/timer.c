@@ -1,7 +1,7 @@
 /*
- * timer.c: every timer of the runtime in one binary min-heap, fired by the
- * workers: by the poller (its epoll timeout is the earliest deadline) and
- * by busy workers between actors. No OS thread per timer.
+ * timer.c: every timer of the runtime in one intrusive min-heap, fired by
+ * the workers: by the poller (its epoll timeout is the earliest deadline)
+ * and by busy workers after every slice. No OS thread per timer.
  *
  * Two kinds: TIMER_WAKE is embedded in each actor and backs the deadline of
  * actor_wait; TIMER_SEND carries a message for snow_timer_send_after and is
@@ -16,102 +16,92 @@
 
 #include "actor/internal.h"
 
-static inline int32_t idx_get(const struct timer *t)
+void timers_init(void)
 {
-    return atomic_load_explicit(&t->idx, memory_order_relaxed);
+    atomic_store(&rt.timers.next_due, INT64_MAX); /* seq_cst: see struct rt_timers */
 }
-
-static inline void idx_set(struct timer *t, int32_t v)
-{
-    atomic_store_explicit(&t->idx, v, memory_order_relaxed);
-}
-
-int actor_deliver(SnowPid pid, struct msg *m);
-
-static struct {
-    rt_spin_t lock;
-    struct timer **heap;
-    uint32_t n, cap;
-    _Atomic int64_t next_due; /* heap[0]->due_ns or INT64_MAX, for lock-free peeks */
-    atomic_int firing;        /* a worker is inside timers_run */
-    /* reference -> TIMER_SEND timer, open addressing with linear probing */
-    struct timer **map;
-    uint32_t map_cap, map_n;
-    uint64_t next_id;
-} tm = {.next_due = INT64_MAX};
 
 static void set_next_due(void)
 {
-    atomic_store(&tm.next_due, tm.n ? tm.heap[0]->due_ns : INT64_MAX);
+    /* seq_cst: the arming side's store before its load of poll_blocked
+     * (sched_kick_timer); see struct rt_timers */
+    atomic_store(&rt.timers.next_due, rt.timers.root ? rt.timers.root->due_ns : INT64_MAX);
 }
 
 int64_t timers_next_due(void)
 {
-    return atomic_load_explicit(&tm.next_due, memory_order_acquire);
+    /* seq_cst: the poller's load after its store of poll_blocked; busy
+     * workers' peeks could be relaxed, one load on x86 either way */
+    return atomic_load(&rt.timers.next_due);
 }
 
-static void heap_swap(uint32_t i, uint32_t j)
+/* a and b are detached roots; returns the root of their union. */
+static struct timer *meld(struct timer *a, struct timer *b)
 {
-    struct timer *t = tm.heap[i];
-    tm.heap[i] = tm.heap[j];
-    tm.heap[j] = t;
-    idx_set(tm.heap[i], (int32_t)i);
-    idx_set(tm.heap[j], (int32_t)j);
-}
-
-static void sift_up(uint32_t i)
-{
-    while (i) {
-        uint32_t p = (i - 1) / 2;
-        if (tm.heap[p]->due_ns <= tm.heap[i]->due_ns)
-            break;
-        heap_swap(i, p);
-        i = p;
+    if (!a)
+        return b;
+    if (!b)
+        return a;
+    if (b->due_ns < a->due_ns) {
+        struct timer *x = a;
+        a = b;
+        b = x;
     }
+    b->prev = a;
+    b->sibling = a->child;
+    if (a->child)
+        a->child->prev = b;
+    a->child = b;
+    a->prev = a->sibling = NULL;
+    return a;
 }
 
-static void sift_down(uint32_t i)
+/* Two-pass pairing of a sibling list, without recursion. */
+static struct timer *merge_pairs(struct timer *first)
 {
-    for (;;) {
-        uint32_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < tm.n && tm.heap[l]->due_ns < tm.heap[m]->due_ns)
-            m = l;
-        if (r < tm.n && tm.heap[r]->due_ns < tm.heap[m]->due_ns)
-            m = r;
-        if (m == i)
-            return;
-        heap_swap(i, m);
-        i = m;
+    struct timer *stack = NULL;
+    while (first) {
+        struct timer *a = first, *b = a->sibling;
+        first = b ? b->sibling : NULL;
+        a->sibling = a->prev = NULL;
+        if (b)
+            b->sibling = b->prev = NULL;
+        struct timer *m = meld(a, b);
+        m->sibling = stack;
+        stack = m;
     }
+    struct timer *r = NULL;
+    while (stack) {
+        struct timer *next = stack->sibling;
+        stack->sibling = NULL;
+        r = meld(r, stack);
+        stack = next;
+    }
+    return r;
 }
 
-static int heap_insert_locked(struct timer *t)
+static void heap_insert_locked(struct timer *t)
 {
-    if (tm.n == tm.cap) {
-        uint32_t cap = tm.cap ? tm.cap * 2 : 64;
-        struct timer **h = realloc(tm.heap, cap * sizeof *h);
-        if (!h)
-            return -ENOMEM;
-        tm.heap = h;
-        tm.cap = cap;
-    }
-    idx_set(t, (int32_t)tm.n);
-    tm.heap[tm.n++] = t;
-    sift_up(tm.n - 1);
-    return 0;
+    t->child = t->sibling = t->prev = NULL;
+    atomic_store_explicit(&t->armed, true, memory_order_relaxed); /* see struct timer */
+    rt.timers.root = meld(rt.timers.root, t);
 }
 
 static void heap_remove_locked(struct timer *t)
 {
-    uint32_t i = (uint32_t)idx_get(t);
-    idx_set(t, -1);
-    tm.n--;
-    if (i != tm.n) {
-        tm.heap[i] = tm.heap[tm.n];
-        idx_set(tm.heap[i], (int32_t)i);
-        sift_down(i);
-        sift_up(i);
+    if (t == rt.timers.root) {
+        rt.timers.root = merge_pairs(t->child);
+    } else {
+        if (t->prev->child == t)
+            t->prev->child = t->sibling;
+        else
+            t->prev->sibling = t->sibling;
+        if (t->sibling)
+            t->sibling->prev = t->prev;
+        rt.timers.root = meld(rt.timers.root, merge_pairs(t->child));
     }
+    t->child = t->sibling = t->prev = NULL;
+    atomic_store_explicit(&t->armed, false, memory_order_relaxed); /* see struct timer */
 }
 
 /* ---- reference map ---------------------------------------------------------- */
@@ -121,86 +111,89 @@ static uint32_t map_slot(uint64_t id, uint32_t cap)
     return (uint32_t)((id * 0x9e3779b97f4a7c15ULL) >> 32) & (cap - 1);
 }
 
-static int map_put_locked(struct timer *t)
+/* Moves every chain into the larger table nb; returns the old table. */
+static struct timer **map_rehash_locked(struct timer **nb, uint32_t cap)
 {
-    if ((tm.map_n + 1) * 2 > tm.map_cap) {
-        uint32_t cap = tm.map_cap ? tm.map_cap * 2 : 64;
-        struct timer **m = calloc(cap, sizeof *m);
-        if (!m)
-            return -ENOMEM;
-        for (uint32_t i = 0; i < tm.map_cap; i++) {
-            struct timer *x = tm.map[i];
-            if (!x)
-                continue;
-            uint32_t j = map_slot(x->id, cap);
-            while (m[j])
-                j = (j + 1) & (cap - 1);
-            m[j] = x;
+    for (uint32_t i = 0; i < rt.timers.map_cap; i++)
+        for (struct timer *t = rt.timers.map[i], *next; t; t = next) {
+            next = t->map_next;
+            uint32_t j = map_slot(t->id, cap);
+            t->map_next = nb[j];
+            nb[j] = t;
         }
-        free(tm.map);
-        tm.map = m;
-        tm.map_cap = cap;
+    struct timer **old = rt.timers.map;
+    rt.timers.map = nb;
+    rt.timers.map_cap = cap;
+    return old;
+}
+
+/* Takes the timer lock with room for one more reference in the map. The
+ * table is allocated (and the old one freed) with the lock dropped. */
+static int lock_with_map_room(void)
+{
+    for (;;) {
+        rt_spin_lock(&rt.timers.lock);
+        if (rt.timers.map_n < rt.timers.map_cap)
+            return 0;
+        uint32_t want = rt.timers.map_cap ? rt.timers.map_cap * 2 : 64;
+        rt_spin_unlock(&rt.timers.lock);
+        struct timer **nb = calloc(want, sizeof *nb);
+        if (!nb)
+            return -ENOMEM;
+        rt_spin_lock(&rt.timers.lock);
+        struct timer **old = nb;
+        if (rt.timers.map_cap < want)
+            old = map_rehash_locked(nb, want);
+        rt_spin_unlock(&rt.timers.lock);
+        free(old);
     }
-    uint32_t j = map_slot(t->id, tm.map_cap);
-    while (tm.map[j])
-        j = (j + 1) & (tm.map_cap - 1);
-    tm.map[j] = t;
-    tm.map_n++;
-    return 0;
 }
 
 static struct timer *map_take_locked(uint64_t id)
 {
-    if (!tm.map_cap)
+    if (!rt.timers.map_cap)
         return NULL;
-    uint32_t mask = tm.map_cap - 1, j = map_slot(id, tm.map_cap);
-    while (tm.map[j] && tm.map[j]->id != id)
-        j = (j + 1) & mask;
-    struct timer *t = tm.map[j];
-    if (!t)
-        return NULL;
-    /* Backward-shift deletion keeps every probe chain unbroken. */
-    tm.map[j] = NULL;
-    tm.map_n--;
-    for (uint32_t k = (j + 1) & mask; tm.map[k]; k = (k + 1) & mask) {
-        uint32_t home = map_slot(tm.map[k]->id, tm.map_cap);
-        bool movable = (j <= k) ? (home <= j || home > k) : (home <= j && home > k);
-        if (movable) {
-            tm.map[j] = tm.map[k];
-            tm.map[k] = NULL;
-            j = k;
+    for (struct timer **pp = &rt.timers.map[map_slot(id, rt.timers.map_cap)]; *pp; pp = &(*pp)->map_next)
+        if ((*pp)->id == id) {
+            struct timer *t = *pp;
+            *pp = t->map_next;
+            rt.timers.map_n--;
+            return t;
         }
-    }
-    return t;
+    return NULL;
 }
 
 /* ---- arming and firing ----------------------------------------------------------- */
 
 void timer_arm(struct timer *t)
 {
-    rt_spin_lock(&tm.lock);
-    if (idx_get(t) >= 0)
+    rt_spin_lock(&rt.timers.lock);
+    if (atomic_load_explicit(&t->armed, memory_order_relaxed)) /* under the lock */
         heap_remove_locked(t);
-    int err = heap_insert_locked(t);
-    bool first = !err && idx_get(t) == 0;
+    heap_insert_locked(t);
+    bool first = rt.timers.root == t;
     set_next_due();
-    rt_spin_unlock(&tm.lock);
+    rt_spin_unlock(&rt.timers.lock);
     /* A new earliest deadline must shorten a poller's epoll timeout, or
-     * get a sleeping worker to wait for it. */
+     * get a worker to wait for it. */
     if (first)
-        sched_kick_idle();
+        sched_kick_timer();
 }
 
 void timer_disarm(struct timer *t)
 {
-    if (idx_get(t) < 0)
+    /* Relaxed fast path: only the owner arms its wait timer, so a false
+     * here is this thread's own earlier store or the firing worker's
+     * removal (after which the timer is never touched again for this
+     * wait); a stale true just takes the lock. */
+    if (!atomic_load_explicit(&t->armed, memory_order_relaxed))
         return;
-    rt_spin_lock(&tm.lock);
-    if (idx_get(t) >= 0) {
+    rt_spin_lock(&rt.timers.lock);
+    if (atomic_load_explicit(&t->armed, memory_order_relaxed)) { /* under the lock */
         heap_remove_locked(t);
         set_next_due();
     }
-    rt_spin_unlock(&tm.lock);
+    rt_spin_unlock(&rt.timers.lock);
 }
 
 /* One worker fires at a time (the others would only queue on the lock),
@@ -209,7 +202,9 @@ void timer_disarm(struct timer *t)
 
 int timers_run(int64_t now)
 {
-    if (atomic_exchange_explicit(&tm.firing, 1, memory_order_acquire))
+    /* acquire/release: the firing flag only keeps a second worker out; the
+     * heap itself is ordered by the timer lock. */
+    if (atomic_exchange_explicit(&rt.timers.firing, 1, memory_order_acquire))
         return 0;
     int fired = 0;
     struct {
@@ -219,9 +214,9 @@ int timers_run(int64_t now)
     } batch[FIRE_BATCH];
     for (;;) {
         int n = 0;
-        rt_spin_lock(&tm.lock);
-        while (n < FIRE_BATCH && tm.n && tm.heap[0]->due_ns <= now) {
-            struct timer *t = tm.heap[0];
+        rt_spin_lock(&rt.timers.lock);
+        while (n < FIRE_BATCH && rt.timers.root && rt.timers.root->due_ns <= now) {
+            struct timer *t = rt.timers.root;
             heap_remove_locked(t);
             if (t->kind == TIMER_SEND)
                 map_take_locked(t->id);
@@ -233,7 +228,7 @@ int timers_run(int64_t now)
             n++;
         }
         set_next_due();
-        rt_spin_unlock(&tm.lock);
+        rt_spin_unlock(&rt.timers.lock);
         for (int i = 0; i < n; i++) {
             if (batch[i].kind == TIMER_WAKE) {
                 struct proc_slot *s;
@@ -253,27 +248,25 @@ int timers_run(int64_t now)
         if (n < FIRE_BATCH)
             break;
     }
-    atomic_store_explicit(&tm.firing, 0, memory_order_release);
+    atomic_store_explicit(&rt.timers.firing, 0, memory_order_release);
     return fired;
 }
 
 void timers_fini(void)
 {
-    for (uint32_t i = 0; i < tm.n; i++) {
-        struct timer *t = tm.heap[i];
-        if (t->kind == TIMER_SEND) {
+    /* Every TIMER_SEND timer is in the map; TIMER_WAKE timers live in
+     * actors, all gone by now. */
+    for (uint32_t i = 0; i < rt.timers.map_cap; i++)
+        for (struct timer *t = rt.timers.map[i], *next; t; t = next) {
+            next = t->map_next;
             free(t->msg);
             free(t);
-        } else {
-            idx_set(t, -1);
         }
-    }
-    free(tm.heap);
-    free(tm.map);
-    tm.heap = NULL;
-    tm.map = NULL;
-    tm.n = tm.cap = tm.map_n = tm.map_cap = 0;
-    atomic_store(&tm.next_due, INT64_MAX);
+    free(rt.timers.map);
+    rt.timers.map = NULL;
+    rt.timers.root = NULL;
+    rt.timers.map_n = rt.timers.map_cap = 0;
+    atomic_store(&rt.timers.next_due, INT64_MAX); /* seq_cst: teardown, not hot */
 }
 
 int64_t actor_deadline_after_ms(int64_t ms)
@@ -287,52 +280,45 @@ int64_t actor_deadline_after_ms(int64_t ms)
 
 uint64_t snow_timer_send_after(SnowPid pid, int64_t ms, uint64_t tag, const void *data, size_t len)
 {
-    if (!atomic_load(&rt.running) || (len && !data))
+    if (!atomic_load(&rt.running) || (len && !data)) /* seq_cst: not hot */
         return 0;
     struct timer *t = calloc(1, sizeof *t);
     if (!t)
         return 0;
     struct actor *self = actor_self();
     t->msg = msg_new(tag, self ? self->pid : 0, data, len);
-    if (!t->msg) {
+    if (!t->msg || lock_with_map_room() < 0) {
+        free(t->msg);
         free(t);
         return 0;
     }
     t->kind = TIMER_SEND;
     t->pid = pid;
-    idx_set(t, -1);
     t->due_ns = actor_deadline_after_ms(ms < 0 ? 0 : ms);
-    rt_spin_lock(&tm.lock);
-    uint64_t id = t->id = ++tm.next_id;
-    int err = map_put_locked(t);
-    if (!err) {
-        err = heap_insert_locked(t);
-        if (err)
-            map_take_locked(t->id);
-    }
-    bool first = !err && idx_get(t) == 0;
+    uint64_t id = t->id = ++rt.timers.next_id;
+    uint32_t j = map_slot(id, rt.timers.map_cap);
+    t->map_next = rt.timers.map[j];
+    rt.timers.map[j] = t;
+    rt.timers.map_n++;
+    heap_insert_locked(t);
+    bool first = rt.timers.root == t;
     set_next_due();
-    rt_spin_unlock(&tm.lock);
-    if (err) {
-        free(t->msg);
-        free(t);
-        return 0;
-    }
+    rt_spin_unlock(&rt.timers.lock);
     /* t may already have fired and been freed by another worker here. */
     if (first)
-        sched_kick_idle();
+        sched_kick_timer();
     return id;
 }
 
 int snow_timer_cancel(uint64_t ref)
 {
-    rt_spin_lock(&tm.lock);
+    rt_spin_lock(&rt.timers.lock);
     struct timer *t = map_take_locked(ref);
     if (t) {
         heap_remove_locked(t);
         set_next_due();
     }
-    rt_spin_unlock(&tm.lock);
+    rt_spin_unlock(&rt.timers.lock);
     if (!t)
         return SNOW_ENOPROC;
     free(t->msg);

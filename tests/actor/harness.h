@@ -30,5 +30,6 @@ Suite *timer_suite(void);
 Suite *io_suite(void);
 Suite *stack_suite(void);
 Suite *misc_suite(void);
+Suite *core_suite(void);
 
 #endif

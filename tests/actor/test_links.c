@@ -282,6 +282,7 @@ static void spawn_link_child(void *arg)
 static void spawn_link_parent(void *arg)
 {
     (void)arg;
+    snow_actor_receive(-1); /* monitored by now */
     snow_actor_spawn_link(spawn_link_child, NULL, 0);
     snow_actor_receive(-1);
 }
@@ -291,6 +292,7 @@ static void spawn_link_root(void *arg)
     (void)arg;
     SnowPid p = snow_actor_spawn(spawn_link_parent, NULL, 0);
     uint64_t ref = snow_actor_monitor(p);
+    snow_actor_send(p, 1, NULL, 0);
     atomic_store(&result, down_of(ref, p));
 }
 

@@ -1,0 +1,153 @@
+/*
+ * lifecycle.c: starting the runtime (snow_rt_init), running it until the
+ * last actor is gone (snow_rt_run), and shutdown (snow_rt_shutdown).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "actor/internal.h"
+
+static int default_workers(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        n = 1;
+    return (int)rt_env_long("SNOW_WORKERS", n, 1, 1024);
+}
+
+void (*actor_test_idle_hook)(void);
+atomic_int actor_fail_thread_starts;
+atomic_int actor_fail_thread_inits;
+
+/* Stops and joins the first n workers and frees what init set up. */
+static void stop_workers(int n)
+{
+    /* seq_cst, before the wake-ups: pairs with sched_has_work's load */
+    atomic_store(&rt.stopping, 1);
+    for (int i = 0; i < n; i++) {
+        /* 0 before the wake: a worker just about to wait sees a changed
+         * word and does not sleep (the futex checks it) */
+        atomic_store(&rt.workers[i].sleeping, 0);
+        rt_futex_wake(&rt.workers[i].sleeping, 1);
+    }
+    for (int i = 0; i < n; i++) {
+        poller_interrupt();
+        pthread_join(rt.workers[i].thread, NULL);
+    }
+}
+
+static void teardown(void)
+{
+    timers_fini();
+    stack_pool_fini();
+    actor_cache_fini();
+    poller_fini();
+    registry_fini();
+    proc_fini();
+    free(rt.workers);
+    rt.workers = NULL;
+    atomic_store(&rt.running, 0); /* seq_cst: after the teardown it announces */
+}
+
+int snow_rt_init(int nworkers)
+{
+    if (atomic_load(&rt.running)) /* seq_cst: init and run are not hot */
+        return -EBUSY;
+    int n = nworkers > 0 ? nworkers : default_workers();
+    memset(&rt, 0, sizeof rt);
+    rt.nworkers = n;
+    rt.reductions = (int32_t)rt_env_long("SNOW_REDUCTIONS", ACTOR_DEFAULT_REDUCTIONS, 1, 100000000);
+    rt.workers = calloc((size_t)n, sizeof *rt.workers);
+    if (!rt.workers)
+        return -ENOMEM;
+    timers_init();
+    int err = proc_init();
+    if (!err)
+        err = poller_init();
+    if (err) {
+        free(rt.workers);
+        return err;
+    }
+    stack_signal_init();
+    atomic_store(&rt.running, 1); /* seq_cst: after everything it announces was set up */
+    int started = 0;
+    for (int i = 0; i < n && !err; i++) {
+        struct worker *w = &rt.workers[i];
+        w->index = i;
+        w->rng = 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1);
+        /* test hook: seq_cst, start-up only */
+        err = actor_fail_thread_starts > 0 && atomic_fetch_sub(&actor_fail_thread_starts, 1) > 0
+                  ? EAGAIN
+                  : pthread_create(&w->thread, NULL, sched_worker_main, w);
+        if (err) {
+            rt_log(RT_LOG_ERROR, "cannot start worker thread %d: %s", i, strerror(err));
+            err = -err;
+        } else {
+            started++;
+        }
+    }
+    /* Every worker reports whether it could set up its alternate signal
+     * stack; without one a guard-page hit could not be recovered. acquire:
+     * pairs with the worker's release increment, after its init_err. */
+    for (int k; (k = atomic_load_explicit(&rt.started, memory_order_acquire)) < started;)
+        rt_futex_wait(&rt.started, k, NULL);
+    for (int i = 0; i < started && !err; i++)
+        if (rt.workers[i].init_err) {
+            err = rt.workers[i].init_err;
+            rt_log(RT_LOG_ERROR, "worker thread %d: no alternate signal stack: %s", i, strerror(-err));
+        }
+    if (err) {
+        stop_workers(started);
+        teardown();
+        return err;
+    }
+    return 0;
+}
+
+static void kill_one(SnowPid pid, void *arg)
+{
+    (void)arg;
+    actor_signal_exit(pid, 0, SNOW_EXIT_SHUTDOWN, false);
+}
+
+int snow_rt_run(void)
+{
+    if (!atomic_load(&rt.running))
+        return SNOW_ENOT_RUNNING;
+    bool killed = false;
+    for (;;) {
+        /* seq_cst: the word is read before the conditions and changed
+         * after them (sched_actor_freed, snow_rt_shutdown), the futex
+         * protocol's order */
+        int word = atomic_load(&rt.run_word);
+        if (atomic_load(&rt.live) == 0)
+            break;
+        if (atomic_load(&rt.shutdown_req) && !killed) {
+            killed = true;
+            /* seq_cst fence between the shutdown flag and the walk's slot
+             * reads: pairs with the fence in actor_spawn between installing
+             * the actor and its load of shutdown_req, so an actor spawned
+             * concurrently is either seen here or kills itself. */
+            atomic_thread_fence(memory_order_seq_cst);
+            proc_each(kill_one, NULL);
+            continue;
+        }
+        rt_futex_wait(&rt.run_word, word, NULL);
+    }
+    stop_workers(rt.nworkers);
+    teardown();
+    return 0;
+}
+
+void snow_rt_shutdown(void)
+{
+    /* Only atomics and a raw futex call: safe in a signal handler. seq_cst:
+     * the flag before the word, read in the other order by snow_rt_run;
+     * the flag also pairs with actor_spawn's fence and load. */
+    atomic_store(&rt.shutdown_req, 1);
+    atomic_fetch_add(&rt.run_word, 1);
+    rt_futex_wake(&rt.run_word, 1);
+}
+
