@@ -375,11 +375,32 @@ static void janitor_main(void *arg)
     }
 }
 
+/* The runtime is stopping and takes every actor with it, so the DOWNs the
+ * janitor would have handled never come: drop the plain actor members and
+ * the entries of ended connections now, so that no pid of this run (the
+ * next run's process table starts afresh) stays in a room. */
+static void sweep_at_shutdown(void)
+{
+    for (int i = 0; i < SHARDS; i++) {
+        struct member_shard *ms = &member_shards[i];
+        pthread_mutex_lock(&ms->lock);
+        SnowPid *v = ms->n ? malloc(ms->n * sizeof *v) : NULL;
+        uint32_t n = 0;
+        for (uint32_t b = 0; v && b < ms->nbuckets; b++)
+            for (struct member *m = ms->buckets[b]; m; m = m->next)
+                if (m->kind == ROOM_KIND_ACTOR || m->gone)
+                    v[n++] = m->pid;
+        pthread_mutex_unlock(&ms->lock);
+        for (uint32_t k = 0; k < n; k++)
+            rooms_member_drop(v[k], true);
+        free(v);
+    }
+}
+
 static void janitor_terminate(int reason, void *arg)
 {
-    (void)reason;
     (void)arg;
-    /* Killed (runtime shutdown): its monitors die with it. */
+    /* Killed: its monitors die with it. */
     pthread_mutex_lock(&jan.lock);
     if (jan.pid == snow_actor_self()) {
         jan.pid = 0;
@@ -387,6 +408,8 @@ static void janitor_terminate(int reason, void *arg)
         jan.watched = 0;
     }
     pthread_mutex_unlock(&jan.lock);
+    if (reason == SNOW_EXIT_SHUTDOWN)
+        sweep_at_shutdown();
 }
 
 static int janitor_watch(SnowPid pid)

@@ -245,6 +245,36 @@ START_TEST(dead_pid_is_removed)
 }
 END_TEST
 
+/* Members still running when the runtime stops leave with it. */
+static void shutdown_member(void *arg)
+{
+    (void)arg;
+    snow_room_subscribe(snow_actor_self(), R("at-stop"), NULL);
+    snow_actor_receive(-1);
+}
+
+static void shutdown_root(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 20; i++)
+        snow_actor_spawn(shutdown_member, NULL, 0);
+    snow_room_subscribe(snow_actor_self(), R("at-stop"), NULL);
+    while (snow_ws_room_size(R("at-stop")) < 21)
+        snow_sleep(1);
+    snow_rt_shutdown();
+    snow_actor_receive(-1);
+}
+
+START_TEST(shutdown_empties_rooms)
+{
+    ROOMS_RUN(2, shutdown_root, NULL);
+    SnowRoomCounters c;
+    snow_room_counters(&c);
+    ck_assert_uint_eq(c.rooms, 0);
+    ck_assert_uint_eq(c.members, 0);
+}
+END_TEST
+
 /* ---- order per publisher, many publishers and subscribers on 4 workers ------------------ */
 
 #define ORD_PUBS 6
@@ -340,7 +370,7 @@ END_TEST
 
 /* ---- a room larger than a publisher's share: the deliverer actor -------------------------- */
 
-#define BIG_SUBS 3000
+#define BIG_SUBS 10000
 #define BIG_MSGS 5
 
 static struct {
@@ -356,7 +386,7 @@ static void big_sub_main(void *arg)
     (void)arg;
     snow_room_subscribe(snow_actor_self(), R("big"), NULL);
     atomic_fetch_add(&big.ready, 1);
-    /* Hibernate between messages: 3,000 members hold no stacks. */
+    /* Hibernate between messages: 10,000 members hold no stacks. */
     int *seen = snow_gc_alloc(sizeof *seen);
     snow_actor_hibernate(big_sub_cont, seen);
 }
@@ -667,6 +697,7 @@ Suite *rooms_suite(void)
     tcase_add_test(tc, join_leave_publish);
     tcase_add_test(tc, cleanup_on_every_exit);
     tcase_add_test(tc, dead_pid_is_removed);
+    tcase_add_test(tc, shutdown_empties_rooms);
     tcase_add_test(tc, order_per_publisher);
     tcase_add_test(tc, large_room_hand_off);
     tcase_add_test(tc, history_and_resume);
