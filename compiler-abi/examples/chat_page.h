@@ -36,6 +36,7 @@ static const char chat_page[] =
 "#chat.on{display:grid}\n"
 "#roomtitle{grid-column:1/3;display:flex;align-items:center;gap:10px;margin:0}\n"
 "#roomtitle span{flex:1;font-weight:600}\n"
+"#roomtitle button{font-size:14px;font-weight:normal}\n"
 "#log{list-style:none;margin:0;padding:8px;height:420px;overflow-y:auto;border:1px solid #dde3ea;border-radius:8px;background:#fafbfd}\n"
 "#log li{padding:3px 2px;word-wrap:break-word;white-space:pre-wrap}\n"
 "#log li .who{font-weight:600;color:#1f3a5f;margin-right:6px}\n"

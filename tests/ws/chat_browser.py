@@ -227,15 +227,6 @@ async def scenario(devtools, port, url):
         check(not await b.js("!!document.querySelector('#log li.notice')"),
               "a recovered reconnect does not claim lost history")
 
-        if SHOT:
-            await a.say("Screenshots are taken in headless Chromium.")
-            await b.until("[...document.querySelectorAll('#log li.msg .text')].some(s => s.textContent.startsWith('Screenshots'))",
-                          "bob sees the last message before the screenshot")
-            png = (await cdp.call("Page.captureScreenshot", b.s, format="png"))["data"]
-            with open(SHOT, "wb") as f:
-                f.write(base64.b64decode(png))
-            print("screenshot written to %s" % SHOT, flush=True)
-
         # Leaving is seen by the others.
         await c.js("$('leave').click(); true")
         await a.until("[...document.querySelectorAll('#log li.presence')].some(li => li.textContent.includes('carol left'))",
@@ -265,6 +256,34 @@ async def restart_scenario(devtools, url, restart):
         await a.say("after the restart")
         await a.until("[...document.querySelectorAll('#log li.msg .text')].some(s => s.textContent === 'after the restart')",
                       "messages flow after the restart")
+        cdp.reader.cancel()
+
+
+async def screenshot(devtools, url, path):
+    """A short conversation in a fresh room, photographed for the README."""
+    async with websockets.connect(devtools, max_size=None, ping_interval=None) as ws:
+        cdp = Cdp(ws)
+        pages = []
+        for name in ("Ada", "Grace", "Linus"):
+            p = await open_page(cdp, url)
+            await p.join(name, "general")
+            await p.until("document.querySelector('#status').textContent.includes('connected as %s')" % name,
+                          "%s connects for the screenshot" % name)
+            pages.append(p)
+        lines = [(0, "Morning! Is the build green?"), (1, "Green on gcc and under ASan+UBSan."),
+                 (2, "Nice. I'll try the chat from my phone."), (0, "Room history survives a reconnect, too."),
+                 (1, "Tags like <b>this</b> show up as text.")]
+        for who, text in lines:
+            await pages[who].say(text)
+            await pages[0].until("[...document.querySelectorAll('#log li.msg .text')].some(s => s.textContent === %s)"
+                                 % json.dumps(text), "the screenshot conversation arrives")
+        await pages[1].until("[...document.querySelectorAll('#log li.msg')].length === %d" % len(lines),
+                             "the photographed page shows the whole conversation")
+        await pages[1].js("$('text').value = 'Ship it!'; true")
+        png = (await cdp.call("Page.captureScreenshot", pages[1].s, format="png"))["data"]
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(png))
+        print("screenshot written to %s" % path, flush=True)
         cdp.reader.cancel()
 
 
@@ -303,6 +322,8 @@ def main():
 
     try:
         asyncio.run(scenario(devtools, port, url))
+        if SHOT:
+            asyncio.run(screenshot(devtools, url, SHOT))
         asyncio.run(restart_scenario(devtools, url, restart))
     finally:
         chrome.terminate()
