@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "rooms_test.h"
+#include "ws/rooms.h"
 
 #define R(s) (s), (sizeof(s) - 1)
 
@@ -689,6 +690,78 @@ START_TEST(concurrent_churn)
 }
 END_TEST
 
+/* ---- the backend seam: what a multi-process backend is told --------------------------- */
+
+static struct {
+    atomic_int opened, closed, published;
+    uint64_t last_seq, last_epoch;
+    SnowPid last_except;
+    char last_payload[16];
+} be;
+
+static void be_opened(const char *room, size_t len)
+{
+    if (len == 2 && !memcmp(room, "be", 2))
+        atomic_fetch_add(&be.opened, 1);
+}
+
+static void be_closed(const char *room, size_t len)
+{
+    if (len == 2 && !memcmp(room, "be", 2))
+        atomic_fetch_add(&be.closed, 1);
+}
+
+static void be_published(const char *room, size_t len, uint64_t epoch, uint64_t seq,
+                         const struct ws_shared_frame *f, SnowPid except)
+{
+    if (len != 2 || memcmp(room, "be", 2))
+        return;
+    atomic_fetch_add(&be.published, 1);
+    be.last_seq = seq;
+    be.last_epoch = epoch;
+    be.last_except = except;
+    size_t n = f->payload_len < 15 ? f->payload_len : 15;
+    memcpy(be.last_payload, f->bytes + (f->len - f->payload_len), n);
+}
+
+static const struct ws_rooms_backend test_backend = {
+    .name = "test", .room_opened = be_opened, .room_closed = be_closed, .published = be_published};
+
+static struct {
+    int64_t seq;
+    SnowRoomPos pos;
+} bes;
+
+static void backend_root(void *arg)
+{
+    (void)arg;
+    SnowPid me = snow_actor_self();
+    ws_rooms_set_backend(&test_backend);
+    snow_room_subscribe(me, R("be"), &bes.pos);
+    snow_room_subscribe(me, R("be"), NULL); /* no second "opened" */
+    SnowRoomPublish o;
+    snow_room_publish_init(&o);
+    o.except = me;
+    bes.seq = snow_room_publish(R("be"), "remote?", 7, &o);
+    snow_room_unsubscribe(me, R("be"));
+    ws_rooms_set_backend(NULL);
+}
+
+START_TEST(backend_seam)
+{
+    memset(&be, 0, sizeof be);
+    ROOMS_RUN(2, backend_root, NULL);
+    ck_assert_int_eq(atomic_load(&be.opened), 1);
+    ck_assert_int_eq(atomic_load(&be.closed), 1);
+    ck_assert_int_eq(atomic_load(&be.published), 1);
+    ck_assert_int_eq(bes.seq, 1);
+    ck_assert_uint_eq(be.last_seq, 1);
+    ck_assert_uint_eq(be.last_epoch, bes.pos.epoch);
+    ck_assert_uint_ne(be.last_except, 0);
+    ck_assert_str_eq(be.last_payload, "remote?");
+}
+END_TEST
+
 Suite *rooms_suite(void)
 {
     Suite *s = suite_create("rooms");
@@ -703,6 +776,7 @@ Suite *rooms_suite(void)
     tcase_add_test(tc, history_and_resume);
     tcase_add_test(tc, resume_races_publisher);
     tcase_add_test(tc, concurrent_churn);
+    tcase_add_test(tc, backend_seam);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -317,6 +317,50 @@ START_TEST(ws_broadcast_and_except)
 }
 END_TEST
 
+/* Several connections publishing at once, each a member of the room it
+ * publishes to (snow_ws_broadcast includes the sender): every member sees
+ * the same single order, which keeps each publisher's order. */
+#define ORD_CONNS 4
+#define ORD_EACH 150
+
+START_TEST(ws_one_order_for_all_members)
+{
+    server_up();
+    int fd[ORD_CONNS];
+    for (int i = 0; i < ORD_CONNS; i++)
+        fd[i] = ws_open("/r");
+    ck_assert(wait_size(ROOM, ORD_CONNS));
+    for (int k = 0; k < ORD_EACH; k++)
+        for (int i = 0; i < ORD_CONNS; i++) {
+            char m[32];
+            snprintf(m, sizeof m, "b:%d:%d", i, k);
+            cl_text(fd[i], m);
+        }
+    static char seen[ORD_CONNS][ORD_CONNS * ORD_EACH][64];
+    for (int i = 0; i < ORD_CONNS; i++) {
+        int next[ORD_CONNS] = {0};
+        for (int n = 0; n < ORD_CONNS * ORD_EACH; n++) {
+            char buf[64];
+            ck_assert_int_eq(cl_read(fd[i], buf, sizeof buf, NULL), 1);
+            int who, k;
+            ck_assert_int_eq(sscanf(buf, "%d:%d", &who, &k), 2);
+            ck_assert_int_ge(who, 0);
+            ck_assert_int_lt(who, ORD_CONNS);
+            ck_assert_int_eq(k, next[who]); /* each publisher in order */
+            next[who]++;
+            memcpy(seen[i][n], buf, sizeof seen[i][n]);
+        }
+    }
+    for (int i = 1; i < ORD_CONNS; i++)
+        for (int n = 0; n < ORD_CONNS * ORD_EACH; n++)
+            ck_assert_str_eq(seen[i][n], seen[0][n]);
+    for (int i = 0; i < ORD_CONNS; i++)
+        close(fd[i]);
+    ck_assert(wait_size(ROOM, 0));
+    server_down();
+}
+END_TEST
+
 START_TEST(ws_every_exit_path_leaves)
 {
     server_up();
@@ -455,6 +499,7 @@ Suite *rooms_ws_suite(void)
     TCase *tc = tcase_create("members");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, ws_broadcast_and_except);
+    tcase_add_test(tc, ws_one_order_for_all_members);
     tcase_add_test(tc, ws_every_exit_path_leaves);
     tcase_add_test(tc, ws_slow_member_skipped);
     tcase_add_test(tc, ws_resumable_join);
