@@ -689,7 +689,10 @@ typedef struct SnowRoomOpts {
      * its last member, keeping its epoch and history, until it is
      * configured with history 0. */
     uint32_t history;
-    uint32_t reserved_[7];
+    /* Bytes the ring may hold, in KiB (0: 8192, i.e. 8 MiB); past it the
+     * oldest messages go first (the newest one always stays). */
+    uint32_t history_kib;
+    uint32_t reserved_[6];
 } SnowRoomOpts;
 /* Applies opts to room, creating it when needed. Shrinking the ring keeps
  * the newest messages. 0, -EINVAL, -ENOMEM. */

@@ -733,7 +733,7 @@ int rooms_list(SnowPid pid, char **buf, size_t *size)
     return n;
 }
 
-int rooms_configure(const void *name, size_t len, uint32_t history)
+int rooms_configure(const void *name, size_t len, uint32_t history, size_t max_bytes)
 {
     uint64_t hash = rooms_hash(name, len);
     struct room_shard *sh = rooms_shard_of(hash);
@@ -745,7 +745,7 @@ int rooms_configure(const void *name, size_t len, uint32_t history)
     }
     if (!r)
         r = room_create_locked(sh, hash, name, len);
-    int err = r ? fanout_history_resize_locked(r, history) : -ENOMEM;
+    int err = r ? fanout_history_resize_locked(r, history, max_bytes) : -ENOMEM;
     if (r)
         rooms_maybe_delete_locked(r);
     pthread_mutex_unlock(&sh->lock);

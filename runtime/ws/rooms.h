@@ -63,6 +63,7 @@ struct room {
     /* history ring: the last hcap broadcast frames (0: off) */
     struct ws_shared_frame **hist; /* [shard] */
     uint32_t hcap, hn, hhead;      /* [shard] hhead: index of the oldest */
+    size_t hbytes, hmax;           /* [shard] frame bytes held, and the bound */
     /* delivery queue: jobs in sequence order, run by one deliverer at once */
     struct room_job *qhead, *qtail; /* [shard] */
     uint32_t qn;                    /* [shard] */
@@ -86,6 +87,8 @@ struct room_shard {
  * publisher delivers itself before handing the rest to a deliverer actor. */
 #define ROOM_BATCH 256
 #define ROOM_HISTORY_MAX 65536
+/* Default bound on the bytes a room's ring holds (SnowRoomOpts.history_kib). */
+#define ROOM_HISTORY_KIB_DEFAULT 8192
 
 struct room_shard *rooms_shard_of(uint64_t hash);
 /* With the shard locked: the members now, shared (one reference for the
@@ -114,8 +117,9 @@ void fanout_job_free(struct room_job *j);
 /* With the shard locked: stores f in the history ring (takes a reference). */
 void fanout_history_push_locked(struct room *r, struct ws_shared_frame *f);
 void fanout_history_clear_locked(struct room *r);
-/* With the shard locked: a ring of cap frames (0: none), keeping the newest. */
-int fanout_history_resize_locked(struct room *r, uint32_t cap);
+/* With the shard locked: a ring of cap frames (0: none) and at most max
+ * bytes, keeping the newest. */
+int fanout_history_resize_locked(struct room *r, uint32_t cap, size_t max);
 /* With the shard locked: what a member resuming from (epoch, seq) missed.
  * *out and *n get the ring's frames after seq (all of the ring when epoch is
  * not the room's), oldest first, with references taken. Returns 1 when
@@ -138,7 +142,7 @@ int rooms_leave(SnowPid pid, const void *room, size_t len);
 /* Copies pid's room names into a new buffer of (uint32 len, bytes) records. */
 int rooms_list(SnowPid pid, char **buf, size_t *size);
 /* Sets the room's history ring size (creating the room when needed). */
-int rooms_configure(const void *name, size_t len, uint32_t history);
+int rooms_configure(const void *name, size_t len, uint32_t history, size_t max_bytes);
 /* Removes the member from every room; forget: also drop its entry, else
  * mark it gone so that later joins are refused. */
 void rooms_member_drop(SnowPid pid, bool forget);

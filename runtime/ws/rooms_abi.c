@@ -159,7 +159,8 @@ int snow_room_configure(const char *room, size_t room_len, const SnowRoomOpts *o
 {
     if (!name_ok(room, room_len) || !opts || opts->history > ROOM_HISTORY_MAX)
         return -EINVAL;
-    return rooms_configure(room, room_len, opts->history);
+    size_t kib = opts->history_kib ? opts->history_kib : ROOM_HISTORY_KIB_DEFAULT;
+    return rooms_configure(room, room_len, opts->history, kib * 1024);
 }
 
 void snow_room_counters(SnowRoomCounters *out)

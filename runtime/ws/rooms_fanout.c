@@ -41,23 +41,36 @@
 
 /* ---- history ring ---------------------------------------------------------------- */
 
+static void drop_oldest_locked(struct room *r)
+{
+    struct ws_shared_frame *f = r->hist[r->hhead];
+    r->hbytes -= f->len;
+    ws_shared_frame_unref(f);
+    r->hhead = (r->hhead + 1) % r->hcap;
+    r->hn--;
+}
+
 void fanout_history_push_locked(struct room *r, struct ws_shared_frame *f)
 {
     if (!r->hcap)
         return;
+    if (r->hn == r->hcap)
+        drop_oldest_locked(r);
     ws_shared_frame_ref(f);
-    if (r->hn < r->hcap) {
-        r->hist[(r->hhead + r->hn) % r->hcap] = f;
-        r->hn++;
-    } else {
-        ws_shared_frame_unref(r->hist[r->hhead]);
-        r->hist[r->hhead] = f;
-        r->hhead = (r->hhead + 1) % r->hcap;
-    }
+    r->hist[(r->hhead + r->hn) % r->hcap] = f;
+    r->hn++;
+    r->hbytes += f->len;
+    /* The byte bound drops the oldest too, but keeps the newest frame: the
+     * ring stays a run of consecutive sequence numbers. */
+    while (r->hbytes > r->hmax && r->hn > 1)
+        drop_oldest_locked(r);
 }
 
-int fanout_history_resize_locked(struct room *r, uint32_t cap)
+int fanout_history_resize_locked(struct room *r, uint32_t cap, size_t max)
 {
+    r->hmax = max;
+    while (r->hn && r->hbytes > r->hmax && r->hn > 1)
+        drop_oldest_locked(r);
     if (cap == r->hcap)
         return 0;
     struct ws_shared_frame **v = NULL;
@@ -69,10 +82,12 @@ int fanout_history_resize_locked(struct room *r, uint32_t cap)
     uint32_t keep = r->hn < cap ? r->hn : cap;
     for (uint32_t i = 0; i < r->hn; i++) {
         struct ws_shared_frame *f = r->hist[(r->hhead + i) % r->hcap];
-        if (i >= r->hn - keep)
+        if (i >= r->hn - keep) {
             v[i - (r->hn - keep)] = f;
-        else
+        } else {
+            r->hbytes -= f->len;
             ws_shared_frame_unref(f);
+        }
     }
     free(r->hist);
     r->hist = v;
@@ -88,6 +103,7 @@ void fanout_history_clear_locked(struct room *r)
         ws_shared_frame_unref(r->hist[(r->hhead + i) % r->hcap]);
     r->hn = 0;
     r->hhead = 0;
+    r->hbytes = 0;
 }
 
 int fanout_history_since_locked(struct room *r, uint64_t epoch, uint64_t seq, struct ws_shared_frame ***out,

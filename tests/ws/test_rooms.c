@@ -457,6 +457,8 @@ static struct {
     int64_t size_persist;
     int persisted, deleted;
     char payload_stamp[64];
+    int rc_bytes, n_bytes;
+    uint64_t seqs_bytes[16];
     uint64_t stamp_seq;
 } hist;
 
@@ -529,6 +531,17 @@ static void history_root(void *arg)
         memcpy(hist.payload_stamp, p, h.len);
     snow_room_unsubscribe(me, R("h"));
     snow_room_configure(R("h"), &off);
+    /* The byte bound: 1 KiB holds three frames of 304 bytes. */
+    SnowRoomOpts small = {.history = 100, .history_kib = 1};
+    snow_room_configure(R("hb"), &small);
+    char blob[300];
+    memset(blob, 'q', sizeof blob);
+    for (int i = 0; i < 10; i++)
+        snow_ws_broadcast(R("hb"), blob, sizeof blob, 0);
+    hist.rc_bytes = snow_room_subscribe_since(me, R("hb"), 0, 0, NULL);
+    hist.n_bytes = drain_seqs("hb", hist.seqs_bytes, 16);
+    snow_room_unsubscribe(me, R("hb"));
+    snow_room_configure(R("hb"), &off);
 }
 
 START_TEST(history_and_resume)
@@ -557,6 +570,10 @@ START_TEST(history_and_resume)
         ck_assert_uint_eq(hist.seqs_zero[i], (uint64_t)(1 + i));
     ck_assert_uint_eq(hist.stamp_seq, 4);
     ck_assert_str_eq(hist.payload_stamp, "{\"seq\":\"00000000000000000004\"}");
+    ck_assert_int_eq(hist.rc_bytes, 0);
+    ck_assert_int_eq(hist.n_bytes, 3);
+    for (int i = 0; i < 3; i++)
+        ck_assert_uint_eq(hist.seqs_bytes[i], (uint64_t)(8 + i));
     SnowRoomCounters c;
     snow_room_counters(&c);
     ck_assert_uint_eq(c.rooms, 0);
