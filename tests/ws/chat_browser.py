@@ -9,7 +9,8 @@ a late joiner gets the room's history; an oversized message and a flood are
 refused with a visible error; a page cut off from the network reconnects
 and shows exactly the messages it missed (no gap, no duplicate), and after
 a server restart says that the history no longer reaches back; leaving is
-seen by the others.
+seen by the others. Also the page over https and the chat over wss with
+--tls-cert/--tls-key (a certificate made here with the openssl CLI).
 
 usage: chat_browser.py path/to/snow-chat [--screenshot out.png]
 """
@@ -21,9 +22,11 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
+import urllib.request
 
 import websockets
 
@@ -40,8 +43,8 @@ def check(cond, what):
         FAILURES.append(what)
 
 
-def start_chat(port=0):
-    proc = subprocess.Popen([CHAT, "--host", "127.0.0.1", "--port", str(port)],
+def start_chat(port=0, *extra):
+    proc = subprocess.Popen([CHAT, "--host", "127.0.0.1", "--port", str(port), *extra],
                             stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     m = re.match(r"listening on (\d+)", line)
@@ -287,7 +290,48 @@ async def screenshot(devtools, url, path):
         cdp.reader.cancel()
 
 
+async def tls_check(port):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    async with websockets.connect("wss://127.0.0.1:%d/ws?name=tls&room=secure&epoch=0&seq=0" % port,
+                                  ssl=ctx, ping_interval=None) as ws:
+        joined = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
+        check(joined.get("t") == "joined", "wss: the join is answered")
+        await ws.send("over TLS")
+        seen = []
+        while "over TLS" not in seen:
+            m = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
+            seen.append(m.get("text"))
+        check(True, "wss: a message goes round the room")
+
+
+def tls(tmp):
+    """snow-chat --tls-cert/--tls-key: the page over https, the chat over wss."""
+    key, crt = os.path.join(tmp, "key.pem"), os.path.join(tmp, "cert.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key, "-out", crt, "-days", "1", "-subj", "/CN=127.0.0.1"],
+                   check=True, capture_output=True)
+    proc, port, url_line = start_chat(0, "--tls-cert", crt, "--tls-key", key)
+    try:
+        check(url_line.startswith("open https://127.0.0.1:%d/" % port), "with TLS the URL is https: %r" % url_line)
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with urllib.request.urlopen("https://127.0.0.1:%d/" % port, context=ctx, timeout=WAIT) as r:
+            body = r.read().decode()
+        check("<title>snow-chat</title>" in body, "https: the page is served")
+        asyncio.run(tls_check(port))
+    finally:
+        check(stop_chat(proc) == 0, "snow-chat with TLS exits 0 on SIGTERM")
+
+
 def main():
+    tmp = tempfile.mkdtemp(prefix="snow-chat-test-")
+    try:
+        tls(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     proc, port, url_line = start_chat()
     check(url_line.startswith("open http://127.0.0.1:%d/" % port), "snow-chat prints the URL to open: %r" % url_line)
     url = "http://127.0.0.1:%d/" % port
