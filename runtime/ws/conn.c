@@ -90,8 +90,8 @@ static int start_close(struct ws_conn *c, unsigned code, const char *reason, siz
     if (len < 0)
         return len;
     /* Kept for on_close in case the peer never answers (conn_finish). */
-    size_t keep = rt_utf8_prefix(reason, n, WS_CLOSE_REASON_MAX);
-    if (keep)
+    size_t keep = reason ? rt_utf8_prefix(reason, n, WS_CLOSE_REASON_MAX) : 0;
+    if (keep && reason)
         memcpy(c->lv->close.reason, reason, keep);
     c->lv->close.reason_len = (uint8_t)keep;
     atomic_store(&c->accepting, false);
