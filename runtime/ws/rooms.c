@@ -579,17 +579,19 @@ unlock:
 
 done:
     pthread_mutex_unlock(&ms->lock);
+    if (opened)
+        report_opened(room);
+    if (run)
+        fanout_run(room);
     if (new_member) {
+        /* Without its monitor nothing would remove the member at its exit:
+         * undo the join (only when the runtime is stopping). */
         err = janitor_watch(pid);
         if (err) {
             rooms_member_drop(pid, true);
             return err;
         }
     }
-    if (opened)
-        report_opened(room);
-    if (run)
-        fanout_run(room);
     if (res)
         *res = out;
     return 0;

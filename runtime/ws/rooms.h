@@ -161,7 +161,10 @@ extern struct rooms_counters rooms_stats;
  * unsubscribe upstream) and of every local broadcast (to publish it for the
  * other nodes), and hands remote broadcasts to local members through
  * rooms_publish.
- * Hooks run outside every registry lock and must not park.
+ * Hooks run outside every registry lock and must not park. Calls made on
+ * different threads may arrive out of order (an "opened" after the
+ * "closed" of a member that left at once): a backend acts on the room's
+ * state (snow_ws_room_size), not on the order of the calls.
  */
 struct ws_rooms_backend {
     const char *name;
