@@ -83,8 +83,8 @@ struct room_shard {
  * SNOW_EBACKPRESSURE: the queue of a room whose deliverer falls behind is
  * bounded (a publisher faster than the fanout is told so). */
 #define ROOM_QUEUE_MAX 4096
-/* Deliveries made by one deliverer between yields, and the most a
- * publisher delivers itself before handing the rest to a deliverer actor. */
+/* The most a publisher delivers itself before handing the rest to a
+ * deliverer actor. */
 #define ROOM_BATCH 256
 #define ROOM_HISTORY_MAX 65536
 /* Default bound on the bytes a room's ring holds (SnowRoomOpts.history_kib). */

@@ -19,9 +19,10 @@
  * Who delivers: the publisher itself while the work is small (at most
  * ROOM_BATCH deliveries: a chat room costs no extra actor and no extra
  * hop) and it is not a receiving WebSocket member itself (see
- * delivers_to_self), otherwise a deliverer actor spawned for the room, which yields
- * every ROOM_BATCH deliveries so a 10,000-member room shares its worker
- * with everything else, and ends when the queue is empty. The publisher
+ * delivers_to_self), otherwise a deliverer actor spawned for the room,
+ * which counts a reduction per delivery (a yield every SNOW_REDUCTIONS
+ * deliveries) so a 10,000-member room shares its worker with everything
+ * else, and ends when the queue is empty. The publisher
  * returns at once and never parks; it only learns SNOW_EBACKPRESSURE when
  * the room's queue holds ROOM_QUEUE_MAX undelivered broadcasts. A deliverer
  * actor rather than bounded batches in the publisher: a publisher that
@@ -195,8 +196,7 @@ struct dead_list {
 
 struct delivery {
     struct room *room;
-    bool yields;        /* a deliverer actor: yield every ROOM_BATCH */
-    uint32_t since_yield;
+    bool yields;        /* a deliverer actor: counts reductions */
     /* The mailbox form for plain actor members, built at the first one. */
     unsigned char *amsg;
     size_t amsg_len;
@@ -255,10 +255,12 @@ static void deliver_one(struct delivery *d, SnowPid pid, uint8_t kind, struct ws
         atomic_fetch_add_explicit(&rooms_stats.skipped_backpressure, 1, memory_order_relaxed);
     else
         note_dead(d, pid);
-    if (d->yields && ++d->since_yield >= ROOM_BATCH) {
-        d->since_yield = 0;
-        snow_actor_yield();
-    }
+    /* One reduction per delivery: the deliverer shares its worker like
+     * compiled code does (a yield every SNOW_REDUCTIONS, 4000 by default).
+     * Yielding much more often would wake every member once per message
+     * instead of once per batch of messages, and cost each a write. */
+    if (d->yields)
+        snow_reduction_check();
 }
 
 static void deliver_job(struct delivery *d, struct room_job *j, const struct room_snap *s)
