@@ -63,6 +63,19 @@ static void count_room(const char *room, size_t len, void *arg)
     (*(int *)arg)++;
 }
 
+static void adopter(void *arg)
+{
+    SnowPid pid = *(SnowPid *)arg;
+    snow_ws_join(snow_ws_conn(pid), RL("adopted"), NULL);
+}
+
+/* A publisher that is no connection (a game loop, a feed). */
+static void feed(void *arg)
+{
+    (void)arg;
+    snow_ws_broadcast(RL(ROOM), "tick", 4, 1);
+}
+
 static void on_message(SnowWsConn *conn, const void *data, size_t len, int is_text, void *arg)
 {
     (void)arg;
@@ -77,6 +90,12 @@ static void on_message(SnowWsConn *conn, const void *data, size_t len, int is_te
         char out[32];
         int k = snprintf(out, sizeof out, "rooms %d %d", n, seen);
         snow_ws_send_text(conn, out, (size_t)k);
+        return;
+    }
+    if (len == 5 && !memcmp(s, "adopt", 5)) {
+        /* Another actor joins this connection to a room by its handle. */
+        SnowPid me = snow_ws_pid(conn);
+        snow_actor_spawn(adopter, &me, sizeof me);
         return;
     }
     if (len >= 3 && !memcmp(s, "bx:", 3)) {
@@ -302,6 +321,16 @@ START_TEST(ws_broadcast_and_except)
     expect_text(a, "mark");
     expect_text(b, "mark");
     expect_text(c, "mark");
+    /* From an actor that is no connection. */
+    ck_assert_uint_ne(snow_actor_spawn(feed, NULL, 0), 0);
+    expect_text(a, "tick");
+    expect_text(b, "tick");
+    expect_text(c, "tick");
+    /* Joined by another actor through the handle. */
+    cl_text(c, "adopt");
+    ck_assert(wait_size("adopted", 1));
+    cl_text(c, "rooms");
+    expect_text(c, "rooms 3 3");
     /* Binary stays binary. */
     cl_frame(c, 0x82, "bx:\x01\x02", 5, true);
     char buf[64];
@@ -313,6 +342,7 @@ START_TEST(ws_broadcast_and_except)
     close(b);
     close(c);
     ck_assert(wait_size(ROOM, 0));
+    ck_assert(wait_size("adopted", 0));
     server_down();
 }
 END_TEST
