@@ -592,7 +592,6 @@ SNOW_API int snow_ws_route_stats(const SnowWsHandler *h, SnowWsStats *out);
  */
 #define SNOW_ROOM_NAME_MAX 255
 
-
 /* A room's position: its epoch (never 0; changes when the room is
  * recreated, also across program restarts) and the sequence number of its
  * last message (0: none yet). */
@@ -632,8 +631,8 @@ SNOW_API int snow_ws_leave(SnowWsConn *conn, const char *room, size_t room_len);
 /* Publishes data[0..len) to every member of room, as text (is_text != 0,
  * must be UTF-8) or binary. Returns the message's sequence number (> 0), 0
  * when the room does not exist (nobody to tell), SNOW_EBACKPRESSURE when
- * ROOM_QUEUE_MAX (4096) earlier messages of this room are not delivered
- * yet (nothing published), -EINVAL (bad name, text not UTF-8), -ENOMEM. */
+ * 4096 earlier messages of this room are not delivered yet (nothing
+ * published), -EINVAL (bad name, text not UTF-8), -ENOMEM. */
 SNOW_API int64_t snow_ws_broadcast(const char *room, size_t room_len, const void *data, size_t len, int is_text);
 /* The same, skipping the member except (typically the sender). */
 SNOW_API int64_t snow_ws_broadcast_except(const char *room, size_t room_len, const void *data, size_t len,
