@@ -137,6 +137,7 @@ struct ws_live {
     bool direct_ok;           /* the current frame is such a message */
     bool hold;                /* wait for the rest of that frame before decoding on */
     bool dec_failed;          /* a protocol error: input is dropped from now on */
+    bool paused;              /* reading waits for the queue to drain (flow control) */
     struct ws_event frame_ev; /* the current frame's header event */
 
     struct ws_close close;
