@@ -41,6 +41,8 @@
 #define WS_RBUF_LARGE (64 * 1024)
 /* One wake-up reads or writes at most this much before letting others run. */
 #define WS_IO_BUDGET (1024 * 1024)
+/* Queued bytes at which reading pauses to write what is answered so far. */
+#define WS_FLUSH_AT (256 * 1024)
 /* Mailbox messages handled per wake-up before the loop looks at the socket. */
 #define WS_MAIL_BUDGET 256
 /* The kernel's share of a connection's outbound limit: SO_SNDBUF is capped
@@ -135,6 +137,7 @@ struct ws_live {
     bool direct_ok;           /* the current frame is such a message */
     bool hold;                /* wait for the rest of that frame before decoding on */
     bool dec_failed;          /* a protocol error: input is dropped from now on */
+    bool paused;              /* reading waits for the queue to drain (flow control) */
     struct ws_event frame_ev; /* the current frame's header event */
 
     struct ws_close close;
@@ -144,8 +147,6 @@ struct ws_live {
     int64_t close_due, stall_due, drain_due, spread_due;
     const uint8_t *msg;       /* the message on_message is looking at */
     size_t msg_len;
-    /* the last room frame queued (bcast.h): epoch and sequence number */
-    uint64_t room_epoch, room_seq;
     struct ws_handshake *hs;  /* during CONNECTING only */
     const SnowHttpReq *req;   /* during CONNECTING only */
     uint16_t fail_code;       /* a close we must start at the next step */
@@ -194,7 +195,12 @@ struct ws_conn {
     bool in_table;
     uint16_t proto_len;       /* chosen subprotocol, in proto_buf */
     char *proto_buf;
+    /* The program's user data. The record lives in the actor's heap and is
+     * the hibernation argument, so a collector of that heap finds it. */
     void *user;
+    /* The last room frame queued (bcast.h): its room's epoch and sequence
+     * number, kept across hibernation for handlers to read. */
+    uint64_t room_epoch, room_seq;
 };
 
 /* Outbound limit in bytes. */
