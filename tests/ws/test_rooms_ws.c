@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include "rooms_test.h"
+#include "ws/conn.h"
 
 #define ROOM "wsr"
 #define RL(s) (s), strlen(s)
@@ -49,9 +51,12 @@ static int on_connect(SnowWsConn *conn, const SnowHttpReq *req, SnowHttpRes *res
     return SNOW_WS_ACCEPT;
 }
 
+static _Atomic SnowPid last_open;
+
 static void on_open(SnowWsConn *conn, void *arg)
 {
     (void)arg;
+    atomic_store(&last_open, snow_ws_pid(conn));
     snow_ws_join(conn, RL(ROOM), NULL);
     snow_ws_join(conn, RL("second"), NULL);
 }
@@ -443,6 +448,16 @@ START_TEST(ws_every_exit_path_leaves)
     expect_text(keep, "still");
     close(keep);
     ck_assert(wait_size(ROOM, 0));
+    /* A handle of an ended connection joins nothing. */
+    fd = ws_open("/r");
+    ck_assert(wait_size(ROOM, 1));
+    SnowPid gone = atomic_load(&last_open);
+    close(fd);
+    ck_assert(wait_size(ROOM, 0));
+    for (int i = 0; i < 4000 && snow_ws_conn(gone); i++)
+        usleep(5000);
+    ck_assert_int_eq(snow_ws_join(ws_handle(gone), RL(ROOM), NULL), SNOW_ECLOSED);
+    ck_assert_int_eq(snow_ws_room_size(RL(ROOM)), 0);
     ck_assert(wait_size("second", 0));
     SnowRoomCounters cn;
     for (int i = 0; i < 4000; i++) {
