@@ -76,12 +76,8 @@ int ws_live_new(struct ws_conn *c)
     struct ws_live *lv = calloc(1, sizeof *lv);
     if (!lv)
         return -ENOMEM;
-    lv->rbuf = malloc(WS_RBUF_SMALL);
-    if (!lv->rbuf) {
-        free(lv);
-        return -ENOMEM;
-    }
-    lv->rcap = WS_RBUF_SMALL;
+    /* The read buffer comes with the first read: a wake-up for a timer or
+     * a mailbox message needs none. */
     const SnowWsHandler *h = c->h;
     struct ws_decoder_config dc = {.max_message = h->max_message ? h->max_message : WS_DEFAULT_MAX_MESSAGE};
     ws_decoder_init(&lv->dec, &dc);
