@@ -77,6 +77,7 @@ struct stack {
     size_t usable;      /* bytes between lo and this header */
     struct stack *next; /* pool link */
     void *asan_fake;    /* ASan fake-stack handle across switches */
+    void *tsan_fiber, *tsan_back; /* TSan contexts of this stack and of its worker (tsan.h) */
     jmp_buf top;        /* the trampoline's unwind point: exits land here */
 };
 

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "actor/internal.h"
+#include "actor/tsan.h"
 
 #define IO_BLOCK 64
 #define MAX_EVENTS 256
@@ -137,6 +138,7 @@ int poller_poll(int64_t timeout_ns)
             continue;
         }
         struct SnowIo *io = (struct SnowIo *)(uintptr_t)(d & ((UINT64_C(1) << PTR_BITS) - 1));
+        actor_tsan_acquire(io); /* the registration happened before its event (tsan.h) */
         uint16_t gen = (uint16_t)(d >> PTR_BITS);
         unsigned bits = bits_of(evs[i].events);
         struct actor *wake = NULL;
@@ -213,6 +215,7 @@ SnowIo *snow_io_open(int fd, int *err)
     atomic_store(&io->ready, 0);
     uint16_t gen = io->gen;
     rt_spin_unlock(&io->lock);
+    actor_tsan_release(io); /* paired with the acquire in poller_poll (tsan.h) */
     struct epoll_event ev = {
         .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
         .data.u64 = (uint64_t)(uintptr_t)io | ((uint64_t)gen << PTR_BITS),

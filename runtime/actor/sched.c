@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "actor/internal.h"
+#include "actor/tsan.h"
 
 #ifdef RT_ASAN
 #include <sanitizer/common_interface_defs.h>
@@ -222,6 +223,7 @@ static void switch_to_actor(struct worker *w, struct stack *s)
 #ifdef RT_ASAN
     __sanitizer_start_switch_fiber(&w->asan_fake, s->lo, s->usable);
 #endif
+    actor_tsan_enter(&s->tsan_back, s->tsan_fiber);
     rt_ctx_switch(&w->sched_ctx, &s->ctx);
 #ifdef RT_ASAN
     __sanitizer_finish_switch_fiber(w->asan_fake, NULL, NULL);
@@ -236,6 +238,7 @@ void sched_switch_out(int why)
 #ifdef RT_ASAN
     __sanitizer_start_switch_fiber(&s->asan_fake, w->sys_stack_lo, w->sys_stack_size);
 #endif
+    actor_tsan_leave(s->tsan_back);
     rt_ctx_switch(&s->ctx, &w->sched_ctx);
 #ifdef RT_ASAN
     __sanitizer_finish_switch_fiber(s->asan_fake, NULL, NULL);

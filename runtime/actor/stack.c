@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "actor/internal.h"
+#include "actor/tsan.h"
 
 #ifdef RT_ASAN
 #include <sanitizer/asan_interface.h>
@@ -103,11 +104,13 @@ static struct stack *stack_create(void (*entry)(void))
     f->fpucw = 0x037F; /* default x87 control word */
     f->rip = (uint64_t)uc.uc_mcontext.gregs[REG_RIP];
     s->ctx.sp = f;
+    s->tsan_fiber = actor_tsan_fiber_new();
     return s;
 }
 
 static void stack_destroy(struct stack *s)
 {
+    actor_tsan_fiber_free(s->tsan_fiber);
     munmap(s->map, MAP_SIZE);
 }
 
@@ -221,12 +224,12 @@ void actor_exit_now(int reason)
 {
     struct actor *a = actor_self();
     a->exit_reason = reason;
-    _longjmp(a->stack->top, UNWIND_EXIT);
+    actor_longjmp(a->stack->top, UNWIND_EXIT);
 }
 
 __attribute__((noreturn)) void actor_unwind_hibernate(struct actor *a)
 {
-    _longjmp(a->stack->top, UNWIND_HIBERNATE);
+    actor_longjmp(a->stack->top, UNWIND_HIBERNATE);
 }
 
 /* ---- guard-page handler ---------------------------------------------------- */
@@ -281,7 +284,8 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
          * run there must not meet the dead frames' redzones. */
         ASAN_UNPOISON_MEMORY_REGION(a->stack->lo, a->stack->usable);
 #endif
-        _longjmp(a->stack->top, UNWIND_EXIT);
+        actor_tsan_signal_jump(uctx);
+        actor_longjmp(a->stack->top, UNWIND_EXIT);
     }
     /* Not an actor's guard page: put back whatever handled this signal
      * before the runtime started (the default action unless the program
@@ -338,8 +342,10 @@ static struct stack *bench_stack;
 
 static void bench_entry(void)
 {
-    for (;;)
+    for (;;) {
+        actor_tsan_leave(bench_stack->tsan_back);
         rt_ctx_switch(&bench_stack->ctx, &bench_main_ctx);
+    }
 }
 
 double actor_bench_switch_ns(long n)
@@ -347,10 +353,13 @@ double actor_bench_switch_ns(long n)
     bench_stack = stack_create(bench_entry);
     if (!bench_stack)
         return -1;
+    actor_tsan_enter(&bench_stack->tsan_back, bench_stack->tsan_fiber);
     rt_ctx_switch(&bench_main_ctx, &bench_stack->ctx); /* enter once */
     int64_t t0 = rt_now_ns();
-    for (long i = 0; i < n; i++)
+    for (long i = 0; i < n; i++) {
+        actor_tsan_enter(&bench_stack->tsan_back, bench_stack->tsan_fiber);
         rt_ctx_switch(&bench_main_ctx, &bench_stack->ctx);
+    }
     int64_t t1 = rt_now_ns();
     stack_destroy(bench_stack);
     bench_stack = NULL;
