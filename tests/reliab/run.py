@@ -7,6 +7,12 @@ over 127.0.0.1 (each bounded in time; Python standard library only):
                      them is still connected and unanswered; then each of
                      them gets 408 at the header timeout (10 s by default)
                      and the server still answers
+  huge-heads         a request with 10,000 header lines gets 431, a 1 MiB
+                     header line 431 and a 1 MiB request line 414, while a
+                     normal client on another connection is answered; the two
+                     1 MiB lines never end, so their answer (not a 408 at the
+                     header timeout) shows that the limit decides, not the
+                     end of the line; the server's peak RSS growth is printed
   emfile             snow-hello runs with RLIMIT_NOFILE lowered so that it
                      cannot accept all of 100 keep-alive clients; accept
                      fails with EMFILE (logged), the clients it could not
@@ -24,6 +30,7 @@ import select
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 results = []
@@ -173,6 +180,68 @@ def case_slowloris_headers(exe, n=200, gap=0.5):
         srv.stop()
 
 
+def peak_rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def pusher(sock, first, filler, total):
+    """Sends first, then filler bytes up to total, ignoring the error the
+    server's close eventually causes."""
+    try:
+        sock.sendall(first)
+        sent = len(first)
+        while sent < total:
+            n = min(len(filler), total - sent)
+            sock.sendall(filler[:n])
+            sent += n
+    except OSError:
+        pass
+
+
+def case_huge_heads(exe):
+    name = "huge-heads: 10,000 header lines, a 1 MiB header line, a 1 MiB request line"
+    srv = Server(exe).start()
+    try:
+        normal = connect(srv.port)
+        for _ in range(3):  # warm up: the growth below is measured past this
+            normal.sendall(REQ)
+            check(read_response(normal)[0] == 200, "warm-up request")
+        rss0 = peak_rss_kib(srv.proc.pid)
+        inputs = [
+            ("10,000 header lines", HEAD + b"".join(b"X-H%d: v\r\n" % i for i in range(10000)) + b"\r\n",
+             b"", 0, 431),
+            ("a 1 MiB header line", HEAD + b"X-Long: ", b"v" * 4096, 1 << 20, 431),
+            ("a 1 MiB request line", b"GET /", b"a" * 4096, 1 << 20, 414),
+        ]
+        seen = []
+        for what, first, filler, total, want in inputs:
+            s = connect(srv.port)
+            t = threading.Thread(target=pusher, args=(s, first, filler, max(total, len(first))))
+            t.start()
+            # A normal request on another connection while this one pushes.
+            normal.sendall(REQ)
+            resp = read_response(normal)
+            check(resp is not None and resp[0] == 200, "normal client during %s got %r" % (what, resp))
+            resp = read_response(s, timeout=20)
+            t.join(30)
+            check(not t.is_alive(), "the client sending %s was never stopped" % what)
+            check(resp is not None and resp[0] == want, "%s: got %r, want %d" % (what, resp and resp[0], want))
+            s.close()
+            seen.append("%s -> %d" % (what, want))
+        rss1 = peak_rss_kib(srv.proc.pid)
+        normal.close()
+        results.append((name, None, "; ".join(seen) + "; server peak RSS grew %d KiB (%d -> %d KiB)" % (
+            rss1 - rss0, rss0, rss1)))
+    except (Fail, OSError) as e:
+        results.append((name, e, ""))
+    finally:
+        srv.stop()
+
+
 def case_emfile(exe, nofile=64, n=100):
     name = "emfile: RLIMIT_NOFILE %d, %d keep-alive clients; accept recovers when descriptors free up" % (nofile, n)
     srv = Server(exe, nofile=nofile).start()
@@ -235,7 +304,8 @@ def main():
         print("usage: run.py SNOW_HELLO [-k SUBSTRING]", file=sys.stderr)
         return 2
     exe = args[0]
-    for key, fn in (("slowloris-headers", case_slowloris_headers), ("emfile", case_emfile)):
+    for key, fn in (("slowloris-headers", case_slowloris_headers), ("huge-heads", case_huge_heads),
+                    ("emfile", case_emfile)):
         if not filt or filt in key:
             fn(exe)
     failed = 0
