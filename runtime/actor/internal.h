@@ -27,19 +27,6 @@
 #include "actor/actor.h"
 #include "rt.h"
 
-/* ThreadSanitizer follows the coroutine switches through its fiber API
- * (each stack is a fiber, each worker thread's own stack another). */
-#if defined(__SANITIZE_THREAD__)
-#define RT_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define RT_TSAN 1
-#endif
-#endif
-#ifdef RT_TSAN
-#include <sanitizer/tsan_interface.h>
-#endif
-
 struct worker;
 
 /* ---- spinlock ---------------------------------------------------------- */
@@ -90,7 +77,7 @@ struct stack {
     size_t usable;      /* bytes between lo and this header */
     struct stack *next; /* pool link */
     void *asan_fake;    /* ASan fake-stack handle across switches */
-    void *tsan_fiber;   /* TSan: this stack's fiber */
+    void *tsan_fiber, *tsan_back; /* TSan contexts of this stack and of its worker (tsan.h) */
     jmp_buf top;        /* the trampoline's unwind point: exits land here */
 };
 
@@ -396,7 +383,6 @@ struct worker {
     struct stack *stack_cache; /* a few free stacks without locking */
     int stack_cache_n;
     void *asan_fake;
-    void *tsan_fiber;          /* TSan: the worker thread's own fiber */
     void *sys_stack_lo;        /* bounds of the worker thread's own stack (ASan) */
     size_t sys_stack_size;
     void *altstack;            /* SIGSEGV handler stack */

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "actor/internal.h"
+#include "actor/tsan.h"
 
 #define IO_BLOCK 64
 #define MAX_EVENTS 256
@@ -174,11 +175,7 @@ int poller_poll(bool block, int64_t until_ns)
             continue;
         }
         struct SnowIo *io = (struct SnowIo *)(uintptr_t)(d & ((UINT64_C(1) << PTR_BITS) - 1));
-#ifdef RT_TSAN
-        /* The handle reached us through the kernel (epoll_ctl, then this
-         * event), which orders it but which TSan does not see. */
-        __tsan_acquire(io);
-#endif
+        actor_tsan_acquire(io); /* the registration happened before its event (tsan.h) */
         uint16_t gen = (uint16_t)(d >> PTR_BITS);
         unsigned bits = bits_of(evs[i].events);
         struct actor *wake = NULL;
@@ -264,9 +261,7 @@ SnowIo *snow_io_open(int fd, int *err)
     atomic_store(&io->ready, 0); /* under the handle lock, before epoll knows the fd */
     uint16_t gen = io->gen;
     rt_spin_unlock(&io->lock);
-#ifdef RT_TSAN
-    __tsan_release(io); /* see poller_poll */
-#endif
+    actor_tsan_release(io); /* paired with the acquire in poller_poll (tsan.h) */
     struct epoll_event ev = {
         .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
         .data.u64 = (uint64_t)(uintptr_t)io | ((uint64_t)gen << PTR_BITS),

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "actor/internal.h"
+#include "actor/tsan.h"
 
 #define IDX_BITS PROC_IDX_BITS
 #define CHUNK_BITS PROC_CHUNK_BITS
@@ -674,7 +675,7 @@ void snow_panic(const char *msg)
     free(a->panic_msg);
     a->panic_msg = strdup(msg);
     if (a->catch_jb && !a->exiting)
-        _longjmp(*a->catch_jb, 1);
+        actor_longjmp(*a->catch_jb, 1);
     rt_log(RT_LOG_WARN, "actor %llu panicked: %s", (unsigned long long)a->pid, msg);
     actor_exit_now(SNOW_EXIT_PANIC);
 }

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "actor/internal.h"
+#include "actor/tsan.h"
 
 #ifdef RT_ASAN
 #include <sanitizer/common_interface_defs.h>
@@ -272,9 +273,7 @@ static void switch_to_actor(struct worker *w, struct stack *s)
 #ifdef RT_ASAN
     __sanitizer_start_switch_fiber(&w->asan_fake, s->lo, s->usable);
 #endif
-#ifdef RT_TSAN
-    __tsan_switch_to_fiber(s->tsan_fiber, 0);
-#endif
+    actor_tsan_enter(&s->tsan_back, s->tsan_fiber);
     rt_ctx_switch(&w->sched_ctx, &s->ctx);
 #ifdef RT_ASAN
     __sanitizer_finish_switch_fiber(w->asan_fake, NULL, NULL);
@@ -289,9 +288,7 @@ void sched_switch_out(int why)
 #ifdef RT_ASAN
     __sanitizer_start_switch_fiber(&s->asan_fake, w->sys_stack_lo, w->sys_stack_size);
 #endif
-#ifdef RT_TSAN
-    __tsan_switch_to_fiber(w->tsan_fiber, 0);
-#endif
+    actor_tsan_leave(s->tsan_back);
     rt_ctx_switch(&s->ctx, &w->sched_ctx);
 #ifdef RT_ASAN
     __sanitizer_finish_switch_fiber(s->asan_fake, NULL, NULL);
@@ -675,9 +672,6 @@ void *sched_worker_main(void *arg)
 {
     struct worker *w = arg;
     tls_worker = w;
-#ifdef RT_TSAN
-    w->tsan_fiber = __tsan_get_current_fiber();
-#endif
     /* test hook: seq_cst, start-up only */
     w->init_err = actor_fail_thread_inits > 0 && atomic_fetch_sub(&actor_fail_thread_inits, 1) > 0
                       ? -ENOMEM

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "actor/internal.h"
+#include "actor/tsan.h"
 
 #ifdef RT_ASAN
 #include <sanitizer/asan_interface.h>
@@ -108,17 +109,13 @@ static struct stack *stack_create(void (*entry)(void))
     f->fpucw = 0x037F; /* default x87 control word */
     f->rip = (uint64_t)uc.uc_mcontext.gregs[REG_RIP];
     s->ctx.sp = f;
-#ifdef RT_TSAN
-    s->tsan_fiber = __tsan_create_fiber(0);
-#endif
+    s->tsan_fiber = actor_tsan_fiber_new();
     return s;
 }
 
 static void stack_destroy(struct stack *s)
 {
-#ifdef RT_TSAN
-    __tsan_destroy_fiber(s->tsan_fiber);
-#endif
+    actor_tsan_fiber_free(s->tsan_fiber);
     munmap(s->map, MAP_SIZE);
 }
 
@@ -232,12 +229,12 @@ void actor_exit_now(int reason)
 {
     struct actor *a = actor_self();
     a->exit_reason = reason;
-    _longjmp(a->stack->top, UNWIND_EXIT);
+    actor_longjmp(a->stack->top, UNWIND_EXIT);
 }
 
 __attribute__((noreturn)) void actor_unwind_hibernate(struct actor *a)
 {
-    _longjmp(a->stack->top, UNWIND_HIBERNATE);
+    actor_longjmp(a->stack->top, UNWIND_HIBERNATE);
 }
 
 /* ---- guard-page handler ---------------------------------------------------- */
@@ -291,7 +288,8 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
          * run there must not meet the dead frames' redzones. */
         ASAN_UNPOISON_MEMORY_REGION(a->stack->lo, a->stack->usable);
 #endif
-        _longjmp(a->stack->top, UNWIND_EXIT);
+        actor_tsan_signal_jump(uctx);
+        actor_longjmp(a->stack->top, UNWIND_EXIT);
     }
     /* Not an actor's guard page: hand the fault to whatever handled this
      * signal before the runtime started, and stay installed for the next
@@ -356,28 +354,13 @@ void stack_thread_fini(struct worker *w)
 
 static struct rt_ctx bench_main_ctx;
 static struct stack *bench_stack;
-#ifdef RT_TSAN
-static void *bench_main_fiber;
-#endif
-
-static void bench_switch(struct rt_ctx *from, struct rt_ctx *to, void *to_fiber)
-{
-#ifdef RT_TSAN
-    __tsan_switch_to_fiber(to_fiber, 0);
-#else
-    (void)to_fiber;
-#endif
-    rt_ctx_switch(from, to);
-}
 
 static void bench_entry(void)
 {
-    void *main_fiber = NULL;
-#ifdef RT_TSAN
-    main_fiber = bench_main_fiber;
-#endif
-    for (;;)
-        bench_switch(&bench_stack->ctx, &bench_main_ctx, main_fiber);
+    for (;;) {
+        actor_tsan_leave(bench_stack->tsan_back);
+        rt_ctx_switch(&bench_stack->ctx, &bench_main_ctx);
+    }
 }
 
 double actor_bench_switch_ns(long n)
@@ -385,13 +368,13 @@ double actor_bench_switch_ns(long n)
     bench_stack = stack_create(bench_entry);
     if (!bench_stack)
         return -1;
-#ifdef RT_TSAN
-    bench_main_fiber = __tsan_get_current_fiber();
-#endif
-    bench_switch(&bench_main_ctx, &bench_stack->ctx, bench_stack->tsan_fiber); /* enter once */
+    actor_tsan_enter(&bench_stack->tsan_back, bench_stack->tsan_fiber);
+    rt_ctx_switch(&bench_main_ctx, &bench_stack->ctx); /* enter once */
     int64_t t0 = rt_now_ns();
-    for (long i = 0; i < n; i++)
-        bench_switch(&bench_main_ctx, &bench_stack->ctx, bench_stack->tsan_fiber);
+    for (long i = 0; i < n; i++) {
+        actor_tsan_enter(&bench_stack->tsan_back, bench_stack->tsan_fiber);
+        rt_ctx_switch(&bench_main_ctx, &bench_stack->ctx);
+    }
     int64_t t1 = rt_now_ns();
     stack_destroy(bench_stack);
     bench_stack = NULL;

@@ -100,12 +100,14 @@ void http_server_conn_link(struct SnowHttpServer *s, struct http_conn_link *l)
 
 void http_server_conn_unlink(struct SnowHttpServer *s, struct http_conn_link *l)
 {
-    if (!l->next)
-        return;
+    /* The test is under the lock too: a neighbour's unlink rewrites this
+     * link's next and prev fields while holding it. */
     pthread_mutex_lock(&s->conns_lock);
-    l->prev->next = l->next;
-    l->next->prev = l->prev;
-    l->prev = l->next = NULL;
+    if (l->next) {
+        l->prev->next = l->next;
+        l->next->prev = l->prev;
+        l->prev = l->next = NULL;
+    }
     pthread_mutex_unlock(&s->conns_lock);
 }
 
