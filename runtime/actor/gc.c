@@ -48,8 +48,13 @@
 #endif
 
 /* The collector reads stack memory that ASan guards (redzones between
- * locals) and words of any value: never instrumented. */
-#define NO_ASAN __attribute__((no_sanitize_address))
+ * locals) and words of any value: never instrumented. That includes words
+ * other threads may update at the same time (an atomic counter inside a
+ * WebSocket connection's state, which lives in its actor's heap): a
+ * conservative scan only asks whether a word looks like a pointer into this
+ * heap, and such counters are never pointers, so ThreadSanitizer is told
+ * to skip these reads too. */
+#define NO_ASAN __attribute__((no_sanitize_address, no_sanitize("thread")))
 
 /* Gray stack kept between collections up to this many entries (32 KiB). */
 #define GRAY_KEEP 4096

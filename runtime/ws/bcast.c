@@ -49,10 +49,9 @@ void ws_shared_frame_unref(struct ws_shared_frame *f)
 {
     if (!f)
         return;
-    /* Release so every holder's reads happen before the free; the acquire
-     * fence on the last drop pairs with them. */
-    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_release) == 1) {
-        atomic_thread_fence(memory_order_acquire);
+    /* Release so every holder's reads happen before the free, acquire so
+     * the last holder's free happens after them (acq_rel rather than a
+     * separate fence: ThreadSanitizer does not model fences). */
+    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
         free(f);
-    }
 }
