@@ -105,8 +105,18 @@ static int start_close(struct ws_conn *c, unsigned code, const char *reason, siz
     return 0;
 }
 
-/* A protocol error or a policy decision: close with code, dropping output. */
+/* A protocol error: close with code. The answers to the frames before the
+ * bad one are already queued and go out first (the peer may be waiting
+ * for them); the close timeout bounds that. */
 static void fail(struct ws_conn *c, unsigned code)
+{
+    if (c->lv->close.state == WS_STATE_OPEN)
+        start_close(c, code, NULL, 0, false);
+}
+
+/* A policy decision about the output itself (backpressure, a stall, a
+ * dead peer): close with code, dropping what is queued. */
+static void cut(struct ws_conn *c, unsigned code)
 {
     if (c->lv->close.state == WS_STATE_OPEN)
         start_close(c, code, NULL, 0, true);
@@ -173,7 +183,7 @@ static int refuse_backpressure(struct ws_conn *c)
     ws_count(&c->route->bp_refused, 1);
     if (c->h->close_on_backpressure && c->lv->close.state == WS_STATE_OPEN) {
         c->reaped_bp = true;
-        fail(c, WS_CLOSE_POLICY);
+        cut(c, WS_CLOSE_POLICY);
     }
     return SNOW_EBACKPRESSURE;
 }
@@ -396,7 +406,10 @@ static void process(struct ws_conn *c)
             c->lv->direct = NULL;
             c->lv->frame_ev = ev;
             if (c->lv->direct_ok && ev.frame_len > c->lv->rlen - c->lv->roff) {
-                if (ev.frame_len <= WS_RBUF_LARGE)
+                /* Binary can wait for the rest in the buffer; text is
+                 * decoded (and validated) as it arrives, so a bad byte
+                 * fails the connection at once (§8.1, fail fast). */
+                if (ev.frame_len <= WS_RBUF_LARGE && ev.opcode == WS_OP_BINARY)
                     c->lv->hold = true; /* read the rest before decoding on */
                 else
                     c->lv->direct_ok = false;
@@ -560,7 +573,7 @@ static void take_mail(struct ws_conn *c)
             memcpy(&req, m->data, m->len < sizeof req ? m->len : sizeof req);
             if (req.code == WS_CLOSE_POLICY && atomic_load(&c->close_asked)) {
                 c->reaped_bp = true;
-                fail(c, WS_CLOSE_POLICY);
+                cut(c, WS_CLOSE_POLICY);
             } else {
                 ws_conn_close_own(c, req.code, req.reason, req.len);
             }
@@ -606,7 +619,7 @@ static void check_deadlines(struct ws_conn *c)
         /* The peer is gone or stuck: 1001, and no waiting for an answer. */
         c->pong_due = -1;
         c->reaped_heartbeat = true;
-        fail(c, WS_CLOSE_GOING_AWAY);
+        cut(c, WS_CLOSE_GOING_AWAY);
         c->lv->close_due = now;
     }
     if (due(c->lv->spread_due, now)) {
@@ -618,7 +631,7 @@ static void check_deadlines(struct ws_conn *c)
         c->reaped_stall = true;
         /* The Close goes out with this turn's write if the socket takes
          * it; then TCP close either way. */
-        fail(c, WS_CLOSE_POLICY);
+        cut(c, WS_CLOSE_POLICY);
         c->lv->close_due = now;
     }
     if (due(c->lv->drain_due, now))
