@@ -670,7 +670,9 @@ static void flush(struct ws_conn *c)
             c->close_written = true;
     }
     if (!c->wr_failed) {
+        /* TLS: bytes taken by writev may still sit in the record buffer. */
         int f = c->stream->ops->flush(c->stream);
+        c->unflushed = f == -EAGAIN;
         if (f == -EAGAIN)
             c->wr_blocked = true;
         else if (f < 0)
@@ -695,7 +697,7 @@ static void maybe_hibernate(struct ws_conn *c, int64_t deadline)
 {
     if (!ws_outq_empty(&c->lv->q) || c->lv->rlen != c->lv->roff || c->lv->reasm.in_message || c->lv->hold ||
         ws_decoder_in_message(&c->lv->dec) || c->lv->dec.state != WS_DEC_HEADER || c->lv->dec.have ||
-        c->lv->close.state != WS_STATE_OPEN || c->lv->fail_code || c->draining)
+        c->lv->close.state != WS_STATE_OPEN || c->lv->fail_code || c->draining || c->unflushed)
         return;
     unsigned ev = c->stream->ops->idle_events(c->stream);
     if (!ev)
@@ -712,6 +714,9 @@ static bool finished(struct ws_conn *c)
         return true;
     if (c->eof && !c->lingering)
         return true;
+    /* Our Close is out only once the stream has passed it to the socket. */
+    if (c->unflushed)
+        return false;
     /* §7.1.7: after failing the connection, close once our Close is out. */
     if (c->lv->dec_failed && c->close_written)
         return true;
