@@ -105,8 +105,18 @@ static int start_close(struct ws_conn *c, unsigned code, const char *reason, siz
     return 0;
 }
 
-/* A protocol error or a policy decision: close with code, dropping output. */
+/* A protocol error: close with code. The answers to the frames before the
+ * bad one are already queued and go out first (the peer may be waiting
+ * for them); the close timeout bounds that. */
 static void fail(struct ws_conn *c, unsigned code)
+{
+    if (c->lv->close.state == WS_STATE_OPEN)
+        start_close(c, code, NULL, 0, false);
+}
+
+/* A policy decision about the output itself (backpressure, a stall, a
+ * dead peer): close with code, dropping what is queued. */
+static void cut(struct ws_conn *c, unsigned code)
 {
     if (c->lv->close.state == WS_STATE_OPEN)
         start_close(c, code, NULL, 0, true);
@@ -173,7 +183,7 @@ static int refuse_backpressure(struct ws_conn *c)
     ws_count(&c->route->bp_refused, 1);
     if (c->h->close_on_backpressure && c->lv->close.state == WS_STATE_OPEN) {
         c->reaped_bp = true;
-        fail(c, WS_CLOSE_POLICY);
+        cut(c, WS_CLOSE_POLICY);
     }
     return SNOW_EBACKPRESSURE;
 }
@@ -402,7 +412,10 @@ static void process(struct ws_conn *c)
             c->lv->direct = NULL;
             c->lv->frame_ev = ev;
             if (c->lv->direct_ok && ev.frame_len > c->lv->rlen - c->lv->roff) {
-                if (ev.frame_len <= WS_RBUF_LARGE)
+                /* Binary can wait for the rest in the buffer; text is
+                 * decoded (and validated) as it arrives, so a bad byte
+                 * fails the connection at once (§8.1, fail fast). */
+                if (ev.frame_len <= WS_RBUF_LARGE && ev.opcode == WS_OP_BINARY)
                     c->lv->hold = true; /* read the rest before decoding on */
                 else
                     c->lv->direct_ok = false;
@@ -566,7 +579,7 @@ static void take_mail(struct ws_conn *c)
             memcpy(&req, m->data, m->len < sizeof req ? m->len : sizeof req);
             if (req.code == WS_CLOSE_POLICY && atomic_load(&c->close_asked)) {
                 c->reaped_bp = true;
-                fail(c, WS_CLOSE_POLICY);
+                cut(c, WS_CLOSE_POLICY);
             } else {
                 ws_conn_close_own(c, req.code, req.reason, req.len);
             }
@@ -612,7 +625,7 @@ static void check_deadlines(struct ws_conn *c)
         /* The peer is gone or stuck: 1001, and no waiting for an answer. */
         c->pong_due = -1;
         c->reaped_heartbeat = true;
-        fail(c, WS_CLOSE_GOING_AWAY);
+        cut(c, WS_CLOSE_GOING_AWAY);
         c->lv->close_due = now;
     }
     if (due(c->lv->spread_due, now)) {
@@ -624,7 +637,7 @@ static void check_deadlines(struct ws_conn *c)
         c->reaped_stall = true;
         /* The Close goes out with this turn's write if the socket takes
          * it; then TCP close either way. */
-        fail(c, WS_CLOSE_POLICY);
+        cut(c, WS_CLOSE_POLICY);
         c->lv->close_due = now;
     }
     if (due(c->lv->drain_due, now))
@@ -663,7 +676,9 @@ static void flush(struct ws_conn *c)
             c->close_written = true;
     }
     if (!c->wr_failed) {
+        /* TLS: bytes taken by writev may still sit in the record buffer. */
         int f = c->stream->ops->flush(c->stream);
+        c->unflushed = f == -EAGAIN;
         if (f == -EAGAIN)
             c->wr_blocked = true;
         else if (f < 0)
@@ -688,7 +703,7 @@ static void maybe_hibernate(struct ws_conn *c, int64_t deadline)
 {
     if (!ws_outq_empty(&c->lv->q) || c->lv->rlen != c->lv->roff || c->lv->reasm.in_message || c->lv->hold ||
         ws_decoder_in_message(&c->lv->dec) || c->lv->dec.state != WS_DEC_HEADER || c->lv->dec.have ||
-        c->lv->close.state != WS_STATE_OPEN || c->lv->fail_code || c->draining)
+        c->lv->close.state != WS_STATE_OPEN || c->lv->fail_code || c->draining || c->unflushed)
         return;
     unsigned ev = c->stream->ops->idle_events(c->stream);
     if (!ev)
@@ -705,6 +720,9 @@ static bool finished(struct ws_conn *c)
         return true;
     if (c->eof && !c->lingering)
         return true;
+    /* Our Close is out only once the stream has passed it to the socket. */
+    if (c->unflushed)
+        return false;
     /* §7.1.7: after failing the connection, close once our Close is out. */
     if (c->lv->dec_failed && c->close_written)
         return true;

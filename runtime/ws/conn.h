@@ -192,6 +192,7 @@ struct ws_conn {
     bool timed_out;           /* a deadline ends the connection without waiting more */
     bool wr_failed;           /* the socket failed: nothing more can be written */
     bool close_written;       /* our Close went out whole */
+    bool unflushed;           /* the stream still holds output (TLS records) */
     bool reaped_heartbeat, reaped_stall, reaped_bp;
     bool in_table;
     uint16_t proto_len;       /* chosen subprotocol, in proto_buf */

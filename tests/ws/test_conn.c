@@ -564,9 +564,13 @@ START_TEST(protocol_errors)
         const struct bad_case *k = &cases[i];
         struct wsc c;
         ck_assert_int_eq(wsc_open(&c, port, k->path, NULL, NULL, 0), 101);
-        uint8_t f[1100];
-        size_t n = ws_client_frame(f, k->b0, k->payload, k->n, k->mask);
+        /* A good frame first, in the same write: its answer is already
+         * queued when the bad one fails the connection, and goes first. */
+        uint8_t f[1200];
+        size_t n = ws_client_frame(f, 0x81, "ok", 2, true);
+        n += ws_client_frame(f + n, k->b0, k->payload, k->n, k->mask);
         ck_assert_int_eq(wsc_send(&c, f, n), 0);
+        expect_message(&c, 1, "ok", 2);
         ck_assert_uint_eq(expect_close(&c), k->code);
         wsc_close_frame(&c, k->code, NULL);
         ck_assert(wsc_eof(&c));
@@ -574,6 +578,27 @@ START_TEST(protocol_errors)
         wait_closes((int)i + 1);
         ck_assert_int_eq(ev.last_code, (int)k->code);
     }
+    stop();
+}
+END_TEST
+
+START_TEST(utf8_fails_fast)
+{
+    /* A text frame that declares 100 bytes and brings one bad one: 1007
+     * at once, without waiting for the other 99. */
+    start();
+    struct wsc c;
+    ck_assert_int_eq(wsc_open(&c, port, "/echo", NULL, NULL, 0), 101);
+    uint8_t f[128];
+    char payload[100];
+    memset(payload, 'a', sizeof payload);
+    payload[0] = (char)0xff;
+    size_t n = ws_client_frame(f, 0x81, payload, sizeof payload, true);
+    ck_assert_int_eq(wsc_send(&c, f, 2 + 4 + 1), 0); /* header, key, the bad byte */
+    ck_assert_uint_eq(expect_close(&c), 1007);
+    (void)n;
+    wsc_close(&c);
+    wait_closes(1);
     stop();
 }
 END_TEST
@@ -1025,6 +1050,7 @@ Suite *conn_suite(void)
     tcase_add_test(t, on_connect_refuses);
     tcase_add_test(t, bad_upgrades);
     tcase_add_test(t, protocol_errors);
+    tcase_add_test(t, utf8_fails_fast);
     tcase_add_test(t, close_from_handler);
     tcase_add_test(t, panic_closes_1011);
     tcase_add_test(t, foreign_sender_and_handles);
