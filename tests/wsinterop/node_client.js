@@ -176,7 +176,7 @@ async function main() {
   });
   const ca = fs.readFileSync(caFile);
   const wss = 'wss://localhost:' + tlsPort;
-  for (const n of [0, 126, 65536, 1 << 20]) {
+  for (const n of [0, 126, 65536, 1 << 20, 16 << 20]) {
     add('wss echo binary ' + n + ' bytes (certificate from the test CA)', async () => {
       const ws = await open(wss + '/echo', { ca });
       const p = payload(n, false);

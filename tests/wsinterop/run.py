@@ -230,10 +230,25 @@ def py_cases(port, limit_port, tls_port, ca):
                     async with connect(tls_port, ssl=ctx) as ws:
                         p = payload(n, n % 2 == 0)
                         await ws.send(p)
-                        assert await asyncio.wait_for(ws.recv(), 60) == p, "echo differs"
-                    assert ws.close_code == 1000
+                        got = await asyncio.wait_for(ws.recv(), 60)
+                        assert got == p, "echo differs (%d bytes for %d)" % (len(got), len(p))
+                    assert ws.close_code == 1000, "close code %s" % ws.close_code
                 return fn
             add("python: wss echo %d bytes (certificate from the test CA)" % n)(mk())
+
+        @add("python: wss 20 fresh connections, each echoing 1 MiB then 16 MiB, each closed 1000")
+        async def _():
+            for i in range(20):
+                async with connect(tls_port, ssl=ctx) as ws:
+                    for n in (1 << 20, 16 << 20):
+                        p = payload(n, i % 2 == 0)
+                        await ws.send(p)
+                        try:
+                            got = await asyncio.wait_for(ws.recv(), 30)
+                        except asyncio.TimeoutError:
+                            raise AssertionError("connection %d: no echo of %d bytes within 30 s" % (i + 1, n))
+                        assert got == p, "connection %d: echo differs (%d bytes for %d)" % (i + 1, len(got), n)
+                assert ws.close_code == 1000, "connection %d: close code %s" % (i + 1, ws.close_code)
 
         @add("python: wss fragmented send and ping")
         async def _():
