@@ -76,6 +76,10 @@ def case_half_open(exe):
         base_fds = srv.fd_count()
         live = Conn(srv.port, "/echo")
         ghosts = [Conn(srv.port, "/echo") for _ in range(5)]
+        # two of them vanish in the middle of a message: one inside a frame,
+        # one between the fragments of a message
+        ghosts[3].write(frame(OP_BINARY, b"", length=1000)[:8] + b"partial")
+        ghosts[4].write(frame(OP_TEXT, b"first fragment", fin=False))
         if wait_for(lambda: connections(srv) == 6, 5) is not True:
             raise Fail("/stats connections %d with 6 open" % connections(srv))
         t0 = time.monotonic()
@@ -128,10 +132,10 @@ def case_half_open(exe):
         if hb is not None and hb != 5:
             raise Fail("/stats closed_heartbeat %s, expected 5" % hb)
         clean_close(live)
-        report("half-open: 5 silent clients reaped by the heartbeat, live client kept", None,
+        report("half-open: 5 silent clients (2 in mid-message) reaped by the heartbeat, live client kept", None,
                "ping %.1f s + pong %.1f s; reaped after %.2f s; fds back to %d" % (ping, pong, reaped_at, fds))
     except Fail as e:
-        report("half-open: 5 silent clients reaped by the heartbeat, live client kept", str(e))
+        report("half-open: 5 silent clients (2 in mid-message) reaped by the heartbeat, live client kept", str(e))
     finally:
         stop_checked(srv, "half-open server")
 

@@ -127,6 +127,12 @@ async function main() {
       assert(c.code === code, 'server answered ' + c.code);
     });
   }
+  add('client close without a code is answered with an empty close (ws reports 1005)', async () => {
+    const ws = await open(url + '/echo');
+    ws.close();
+    const c = await closed(ws);
+    assert(c.code === 1005, 'ws reported ' + c.code);
+  });
   add('message over --max-message -> server closes 1009', async () => {
     const ws = await open('ws://127.0.0.1:' + limitPort + '/echo');
     ws.send(payload(+limit + 1, false));
