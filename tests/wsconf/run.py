@@ -294,6 +294,36 @@ add("0.11", "a frame in the same write as the upgrade request is echoed", c_left
 add("0.12", "three frames in the same write as the upgrade request are echoed", c_leftover(3), modes=("whole",))
 add("0.13", "every path other than /health, /stats, /broadcast echoes", c_paths, modes=("whole",))
 
+
+def c_origin(same):
+    def fn(port, mode):
+        origin = ("http://127.0.0.1:%d" % port) if same else "http://evil.example"
+        status, hdrs, _ = raw_request(port, upgrade_req(key="dGhlIHNhbXBsZSBub25jZQ==",
+                                                        extra="Origin: %s\r\n" % origin).replace(
+            b"Host: 127.0.0.1\r\n", b"Host: 127.0.0.1:%d\r\n" % port))
+        want = 101 if same else 403
+        if status != want:
+            raise Fail("Origin %s: expected HTTP %d, got %d" % (origin, want, status))
+        if same and hdrs.get("sec-websocket-accept", [""])[0] != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=":
+            raise Fail("Sec-WebSocket-Accept %r for the RFC 6455 sample key" % hdrs.get("sec-websocket-accept"))
+    return fn
+
+
+def c_no_subprotocol(port, mode):
+    c = Conn(port, "/echo", connect=False)
+    c.open(headers=["Sec-WebSocket-Protocol: chat, superchat"])
+    with c:
+        got = c.response_headers.get("sec-websocket-protocol")
+        if got:
+            raise Fail("server selected %r although it supports no subprotocol" % got)
+        clean_close(c)
+
+
+add("0.14", "cross-origin upgrade -> 403 before the 101", c_origin(False), modes=("whole",))
+add("0.15", "same-origin upgrade -> 101 with the RFC 6455 sample accept value", c_origin(True), modes=("whole",))
+add("0.16", "offered subprotocols the server does not support -> 101 without Sec-WebSocket-Protocol",
+    c_no_subprotocol, modes=("whole",))
+
 # ---------------------------------------------------------------------------
 # 1  framing
 
@@ -352,7 +382,7 @@ for k, (rsv, name) in enumerate([(4, "RSV1"), (2, "RSV2"), (1, "RSV3"), (6, "RSV
     add("3.%d" % (k + 1), "text with %s after a valid text -> echo, then 1002" % name,
         inp=frame(OP_TEXT, b"valid") + frame(OP_TEXT, b"bad", rsv=rsv) + frame(OP_PING, b"after"),
         expect=[M(OP_TEXT, b"valid"), CLOSE(1002)])
-add("3.8", "binary with RSV1 -> 1002", inp=frame(OP_BINARY, b"\x00\xff", rsv=4), expect=[CLOSE(1002)])
+add("3.8", "binary with RSV1 -> 1002", inp=frame(OP_BINARY, b"\x00\xff", rsv=4), expect=[CLOSE(1002)], offsets=True)
 add("3.9", "ping with RSV2 -> 1002", inp=frame(OP_PING, b"p", rsv=2), expect=[CLOSE(1002)])
 add("3.10", "close with RSV3 -> 1002", inp=frame(OP_CLOSE, close_payload(1000), rsv=1), expect=[CLOSE(1002)])
 add("3.11", "continuation with RSV1 -> 1002",
@@ -364,7 +394,7 @@ add("3.11", "continuation with RSV1 -> 1002",
 k = 0
 for op in (3, 4, 5, 6, 7):
     k += 1
-    add("4.1.%d" % k, "reserved data opcode %d -> 1002" % op, inp=frame(op), expect=[CLOSE(1002)])
+    add("4.1.%d" % k, "reserved data opcode %d -> 1002" % op, inp=frame(op), expect=[CLOSE(1002)], offsets=(op == 3))
     k += 1
     add("4.1.%d" % k, "valid text, then reserved data opcode %d with payload -> echo, then 1002" % op,
         inp=frame(OP_TEXT, b"before") + frame(op, b"reserved") + frame(OP_PING),
@@ -464,7 +494,8 @@ for k, (name, v) in enumerate(VALID):
         inp=frags(OP_TEXT, v, [1] * (len(v) - 1)), expect=[M(OP_TEXT, v)])
 for k, (name, v) in enumerate(INVALID):
     assert utf8_fail_index(v) is not None, name
-    add("6.3.%d" % (k + 1), "invalid %s: whole -> 1007" % name, inp=frame(OP_TEXT, v), expect=[CLOSE(1007)])
+    add("6.3.%d" % (k + 1), "invalid %s: whole -> 1007" % name, inp=frame(OP_TEXT, v), expect=[CLOSE(1007)],
+        offsets=(len(v) >= 3))
     add("6.4.%d" % (k + 1), "invalid %s: one fragment per byte -> 1007" % name,
         inp=frags(OP_TEXT, v, [1] * (len(v) - 1)), expect=[CLOSE(1007)])
 
@@ -553,7 +584,7 @@ def c_data_then_close(port, mode):
 add("7.1.6", "64 KiB text then close in one write -> (echo and) close 1000", c_data_then_close)
 add("7.3.1", "close without payload -> close without code (or 1000)", inp=frame(OP_CLOSE),
     expect=[CLOSE((None, 1000))], offsets=True)
-add("7.3.2", "close with a 1-byte payload -> 1002", inp=frame(OP_CLOSE, b"\x03"), expect=[CLOSE(1002)])
+add("7.3.2", "close with a 1-byte payload -> 1002", inp=frame(OP_CLOSE, b"\x03"), expect=[CLOSE(1002)], offsets=True)
 add("7.3.3", "close 1000 with an empty reason", inp=code_frame(1000, b""), expect=[CLOSE(1000)])
 add("7.3.4", "close 1000 with a reason", inp=code_frame(1000, b"Hello World!"), expect=[CLOSE(1000)])
 add("7.3.5", "close 1000 with a 123-byte reason (payload 125)", inp=code_frame(1000, b"*" * 123),
@@ -667,11 +698,11 @@ add("9.6.6", "many small fragments passing --max-message -> 1009 (message never 
     inp=frame(OP_TEXT, b"x" * 100, fin=False) + b"".join(frame(OP_CONT, b"x" * 100, fin=False) for _ in range(10)),
     expect=[CLOSE(1009)], server="limit")
 add("9.6.7", "a frame declaring 4 GiB, header only -> 1009",
-    inp=frame(OP_BINARY, b"", length=1 << 32)[:14], expect=[CLOSE(1009)], server="limit")
+    inp=frame(OP_BINARY, b"", length=1 << 32)[:14], expect=[CLOSE(1009)], server="limit", offsets=True)
 add("9.6.8", "a frame declaring 2^63-1 bytes, header only -> 1009",
     inp=frame(OP_BINARY, b"", length=(1 << 63) - 1)[:14], expect=[CLOSE(1009)])
 add("9.6.9", "a 64-bit length with the top bit set -> 1002",
-    inp=frame(OP_BINARY, b"", length=1 << 63)[:14], expect=[CLOSE(1002)])
+    inp=frame(OP_BINARY, b"", length=1 << 63)[:14], expect=[CLOSE(1002)], offsets=True)
 add("9.6.10", "16 MiB + 1 byte text against the 16 MiB limit -> 1009, declared length only",
     inp=frame(OP_TEXT, b"", length=(16 << 20) + 1)[:14], expect=[CLOSE(1009)])
 add("9.6.11", "control frames do not count towards the message limit",
