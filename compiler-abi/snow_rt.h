@@ -473,15 +473,18 @@ struct SnowWsHandler {
 SNOW_API void snow_ws_handler_init(SnowWsHandler *h);
 
 /* Sending. Callable from the connection's own callbacks and from any other
- * actor or thread holding the handle; they never block and never park: the
- * frame is queued and the connection's own actor writes it (a send from
- * another actor travels through the connection's mailbox, in order per
- * sender). data is copied. Return 0 (queued), SNOW_EBACKPRESSURE (over the
- * route's outbound_limit: nothing queued; with close_on_backpressure the
- * connection also closes with 1008), SNOW_ECLOSED (the connection ended or
- * is closing), -EILSEQ (text that is not UTF-8: nothing sent), -EINVAL or
- * -ENOMEM. Large messages go out as 64 KiB fragments, so pongs and closes
- * are not held behind them. */
+ * actor or thread holding the handle; they never block a worker and never
+ * park the caller: the frame is queued and the connection's own actor
+ * writes it (a send from another actor travels through the connection's
+ * mailbox, in order per sender, as one frame). data is copied. A send is
+ * refused when what is pending (snow_ws_buffered) plus the new frame would
+ * pass the route's outbound_limit, unless nothing is pending at all, so one
+ * message of any size up to max_message can always be sent. Return 0
+ * (queued), SNOW_EBACKPRESSURE (refused, nothing queued; with
+ * close_on_backpressure the connection also closes with 1008), SNOW_ECLOSED
+ * (the connection ended or is closing), -EILSEQ (text that is not UTF-8:
+ * nothing sent), -EINVAL or -ENOMEM. Own large messages go out as 64 KiB
+ * fragments, so pongs and closes are not held behind them. */
 SNOW_API int snow_ws_send_text(SnowWsConn *conn, const void *data, size_t len);
 SNOW_API int snow_ws_send_binary(SnowWsConn *conn, const void *data, size_t len);
 /* A ping with up to 125 bytes of payload (-EINVAL beyond); the matching

@@ -205,7 +205,7 @@ void *snow_ws_user(const SnowWsConn *conn)
  * header lines (RFC 7230 §7). Returns the i-th item. */
 static bool offered(const struct ws_conn *c, size_t i, struct http_str *out)
 {
-    const struct http_request *r = &c->req->r;
+    const struct http_request *r = &c->lv->req->r;
     for (size_t k = 0; k < r->nheaders; k++) {
         if (!http_str_eq_ci(r->headers[k].name, "Sec-WebSocket-Protocol"))
             continue;
@@ -233,7 +233,7 @@ const char *snow_ws_protocol_offered(const SnowWsConn *conn, size_t i, size_t *l
     struct http_str item;
     if (len)
         *len = 0;
-    if (!c || c->phase != WS_PHASE_CONNECTING || !c->req || !offered(c, i, &item))
+    if (!c || c->phase != WS_PHASE_CONNECTING || !c->lv->req || !offered(c, i, &item))
         return NULL;
     if (len)
         *len = item.n;
@@ -246,17 +246,17 @@ int snow_ws_select_protocol(SnowWsConn *conn, const char *name)
     struct ws_conn *c = own(conn, &err);
     if (!c)
         return err;
-    if (c->phase != WS_PHASE_CONNECTING || !c->hs)
+    if (c->phase != WS_PHASE_CONNECTING || !c->lv->hs)
         return -EINVAL;
     if (!name) {
-        c->hs->protocol = (struct http_str){NULL, 0};
+        c->lv->hs->protocol = (struct http_str){NULL, 0};
         return 0;
     }
     size_t n = strlen(name);
     struct http_str item;
     for (size_t i = 0; offered(c, i, &item); i++)
         if (item.n == n && memcmp(item.p, name, n) == 0) {
-            c->hs->protocol = item;
+            c->lv->hs->protocol = item;
             return 0;
         }
     return -EINVAL;
@@ -268,11 +268,11 @@ const char *snow_ws_protocol(const SnowWsConn *conn, size_t *len)
     struct ws_conn *c = own(conn, &err);
     if (len)
         *len = 0;
-    if (!c || c->phase != WS_PHASE_OPEN || !c->protocol.n)
+    if (!c || c->phase != WS_PHASE_OPEN || !c->proto_len)
         return NULL;
     if (len)
-        *len = c->protocol.n;
-    return c->protocol.p;
+        *len = c->proto_len;
+    return c->proto_buf;
 }
 
 void *snow_ws_msg_keep(SnowWsConn *conn, size_t *len)
@@ -281,13 +281,13 @@ void *snow_ws_msg_keep(SnowWsConn *conn, size_t *len)
     struct ws_conn *c = own(conn, &err);
     if (len)
         *len = 0;
-    if (!c || !c->msg)
+    if (!c || !c->lv || !c->lv->msg)
         return NULL;
-    void *p = snow_gc_alloc(c->msg_len ? c->msg_len : 1);
+    void *p = snow_gc_alloc(c->lv->msg_len ? c->lv->msg_len : 1);
     if (!p)
         return NULL;
-    memcpy(p, c->msg, c->msg_len);
+    memcpy(p, c->lv->msg, c->lv->msg_len);
     if (len)
-        *len = c->msg_len;
+        *len = c->lv->msg_len;
     return p;
 }

@@ -58,7 +58,7 @@ static bool due(int64_t deadline, int64_t now)
 /* Owner-side changes to the queue keep the shared byte count in step. */
 static void sync_queued(struct ws_conn *c, size_t before)
 {
-    atomic_fetch_add_explicit(&c->queued, (int64_t)c->q.bytes - (int64_t)before, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->queued, (int64_t)c->lv->q.bytes - (int64_t)before, memory_order_relaxed);
 }
 
 /* SIOCOUTQ: bytes the kernel holds that the peer has not acknowledged. */
@@ -75,8 +75,8 @@ bool ws_call(struct ws_conn *c, void (*fn)(void *), void *arg)
         return false;
     rt_log(RT_LOG_WARN, "ws: handler panicked: %s", actor_panic_message());
     c->panicked = true;
-    if (!c->fail_code)
-        c->fail_code = WS_CLOSE_INTERNAL_ERROR;
+    if (!c->lv->fail_code)
+        c->lv->fail_code = WS_CLOSE_INTERNAL_ERROR;
     return true;
 }
 
@@ -86,21 +86,21 @@ bool ws_call(struct ws_conn *c, void (*fn)(void *), void *arg)
 static int start_close(struct ws_conn *c, unsigned code, const char *reason, size_t n, bool abort)
 {
     uint8_t frame[WS_CONTROL_FRAME_MAX];
-    int len = ws_close_start(&c->close, code, reason, n, frame);
+    int len = ws_close_start(&c->lv->close, code, reason, n, frame);
     if (len < 0)
         return len;
     /* Kept for on_close in case the peer never answers (conn_finish). */
-    size_t keep = rt_utf8_prefix(reason, n, WS_CLOSE_REASON_MAX);
-    if (keep)
-        memcpy(c->close.reason, reason, keep);
-    c->close.reason_len = (uint8_t)keep;
+    size_t keep = reason ? rt_utf8_prefix(reason, n, WS_CLOSE_REASON_MAX) : 0;
+    if (keep && reason)
+        memcpy(c->lv->close.reason, reason, keep);
+    c->lv->close.reason_len = (uint8_t)keep;
     atomic_store(&c->accepting, false);
-    size_t before = c->q.bytes;
+    size_t before = c->lv->q.bytes;
     if (abort)
-        ws_outq_abort(&c->q);
-    ws_outq_control(&c->q, WS_CTL_CLOSE, frame, (size_t)len);
+        ws_outq_abort(&c->lv->q);
+    ws_outq_control(&c->lv->q, WS_CTL_CLOSE, frame, (size_t)len);
     sync_queued(c, before);
-    c->close_due = earliest(c->close_due, later(c->h->close_timeout_ms));
+    c->lv->close_due = earliest(c->lv->close_due, later(c->h->close_timeout_ms));
     c->ping_due = c->pong_due = -1;
     return 0;
 }
@@ -108,13 +108,13 @@ static int start_close(struct ws_conn *c, unsigned code, const char *reason, siz
 /* A protocol error or a policy decision: close with code, dropping output. */
 static void fail(struct ws_conn *c, unsigned code)
 {
-    if (c->close.state == WS_STATE_OPEN)
+    if (c->lv->close.state == WS_STATE_OPEN)
         start_close(c, code, NULL, 0, true);
 }
 
 int ws_conn_close_own(struct ws_conn *c, unsigned code, const char *reason, size_t n)
 {
-    if (c->close.state != WS_STATE_OPEN || c->phase == WS_PHASE_DONE)
+    if (!atomic_load(&c->accepting) || c->lv->close.state != WS_STATE_OPEN)
         return SNOW_ECLOSED;
     if (code && !ws_close_code_valid(code))
         return -EINVAL;
@@ -133,13 +133,13 @@ static bool fits(struct ws_conn *c, size_t n)
 {
     int64_t pending = atomic_load_explicit(&c->queued, memory_order_relaxed) +
                       atomic_load_explicit(&c->kernel, memory_order_relaxed);
-    return pending == 0 || (uint64_t)pending + n <= c->limit;
+    return pending == 0 || (uint64_t)pending + n <= ws_limit(c);
 }
 
 static int refuse_backpressure(struct ws_conn *c)
 {
     ws_count(&c->route->bp_refused, 1);
-    if (c->h->close_on_backpressure && c->close.state == WS_STATE_OPEN) {
+    if (c->h->close_on_backpressure && c->lv->close.state == WS_STATE_OPEN) {
         c->reaped_bp = true;
         fail(c, WS_CLOSE_POLICY);
     }
@@ -155,8 +155,8 @@ int ws_conn_send_own(struct ws_conn *c, unsigned opcode, const void *p, size_t n
         if (!fits(c, n))
             return refuse_backpressure(c);
     }
-    size_t before = c->q.bytes;
-    int r = ws_outq_message(&c->q, opcode, p, n);
+    size_t before = c->lv->q.bytes;
+    int r = ws_outq_message(&c->lv->q, opcode, p, n);
     if (r < 0)
         return r;
     sync_queued(c, before);
@@ -173,8 +173,8 @@ int ws_conn_ping_own(struct ws_conn *c, const void *p, size_t n)
     int len = ws_frame_control(frame, WS_OP_PING, p, n);
     if (len < 0)
         return len;
-    size_t before = c->q.bytes;
-    ws_outq_control(&c->q, WS_CTL_PING, frame, (size_t)len);
+    size_t before = c->lv->q.bytes;
+    ws_outq_control(&c->lv->q, WS_CTL_PING, frame, (size_t)len);
     sync_queued(c, before);
     c->user_ping_ns = rt_now_ns();
     c->user_ping_len = (uint8_t)n;
@@ -188,8 +188,8 @@ static void queue_frame(struct ws_conn *c, struct ws_shared_frame *f)
         c->room_epoch = f->room_epoch;
         c->room_seq = f->room_seq;
     }
-    size_t before = c->q.bytes;
-    if (ws_outq_push(&c->q, f) < 0)
+    size_t before = c->lv->q.bytes;
+    if (ws_outq_push(&c->lv->q, f) < 0)
         ws_shared_frame_unref(f);
     sync_queued(c, before);
 }
@@ -207,7 +207,7 @@ static int deliver_locked(struct ws_conn *c, void *arg)
         return SNOW_ECLOSED;
     int64_t pending = atomic_load_explicit(&c->queued, memory_order_relaxed) +
                       atomic_load_explicit(&c->kernel, memory_order_relaxed);
-    if (pending && (uint64_t)pending + d->f->len > c->limit) {
+    if (pending && (uint64_t)pending + d->f->len > ws_limit(c)) {
         ws_count(&c->route->bp_refused, 1);
         if (c->h->close_on_backpressure && !atomic_exchange(&c->close_asked, true)) {
             struct ws_close_req req = {.code = WS_CLOSE_POLICY, .len = 12};
@@ -259,8 +259,8 @@ int ws_conn_deliver(SnowPid pid, struct ws_shared_frame *f)
 static int decode(struct ws_conn *c, struct ws_event *ev)
 {
     size_t used = 0;
-    int rc = ws_decoder_next(&c->dec, c->rbuf + c->roff, c->rlen - c->roff, &used, ev);
-    c->roff += used;
+    int rc = ws_decoder_next(&c->lv->dec, c->lv->rbuf + c->lv->roff, c->lv->rlen - c->lv->roff, &used, ev);
+    c->lv->roff += used;
     return rc;
 }
 
@@ -281,14 +281,14 @@ static void deliver_message(struct ws_conn *c, const uint8_t *p, size_t n, unsig
 {
     ws_count(&c->route->msgs_in, 1);
     ws_count(&c->route->bytes_in, n);
-    if (!c->h->on_message || c->close.state != WS_STATE_OPEN || c->panicked)
+    if (!c->h->on_message || c->lv->close.state != WS_STATE_OPEN || c->panicked)
         return;
     struct msg_call m = {c, p ? (const void *)p : (const void *)"", n, opcode == WS_OP_TEXT};
-    c->msg = m.p;
-    c->msg_len = n;
+    c->lv->msg = m.p;
+    c->lv->msg_len = n;
     ws_call(c, call_message, &m);
-    c->msg = NULL;
-    c->msg_len = 0;
+    c->lv->msg = NULL;
+    c->lv->msg_len = 0;
 }
 
 static void on_pong(struct ws_conn *c, const uint8_t *p, size_t n)
@@ -318,11 +318,11 @@ static void on_control(struct ws_conn *c, const struct ws_event *ev)
     switch (ev->opcode) {
     case WS_OP_PING: {
         /* §5.5.2: a pong with the same payload, unless our Close went out. */
-        if (c->close.state != WS_STATE_OPEN)
+        if (c->lv->close.state != WS_STATE_OPEN)
             return;
         int len = ws_frame_control(frame, WS_OP_PONG, ev->data, ev->len);
-        size_t before = c->q.bytes;
-        ws_outq_control(&c->q, WS_CTL_PONG, frame, (size_t)len);
+        size_t before = c->lv->q.bytes;
+        ws_outq_control(&c->lv->q, WS_CTL_PONG, frame, (size_t)len);
         sync_queued(c, before);
         return;
     }
@@ -330,17 +330,18 @@ static void on_control(struct ws_conn *c, const struct ws_event *ev)
         on_pong(c, ev->data, ev->len);
         return;
     case WS_OP_CLOSE: {
-        bool was_open = c->close.state == WS_STATE_OPEN;
-        int len = ws_close_received(&c->close, ev->data, ev->len, frame);
+        bool was_open = c->lv->close.state == WS_STATE_OPEN;
+        int len = ws_close_received(&c->lv->close, ev->data, ev->len, frame);
         atomic_store(&c->accepting, false);
         c->ping_due = c->pong_due = -1;
         if (was_open && len > 0) {
-            /* §5.5.1: answer promptly; data not yet sent is dropped. */
-            size_t before = c->q.bytes;
-            ws_outq_abort(&c->q);
-            ws_outq_control(&c->q, WS_CTL_CLOSE, frame, (size_t)len);
+            /* §5.5.1: answered after the messages already queued (which
+             * the peer expects, e.g. echoes of what it sent before its
+             * Close), bounded by the close timeout. */
+            size_t before = c->lv->q.bytes;
+            ws_outq_control(&c->lv->q, WS_CTL_CLOSE, frame, (size_t)len);
             sync_queued(c, before);
-            c->close_due = earliest(c->close_due, later(c->h->close_timeout_ms));
+            c->lv->close_due = earliest(c->lv->close_due, later(c->h->close_timeout_ms));
         }
         return;
     }
@@ -352,14 +353,14 @@ static void on_control(struct ws_conn *c, const struct ws_event *ev)
 /* Handles every complete frame in the read buffer. */
 static void process(struct ws_conn *c)
 {
-    while (!c->dec_failed && !c->hold) {
+    while (!c->lv->dec_failed && !c->lv->hold) {
         struct ws_event ev;
         int rc = decode(c, &ev);
         if (rc == WS_EV_NONE)
             break;
         if (rc < 0) {
-            c->dec_failed = true;
-            fail(c, ws_decoder_close_code(&c->dec));
+            c->lv->dec_failed = true;
+            fail(c, ws_decoder_close_code(&c->lv->dec));
             break;
         }
         int r = 0;
@@ -367,40 +368,40 @@ static void process(struct ws_conn *c)
         case WS_EV_FRAME:
             /* A whole unfragmented message that is (or will be) in the
              * read buffer is handed out as a view, without a copy. */
-            c->direct_ok = ev.fin && ev.opcode != WS_OP_CONT && !c->reasm.in_message;
-            c->direct = NULL;
-            c->frame_ev = ev;
-            if (c->direct_ok && ev.frame_len > c->rlen - c->roff) {
+            c->lv->direct_ok = ev.fin && ev.opcode != WS_OP_CONT && !c->lv->reasm.in_message;
+            c->lv->direct = NULL;
+            c->lv->frame_ev = ev;
+            if (c->lv->direct_ok && ev.frame_len > c->lv->rlen - c->lv->roff) {
                 if (ev.frame_len <= WS_RBUF_LARGE)
-                    c->hold = true; /* read the rest before decoding on */
+                    c->lv->hold = true; /* read the rest before decoding on */
                 else
-                    c->direct_ok = false;
+                    c->lv->direct_ok = false;
             }
-            if (!c->direct_ok)
-                r = ws_reasm_feed(&c->reasm, &ev);
+            if (!c->lv->direct_ok)
+                r = ws_reasm_feed(&c->lv->reasm, &ev);
             break;
         case WS_EV_DATA:
-            if (c->direct_ok && !c->direct && ev.len == c->frame_ev.frame_len) {
-                c->direct = ev.data;
+            if (c->lv->direct_ok && !c->lv->direct && ev.len == c->lv->frame_ev.frame_len) {
+                c->lv->direct = ev.data;
                 break;
             }
-            if (c->direct_ok) {
-                c->direct_ok = false;
-                r = ws_reasm_feed(&c->reasm, &c->frame_ev);
+            if (c->lv->direct_ok) {
+                c->lv->direct_ok = false;
+                r = ws_reasm_feed(&c->lv->reasm, &c->lv->frame_ev);
             }
             if (r >= 0)
-                r = ws_reasm_feed(&c->reasm, &ev);
+                r = ws_reasm_feed(&c->lv->reasm, &ev);
             break;
         case WS_EV_FRAME_END:
-            if (c->direct_ok) {
-                c->direct_ok = false;
-                deliver_message(c, c->direct, (size_t)c->frame_ev.frame_len, c->frame_ev.opcode);
-                c->direct = NULL;
+            if (c->lv->direct_ok) {
+                c->lv->direct_ok = false;
+                deliver_message(c, c->lv->direct, (size_t)c->lv->frame_ev.frame_len, c->lv->frame_ev.opcode);
+                c->lv->direct = NULL;
                 break;
             }
-            r = ws_reasm_feed(&c->reasm, &ev);
+            r = ws_reasm_feed(&c->lv->reasm, &ev);
             if (r == WS_REASM_MESSAGE)
-                deliver_message(c, c->reasm.buf.data, c->reasm.buf.len, c->reasm.opcode);
+                deliver_message(c, c->lv->reasm.buf.data, c->lv->reasm.buf.len, c->lv->reasm.opcode);
             break;
         case WS_EV_CONTROL:
             on_control(c, &ev);
@@ -409,23 +410,23 @@ static void process(struct ws_conn *c)
             break;
         }
         if (r < 0) {
-            c->dec_failed = true;
-            fail(c, c->reasm.close_code);
+            c->lv->dec_failed = true;
+            fail(c, c->lv->reasm.close_code);
         }
     }
-    if (c->roff == c->rlen)
-        c->roff = c->rlen = 0;
+    if (c->lv->roff == c->lv->rlen)
+        c->lv->roff = c->lv->rlen = 0;
 }
 
 static int ensure_rbuf(struct ws_conn *c, size_t want)
 {
-    if (c->rcap >= want)
+    if (c->lv->rcap >= want)
         return 0;
-    uint8_t *p = realloc(c->rbuf, want);
+    uint8_t *p = realloc(c->lv->rbuf, want);
     if (!p)
         return -ENOMEM;
-    c->rbuf = p;
-    c->rcap = want;
+    c->lv->rbuf = p;
+    c->lv->rcap = want;
     return 0;
 }
 
@@ -435,11 +436,11 @@ static void read_some(struct ws_conn *c)
 {
     size_t budget = WS_IO_BUDGET;
     while (c->rd_more && budget) {
-        if (c->hold) {
+        if (c->lv->hold) {
             /* Make room for the whole held frame behind its header. */
-            memmove(c->rbuf, c->rbuf + c->roff, c->rlen - c->roff);
-            c->rlen -= c->roff;
-            c->roff = 0;
+            memmove(c->lv->rbuf, c->lv->rbuf + c->lv->roff, c->lv->rlen - c->lv->roff);
+            c->lv->rlen -= c->lv->roff;
+            c->lv->roff = 0;
             if (ensure_rbuf(c, WS_RBUF_LARGE) < 0) {
                 fail(c, WS_CLOSE_INTERNAL_ERROR);
                 return;
@@ -449,8 +450,8 @@ static void read_some(struct ws_conn *c)
             fail(c, WS_CLOSE_INTERNAL_ERROR);
             return;
         }
-        size_t room = c->rcap - c->rlen;
-        ssize_t n = http_stream_read_nb(c->stream, c->rbuf + c->rlen, room);
+        size_t room = c->lv->rcap - c->lv->rlen;
+        ssize_t n = http_stream_read_nb(c->stream, c->lv->rbuf + c->lv->rlen, room);
         if (n == -EAGAIN) {
             c->rd_more = false;
             break;
@@ -461,15 +462,15 @@ static void read_some(struct ws_conn *c)
             break;
         }
         budget -= (size_t)n < budget ? (size_t)n : budget;
-        if (c->lingering || c->dec_failed) {
-            c->rlen = c->roff = 0; /* nothing more is read after a close */
+        if (c->lingering || c->lv->dec_failed) {
+            c->lv->rlen = c->lv->roff = 0; /* nothing more is read after a close */
             continue;
         }
-        c->rlen += (size_t)n;
-        if (c->hold && (uint64_t)(c->rlen - c->roff) >= c->frame_ev.frame_len)
-            c->hold = false;
+        c->lv->rlen += (size_t)n;
+        if (c->lv->hold && (uint64_t)(c->lv->rlen - c->lv->roff) >= c->lv->frame_ev.frame_len)
+            c->lv->hold = false;
         process(c);
-        if ((size_t)n == room && c->rcap < WS_RBUF_LARGE)
+        if ((size_t)n == room && c->lv->rcap < WS_RBUF_LARGE)
             ensure_rbuf(c, WS_RBUF_LARGE); /* a busy connection gets bigger reads */
     }
 }
@@ -492,9 +493,11 @@ static void begin_drain(struct ws_conn *c)
     if (c->draining)
         return;
     c->draining = true;
-    c->drain_due = later(c->h->drain_timeout_ms > 0 ? c->h->drain_timeout_ms : 1);
+    c->lv->drain_due = later(c->h->drain_timeout_ms > 0 ? c->h->drain_timeout_ms : 1);
     if (c->h->drain_spread_ms > 0)
-        c->spread_due = actor_deadline_after_ms(rand() % c->h->drain_spread_ms);
+        /* Spread by a hash of the PID: no shared random state. */
+        c->lv->spread_due = actor_deadline_after_ms((int64_t)(c->pid * UINT64_C(0x9E3779B97F4A7C15) >> 33) %
+                                                    c->h->drain_spread_ms);
     else
         ws_conn_close_own(c, WS_CLOSE_GOING_AWAY, "server stopping", 15);
 }
@@ -512,7 +515,7 @@ static void take_mail(struct ws_conn *c)
             /* The sender counted it in queued; moving it into the queue
              * keeps that count, dropping it gives it back. */
             atomic_fetch_sub_explicit(&c->queued, (int64_t)f->len, memory_order_relaxed);
-            if (c->close.state == WS_STATE_OPEN)
+            if (c->lv->close.state == WS_STATE_OPEN)
                 queue_frame(c, f);
             else
                 ws_shared_frame_unref(f);
@@ -553,8 +556,8 @@ static void send_heartbeat(struct ws_conn *c, int64_t now)
     uint8_t frame[WS_CONTROL_FRAME_MAX];
     uint64_t token = (uint64_t)now;
     int len = ws_frame_control(frame, WS_OP_PING, &token, sizeof token);
-    size_t before = c->q.bytes;
-    ws_outq_control(&c->q, WS_CTL_PING, frame, (size_t)len);
+    size_t before = c->lv->q.bytes;
+    ws_outq_control(&c->lv->q, WS_CTL_PING, frame, (size_t)len);
     sync_queued(c, before);
     c->ping_sent_ns = now;
     c->ping_due = -1;
@@ -564,30 +567,30 @@ static void send_heartbeat(struct ws_conn *c, int64_t now)
 static void check_deadlines(struct ws_conn *c)
 {
     int64_t now = rt_now_ns();
-    if (due(c->ping_due, now) && c->close.state == WS_STATE_OPEN)
+    if (due(c->ping_due, now) && c->lv->close.state == WS_STATE_OPEN)
         send_heartbeat(c, now);
     if (due(c->pong_due, now)) {
         /* The peer is gone or stuck: 1001, and no waiting for an answer. */
         c->pong_due = -1;
         c->reaped_heartbeat = true;
         fail(c, WS_CLOSE_GOING_AWAY);
-        c->close_due = now;
+        c->lv->close_due = now;
     }
-    if (due(c->spread_due, now)) {
-        c->spread_due = -1;
+    if (due(c->lv->spread_due, now)) {
+        c->lv->spread_due = -1;
         ws_conn_close_own(c, WS_CLOSE_GOING_AWAY, "server stopping", 15);
     }
-    if (due(c->stall_due, now) && !ws_outq_empty(&c->q)) {
-        c->stall_due = -1;
+    if (due(c->lv->stall_due, now) && !ws_outq_empty(&c->lv->q)) {
+        c->lv->stall_due = -1;
         c->reaped_stall = true;
         /* The Close goes out with this turn's write if the socket takes
          * it; then TCP close either way. */
         fail(c, WS_CLOSE_POLICY);
-        c->close_due = now;
+        c->lv->close_due = now;
     }
-    if (due(c->drain_due, now))
-        c->close_due = now;
-    if (due(c->close_due, now))
+    if (due(c->lv->drain_due, now))
+        c->lv->close_due = now;
+    if (due(c->lv->close_due, now))
         c->timed_out = true;
 }
 
@@ -597,9 +600,9 @@ static void flush(struct ws_conn *c)
 {
     size_t budget = WS_IO_BUDGET;
     bool wrote = false;
-    while (!ws_outq_empty(&c->q) && !c->wr_blocked && !c->wr_failed && budget) {
+    while (!ws_outq_empty(&c->lv->q) && !c->wr_blocked && !c->wr_failed && budget) {
         struct iovec iov[64];
-        int n = ws_outq_gather(&c->q, iov, 64, budget);
+        int n = ws_outq_gather(&c->lv->q, iov, 64, budget);
         if (n == 0)
             break;
         ssize_t w = c->stream->ops->writev(c->stream, iov, n);
@@ -612,8 +615,8 @@ static void flush(struct ws_conn *c)
             break;
         }
         bool close_out;
-        size_t before = c->q.bytes;
-        ws_outq_consume(&c->q, (size_t)w, &close_out);
+        size_t before = c->lv->q.bytes;
+        ws_outq_consume(&c->lv->q, (size_t)w, &close_out);
         sync_queued(c, before);
         budget -= (size_t)w < budget ? (size_t)w : budget;
         wrote = true;
@@ -630,10 +633,10 @@ static void flush(struct ws_conn *c)
     if (wrote || atomic_load_explicit(&c->kernel, memory_order_relaxed))
         measure_kernel(c);
     /* The stall clock runs only while output waits; progress restarts it. */
-    if (ws_outq_empty(&c->q))
-        c->stall_due = -1;
-    else if (wrote || c->stall_due < 0)
-        c->stall_due = later(c->h->write_timeout_ms);
+    if (ws_outq_empty(&c->lv->q))
+        c->lv->stall_due = -1;
+    else if (wrote || c->lv->stall_due < 0)
+        c->lv->stall_due = later(c->h->write_timeout_ms);
 }
 
 /* ---- the loop ---- */
@@ -644,19 +647,14 @@ static void conn_resume(void *arg);
  * when that is not possible. */
 static void maybe_hibernate(struct ws_conn *c, int64_t deadline)
 {
-    if (!ws_outq_empty(&c->q) || c->rlen != c->roff || c->reasm.in_message || c->hold ||
-        ws_decoder_in_message(&c->dec) || c->dec.state != WS_DEC_HEADER || c->dec.have ||
-        c->close.state != WS_STATE_OPEN || c->fail_code || c->draining)
+    if (!ws_outq_empty(&c->lv->q) || c->lv->rlen != c->lv->roff || c->lv->reasm.in_message || c->lv->hold ||
+        ws_decoder_in_message(&c->lv->dec) || c->lv->dec.state != WS_DEC_HEADER || c->lv->dec.have ||
+        c->lv->close.state != WS_STATE_OPEN || c->lv->fail_code || c->draining)
         return;
     unsigned ev = c->stream->ops->idle_events(c->stream);
     if (!ev)
         return;
-    free(c->rbuf);
-    c->rbuf = NULL;
-    c->rcap = c->rlen = c->roff = 0;
-    free(c->reasm.buf.data);
-    c->reasm.buf.data = NULL;
-    c->reasm.buf.cap = c->reasm.buf.len = 0;
+    ws_live_free(c);
     actor_hibernate(c->stream->io, ev | SNOW_WAIT_MAILBOX, deadline, conn_resume, c);
 }
 
@@ -667,35 +665,38 @@ static bool finished(struct ws_conn *c)
     if (c->eof && !c->lingering)
         return true;
     /* §7.1.7: after failing the connection, close once our Close is out. */
-    if (c->dec_failed && c->close_written)
+    if (c->lv->dec_failed && c->close_written)
         return true;
     /* §7.1.1: once both Closes are exchanged the server closes TCP. */
-    return c->close.state == WS_STATE_CLOSED && (c->close_written || !ws_outq_close_queued(&c->q)) &&
-           ws_outq_empty(&c->q);
+    return c->lv->close.state == WS_STATE_CLOSED && (c->close_written || !ws_outq_close_queued(&c->lv->q)) &&
+           ws_outq_empty(&c->lv->q);
 }
 
 static void conn_loop(struct ws_conn *c)
 {
+    /* Bytes that came with the upgrade request are the first frames. */
+    if (c->lv->rlen > c->lv->roff)
+        process(c);
     for (;;) {
         if (c->rd_more && !c->eof)
             read_some(c);
         take_mail(c);
-        if (c->fail_code) {
-            fail(c, c->fail_code);
-            c->fail_code = 0;
+        if (c->lv->fail_code) {
+            fail(c, c->lv->fail_code);
+            c->lv->fail_code = 0;
         }
         check_deadlines(c);
         if (!c->wr_failed)
             flush(c);
         if (finished(c))
             return;
-        if (c->rd_more || (!ws_outq_empty(&c->q) && !c->wr_blocked)) {
+        if (c->rd_more || (!ws_outq_empty(&c->lv->q) && !c->wr_blocked)) {
             /* More to do at once: let other actors run first. */
             snow_actor_yield();
             continue;
         }
-        int64_t deadline = earliest(earliest(c->ping_due, c->pong_due), earliest(c->close_due, c->stall_due));
-        deadline = earliest(deadline, earliest(c->drain_due, c->spread_due));
+        int64_t deadline = earliest(earliest(c->ping_due, c->pong_due), earliest(c->lv->close_due, c->lv->stall_due));
+        deadline = earliest(deadline, earliest(c->lv->drain_due, c->lv->spread_due));
         maybe_hibernate(c, deadline);
         unsigned events = SNOW_WAIT_MAILBOX;
         if (!c->eof)
@@ -745,6 +746,11 @@ void ws_conn_run(struct ws_conn *c)
 static void conn_resume(void *arg)
 {
     struct ws_conn *c = arg;
+    if (ws_live_new(c) < 0) {
+        c->wr_failed = true; /* no memory to go on: drop the connection */
+        ws_conn_finish(c);
+        return;
+    }
     c->rd_more = true;
     ws_conn_run(c);
 }
@@ -771,7 +777,10 @@ static void report_close(struct ws_conn *c)
     c->closed_reported = true;
     c->phase = WS_PHASE_DONE;
     atomic_store(&c->accepting, false);
-    struct ws_close *cl = &c->close;
+    /* Killed while hibernating: no live part, the close state was OPEN. */
+    struct ws_close idle;
+    ws_close_init(&idle);
+    struct ws_close *cl = c->lv ? &c->lv->close : &idle;
     unsigned code;
     if (c->panicked) {
         code = WS_CLOSE_INTERNAL_ERROR;
@@ -800,13 +809,50 @@ static void report_close(struct ws_conn *c)
     }
 }
 
+static void *grow(void *ctx, void *old, size_t cap)
+{
+    (void)ctx;
+    return realloc(old, cap);
+}
+
+int ws_live_new(struct ws_conn *c)
+{
+    struct ws_live *lv = calloc(1, sizeof *lv);
+    if (!lv)
+        return -ENOMEM;
+    lv->rbuf = malloc(WS_RBUF_SMALL);
+    if (!lv->rbuf) {
+        free(lv);
+        return -ENOMEM;
+    }
+    lv->rcap = WS_RBUF_SMALL;
+    const SnowWsHandler *h = c->h;
+    struct ws_decoder_config dc = {.max_message = h->max_message ? h->max_message : WS_DEFAULT_MAX_MESSAGE};
+    ws_decoder_init(&lv->dec, &dc);
+    ws_reasm_init(&lv->reasm, NULL, 0, (size_t)dc.max_message, grow, NULL);
+    ws_close_init(&lv->close);
+    ws_outq_init(&lv->q);
+    lv->close_due = lv->stall_due = lv->drain_due = lv->spread_due = -1;
+    c->lv = lv;
+    return 0;
+}
+
+void ws_live_free(struct ws_conn *c)
+{
+    struct ws_live *lv = c->lv;
+    if (!lv)
+        return;
+    ws_outq_clear(&lv->q);
+    free(lv->rbuf);
+    free(lv->reasm.buf.data);
+    free(lv);
+    c->lv = NULL;
+}
+
 void ws_conn_free(struct ws_conn *c)
 {
-    ws_outq_clear(&c->q);
-    free(c->rbuf);
-    free(c->reasm.buf.data);
-    free(c->proto_buf);
-    free(c);
+    /* The struct and proto_buf are in the actor's heap: freed with it. */
+    ws_live_free(c);
 }
 
 void ws_conn_finish(struct ws_conn *c)

@@ -124,22 +124,8 @@ enum ws_phase {
     WS_PHASE_DONE,       /* the loop finished; on_close ran or will not */
 };
 
-struct ws_conn {
-    SnowPid pid;
-    const SnowWsHandler *h;
-    struct ws_route *route;
-    struct http_conn *hc;
-    struct http_stream *stream; /* NULL once closed */
-
-    /* [atomic] read and written under the table lock by other actors */
-    _Atomic int64_t queued;   /* bytes accepted for sending, not yet written
-                                 (own queue + frames still in the mailbox) */
-    _Atomic int64_t kernel;   /* bytes in the socket's send queue (SIOCOUTQ) */
-    _Atomic int rtt_ms;       /* -1 until the first pong */
-    atomic_bool accepting;    /* sends are taken (OPEN or CONNECTING, no Close queued) */
-    atomic_bool close_asked;  /* a close request is already in the mailbox */
-    size_t limit;             /* outbound limit in bytes (constant) */
-
+/* The awake part of a connection (struct ws_conn.lv). */
+struct ws_live {
     /* reading */
     uint8_t *rbuf;
     size_t rcap, rlen, roff;  /* undecoded bytes at rbuf[roff..rlen) */
@@ -150,27 +136,48 @@ struct ws_conn {
     bool hold;                /* wait for the rest of that frame before decoding on */
     bool dec_failed;          /* a protocol error: input is dropped from now on */
     struct ws_event frame_ev; /* the current frame's header event */
-    const uint8_t *msg;       /* the message on_message is looking at */
-    size_t msg_len;
 
     struct ws_close close;
     struct ws_outq q;
 
     /* deadlines, absolute rt_now_ns(), -1 when not armed */
-    int64_t ping_due, pong_due, close_due, stall_due, drain_due, spread_due;
+    int64_t close_due, stall_due, drain_due, spread_due;
+    const uint8_t *msg;       /* the message on_message is looking at */
+    size_t msg_len;
+    struct ws_handshake *hs;  /* during CONNECTING only */
+    const SnowHttpReq *req;   /* during CONNECTING only */
+    uint16_t fail_code;       /* a close we must start at the next step */
+};
+
+struct ws_conn {
+    SnowPid pid;
+    const SnowWsHandler *h;
+    struct ws_route *route;
+    struct http_conn *hc;
+    struct http_stream *stream; /* NULL once closed */
+    struct ws_conn *tnext;      /* [table lock] hash chain */
+
+    /* [atomic] read and written under the table lock by other actors */
+    _Atomic int64_t queued;   /* bytes accepted for sending, not yet written
+                                 (own queue + frames still in the mailbox) */
+    _Atomic int64_t kernel;   /* bytes in the socket's send queue (SIOCOUTQ) */
+    _Atomic int rtt_ms;       /* -ENODATA until the first pong */
+    atomic_bool accepting;    /* sends are taken (OPEN or CONNECTING, no Close queued) */
+    atomic_bool close_asked;  /* a close request is already in the mailbox */
+    uint8_t phase;            /* enum ws_phase */
+
+    /* Everything a connection needs only while it is awake; freed while it
+     * hibernates (at a frame boundary, nothing queued, close state OPEN,
+     * so a fresh one is exactly equivalent) and NULL then. */
+    struct ws_live *lv;
+
+    /* heartbeat, absolute rt_now_ns(), -1 when not armed */
+    int64_t ping_due, pong_due;
     int64_t ping_sent_ns;
     int64_t user_ping_ns;     /* the last snow_ws_ping, for its pong's round trip */
     uint64_t user_ping_hash;
     uint8_t user_ping_len;
 
-    /* the last room frame queued (bcast.h): epoch and sequence number */
-    uint64_t room_epoch, room_seq;
-
-    void *user;
-    struct ws_handshake *hs;  /* during CONNECTING only */
-    const SnowHttpReq *req;   /* during CONNECTING only */
-    enum ws_phase phase;
-    uint16_t fail_code;       /* a close we must start at the next step */
     bool eof;                 /* the peer's TCP stream ended */
     bool rd_more;             /* the socket may have more: read before parking */
     bool wr_blocked;          /* the last write hit EAGAIN: wait for writable */
@@ -183,10 +190,21 @@ struct ws_conn {
     bool close_written;       /* our Close went out whole */
     bool reaped_heartbeat, reaped_stall, reaped_bp;
     bool in_table;
-    struct ws_conn *tnext;    /* [table lock] hash chain */
-    struct http_str protocol; /* chosen subprotocol (copied into proto_buf) */
+    uint16_t proto_len;       /* chosen subprotocol, in proto_buf */
     char *proto_buf;
+    /* The program's user data. The record lives in the actor's heap and is
+     * the hibernation argument, so a collector of that heap finds it. */
+    void *user;
+    /* The last room frame queued (bcast.h): its room's epoch and sequence
+     * number, kept across hibernation for handlers to read. */
+    uint64_t room_epoch, room_seq;
 };
+
+/* Outbound limit in bytes. */
+static inline size_t ws_limit(const struct ws_conn *c)
+{
+    return c->h->outbound_limit ? c->h->outbound_limit : (size_t)1 << 20;
+}
 
 /* FNV-1a of a control payload, to match a pong to the last ping. */
 static inline uint64_t ws_payload_hash(const void *p, size_t n)
@@ -234,6 +252,9 @@ void ws_conn_run(struct ws_conn *c);
 int ws_conn_send_own(struct ws_conn *c, unsigned opcode, const void *p, size_t n);
 int ws_conn_ping_own(struct ws_conn *c, const void *p, size_t n);
 int ws_conn_close_own(struct ws_conn *c, unsigned code, const char *reason, size_t n);
+/* Allocates and initialises c->lv (on the first run and on waking). */
+int ws_live_new(struct ws_conn *c);
+void ws_live_free(struct ws_conn *c);
 /* Frees a connection object (not the stream). */
 void ws_conn_free(struct ws_conn *c);
 /* The one end of every connection: on_close (once, if it got its 101),

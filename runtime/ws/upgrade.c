@@ -80,7 +80,11 @@ static void config_of(const SnowWsHandler *h, bool secure, struct ws_handshake_c
 
 static struct ws_conn *conn_new(const SnowWsHandler *h, struct ws_route *route, struct http_upgrade *up)
 {
-    struct ws_conn *c = calloc(1, sizeof *c);
+    /* The connection lives in its actor's heap (zeroed, freed when the
+     * actor ends, after ws_conn_finish): an idle connection then costs no
+     * allocation of its own beyond the heap's first chunk, and as the
+     * hibernation argument it is a root for a collector of that heap. */
+    struct ws_conn *c = snow_gc_alloc(sizeof *c);
     if (!c)
         return NULL;
     c->pid = snow_actor_self();
@@ -88,36 +92,29 @@ static struct ws_conn *conn_new(const SnowWsHandler *h, struct ws_route *route, 
     c->route = route;
     c->hc = up->conn;
     c->stream = up->stream;
-    c->limit = h->outbound_limit ? h->outbound_limit : (size_t)1 << 20;
     atomic_init(&c->rtt_ms, -ENODATA);
     atomic_init(&c->accepting, true);
-    struct ws_decoder_config dc = {.max_message = h->max_message ? h->max_message : WS_DEFAULT_MAX_MESSAGE};
-    ws_decoder_init(&c->dec, &dc);
-    ws_reasm_init(&c->reasm, NULL, 0, (size_t)dc.max_message, NULL, NULL);
-    ws_close_init(&c->close);
-    ws_outq_init(&c->q);
-    c->ping_due = c->pong_due = c->close_due = c->stall_due = c->drain_due = c->spread_due = -1;
+    if (ws_live_new(c) < 0)
+        return NULL;
+    c->ping_due = c->pong_due = -1;
     c->phase = WS_PHASE_CONNECTING;
     /* The leftover bytes are the first frames: they become the read buffer. */
+    struct ws_live *lv = c->lv;
     size_t n = up->leftover.n;
-    size_t cap = n > WS_RBUF_SMALL ? n : WS_RBUF_SMALL;
-    c->rbuf = malloc(cap);
-    if (!c->rbuf) {
-        free(c);
-        return NULL;
+    if (n > lv->rcap) {
+        uint8_t *p = realloc(lv->rbuf, n);
+        if (!p) {
+            ws_conn_free(c);
+            return NULL;
+        }
+        lv->rbuf = p;
+        lv->rcap = n;
     }
-    c->rcap = cap;
     if (n)
-        memcpy(c->rbuf, up->leftover.p, n);
-    c->rlen = n;
+        memcpy(lv->rbuf, up->leftover.p, n);
+    lv->rlen = n;
     c->rd_more = true;
     return c;
-}
-
-static void *grow(void *ctx, void *old, size_t cap)
-{
-    (void)ctx;
-    return realloc(old, cap);
 }
 
 struct connect_call {
@@ -143,11 +140,10 @@ static int accept_conn(struct ws_conn *c, struct http_upgrade *up, struct ws_han
 {
     if (hs->protocol.n) {
         /* The chosen name outlives the request's buffers. */
-        c->proto_buf = malloc(hs->protocol.n);
-        if (!c->proto_buf)
+        if (hs->protocol.n > UINT16_MAX || !(c->proto_buf = snow_gc_alloc(hs->protocol.n)))
             return -ENOMEM;
         memcpy(c->proto_buf, hs->protocol.p, hs->protocol.n);
-        c->protocol = (struct http_str){c->proto_buf, hs->protocol.n};
+        c->proto_len = (uint16_t)hs->protocol.n;
     }
     char buf[WS_HANDSHAKE_RESPONSE_MAX];
     int len = ws_handshake_write_101(hs, buf, sizeof buf);
@@ -156,7 +152,7 @@ static int accept_conn(struct ws_conn *c, struct http_upgrade *up, struct ws_han
     int r = http_stream_write(c->stream, buf, (size_t)len, deadline);
     if (r < 0)
         return r;
-    c->hs = NULL;
+    c->lv->hs = NULL;
     http_conn_release(up->conn);
     return 0;
 }
@@ -203,9 +199,8 @@ int ws_upgrade_entry(struct http_upgrade *up)
         http_res_fini(&res);
         return -ENOMEM;
     }
-    c->reasm.buf.grow = grow;
-    c->hs = &hs;
-    c->req = up->req;
+    c->lv->hs = &hs;
+    c->lv->req = up->req;
     /* From here a kill or crash also ends in ws_conn_finish. */
     http_conn_on_exit(up->conn, ws_conn_on_exit, c);
     if (h->on_connect) {
@@ -228,21 +223,26 @@ int ws_upgrade_entry(struct http_upgrade *up)
         }
     }
     http_res_fini(&res);
-    c->req = NULL;
+    c->lv->req = NULL;
     /* The kernel's part of the outbound limit: without a cap an accepted
      * socket here takes ~4 MiB that no user-space queue would see. */
-    int sndbuf = (int)(c->limit / 2 < WS_SNDBUF_MAX ? c->limit / 2 : WS_SNDBUF_MAX);
+    int sndbuf = (int)(ws_limit(c) / 2 < WS_SNDBUF_MAX ? ws_limit(c) / 2 : WS_SNDBUF_MAX);
     if (sndbuf < 4096)
         sndbuf = 4096;
     setsockopt(http_stream_fd(s), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    /* Counted open before the 101 goes out, so that a client that has read
+     * it already sees itself in snow_ws_connection_count. */
+    ws_count(&route->opened, 1);
+    ws_count(&route->open, 1);
+    ws_conn_count_add(1);
     if (accept_conn(c, up, &hs, wdeadline) < 0) {
+        ws_conn_count_add(-1);
+        atomic_fetch_sub_explicit(&route->open, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&route->opened, 1, memory_order_relaxed);
         ws_conn_finish(c);
         return 0;
     }
     c->phase = WS_PHASE_OPEN;
-    ws_count(&route->opened, 1);
-    ws_count(&route->open, 1);
-    ws_conn_count_add(1);
     c->ping_due = h->ping_interval_ms > 0 ? actor_deadline_after_ms(h->ping_interval_ms) : -1;
     if (h->on_open)
         ws_call(c, call_open, c);
