@@ -218,7 +218,10 @@ def wait_connections(port, want, timeout=6.0):
 
 
 def c_stats_count(port, mode):
-    base = wait_connections(port, stats_connections(port), 0)
+    # every earlier case has ended its connections: the count is back to 0
+    base = wait_connections(port, 0)
+    if base != 0:
+        raise Fail("/stats connections %d before the case, expected 0" % base)
     conns = [Conn(port, "/echo") for _ in range(3)]
     n = wait_connections(port, base + 3)
     if n != base + 3:
