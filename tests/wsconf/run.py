@@ -503,9 +503,10 @@ for k, (name, v) in enumerate(INVALID):
         inp=frags(OP_TEXT, v, [1] * (len(v) - 1)), expect=[CLOSE(1007)])
 
 
-def failfast_case(v, fragmented):
+def failfast_case(v, fragmented, declared=100):
     """Fail-fast: the frame (or message) is left unfinished after the first
-    byte that cannot continue valid UTF-8; the 1007 must come anyway."""
+    byte that cannot continue valid UTF-8; the 1007 must come anyway.
+    declared is how many bytes the frame announces beyond those sent."""
     def fn(port, mode):
         prefix = b"ok " + v
         cut = 3 + utf8_fail_index(v) + 1
@@ -515,9 +516,9 @@ def failfast_case(v, fragmented):
                 # the bad byte opens the second fragment, which declares more
                 # than is ever sent; the message is never finished
                 data = (frame(OP_TEXT, body[:cut - 1], fin=False) +
-                        frame(OP_CONT, body[cut - 1:], fin=False, length=100))
+                        frame(OP_CONT, body[cut - 1:], fin=False, length=declared))
             else:
-                data = frame(OP_TEXT, body, length=len(body) + 100)
+                data = frame(OP_TEXT, body, length=len(body) + declared)
             c.write(data, *pieces_for(mode, data))
             expect_close(c, 1007, timeout=2.0)
     return fn
@@ -531,6 +532,9 @@ for k, (name, v) in enumerate(INVALID):
         failfast_case(v, False))
     add("6.6.%d" % (k + 1), "fail-fast %s: bad byte opens an unfinished continuation -> 1007" % name,
         failfast_case(v, True))
+    if k % 4 == 0:
+        add("6.8.%d" % (k + 1), "fail-fast %s: unfinished frame declaring 1 MiB -> 1007 at the bad byte" % name,
+            failfast_case(v, False, 1 << 20))
 
 add("6.7.1", "character split across fragments (2|2 of a 4-byte) is valid",
     inp=frags(OP_TEXT, b"\xf0\x9f\x98\x80", [2]), expect=[M(OP_TEXT, b"\xf0\x9f\x98\x80")], offsets=True)
