@@ -322,6 +322,46 @@ def c_no_subprotocol(port, mode):
         clean_close(c)
 
 
+def c_counters(port, mode):
+    """The /stats counters move by exactly what one connection of each kind does."""
+    import json
+
+    def stats():
+        return json.loads(http_get(port, "/stats")[2])
+    if wait_connections(port, 0) != 0:
+        raise Fail("/stats connections not 0 before the case")
+    before = stats()
+    for key in ("opened", "closed", "closed_by_code", "msgs_in", "msgs_out"):
+        if key not in before:
+            raise Fail("/stats has no %r: %s" % (key, sorted(before)))
+    with Conn(port, "/echo") as c:
+        c.send(OP_TEXT, b"counted")
+        expect_message(c, OP_TEXT, b"counted")
+        clean_close(c)
+    with Conn(port, "/echo") as c:
+        c.send(OP_CONT, b"stray")
+        expect_close(c, 1002)
+    with Conn(port, "/echo") as c:
+        c.send(OP_TEXT, b"\xff")
+        expect_close(c, 1007)
+    want = {"opened": 3, "closed": 3, "msgs_in": 1, "msgs_out": 1}
+    wait_connections(port, 0)
+    deadline = time.monotonic() + 3
+    while True:
+        after = stats()
+        got = {k: after[k] - before[k] for k in want}
+        codes = {k: after["closed_by_code"].get(k, 0) - before["closed_by_code"].get(k, 0)
+                 for k in ("1000", "1002", "1007")}
+        if (got == want and codes == {"1000": 1, "1002": 1, "1007": 1}) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    if got != want or codes != {"1000": 1, "1002": 1, "1007": 1}:
+        raise Fail("counter deltas %s, closed_by_code deltas %s; expected %s and one each of 1000, 1002, 1007"
+                   % (got, codes, want))
+
+
+add("0.17", "/stats counters: opened, closed, closed_by_code, msgs_in/out move by exactly one connection's work",
+    c_counters, modes=("whole",))
 add("0.14", "cross-origin upgrade -> 403 before the 101", c_origin(False), modes=("whole",))
 add("0.15", "same-origin upgrade -> 101 with the RFC 6455 sample accept value", c_origin(True), modes=("whole",))
 add("0.16", "offered subprotocols the server does not support -> 101 without Sec-WebSocket-Protocol",
