@@ -143,7 +143,14 @@ def case_half_open(exe):
 def case_slow_reader(exe):
     limit, wtimeout = 256 * 1024, 2.0
     name = "slow-reader: a client that never reads is cut off; another keeps echoing"
-    srv = Server(exe, "--outbound-limit", str(limit), "--write-timeout", str(wtimeout)).start()
+    asan = is_sanitized(exe)
+    srv = Server(exe, "--outbound-limit", str(limit), "--write-timeout", str(wtimeout),
+                 env=asan_small_quarantine() if asan else None).start()
+    # The flood is up to 256 MiB; a server that kept what it cannot deliver
+    # would grow by that much. What it may hold is one outbound queue (the
+    # limit plus one message) and its read buffers: 32 MiB is far above
+    # that and far below the flood (plus the quarantine under ASan).
+    rss_bound = (32 + (16 if asan else 0)) * 1024
     try:
         slow = Conn(srv.port, "/echo", connect=False)
         s = socket.socket()
@@ -224,20 +231,29 @@ def case_slow_reader(exe):
             ended = "TCP %s" % e.how
         except TimeoutError:
             raise Fail("slow client: connection neither closed nor sending after the cut")
+        if rss_max - rss0 > rss_bound:
+            raise Fail("server RSS grew by %d KiB during the flood (bound %d KiB)" % (rss_max - rss0, rss_bound))
         if seqs != sorted(seqs) or len(set(seqs)) != len(seqs):
             raise Fail("slow client's echoes out of order or duplicated")
         lat.sort()
         report(name, None,
                "outbound limit %d KiB, write timeout %.0f s: cut after %.2f s, %d MiB sent, %d echoes "
                "reached it, then %s; other client %d echoes, latency p50 %.1f ms max %.1f ms; "
-               "server RSS %d -> max %d KiB"
+               "server RSS %d -> max %d KiB (bound +%d KiB)"
                % (limit >> 10, wtimeout, cut_at, sent["bytes"] >> 20, len(seqs), ended, len(lat),
-                  lat[len(lat) // 2] * 1e3, lat[-1] * 1e3, rss0, rss_max))
+                  lat[len(lat) // 2] * 1e3, lat[-1] * 1e3, rss0, rss_max, rss_bound))
         clean_close(other)
     except (Fail, OSError) as e:
         report(name, "%s: %s" % (type(e).__name__, e))
     finally:
         stop_checked(srv, "slow-reader server")
+
+
+def asan_small_quarantine():
+    """ASan keeps freed memory in a quarantine (256 MiB by default); a 16 MiB
+    one keeps RSS meaningful, and is added to the memory tolerances."""
+    return {"ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") +
+            ":quarantine_size_mb=16:thread_local_quarantine_size_kb=64"}
 
 
 def churn_round(port, n, conns_out=None):
@@ -265,14 +281,8 @@ def churn_round(port, n, conns_out=None):
 
 def case_churn(exe, total=10000, batch=500):
     name = "churn: %d connections (half aborted with RST) leave connections, fds, threads, RSS at baseline" % total
-    env = None
     asan = is_sanitized(exe)
-    if asan:
-        # ASan keeps freed memory in a quarantine (256 MiB by default): a
-        # small one makes RSS meaningful; it is added to the tolerance.
-        env = {"ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") +
-               ":quarantine_size_mb=16:thread_local_quarantine_size_kb=64"}
-    srv = Server(exe, env=env).start()
+    srv = Server(exe, env=asan_small_quarantine() if asan else None).start()
     try:
         # warm-up at the same concurrency: pools and allocator arenas reach
         # the size this load needs before the baseline is taken
