@@ -383,7 +383,8 @@ SNOW_API int snow_http_serve(SnowRouter *router, const char *host, int port, con
  * 405, 426 otherwise), the Origin policy applied, on_connect may refuse,
  * then the 101 goes out and the actor runs the connection until it ends.
  * Every callback runs on that actor, one at a time; a callback may park
- * (receive, sleep), which pauses this connection only. A callback that
+ * (receive, sleep), which pauses this connection only, but must not
+ * hibernate (the connection's loop is on that stack). A callback that
  * panics ends the connection with close 1011; the server goes on.
  *
  * SnowWsConn is an opaque handle, not a pointer to memory: it names one
@@ -477,9 +478,12 @@ SNOW_API void snow_ws_handler_init(SnowWsHandler *h);
  * park the caller: the frame is queued and the connection's own actor
  * writes it (a send from another actor travels through the connection's
  * mailbox, in order per sender, as one frame). data is copied. A send is
- * refused when what is pending (snow_ws_buffered) plus the new frame would
- * pass the route's outbound_limit, unless nothing is pending at all, so one
- * message of any size up to max_message can always be sent. Return 0
+ * refused once what is pending (snow_ws_buffered) has reached the route's
+ * outbound_limit; below it any message up to max_message is taken, so the
+ * memory held is at most the limit plus one message. While half the limit
+ * is queued the connection stops reading its peer (TCP slows the peer
+ * down), so answering each message with a send is never refused by a
+ * peer that merely sends faster than it reads. Return 0
  * (queued), SNOW_EBACKPRESSURE (refused, nothing queued; with
  * close_on_backpressure the connection also closes with 1008), SNOW_ECLOSED
  * (the connection ended or is closing), -EILSEQ (text that is not UTF-8:

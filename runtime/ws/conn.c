@@ -125,15 +125,47 @@ int ws_conn_close_own(struct ws_conn *c, unsigned code, const char *reason, size
 
 /* ---- sending from the owner ---- */
 
-/* The rule shared with ws_conn_deliver: a message is taken when what is
- * pending (queued + the kernel's share) stays within the limit, or when
- * nothing is pending at all, so one message of any allowed size can always
- * be sent; memory stays bounded by the limit plus one message. */
+/* What is pending for the peer: queued (own queue and frames in the
+ * mailbox) plus the kernel's share. */
+static int64_t pending(const struct ws_conn *c)
+{
+    return atomic_load_explicit(&c->queued, memory_order_relaxed) +
+           atomic_load_explicit(&c->kernel, memory_order_relaxed);
+}
+
+/* The rule shared with ws_conn_deliver: a frame is taken while what is
+ * pending is below the limit, so one message of any allowed size can be
+ * sent and memory stays bounded by the limit plus one message; at the
+ * limit everything is refused until the peer has read. */
 static bool fits(struct ws_conn *c, size_t n)
 {
-    int64_t pending = atomic_load_explicit(&c->queued, memory_order_relaxed) +
-                      atomic_load_explicit(&c->kernel, memory_order_relaxed);
-    return pending == 0 || (uint64_t)pending + n <= ws_limit(c);
+    (void)n;
+    return (uint64_t)pending(c) < ws_limit(c);
+}
+
+/* Flow control: reading pauses while half the limit is queued, so a peer
+ * that sends faster than it reads is slowed down by TCP instead of having
+ * the answers to its messages refused. Only the queue counts here, not the
+ * kernel's share: the queue is what a writable wake-up drains, so the
+ * pause always ends by an event. */
+static bool over_half(const struct ws_conn *c)
+{
+    return (uint64_t)atomic_load_explicit(&c->queued, memory_order_relaxed) >= ws_limit(c) / 2;
+}
+
+static void flush(struct ws_conn *c);
+
+/* Over the limit on the owner's own actor: what is queued may simply not
+ * have been written yet (a turn writes at its end), so write what the
+ * socket takes now, without waiting, and look again. */
+static bool fits_after_flush(struct ws_conn *c, size_t n)
+{
+    if (fits(c, n))
+        return true;
+    if (c->phase == WS_PHASE_OPEN && c->stream && !c->wr_failed && !c->wr_blocked)
+        flush(c);
+    measure_kernel(c);
+    return fits(c, n);
 }
 
 static int refuse_backpressure(struct ws_conn *c)
@@ -150,11 +182,8 @@ int ws_conn_send_own(struct ws_conn *c, unsigned opcode, const void *p, size_t n
 {
     if (!atomic_load(&c->accepting))
         return SNOW_ECLOSED;
-    if (!fits(c, n)) {
-        measure_kernel(c); /* the last figure may be stale */
-        if (!fits(c, n))
-            return refuse_backpressure(c);
-    }
+    if (!fits_after_flush(c, n))
+        return refuse_backpressure(c);
     size_t before = c->lv->q.bytes;
     int r = ws_outq_message(&c->lv->q, opcode, p, n);
     if (r < 0)
@@ -205,9 +234,7 @@ static int deliver_locked(struct ws_conn *c, void *arg)
     struct deliver *d = arg;
     if (!c || !atomic_load(&c->accepting))
         return SNOW_ECLOSED;
-    int64_t pending = atomic_load_explicit(&c->queued, memory_order_relaxed) +
-                      atomic_load_explicit(&c->kernel, memory_order_relaxed);
-    if (pending && (uint64_t)pending + d->f->len > ws_limit(c)) {
+    if (!fits(c, d->f->len)) {
         ws_count(&c->route->bp_refused, 1);
         if (c->h->close_on_backpressure && !atomic_exchange(&c->close_asked, true)) {
             struct ws_close_req req = {.code = WS_CLOSE_POLICY, .len = 12};
@@ -236,11 +263,8 @@ int ws_conn_deliver(SnowPid pid, struct ws_shared_frame *f)
         /* From the connection's own handler: straight into its queue. */
         if (!atomic_load(&own->accepting))
             return SNOW_ECLOSED;
-        if (!fits(own, f->len)) {
-            measure_kernel(own);
-            if (!fits(own, f->len))
-                return refuse_backpressure(own);
-        }
+        if (!fits_after_flush(own, f->len))
+            return refuse_backpressure(own);
         ws_shared_frame_ref(f);
         queue_frame(own, f);
         return 0;
@@ -413,6 +437,10 @@ static void process(struct ws_conn *c)
             c->lv->dec_failed = true;
             fail(c, c->lv->reasm.close_code);
         }
+        if (ev.kind == WS_EV_FRAME_END && over_half(c)) {
+            c->lv->paused = true; /* the rest stays in the buffer */
+            break;
+        }
     }
     if (c->lv->roff == c->lv->rlen)
         c->lv->roff = c->lv->rlen = 0;
@@ -435,7 +463,7 @@ static int ensure_rbuf(struct ws_conn *c, size_t want)
 static void read_some(struct ws_conn *c)
 {
     size_t budget = WS_IO_BUDGET;
-    while (c->rd_more && budget) {
+    while (c->rd_more && budget && !c->lv->paused) {
         if (c->lv->hold) {
             /* Make room for the whole held frame behind its header. */
             memmove(c->lv->rbuf, c->lv->rbuf + c->lv->roff, c->lv->rlen - c->lv->roff);
@@ -470,6 +498,9 @@ static void read_some(struct ws_conn *c)
         if (c->lv->hold && (uint64_t)(c->lv->rlen - c->lv->roff) >= c->lv->frame_ev.frame_len)
             c->lv->hold = false;
         process(c);
+        /* A long burst of input: let its answers start going out. */
+        if (c->lv->q.bytes >= WS_FLUSH_AT && !c->wr_blocked && !c->wr_failed)
+            flush(c);
         if ((size_t)n == room && c->lv->rcap < WS_RBUF_LARGE)
             ensure_rbuf(c, WS_RBUF_LARGE); /* a busy connection gets bigger reads */
     }
@@ -654,6 +685,8 @@ static void maybe_hibernate(struct ws_conn *c, int64_t deadline)
     unsigned ev = c->stream->ops->idle_events(c->stream);
     if (!ev)
         return;
+    /* Senders judge the limit by this figure while we sleep. */
+    measure_kernel(c);
     ws_live_free(c);
     actor_hibernate(c->stream->io, ev | SNOW_WAIT_MAILBOX, deadline, conn_resume, c);
 }
@@ -678,7 +711,7 @@ static void conn_loop(struct ws_conn *c)
     if (c->lv->rlen > c->lv->roff)
         process(c);
     for (;;) {
-        if (c->rd_more && !c->eof)
+        if (c->rd_more && !c->eof && !c->lv->paused)
             read_some(c);
         take_mail(c);
         if (c->lv->fail_code) {
@@ -688,9 +721,16 @@ static void conn_loop(struct ws_conn *c)
         check_deadlines(c);
         if (!c->wr_failed)
             flush(c);
+        if (c->lv->paused && !over_half(c)) {
+            /* The peer read enough: decode what waited, then read again. */
+            c->lv->paused = false;
+            c->rd_more = true;
+            process(c);
+        }
         if (finished(c))
             return;
-        if (c->rd_more || (!ws_outq_empty(&c->lv->q) && !c->wr_blocked)) {
+        bool reading = c->rd_more && !c->lv->paused;
+        if (reading || (!ws_outq_empty(&c->lv->q) && !c->wr_blocked)) {
             /* More to do at once: let other actors run first. */
             snow_actor_yield();
             continue;
@@ -699,7 +739,7 @@ static void conn_loop(struct ws_conn *c)
         deadline = earliest(deadline, earliest(c->lv->drain_due, c->lv->spread_due));
         maybe_hibernate(c, deadline);
         unsigned events = SNOW_WAIT_MAILBOX;
-        if (!c->eof)
+        if (!c->eof && !c->lv->paused)
             events |= SNOW_WAIT_READABLE;
         if (c->wr_blocked)
             events |= SNOW_WAIT_WRITABLE;

@@ -41,6 +41,8 @@
 #define WS_RBUF_LARGE (64 * 1024)
 /* One wake-up reads or writes at most this much before letting others run. */
 #define WS_IO_BUDGET (1024 * 1024)
+/* Queued bytes at which reading pauses to write what is answered so far. */
+#define WS_FLUSH_AT (256 * 1024)
 /* Mailbox messages handled per wake-up before the loop looks at the socket. */
 #define WS_MAIL_BUDGET 256
 /* The kernel's share of a connection's outbound limit: SO_SNDBUF is capped
@@ -135,6 +137,7 @@ struct ws_live {
     bool direct_ok;           /* the current frame is such a message */
     bool hold;                /* wait for the rest of that frame before decoding on */
     bool dec_failed;          /* a protocol error: input is dropped from now on */
+    bool paused;              /* reading waits for the queue to drain (flow control) */
     struct ws_event frame_ev; /* the current frame's header event */
 
     struct ws_close close;

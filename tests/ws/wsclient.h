@@ -36,12 +36,18 @@ struct wsframe {
     size_t len;
 };
 
+/* When set, the receive buffer of the next connections (set before
+ * connecting, so the advertised window stays that small). */
+static int wsc_rcvbuf;
+
 static inline int wsc_connect(struct wsc *c, int port)
 {
     memset(c, 0, sizeof *c);
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (c->fd < 0)
         return -errno;
+    if (wsc_rcvbuf)
+        setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &wsc_rcvbuf, sizeof wsc_rcvbuf);
     struct timeval tv = {20, 0}; /* a hung server fails the test, never hangs it */
     setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
