@@ -286,6 +286,30 @@ def split_small(data):
     return out
 
 
+# When set (a client ssl.SSLContext), every Conn opened without its own
+# context speaks TLS: one switch runs a whole suite over wss.
+DEFAULT_TLS = None
+
+
+def make_certs(d):
+    """A throwaway CA and a server certificate for localhost and 127.0.0.1
+    (EC P-256), made with openssl in folder d: (ca.pem, server.pem, server.key)."""
+    def run(*args):
+        subprocess.run(["openssl"] + list(args), cwd=d, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=snow-rt test CA",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
+                "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
+    return (os.path.join(d, "ca.pem"), os.path.join(d, "server.pem"), os.path.join(d, "server.key"))
+
+
 class Conn:
     """One WebSocket connection over a raw TCP (or TLS) socket."""
 
@@ -303,6 +327,8 @@ class Conn:
     def tcp(self, tls_ctx=None):
         s = socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls_ctx is None:
+            tls_ctx = DEFAULT_TLS
         if tls_ctx is not None:
             s = tls_ctx.wrap_socket(s, server_hostname="localhost")
         self.sock = s

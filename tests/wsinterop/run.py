@@ -26,7 +26,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(HERE, "..", "wsconf"))
-from wsclient import Server  # noqa: E402
+from wsclient import Server, make_certs  # noqa: E402
 
 try:
     import websockets
@@ -47,24 +47,6 @@ def report(name, err):
     results.append((name, err))
     print(("ok   %s" % name) if err is None else ("FAIL %s: %s" % (name, err)))
     sys.stdout.flush()
-
-
-def make_certs(d):
-    """A throwaway CA and a server certificate for localhost / 127.0.0.1."""
-    def run(*args):
-        subprocess.run(["openssl"] + list(args), cwd=d, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-        "-subj", "/CN=snow-rt interop test CA",
-        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    run("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
-    with open(os.path.join(d, "ext.cnf"), "w") as f:
-        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
-                "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-        "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
-    return (os.path.join(d, "ca.pem"), os.path.join(d, "server.pem"), os.path.join(d, "server.key"))
 
 
 # ---------------------------------------------------------------------------
