@@ -417,8 +417,8 @@ struct SnowWsHandler {
      * with res instead (status 400..599, default 403; headers and body as
      * set with snow_http_res_*), after which the connection closes and
      * on_close is not called. res and req are valid during the call only.
-     * NULL accepts every request. Frames sent or delivered during on_connect
-     * go out after the 101. */
+     * A panic in it answers 500. NULL accepts every request. Frames sent or
+     * delivered during on_connect go out after the 101. */
     int (*on_connect)(SnowWsConn *conn, const SnowHttpReq *req, SnowHttpRes *res, void *arg);
     /* Once, right after the 101 is written. May be NULL. */
     void (*on_open)(SnowWsConn *conn, void *arg);
@@ -430,8 +430,8 @@ struct SnowWsHandler {
      * valid until the callback returns. May be NULL (messages dropped). */
     void (*on_info)(SnowWsConn *conn, SnowMessage *msg, void *arg);
     /* Exactly once for every connection that got its 101, on every exit
-     * path, with the code and reason of the close: the peer's Close, ours,
-     * 1005 for a Close without a code, 1006 when the connection dropped
+     * path, with the code and reason of the close: the peer's Close, or
+     * ours when the peer never answered it, 1005 for a Close without a code, 1006 when the connection dropped
      * without a Close, 1011 after a panic. reason[0..len) is UTF-8, valid
      * during the call. Sends return SNOW_ECLOSED from here. May be NULL. */
     void (*on_close)(SnowWsConn *conn, int code, const char *reason, size_t len, void *arg);

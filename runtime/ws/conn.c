@@ -16,7 +16,7 @@
  * lives in struct ws_conn. It resumes on a fresh stack in ws_conn_run.
  *
  * Exit: every path (the loop ending, a panic in the runtime, a kill, the
- * runtime shutting down) reaches conn_finish exactly once: on_close with the
+ * runtime shutting down) reaches ws_conn_finish (life.c) exactly once: on_close with the
  * real code, counters, rooms, the table, the mailbox's frames, the queue,
  * the stream, the memory.
  */
@@ -89,7 +89,7 @@ static int start_close(struct ws_conn *c, unsigned code, const char *reason, siz
     int len = ws_close_start(&c->lv->close, code, reason, n, frame);
     if (len < 0)
         return len;
-    /* Kept for on_close in case the peer never answers (conn_finish). */
+    /* Kept for on_close in case the peer never answers (ws_conn_finish). */
     size_t keep = reason ? rt_utf8_prefix(reason, n, WS_CLOSE_REASON_MAX) : 0;
     if (keep && reason)
         memcpy(c->lv->close.reason, reason, keep);
@@ -479,6 +479,8 @@ static void read_some(struct ws_conn *c)
             return;
         }
         size_t room = c->lv->rcap - c->lv->rlen;
+        if (!room)
+            break; /* a read of 0 bytes would look like the end of stream */
         ssize_t n = http_stream_read_nb(c->stream, c->lv->rbuf + c->lv->rlen, room);
         if (n == -EAGAIN) {
             c->rd_more = false;
@@ -793,137 +795,4 @@ static void conn_resume(void *arg)
     }
     c->rd_more = true;
     ws_conn_run(c);
-}
-
-/* ---- the end ---- */
-
-struct close_call {
-    struct ws_conn *c;
-    unsigned code;
-    const char *reason;
-    size_t n;
-};
-
-static void call_close(void *arg)
-{
-    struct close_call *cc = arg;
-    cc->c->h->on_close(ws_handle(cc->c->pid), (int)cc->code, cc->reason, cc->n, cc->c->h->arg);
-}
-
-static void report_close(struct ws_conn *c)
-{
-    if (c->phase != WS_PHASE_OPEN || c->closed_reported)
-        return;
-    c->closed_reported = true;
-    c->phase = WS_PHASE_DONE;
-    atomic_store(&c->accepting, false);
-    /* Killed while hibernating: no live part, the close state was OPEN. */
-    struct ws_close idle;
-    ws_close_init(&idle);
-    struct ws_close *cl = c->lv ? &c->lv->close : &idle;
-    unsigned code;
-    if (c->panicked) {
-        code = WS_CLOSE_INTERNAL_ERROR;
-        cl->reason_len = 0;
-    } else if (cl->state == WS_STATE_CLOSED && cl->code) {
-        code = cl->code;
-    } else if (cl->initiator == WS_BY_LOCAL && c->close_written) {
-        /* Our Close went out and no answer came: report what we said. */
-        code = cl->sent_code ? cl->sent_code : WS_CLOSE_NO_STATUS;
-    } else {
-        code = WS_CLOSE_ABNORMAL;
-        cl->reason_len = 0;
-    }
-    ws_route_closed(c->route, code);
-    if (c->reaped_heartbeat)
-        ws_count(&c->route->closed_heartbeat, 1);
-    if (c->reaped_stall)
-        ws_count(&c->route->closed_stall, 1);
-    if (c->reaped_bp)
-        ws_count(&c->route->closed_bp, 1);
-    ws_conn_count_add(-1);
-    if (c->h->on_close) {
-        struct close_call cc = {c, code, cl->reason, cl->reason_len};
-        c->panicked = false; /* on_close still runs after a panic */
-        ws_call(c, call_close, &cc);
-    }
-}
-
-static void *grow(void *ctx, void *old, size_t cap)
-{
-    (void)ctx;
-    return realloc(old, cap);
-}
-
-int ws_live_new(struct ws_conn *c)
-{
-    struct ws_live *lv = calloc(1, sizeof *lv);
-    if (!lv)
-        return -ENOMEM;
-    lv->rbuf = malloc(WS_RBUF_SMALL);
-    if (!lv->rbuf) {
-        free(lv);
-        return -ENOMEM;
-    }
-    lv->rcap = WS_RBUF_SMALL;
-    const SnowWsHandler *h = c->h;
-    struct ws_decoder_config dc = {.max_message = h->max_message ? h->max_message : WS_DEFAULT_MAX_MESSAGE};
-    ws_decoder_init(&lv->dec, &dc);
-    ws_reasm_init(&lv->reasm, NULL, 0, (size_t)dc.max_message, grow, NULL);
-    ws_close_init(&lv->close);
-    ws_outq_init(&lv->q);
-    lv->close_due = lv->stall_due = lv->drain_due = lv->spread_due = -1;
-    c->lv = lv;
-    return 0;
-}
-
-void ws_live_free(struct ws_conn *c)
-{
-    struct ws_live *lv = c->lv;
-    if (!lv)
-        return;
-    ws_outq_clear(&lv->q);
-    free(lv->rbuf);
-    free(lv->reasm.buf.data);
-    free(lv);
-    c->lv = NULL;
-}
-
-void ws_conn_free(struct ws_conn *c)
-{
-    /* The struct and proto_buf are in the actor's heap: freed with it. */
-    ws_live_free(c);
-}
-
-void ws_conn_finish(struct ws_conn *c)
-{
-    report_close(c);
-    atomic_store(&c->accepting, false);
-    ws_rooms_member_gone(c->pid);
-    /* Out of the table first: no other actor can queue a frame after this,
-     * so the frames still in the mailbox are all there is to give back. */
-    ws_table_remove(c);
-    SnowMessage *m;
-    while ((m = snow_actor_receive(0)) != NULL) {
-        if (m->tag == SNOW_TAG_WS_BROADCAST && m->len == sizeof(struct ws_shared_frame *)) {
-            struct ws_shared_frame *f;
-            memcpy(&f, m->data, sizeof f);
-            ws_shared_frame_unref(f);
-        }
-    }
-    http_conn_on_exit(c->hc, NULL, NULL);
-    if (c->stream)
-        http_stream_close(c->stream);
-    c->stream = NULL;
-    ws_conn_free(c);
-}
-
-void ws_conn_on_exit(int reason, void *arg)
-{
-    struct ws_conn *c = arg;
-    /* A kill, a crash outside a handler or the runtime stopping: the peer
-     * gets no Close, on_close gets 1006 (1011 after a panic). */
-    if (reason == SNOW_EXIT_PANIC)
-        c->panicked = true;
-    ws_conn_finish(c);
 }

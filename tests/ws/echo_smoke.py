@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """snow-echo end to end over raw sockets (no client library needed):
 
-    tests/ws/echo_smoke.py PATH/TO/snow-echo
+    tests/ws/echo_smoke.py PATH/TO/snow-echo [--tls]
 
 "listening on PORT" on stdout, GET /health, GET /stats (JSON with the open
 connection count), an echo on /echo with leftover bytes, /broadcast to the
 other clients only, and SIGTERM: every open connection gets close 1001 and
-the program exits 0."""
+the program exits 0. With --tls the same runs over TLS (wss) with a
+self-signed certificate made by the openssl command for the run, and the
+idle connection is also woken after it hibernated."""
 import base64
 import json
 import os
@@ -15,7 +17,17 @@ import signal
 import socket
 import struct
 import subprocess
+import ssl
 import sys
+import tempfile
+import time
+
+TLS = None  # client context when testing over TLS
+
+
+def dial(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    return TLS.wrap_socket(s, server_hostname="127.0.0.1") if TLS else s
 
 
 def frame(op, payload, fin=True):
@@ -33,7 +45,7 @@ def frame(op, payload, fin=True):
 
 class Conn:
     def __init__(self, port, path, extra=b""):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=20)
+        self.s = dial(port)
         key = base64.b64encode(os.urandom(16)).decode()
         self.s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                         "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, key)).encode() + extra)
@@ -66,7 +78,7 @@ class Conn:
 
 
 def http_get(port, path):
-    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    s = dial(port)
     s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" % path).encode())
     data = b""
     while True:
@@ -79,8 +91,18 @@ def http_get(port, path):
 
 
 def main():
+    global TLS
     exe = sys.argv[1]
-    p = subprocess.Popen([exe, "--host", "127.0.0.1", "--port", "0"], stdout=subprocess.PIPE, text=True)
+    args = [exe, "--host", "127.0.0.1", "--port", "0"]
+    tmp = tempfile.TemporaryDirectory()
+    if "--tls" in sys.argv[2:]:
+        cert, key = os.path.join(tmp.name, "cert.pem"), os.path.join(tmp.name, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                       check=True, capture_output=True)
+        TLS = ssl.create_default_context(cafile=cert)
+        args += ["--tls-cert", cert, "--tls-key", key]
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
     try:
         port = int(re.match(r"listening on (\d+)$", p.stdout.readline().strip()).group(1))
         assert http_get(port, "/health") == (200, b"ok")
@@ -102,6 +124,9 @@ def main():
         assert c.read() == (1, b"to the others")
         a.s.sendall(frame(9, b"still there?"))
         assert a.read() == (10, b"still there?")  # a got no copy of its own message
+        time.sleep(0.1)  # idle: every connection hibernates
+        echo.s.sendall(frame(1, b"awake again"))
+        assert echo.read() == (1, b"awake again")
         p.send_signal(signal.SIGTERM)
         for conn in (echo, a, b, c):
             op, data = conn.read()
