@@ -29,3 +29,6 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# Node `ws` for the WebSocket interop suite.
+"$(dirname "$0")/setup-node.sh"
