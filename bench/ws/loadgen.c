@@ -199,8 +199,24 @@ static const char *src_for(int i)
     return buf;
 }
 
+static void release_conns(void)
+{
+    for (int i = 0; i < g.nconns; i++) {
+        struct wsc_conn *c = &g.conns[i];
+        if (c->state != WSC_DONE) {
+            close(c->fd);
+            c->state = WSC_DONE;
+        }
+        wsc_release(c);
+        free(c->user);
+        c->user = NULL;
+    }
+    g.nconns = 0;
+}
+
 struct wsc_conn *lg_conns(int n)
 {
+    release_conns();
     if (n > g.cap) {
         struct wsc_conn *c = calloc((size_t)n, sizeof *c);
         if (!c)
@@ -494,7 +510,13 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (rc == 0)
+    if (rlen)
         print_result();
+    release_conns();
+    free(g.conns);
+    free(g.tmpl_bin);
+    free(g.tmpl_txt);
+    free(g.sh.scratch);
+    close(g.sh.epfd);
     return rc;
 }

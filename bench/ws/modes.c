@@ -366,6 +366,7 @@ int lg_mode_handshake(void)
     lg_result(" concurrency=%d seconds=%g upgrades=%" PRIu64 " errors=%" PRIu64 " tls=%d", n, secs, H.upgrades,
               H.errors, g.o.tls);
     cpu_keys(&win.a, &win.b);
+    free(H.restart);
     return 0;
 }
 
@@ -532,5 +533,7 @@ int lg_mode_fanout(void)
     lg_result(" subscribers=%d depth=%d size=%zu seconds=%g broadcasts=%" PRIu64 " lost=%" PRIu64, F.nsub,
               g.o.depth, g.o.size, secs, F.broadcasts, F.lost);
     cpu_keys(&win.a, &win.b);
+    free(F.msg);
+    free(F.remaining);
     return 0;
 }

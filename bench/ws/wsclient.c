@@ -131,6 +131,18 @@ void wsc_abort(struct wsc_conn *c, const char *why)
     finish(c, false, why);
 }
 
+void wsc_release(struct wsc_conn *c)
+{
+    free(c->rbuf);
+    free(c->wbuf);
+    free(c->msg);
+    free(c->t);
+    c->rbuf = c->wbuf = c->msg = NULL;
+    c->t = NULL;
+    c->rcap = c->wcap = c->mcap = 0;
+    c->rlen = c->woff = c->wlen = c->mlen = 0;
+}
+
 size_t wsc_pending(const struct wsc_conn *c)
 {
     return c->wlen - c->woff;

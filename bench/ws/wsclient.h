@@ -116,6 +116,8 @@ void wsc_flush(struct wsc_conn *c);
 void wsc_close(struct wsc_conn *c, uint16_t code);
 /* Closes the socket now, without a close handshake, and reports on_done. */
 void wsc_abort(struct wsc_conn *c, const char *why);
+/* Frees the buffers of a slot in state WSC_DONE (not c->user). */
+void wsc_release(struct wsc_conn *c);
 /* Bytes queued and not yet written. */
 size_t wsc_pending(const struct wsc_conn *c);
 
