@@ -122,6 +122,13 @@ static void echo_message(struct wsc_conn *c, int op, const uint8_t *p, size_t n)
         lg_fail("connection %d: message %" PRIu64 " came back with %zu bytes, sent %zu", c->id, seq, n, g.o.size);
     const uint8_t *want = lg_expected(g.o.text, seq, c->id, n);
     if (memcmp(p, want, n) != 0) {
+        /* A server that drops a message under backpressure sends the next
+         * one in its place: say so rather than only "differs". */
+        for (uint64_t later = seq + 1; later < c->sent; later++)
+            if (memcmp(p, lg_expected(g.o.text, later, c->id, n), n) == 0)
+                lg_fail("connection %d: message %" PRIu64 " came back where %" PRIu64
+                        " was due: the server dropped %" PRIu64 " message(s)",
+                        c->id, later, seq, later - seq);
         size_t i = 0;
         while (p[i] == want[i])
             i++;
