@@ -18,6 +18,7 @@
 #                     subscribers instead of 10,000; results named <date>-quick
 #   SERVERS="snow-rt bun lws node-ws gorilla"   servers to run
 #   CELLS="..."       cells to run (names as in the table below; default all)
+#   SECS=10           measured seconds per throughput cell (after 1 s of warm-up)
 #   NOTE="..."        a line written at the top of the report (e.g. the load)
 #   RESULTS=bench/results   where <date>.md, .csv and the PNG plots go
 #   PEERS_DIR=bench/ws/peers   where node_modules/ is installed (git-ignored)
@@ -42,12 +43,12 @@ stamp=$(date -u +%Y-%m-%d)
 # connections leave room for the listener, epoll and the rest.
 idle_conns=19900
 subs_big=10000
-secs=10
+secs=${SECS:-10}
 warm=1
 if [ "$quick" = 1 ]; then
     idle_conns=2000
     subs_big=2000
-    secs=2
+    secs=${SECS:-2}
     warm=0.5
 fi
 
