@@ -74,7 +74,10 @@ SNOW_API const char *snow_strerror(int err);
 /* The runtime asks the receiver to finish and end: sent to the connection
  * actors of an HTTP server that is stopping. */
 #define SNOW_TAG_STOP SNOW_TAG_RESERVED(0x04)
-/* WebSocket events delivered to a connection's owner. */
+/* WebSocket: reserved for events about a connection. A message with
+ * SNOW_TAG_WS_CLOSE (payload: code and reason) or SNOW_TAG_WS_PING
+ * (payload) sent by the runtime to a connection actor asks it to close or
+ * ping; that is how snow_ws_close and snow_ws_ping from other actors reach it. */
 #define SNOW_TAG_WS_TEXT SNOW_TAG_RESERVED(0x10)
 #define SNOW_TAG_WS_BINARY SNOW_TAG_RESERVED(0x11)
 #define SNOW_TAG_WS_CLOSE SNOW_TAG_RESERVED(0x12)
@@ -372,6 +375,189 @@ SNOW_API void snow_http_server_stop(SnowHttpServer *server);
 SNOW_API int snow_http_serve(SnowRouter *router, const char *host, int port, const SnowHttpOpts *opts);
 
 /* ==== WebSocket (runtime/ws) ==== */
+
+/*
+ * A WebSocket route is a SnowWsHandler registered with snow_router_ws. An
+ * upgrade request on it is taken over by the same connection actor that
+ * read it (no new actor, no thread): the handshake is checked (400, 403,
+ * 405, 426 otherwise), the Origin policy applied, on_connect may refuse,
+ * then the 101 goes out and the actor runs the connection until it ends.
+ * Every callback runs on that actor, one at a time; a callback may park
+ * (receive, sleep), which pauses this connection only. A callback that
+ * panics ends the connection with close 1011; the server goes on.
+ *
+ * SnowWsConn is an opaque handle, not a pointer to memory: it names one
+ * connection for the life of the program, may be copied to any actor, and
+ * after the connection ended every call with it returns SNOW_ECLOSED (or
+ * NULL / 0 as stated), never touching freed memory.
+ *
+ * A handler that receives messages itself must use snow_actor_receive_match
+ * with its own tags: messages with SNOW_TAG_WS_* and SNOW_TAG_STOP tags
+ * belong to the connection's loop.
+ */
+typedef struct SnowWsConn SnowWsConn;
+
+/* Origin policies (checked before on_connect; a refusal answers 403). */
+enum {
+    SNOW_WS_ORIGIN_SAME = 0,     /* default: a request with Origin must match Host */
+    SNOW_WS_ORIGIN_ANY = 1,      /* no check */
+    SNOW_WS_ORIGIN_LIST = 2,     /* Origin must be one of origins[] (ASCII case ignored) */
+    SNOW_WS_ORIGIN_CALLBACK = 3  /* origin_check decides */
+};
+
+/* on_connect results. */
+enum { SNOW_WS_ACCEPT = 0, SNOW_WS_REFUSE = 1 };
+
+struct SnowWsHandler {
+    /* Before the 101, on the connection actor: read the request (req
+     * accessors, snow_http_req_cookie), pick a subprotocol
+     * (snow_ws_protocol_offered / snow_ws_select_protocol), attach user data
+     * (snow_ws_set_user). Return SNOW_WS_ACCEPT, or SNOW_WS_REFUSE to answer
+     * with res instead (status 400..599, default 403; headers and body as
+     * set with snow_http_res_*), after which the connection closes and
+     * on_close is not called. res and req are valid during the call only.
+     * NULL accepts every request. Frames sent or delivered during on_connect
+     * go out after the 101. */
+    int (*on_connect)(SnowWsConn *conn, const SnowHttpReq *req, SnowHttpRes *res, void *arg);
+    /* Once, right after the 101 is written. May be NULL. */
+    void (*on_open)(SnowWsConn *conn, void *arg);
+    /* A whole message. data[0..len) is valid during the call only (copy it,
+     * or snow_ws_msg_keep); text has been checked to be UTF-8. May be NULL. */
+    void (*on_message)(SnowWsConn *conn, const void *data, size_t len, int is_text, void *arg);
+    /* A mailbox message sent by another actor to snow_ws_pid(conn) (user
+     * tags, timers from snow_timer_send_after, SNOW_TAG_EXIT/DOWN). msg is
+     * valid until the callback returns. May be NULL (messages dropped). */
+    void (*on_info)(SnowWsConn *conn, SnowMessage *msg, void *arg);
+    /* Exactly once for every connection that got its 101, on every exit
+     * path, with the code and reason of the close: the peer's Close, ours,
+     * 1005 for a Close without a code, 1006 when the connection dropped
+     * without a Close, 1011 after a panic. reason[0..len) is UTF-8, valid
+     * during the call. Sends return SNOW_ECLOSED from here. May be NULL. */
+    void (*on_close)(SnowWsConn *conn, int code, const char *reason, size_t len, void *arg);
+    void *arg; /* passed to every callback */
+
+    /* Subprotocols in the server's order of preference; the first one the
+     * client offered is chosen unless on_connect selects another. */
+    const char *const *protocols;
+    size_t nprotocols;
+
+    int origin_policy;          /* SNOW_WS_ORIGIN_* (SAME) */
+    const char *const *origins; /* SNOW_WS_ORIGIN_LIST: "scheme://host[:port]" */
+    size_t norigins;
+    /* SNOW_WS_ORIGIN_CALLBACK: nonzero allows. origin is NULL (len 0) when
+     * the request has none. Runs on the connection actor. */
+    int (*origin_check)(const char *origin, size_t len, const SnowHttpReq *req, void *arg);
+    int require_origin;         /* 0: requests without Origin (non-browsers) pass SAME and LIST */
+
+    size_t max_message;         /* 16 MiB: bigger messages (or frames) close with 1009 */
+    size_t outbound_limit;      /* 1 MiB: bytes queued + held by the kernel; over it sends
+                                   return SNOW_EBACKPRESSURE */
+    int close_on_backpressure;  /* 0: a send over the limit fails; 1: it also closes with 1008 */
+    int ping_interval_ms;       /* 30000: a ping this long after the last one was answered; 0 off */
+    int pong_timeout_ms;        /* 10000: no pong within it closes with 1001 */
+    int close_timeout_ms;       /* 5000: our Close unanswered this long ends the connection */
+    int write_timeout_ms;       /* 30000: queued output with no write progress this long closes
+                                   (1008 when a Close can still go out, else TCP close) */
+    int drain_timeout_ms;       /* 5000: when the server stops, how long closes may take */
+    int drain_spread_ms;        /* 0: when the server stops, each connection's 1001 waits a
+                                   random delay in [0, spread) so clients do not all reconnect
+                                   at once (counted inside drain_timeout_ms) */
+    /* Zeroed by snow_ws_handler_init; future options take this room so the
+     * struct keeps its size. */
+    void *reserved_[8];
+};
+
+/* Fills h with no callbacks and the defaults above, and makes sure the
+ * WebSocket layer is wired to the HTTP server. Call it before setting
+ * fields. */
+SNOW_API void snow_ws_handler_init(SnowWsHandler *h);
+
+/* Sending. Callable from the connection's own callbacks and from any other
+ * actor or thread holding the handle; they never block and never park: the
+ * frame is queued and the connection's own actor writes it (a send from
+ * another actor travels through the connection's mailbox, in order per
+ * sender). data is copied. Return 0 (queued), SNOW_EBACKPRESSURE (over the
+ * route's outbound_limit: nothing queued; with close_on_backpressure the
+ * connection also closes with 1008), SNOW_ECLOSED (the connection ended or
+ * is closing), -EILSEQ (text that is not UTF-8: nothing sent), -EINVAL or
+ * -ENOMEM. Large messages go out as 64 KiB fragments, so pongs and closes
+ * are not held behind them. */
+SNOW_API int snow_ws_send_text(SnowWsConn *conn, const void *data, size_t len);
+SNOW_API int snow_ws_send_binary(SnowWsConn *conn, const void *data, size_t len);
+/* A ping with up to 125 bytes of payload (-EINVAL beyond); the matching
+ * pong updates snow_ws_rtt_ms. Same callers and codes as the sends. */
+SNOW_API int snow_ws_ping(SnowWsConn *conn, const void *data, size_t len);
+/* Starts the closing handshake with code (1000-1003, 1007-1014, 3000-4999;
+ * 0 sends no code) and a reason of up to 123 bytes of UTF-8 (cut at a
+ * character boundary). Output queued before it goes out first. Returns 0,
+ * SNOW_ECLOSED (already closing or ended), -EINVAL (a code that may not be
+ * sent) or -EILSEQ (reason not UTF-8). Any actor. */
+SNOW_API int snow_ws_close(SnowWsConn *conn, int code, const char *reason, size_t len);
+/* Bytes pending for the peer: queued by the runtime plus held in the
+ * kernel's send buffer (as last measured by the connection's actor).
+ * >= 0, or SNOW_ECLOSED. Any actor. */
+SNOW_API int64_t snow_ws_buffered(const SnowWsConn *conn);
+/* Round-trip time of the last answered ping, in milliseconds (>= 0);
+ * -ENODATA before the first pong, SNOW_ECLOSED after the end. Any actor. */
+SNOW_API int snow_ws_rtt_ms(const SnowWsConn *conn);
+/* The connection actor's PID (a dead PID once it ended; never 0 for a
+ * handle the runtime gave out). Send it messages for on_info. Any actor. */
+SNOW_API SnowPid snow_ws_pid(const SnowWsConn *conn);
+/* The handle of the connection whose actor is pid, or NULL when pid is not
+ * a WebSocket connection (or ended). Any actor. */
+SNOW_API SnowWsConn *snow_ws_conn(SnowPid pid);
+
+/* Per-connection user data, owned by the program (the runtime never frees
+ * or reads it; a collector treats it as a root of the connection's actor).
+ * Only the connection's own actor may set or read it: from another actor
+ * set returns SNOW_ECLOSED / -EPERM and get returns NULL. */
+SNOW_API int snow_ws_set_user(SnowWsConn *conn, void *user);
+SNOW_API void *snow_ws_user(const SnowWsConn *conn);
+
+/* Subprotocols. During on_connect: the i-th protocol the client offered
+ * (NULL past the end), and choosing one of them (0, or -EINVAL when it
+ * was not offered or NULL to choose none). After it: the chosen one (NULL,
+ * *len 0 for none). Own actor only (NULL / -EPERM elsewhere). */
+SNOW_API const char *snow_ws_protocol_offered(const SnowWsConn *conn, size_t i, size_t *len);
+SNOW_API int snow_ws_select_protocol(SnowWsConn *conn, const char *name);
+SNOW_API const char *snow_ws_protocol(const SnowWsConn *conn, size_t *len);
+
+/* During on_message: copies the message into the connection actor's heap
+ * (snow_gc_alloc) and returns it, valid for the actor's lifetime; *len gets
+ * its length. NULL outside on_message or on ENOMEM. */
+SNOW_API void *snow_ws_msg_keep(SnowWsConn *conn, size_t *len);
+
+/* First cookie named name in the request's Cookie headers (RFC 6265
+ * 5.4 syntax), value without quotes; NULL (*len 0) when absent. Valid while
+ * req is. Usable in HTTP handlers and in on_connect. */
+SNOW_API const char *snow_http_req_cookie(const SnowHttpReq *req, const char *name, size_t *len);
+
+/* Open WebSocket connections in the process (after their 101, before their
+ * end). Any thread. */
+SNOW_API int snow_ws_connection_count(void);
+
+/* Counters of one route (since the program started). */
+typedef struct SnowWsStats {
+    uint64_t open;             /* connections open now */
+    uint64_t opened;           /* 101s written */
+    uint64_t refused;          /* upgrades answered without a 101 (handshake, origin,
+                                  on_connect, 503 while stopping) */
+    uint64_t closed;           /* connections ended after their 101 */
+    /* closed by the code given to on_close */
+    uint64_t closed_1000, closed_1001, closed_1002, closed_1003, closed_1005, closed_1006,
+        closed_1007, closed_1008, closed_1009, closed_1010, closed_1011, closed_other;
+    uint64_t msgs_in, bytes_in;   /* whole messages received, payload bytes */
+    uint64_t msgs_out, bytes_out; /* data messages queued for sending, payload bytes */
+    uint64_t backpressure_refused; /* sends refused with SNOW_EBACKPRESSURE */
+    uint64_t closed_backpressure;  /* closed by close_on_backpressure */
+    uint64_t closed_heartbeat;     /* closed for an overdue pong */
+    uint64_t closed_write_stall;   /* closed for no write progress */
+} SnowWsStats;
+
+/* Fills *out with route h's counters, or the sum over all routes when h
+ * is NULL. A route that never saw a request reads as zeros. Returns 0 or
+ * -EINVAL (out NULL). Any thread. */
+SNOW_API int snow_ws_route_stats(const SnowWsHandler *h, SnowWsStats *out);
 
 #ifdef __cplusplus
 }

@@ -365,6 +365,8 @@ static int upgrade(struct http_conn *c, const struct http_match *m)
     up.conn = c;
     up.req = c->req;
     up.handler = m->ws;
+    up.secure = c->srv->tls != NULL;
+    up.stopping = atomic_load(&c->srv->stopping);
     http_conn_detach(c, &up.stream, &up.leftover);
     int r = m->upgrade(&up);
     if (r < 0)
@@ -501,6 +503,25 @@ int http_conn_detach(struct http_conn *c, struct http_stream **stream, struct ht
     (*stream)->back = &c->lent;
     *leftover = (struct http_str){c->buf + c->next, c->len - c->next};
     return 0;
+}
+
+void http_conn_release(struct http_conn *c)
+{
+    free(c->buf);
+    c->buf = NULL;
+    c->cap = c->len = c->start = c->next = 0;
+    free(c->hdrs);
+    c->hdrs = NULL;
+    if (c->req) {
+        free(c->req->scratch);
+        free(c->req);
+        c->req = NULL;
+    }
+    c->scratch_cap = 0;
+    free(c->out.p);
+    c->out = (struct http_outbuf){0};
+    http_res_fini(&c->res);
+    http_res_init(&c->res);
 }
 
 void http_conn_on_exit(struct http_conn *c, void (*fn)(int reason, void *arg), void *arg)

@@ -24,6 +24,8 @@ struct http_upgrade {
     struct http_str leftover;
     SnowHttpReq *req;
     const SnowWsHandler *handler;
+    int secure;   /* the connection is TLS */
+    int stopping; /* the server is stopping: refuse the upgrade (503) */
 };
 
 /* Runs the WebSocket session (handshake included) on the calling

@@ -68,6 +68,12 @@ struct http_conn;
  * Returns 0, or SNOW_EHTTP_DETACHED if it was already detached. */
 int http_conn_detach(struct http_conn *c, struct http_stream **stream, struct http_str *leftover);
 
+/* After an upgrade took what it needs from the request and the leftover
+ * bytes: frees the connection's request buffers (read buffer, headers,
+ * request, response), so a long-lived upgraded connection does not keep
+ * them. The upgrade's req and leftover views are invalid afterwards. */
+void http_conn_release(struct http_conn *c);
+
 /* Registers fn(reason, arg) to run when the connection actor ends on any
  * path, before the connection frees its memory. For the upgrade entry
  * point, which must not replace the actor's terminate callback. */

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Memory and CPU of idle WebSocket connections.
+
+    bench/ws/idle_conns.py BUILD_DIR [N]
+
+Starts snow-echo on 127.0.0.1 (port 0, heartbeat off so that nothing at all
+happens while idle), opens N WebSocket connections (default 5,000; at most
+19,900 under the 20,000 open-file limit), echoes one 16-byte message on
+each, waits a second, and prints
+
+    bench ws_idle conns=N rss_per_conn_bytes=X cpu_pct=Y
+
+where X is the growth of the server's resident memory (VmRSS) over the
+baseline taken before the first connection, divided by N, and Y is the
+server's CPU time (user + system, /proc/PID/stat) over a 2-second idle
+window, as a percentage of that window. The server is stopped at the end.
+"""
+import base64
+import os
+import re
+import resource
+import socket
+import subprocess
+import sys
+import time
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise SystemExit("no VmRSS for %d" % pid)
+
+
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
+def read_until(s, end):
+    got = b""
+    while not got.endswith(end):
+        chunk = s.recv(4096)
+        if not chunk:
+            raise SystemExit("connection closed early")
+        got += chunk
+    return got
+
+
+def masked_text(payload):
+    key = os.urandom(4)
+    body = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return bytes([0x81, 0x80 | len(payload)]) + key + body
+
+
+def main():
+    build = sys.argv[1]
+    n = min(int(sys.argv[2]) if len(sys.argv) > 2 else 5000, 19900)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    echo = os.path.join(build, "compiler-abi", "examples", "snow-echo")
+    srv = subprocess.Popen([echo, "--host", "127.0.0.1", "--port", "0", "--ping-interval", "0"],
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(re.search(r"listening on (\d+)", srv.stdout.readline()).group(1))
+        time.sleep(0.2)
+        base = rss_kib(srv.pid)
+        socks = []
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", port), timeout=20)
+            key = base64.b64encode(os.urandom(16)).decode()
+            s.sendall(("GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                       "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                       "Sec-WebSocket-Version: 13\r\n\r\n" % key).encode())
+            socks.append(s)
+        msg = b"0123456789abcdef"
+        for s in socks:
+            head = read_until(s, b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 101"):
+                raise SystemExit("upgrade refused: %r" % head[:40])
+            s.sendall(masked_text(msg))
+        for s in socks:
+            read_until(s, msg)
+        time.sleep(1.0)
+        grown = rss_kib(srv.pid) - base
+        t0, c0 = time.time(), cpu_ticks(srv.pid)
+        time.sleep(2.0)
+        t1, c1 = time.time(), cpu_ticks(srv.pid)
+        cpu = (c1 - c0) / os.sysconf("SC_CLK_TCK") / (t1 - t0) * 100
+        print("bench ws_idle conns=%d rss_per_conn_bytes=%.0f cpu_pct=%.1f" % (n, grown * 1024 / n, cpu))
+        for s in socks:
+            s.close()
+    finally:
+        srv.terminate()
+        srv.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

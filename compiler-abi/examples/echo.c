@@ -1,0 +1,308 @@
+/*
+ * snow-echo: the WebSocket example, written the way generated code calls
+ * the runtime (only snow_rt.h).
+ *
+ *   snow-echo --host H --port P [--tls-cert F --tls-key F]
+ *             [--ping-interval S] [--pong-timeout S] [--max-message BYTES]
+ *             [--outbound-limit BYTES] [--write-timeout S]
+ *
+ *   WebSocket on /broadcast -> every message goes to every OTHER client
+ *                              connected there, same opcode
+ *   WebSocket on any other path (/, /echo, ...) -> every message echoed
+ *                              with its opcode
+ *   GET /health -> 200 "ok"
+ *   GET /stats  -> 200 application/json: {"connections": N, ...counters}
+ *
+ * Prints "listening on PORT" once ready (port 0 picks a free one).
+ * SIGINT/SIGTERM: stop accepting, close every WebSocket connection with
+ * 1001, wait for the closes (at most 3 s), exit 0 (within 5 s).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "snow_rt.h"
+
+#define DRAIN_MS 3000
+#define EXIT_MS 4500
+
+static SnowWsHandler echo_route, broadcast_route;
+static SnowHttpServer *_Atomic server;
+
+/* ---- echo ---- */
+
+static void echo_message(SnowWsConn *conn, const void *data, size_t len, int is_text, void *arg)
+{
+    (void)arg;
+    if (is_text)
+        snow_ws_send_text(conn, data, len);
+    else
+        snow_ws_send_binary(conn, data, len);
+}
+
+/* ---- broadcast: a plain list of the clients on /broadcast ---- */
+
+static struct {
+    pthread_mutex_t lock;
+    SnowWsConn **v;
+    size_t n, cap;
+} members = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+
+static void member_add(SnowWsConn *conn, void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&members.lock);
+    if (members.n == members.cap) {
+        size_t cap = members.cap ? members.cap * 2 : 64;
+        SnowWsConn **v = realloc(members.v, cap * sizeof *v);
+        if (!v) {
+            pthread_mutex_unlock(&members.lock);
+            snow_ws_close(conn, 1011, "out of memory", 13);
+            return;
+        }
+        members.v = v;
+        members.cap = cap;
+    }
+    members.v[members.n++] = conn;
+    pthread_mutex_unlock(&members.lock);
+}
+
+static void member_remove(SnowWsConn *conn, int code, const char *reason, size_t len, void *arg)
+{
+    (void)code;
+    (void)reason;
+    (void)len;
+    (void)arg;
+    pthread_mutex_lock(&members.lock);
+    for (size_t i = 0; i < members.n; i++)
+        if (members.v[i] == conn) {
+            members.v[i] = members.v[--members.n];
+            break;
+        }
+    pthread_mutex_unlock(&members.lock);
+}
+
+static void broadcast_message(SnowWsConn *conn, const void *data, size_t len, int is_text, void *arg)
+{
+    (void)arg;
+    /* Copy the list, then send without the lock: a send to another
+     * connection only queues the frame, but the list may change meanwhile. */
+    pthread_mutex_lock(&members.lock);
+    size_t n = members.n;
+    SnowWsConn **v = malloc((n ? n : 1) * sizeof *v);
+    if (v && n)
+        memcpy(v, members.v, n * sizeof *v);
+    pthread_mutex_unlock(&members.lock);
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] == conn)
+            continue;
+        if (is_text)
+            snow_ws_send_text(v[i], data, len);
+        else
+            snow_ws_send_binary(v[i], data, len);
+        snow_reduction_check();
+    }
+    free(v);
+}
+
+/* ---- HTTP ---- */
+
+static void health(SnowHttpReq *req, SnowHttpRes *res, void *arg)
+{
+    (void)req;
+    (void)arg;
+    snow_http_res_send(res, 200, "text/plain", "ok", 2);
+}
+
+static void stats(SnowHttpReq *req, SnowHttpRes *res, void *arg)
+{
+    (void)req;
+    (void)arg;
+    SnowWsStats s;
+    snow_ws_route_stats(NULL, &s);
+    char body[1024];
+    int n = snprintf(body, sizeof body,
+                     "{\"connections\": %d, \"opened\": %llu, \"refused\": %llu, \"closed\": %llu, "
+                     "\"closed_by_code\": {\"1000\": %llu, \"1001\": %llu, \"1002\": %llu, \"1003\": %llu, "
+                     "\"1005\": %llu, \"1006\": %llu, \"1007\": %llu, \"1008\": %llu, \"1009\": %llu, "
+                     "\"1010\": %llu, \"1011\": %llu, \"other\": %llu}, "
+                     "\"msgs_in\": %llu, \"bytes_in\": %llu, \"msgs_out\": %llu, \"bytes_out\": %llu, "
+                     "\"backpressure_refused\": %llu, \"closed_backpressure\": %llu, "
+                     "\"closed_heartbeat\": %llu, \"closed_write_stall\": %llu}\n",
+                     snow_ws_connection_count(), (unsigned long long)s.opened, (unsigned long long)s.refused,
+                     (unsigned long long)s.closed, (unsigned long long)s.closed_1000,
+                     (unsigned long long)s.closed_1001, (unsigned long long)s.closed_1002,
+                     (unsigned long long)s.closed_1003, (unsigned long long)s.closed_1005,
+                     (unsigned long long)s.closed_1006, (unsigned long long)s.closed_1007,
+                     (unsigned long long)s.closed_1008, (unsigned long long)s.closed_1009,
+                     (unsigned long long)s.closed_1010, (unsigned long long)s.closed_1011,
+                     (unsigned long long)s.closed_other, (unsigned long long)s.msgs_in,
+                     (unsigned long long)s.bytes_in, (unsigned long long)s.msgs_out,
+                     (unsigned long long)s.bytes_out, (unsigned long long)s.backpressure_refused,
+                     (unsigned long long)s.closed_backpressure, (unsigned long long)s.closed_heartbeat,
+                     (unsigned long long)s.closed_write_stall);
+    snow_http_res_send(res, 200, "application/json", body, (size_t)n);
+}
+
+/* ---- signals: an actor waiting on a signalfd ---- */
+
+static void signal_actor(void *arg)
+{
+    int fd = *(int *)arg;
+    int err;
+    SnowIo *io = snow_io_open(fd, &err);
+    if (!io)
+        return;
+    for (;;) {
+        struct signalfd_siginfo si;
+        ssize_t r = read(fd, &si, sizeof si);
+        if (r == (ssize_t)sizeof si)
+            break;
+        if (r < 0 && errno != EAGAIN && errno != EINTR)
+            return;
+        snow_wait(io, SNOW_WAIT_READABLE, -1);
+    }
+    /* Drain: the server sends 1001 to every connection and answers new
+     * upgrades with 503; then wait for the closes, bounded. */
+    int64_t end = snow_now_ms() + EXIT_MS;
+    snow_http_server_stop(atomic_exchange(&server, NULL));
+    while (snow_ws_connection_count() > 0 && snow_now_ms() < end)
+        snow_sleep(20);
+    snow_rt_shutdown();
+}
+
+/* ---- main ---- */
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: snow-echo --host H --port P [--tls-cert F --tls-key F] [--ping-interval S]\n"
+                    "                 [--pong-timeout S] [--max-message BYTES] [--outbound-limit BYTES]\n"
+                    "                 [--write-timeout S]\n");
+    exit(2);
+}
+
+static int seconds_ms(const char *s)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (*s == '\0' || *end != '\0' || v < 0 || v > 86400 * 365)
+        usage();
+    return (int)(v * 1000 + 0.5);
+}
+
+static size_t bytes(const char *s)
+{
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || *s == '-')
+        usage();
+    return (size_t)v;
+}
+
+static void setup_route(SnowWsHandler *h)
+{
+    snow_ws_handler_init(h);
+    h->drain_timeout_ms = DRAIN_MS;
+}
+
+int main(int argc, char **argv)
+{
+    const char *host = "127.0.0.1";
+    int port = 8080;
+    SnowHttpOpts opts;
+    snow_http_opts_init(&opts);
+    /* WebSocket connections count against the server's limit; the process
+     * file limit (20,000 here) is the real bound. */
+    opts.max_connections = 1 << 20;
+    setup_route(&echo_route);
+    echo_route.on_message = echo_message;
+    setup_route(&broadcast_route);
+    broadcast_route.on_open = member_add;
+    broadcast_route.on_close = member_remove;
+    broadcast_route.on_message = broadcast_message;
+    SnowWsHandler *routes[] = {&echo_route, &broadcast_route};
+    for (int i = 1; i < argc; i++) {
+        if (i + 1 >= argc)
+            usage();
+        const char *opt = argv[i], *val = argv[++i];
+        if (strcmp(opt, "--host") == 0) {
+            host = val;
+        } else if (strcmp(opt, "--port") == 0) {
+            port = atoi(val);
+        } else if (strcmp(opt, "--tls-cert") == 0) {
+            opts.tls_cert_file = val;
+        } else if (strcmp(opt, "--tls-key") == 0) {
+            opts.tls_key_file = val;
+        } else {
+            for (int k = 0; k < 2; k++) {
+                SnowWsHandler *h = routes[k];
+                if (strcmp(opt, "--ping-interval") == 0)
+                    h->ping_interval_ms = seconds_ms(val);
+                else if (strcmp(opt, "--pong-timeout") == 0)
+                    h->pong_timeout_ms = seconds_ms(val);
+                else if (strcmp(opt, "--max-message") == 0)
+                    h->max_message = bytes(val);
+                else if (strcmp(opt, "--outbound-limit") == 0)
+                    h->outbound_limit = bytes(val);
+                else if (strcmp(opt, "--write-timeout") == 0)
+                    h->write_timeout_ms = seconds_ms(val);
+                else
+                    usage();
+            }
+        }
+    }
+
+    /* Signals go to the signalfd: blocked in every thread (the workers
+     * inherit this mask). */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sfd < 0) {
+        perror("snow-echo: signalfd");
+        return 1;
+    }
+
+    int err = snow_rt_init(0);
+    if (err < 0) {
+        fprintf(stderr, "snow-echo: runtime: %s\n", snow_strerror(err));
+        return 1;
+    }
+    SnowRouter *router = snow_router_new();
+    if (!router || snow_router_route(router, "GET", "/health", health, NULL) < 0 ||
+        snow_router_route(router, "GET", "/stats", stats, NULL) < 0 ||
+        snow_router_ws(router, "/broadcast", &broadcast_route) < 0 || snow_router_ws(router, "/", &echo_route) < 0 ||
+        snow_router_ws(router, "/*", &echo_route) < 0) {
+        fprintf(stderr, "snow-echo: cannot build the router\n");
+        return 1;
+    }
+    server = snow_http_server_start(router, host, port, &opts, &err);
+    snow_router_free(router); /* the server holds its own reference */
+    if (!server) {
+        fprintf(stderr, "snow-echo: cannot listen on %s:%d: %s\n", host, port, snow_strerror(err));
+        snow_rt_shutdown();
+        snow_rt_run();
+        return 1;
+    }
+    int bound = snow_http_server_port(server);
+    if (!snow_actor_spawn(signal_actor, &sfd, sizeof sfd)) {
+        fprintf(stderr, "snow-echo: cannot start the signal watcher\n");
+        return 1;
+    }
+    printf("listening on %d\n", bound);
+    fflush(stdout);
+    snow_rt_run(); /* until a signal drained the server */
+    snow_http_server_stop(atomic_exchange(&server, NULL));
+    return 0;
+}

@@ -1,0 +1,887 @@
+/*
+ * conn.c: the WebSocket connection loop, on the connection's own actor.
+ *
+ * One wait per turn, on everything at once: the socket readable (unless the
+ * last read left more to read), the socket writable (only while output is
+ * queued and the last write hit EAGAIN), the mailbox, and the earliest of
+ * the connection's deadlines (ping due, pong overdue, close timeout, write
+ * stall, drain). No read timeout, no polling, no thread or timer per
+ * connection. A turn reads in large chunks and handles every complete frame
+ * in the buffer, takes the mailbox, acts on due deadlines, then writes what
+ * all of that queued in one writev.
+ *
+ * An idle connection (nothing queued, no message half received, no partial
+ * frame) hibernates: the read buffer and the message buffer are freed and
+ * the actor parks with its stack given back (actor_hibernate); everything
+ * lives in struct ws_conn. It resumes on a fresh stack in ws_conn_run.
+ *
+ * Exit: every path (the loop ending, a panic in the runtime, a kill, the
+ * runtime shutting down) reaches conn_finish exactly once: on_close with the
+ * real code, counters, rooms, the table, the mailbox's frames, the queue,
+ * the stream, the memory.
+ */
+#include <errno.h>
+#include <linux/sockios.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include "actor/actor.h"
+#include "http/server.h"
+#include "ws/conn.h"
+
+#define LINGER_MS 1000
+#define LINGER_BYTES (256 * 1024)
+
+/* ---- small helpers ---- */
+
+static int64_t later(int64_t ms)
+{
+    return ms > 0 ? actor_deadline_after_ms(ms) : -1;
+}
+
+static int64_t earliest(int64_t a, int64_t b)
+{
+    if (a < 0)
+        return b;
+    if (b < 0)
+        return a;
+    return a < b ? a : b;
+}
+
+static bool due(int64_t deadline, int64_t now)
+{
+    return deadline >= 0 && now >= deadline;
+}
+
+/* Owner-side changes to the queue keep the shared byte count in step. */
+static void sync_queued(struct ws_conn *c, size_t before)
+{
+    atomic_fetch_add_explicit(&c->queued, (int64_t)c->lv->q.bytes - (int64_t)before, memory_order_relaxed);
+}
+
+/* SIOCOUTQ: bytes the kernel holds that the peer has not acknowledged. */
+static void measure_kernel(struct ws_conn *c)
+{
+    int v = 0;
+    if (c->stream && ioctl(http_stream_fd(c->stream), SIOCOUTQ, &v) == 0)
+        atomic_store_explicit(&c->kernel, v, memory_order_relaxed);
+}
+
+bool ws_call(struct ws_conn *c, void (*fn)(void *), void *arg)
+{
+    if (actor_catch(fn, arg) != SNOW_EXIT_PANIC)
+        return false;
+    rt_log(RT_LOG_WARN, "ws: handler panicked: %s", actor_panic_message());
+    c->panicked = true;
+    if (!c->lv->fail_code)
+        c->lv->fail_code = WS_CLOSE_INTERNAL_ERROR;
+    return true;
+}
+
+/* ---- closing ---- */
+
+/* Starts our close. abort drops queued data so the Close goes next. */
+static int start_close(struct ws_conn *c, unsigned code, const char *reason, size_t n, bool abort)
+{
+    uint8_t frame[WS_CONTROL_FRAME_MAX];
+    int len = ws_close_start(&c->lv->close, code, reason, n, frame);
+    if (len < 0)
+        return len;
+    /* Kept for on_close in case the peer never answers (conn_finish). */
+    size_t keep = rt_utf8_prefix(reason, n, WS_CLOSE_REASON_MAX);
+    if (keep)
+        memcpy(c->lv->close.reason, reason, keep);
+    c->lv->close.reason_len = (uint8_t)keep;
+    atomic_store(&c->accepting, false);
+    size_t before = c->lv->q.bytes;
+    if (abort)
+        ws_outq_abort(&c->lv->q);
+    ws_outq_control(&c->lv->q, WS_CTL_CLOSE, frame, (size_t)len);
+    sync_queued(c, before);
+    c->lv->close_due = earliest(c->lv->close_due, later(c->h->close_timeout_ms));
+    c->ping_due = c->pong_due = -1;
+    return 0;
+}
+
+/* A protocol error or a policy decision: close with code, dropping output. */
+static void fail(struct ws_conn *c, unsigned code)
+{
+    if (c->lv->close.state == WS_STATE_OPEN)
+        start_close(c, code, NULL, 0, true);
+}
+
+int ws_conn_close_own(struct ws_conn *c, unsigned code, const char *reason, size_t n)
+{
+    if (!atomic_load(&c->accepting) || c->lv->close.state != WS_STATE_OPEN)
+        return SNOW_ECLOSED;
+    if (code && !ws_close_code_valid(code))
+        return -EINVAL;
+    if (n && !rt_utf8_valid(reason, n, NULL))
+        return -EILSEQ;
+    return start_close(c, code, reason, n, false);
+}
+
+/* ---- sending from the owner ---- */
+
+/* The rule shared with ws_conn_deliver: a message is taken when what is
+ * pending (queued + the kernel's share) stays within the limit, or when
+ * nothing is pending at all, so one message of any allowed size can always
+ * be sent; memory stays bounded by the limit plus one message. */
+static bool fits(struct ws_conn *c, size_t n)
+{
+    int64_t pending = atomic_load_explicit(&c->queued, memory_order_relaxed) +
+                      atomic_load_explicit(&c->kernel, memory_order_relaxed);
+    return pending == 0 || (uint64_t)pending + n <= ws_limit(c);
+}
+
+static int refuse_backpressure(struct ws_conn *c)
+{
+    ws_count(&c->route->bp_refused, 1);
+    if (c->h->close_on_backpressure && c->lv->close.state == WS_STATE_OPEN) {
+        c->reaped_bp = true;
+        fail(c, WS_CLOSE_POLICY);
+    }
+    return SNOW_EBACKPRESSURE;
+}
+
+int ws_conn_send_own(struct ws_conn *c, unsigned opcode, const void *p, size_t n)
+{
+    if (!atomic_load(&c->accepting))
+        return SNOW_ECLOSED;
+    if (!fits(c, n)) {
+        measure_kernel(c); /* the last figure may be stale */
+        if (!fits(c, n))
+            return refuse_backpressure(c);
+    }
+    size_t before = c->lv->q.bytes;
+    int r = ws_outq_message(&c->lv->q, opcode, p, n);
+    if (r < 0)
+        return r;
+    sync_queued(c, before);
+    ws_count(&c->route->msgs_out, 1);
+    ws_count(&c->route->bytes_out, n);
+    return 0;
+}
+
+int ws_conn_ping_own(struct ws_conn *c, const void *p, size_t n)
+{
+    if (!atomic_load(&c->accepting))
+        return SNOW_ECLOSED;
+    uint8_t frame[WS_CONTROL_FRAME_MAX];
+    int len = ws_frame_control(frame, WS_OP_PING, p, n);
+    if (len < 0)
+        return len;
+    size_t before = c->lv->q.bytes;
+    ws_outq_control(&c->lv->q, WS_CTL_PING, frame, (size_t)len);
+    sync_queued(c, before);
+    c->user_ping_ns = rt_now_ns();
+    c->user_ping_len = (uint8_t)n;
+    c->user_ping_hash = ws_payload_hash(p, n);
+    return 0;
+}
+
+static void queue_frame(struct ws_conn *c, struct ws_shared_frame *f)
+{
+    if (c->lv->room_epoch || f->room_epoch) {
+        c->lv->room_epoch = f->room_epoch;
+        c->lv->room_seq = f->room_seq;
+    }
+    size_t before = c->lv->q.bytes;
+    if (ws_outq_push(&c->lv->q, f) < 0)
+        ws_shared_frame_unref(f);
+    sync_queued(c, before);
+}
+
+struct deliver {
+    struct ws_shared_frame *f;
+    SnowPid self;
+};
+
+/* Under the table lock: the connection cannot go away meanwhile. */
+static int deliver_locked(struct ws_conn *c, void *arg)
+{
+    struct deliver *d = arg;
+    if (!c || !atomic_load(&c->accepting))
+        return SNOW_ECLOSED;
+    int64_t pending = atomic_load_explicit(&c->queued, memory_order_relaxed) +
+                      atomic_load_explicit(&c->kernel, memory_order_relaxed);
+    if (pending && (uint64_t)pending + d->f->len > ws_limit(c)) {
+        ws_count(&c->route->bp_refused, 1);
+        if (c->h->close_on_backpressure && !atomic_exchange(&c->close_asked, true)) {
+            struct ws_close_req req = {.code = WS_CLOSE_POLICY, .len = 12};
+            memcpy(req.reason, "backpressure", 12);
+            actor_send_raw(c->pid, SNOW_TAG_WS_CLOSE, d->self, &req, sizeof req);
+        }
+        return SNOW_EBACKPRESSURE;
+    }
+    atomic_fetch_add_explicit(&c->queued, (int64_t)d->f->len, memory_order_relaxed);
+    ws_shared_frame_ref(d->f);
+    /* The mailbox orders this frame after the sender's earlier ones. */
+    if (actor_send_raw(c->pid, SNOW_TAG_WS_BROADCAST, d->self, &d->f, sizeof d->f) < 0) {
+        atomic_fetch_sub_explicit(&c->queued, (int64_t)d->f->len, memory_order_relaxed);
+        ws_shared_frame_unref(d->f);
+        return SNOW_ECLOSED;
+    }
+    return 0;
+}
+
+int ws_conn_deliver(SnowPid pid, struct ws_shared_frame *f)
+{
+    if (!f)
+        return -EINVAL;
+    struct ws_conn *own = ws_conn_self(pid);
+    if (own) {
+        /* From the connection's own handler: straight into its queue. */
+        if (!atomic_load(&own->accepting))
+            return SNOW_ECLOSED;
+        if (!fits(own, f->len)) {
+            measure_kernel(own);
+            if (!fits(own, f->len))
+                return refuse_backpressure(own);
+        }
+        ws_shared_frame_ref(f);
+        queue_frame(own, f);
+        return 0;
+    }
+    struct deliver d = {f, snow_actor_self()};
+    return ws_table_with(pid, deliver_locked, &d);
+}
+
+/* ---- reading ---- */
+
+/*
+ * The one place that calls the frame decoder. Returns the event kind
+ * (> 0), 0 when the buffered bytes are used up, or < 0 on a protocol error
+ * (the decoder's close code says which).
+ */
+static int decode(struct ws_conn *c, struct ws_event *ev)
+{
+    size_t used = 0;
+    int rc = ws_decoder_next(&c->lv->dec, c->lv->rbuf + c->lv->roff, c->lv->rlen - c->lv->roff, &used, ev);
+    c->lv->roff += used;
+    return rc;
+}
+
+struct msg_call {
+    struct ws_conn *c;
+    const void *p;
+    size_t n;
+    int is_text;
+};
+
+static void call_message(void *arg)
+{
+    struct msg_call *m = arg;
+    m->c->h->on_message(ws_handle(m->c->pid), m->p, m->n, m->is_text, m->c->h->arg);
+}
+
+static void deliver_message(struct ws_conn *c, const uint8_t *p, size_t n, unsigned opcode)
+{
+    ws_count(&c->route->msgs_in, 1);
+    ws_count(&c->route->bytes_in, n);
+    if (!c->h->on_message || c->lv->close.state != WS_STATE_OPEN || c->panicked)
+        return;
+    struct msg_call m = {c, p ? (const void *)p : (const void *)"", n, opcode == WS_OP_TEXT};
+    c->lv->msg = m.p;
+    c->lv->msg_len = n;
+    ws_call(c, call_message, &m);
+    c->lv->msg = NULL;
+    c->lv->msg_len = 0;
+}
+
+static void on_pong(struct ws_conn *c, const uint8_t *p, size_t n)
+{
+    int64_t now = rt_now_ns();
+    uint64_t token;
+    if (n == sizeof token && c->pong_due >= 0) {
+        memcpy(&token, p, sizeof token);
+        if (token == (uint64_t)c->ping_sent_ns) {
+            atomic_store(&c->rtt_ms, (int)((now - c->ping_sent_ns) / 1000000));
+            c->pong_due = -1;
+            c->ping_due = later(c->h->ping_interval_ms);
+            return;
+        }
+    }
+    /* §5.5.3: an unsolicited pong needs no answer; one that matches the
+     * last user ping measures the round trip too. */
+    if (c->user_ping_ns && n == c->user_ping_len && ws_payload_hash(p, n) == c->user_ping_hash) {
+        atomic_store(&c->rtt_ms, (int)((now - c->user_ping_ns) / 1000000));
+        c->user_ping_ns = 0;
+    }
+}
+
+static void on_control(struct ws_conn *c, const struct ws_event *ev)
+{
+    uint8_t frame[WS_CONTROL_FRAME_MAX];
+    switch (ev->opcode) {
+    case WS_OP_PING: {
+        /* §5.5.2: a pong with the same payload, unless our Close went out. */
+        if (c->lv->close.state != WS_STATE_OPEN)
+            return;
+        int len = ws_frame_control(frame, WS_OP_PONG, ev->data, ev->len);
+        size_t before = c->lv->q.bytes;
+        ws_outq_control(&c->lv->q, WS_CTL_PONG, frame, (size_t)len);
+        sync_queued(c, before);
+        return;
+    }
+    case WS_OP_PONG:
+        on_pong(c, ev->data, ev->len);
+        return;
+    case WS_OP_CLOSE: {
+        bool was_open = c->lv->close.state == WS_STATE_OPEN;
+        int len = ws_close_received(&c->lv->close, ev->data, ev->len, frame);
+        atomic_store(&c->accepting, false);
+        c->ping_due = c->pong_due = -1;
+        if (was_open && len > 0) {
+            /* §5.5.1: answered after the messages already queued (which
+             * the peer expects, e.g. echoes of what it sent before its
+             * Close), bounded by the close timeout. */
+            size_t before = c->lv->q.bytes;
+            ws_outq_control(&c->lv->q, WS_CTL_CLOSE, frame, (size_t)len);
+            sync_queued(c, before);
+            c->lv->close_due = earliest(c->lv->close_due, later(c->h->close_timeout_ms));
+        }
+        return;
+    }
+    default:
+        return;
+    }
+}
+
+/* Handles every complete frame in the read buffer. */
+static void process(struct ws_conn *c)
+{
+    while (!c->lv->dec_failed && !c->lv->hold) {
+        struct ws_event ev;
+        int rc = decode(c, &ev);
+        if (rc == WS_EV_NONE)
+            break;
+        if (rc < 0) {
+            c->lv->dec_failed = true;
+            fail(c, ws_decoder_close_code(&c->lv->dec));
+            break;
+        }
+        int r = 0;
+        switch (ev.kind) {
+        case WS_EV_FRAME:
+            /* A whole unfragmented message that is (or will be) in the
+             * read buffer is handed out as a view, without a copy. */
+            c->lv->direct_ok = ev.fin && ev.opcode != WS_OP_CONT && !c->lv->reasm.in_message;
+            c->lv->direct = NULL;
+            c->lv->frame_ev = ev;
+            if (c->lv->direct_ok && ev.frame_len > c->lv->rlen - c->lv->roff) {
+                if (ev.frame_len <= WS_RBUF_LARGE)
+                    c->lv->hold = true; /* read the rest before decoding on */
+                else
+                    c->lv->direct_ok = false;
+            }
+            if (!c->lv->direct_ok)
+                r = ws_reasm_feed(&c->lv->reasm, &ev);
+            break;
+        case WS_EV_DATA:
+            if (c->lv->direct_ok && !c->lv->direct && ev.len == c->lv->frame_ev.frame_len) {
+                c->lv->direct = ev.data;
+                break;
+            }
+            if (c->lv->direct_ok) {
+                c->lv->direct_ok = false;
+                r = ws_reasm_feed(&c->lv->reasm, &c->lv->frame_ev);
+            }
+            if (r >= 0)
+                r = ws_reasm_feed(&c->lv->reasm, &ev);
+            break;
+        case WS_EV_FRAME_END:
+            if (c->lv->direct_ok) {
+                c->lv->direct_ok = false;
+                deliver_message(c, c->lv->direct, (size_t)c->lv->frame_ev.frame_len, c->lv->frame_ev.opcode);
+                c->lv->direct = NULL;
+                break;
+            }
+            r = ws_reasm_feed(&c->lv->reasm, &ev);
+            if (r == WS_REASM_MESSAGE)
+                deliver_message(c, c->lv->reasm.buf.data, c->lv->reasm.buf.len, c->lv->reasm.opcode);
+            break;
+        case WS_EV_CONTROL:
+            on_control(c, &ev);
+            break;
+        default:
+            break;
+        }
+        if (r < 0) {
+            c->lv->dec_failed = true;
+            fail(c, c->lv->reasm.close_code);
+        }
+    }
+    if (c->lv->roff == c->lv->rlen)
+        c->lv->roff = c->lv->rlen = 0;
+}
+
+static int ensure_rbuf(struct ws_conn *c, size_t want)
+{
+    if (c->lv->rcap >= want)
+        return 0;
+    uint8_t *p = realloc(c->lv->rbuf, want);
+    if (!p)
+        return -ENOMEM;
+    c->lv->rbuf = p;
+    c->lv->rcap = want;
+    return 0;
+}
+
+/* Reads until the socket has nothing more (or the budget is spent),
+ * handling frames as they complete. */
+static void read_some(struct ws_conn *c)
+{
+    size_t budget = WS_IO_BUDGET;
+    while (c->rd_more && budget) {
+        if (c->lv->hold) {
+            /* Make room for the whole held frame behind its header. */
+            memmove(c->lv->rbuf, c->lv->rbuf + c->lv->roff, c->lv->rlen - c->lv->roff);
+            c->lv->rlen -= c->lv->roff;
+            c->lv->roff = 0;
+            if (ensure_rbuf(c, WS_RBUF_LARGE) < 0) {
+                fail(c, WS_CLOSE_INTERNAL_ERROR);
+                return;
+            }
+        }
+        if (ensure_rbuf(c, WS_RBUF_SMALL) < 0) {
+            fail(c, WS_CLOSE_INTERNAL_ERROR);
+            return;
+        }
+        size_t room = c->lv->rcap - c->lv->rlen;
+        ssize_t n = http_stream_read_nb(c->stream, c->lv->rbuf + c->lv->rlen, room);
+        if (n == -EAGAIN) {
+            c->rd_more = false;
+            break;
+        }
+        if (n <= 0) {
+            c->eof = true;
+            c->rd_more = false;
+            break;
+        }
+        budget -= (size_t)n < budget ? (size_t)n : budget;
+        if (c->lingering || c->lv->dec_failed) {
+            c->lv->rlen = c->lv->roff = 0; /* nothing more is read after a close */
+            continue;
+        }
+        c->lv->rlen += (size_t)n;
+        if (c->lv->hold && (uint64_t)(c->lv->rlen - c->lv->roff) >= c->lv->frame_ev.frame_len)
+            c->lv->hold = false;
+        process(c);
+        if ((size_t)n == room && c->lv->rcap < WS_RBUF_LARGE)
+            ensure_rbuf(c, WS_RBUF_LARGE); /* a busy connection gets bigger reads */
+    }
+}
+
+/* ---- the mailbox ---- */
+
+struct info_call {
+    struct ws_conn *c;
+    SnowMessage *m;
+};
+
+static void call_info(void *arg)
+{
+    struct info_call *i = arg;
+    i->c->h->on_info(ws_handle(i->c->pid), i->m, i->c->h->arg);
+}
+
+static void begin_drain(struct ws_conn *c)
+{
+    if (c->draining)
+        return;
+    c->draining = true;
+    c->lv->drain_due = later(c->h->drain_timeout_ms > 0 ? c->h->drain_timeout_ms : 1);
+    if (c->h->drain_spread_ms > 0)
+        c->lv->spread_due = actor_deadline_after_ms(rand() % c->h->drain_spread_ms);
+    else
+        ws_conn_close_own(c, WS_CLOSE_GOING_AWAY, "server stopping", 15);
+}
+
+static void take_mail(struct ws_conn *c)
+{
+    for (int i = 0; i < WS_MAIL_BUDGET; i++) {
+        SnowMessage *m = snow_actor_receive(0);
+        if (!m)
+            return;
+        switch (m->tag) {
+        case SNOW_TAG_WS_BROADCAST: {
+            struct ws_shared_frame *f;
+            memcpy(&f, m->data, sizeof f);
+            /* The sender counted it in queued; moving it into the queue
+             * keeps that count, dropping it gives it back. */
+            atomic_fetch_sub_explicit(&c->queued, (int64_t)f->len, memory_order_relaxed);
+            if (c->lv->close.state == WS_STATE_OPEN)
+                queue_frame(c, f);
+            else
+                ws_shared_frame_unref(f);
+            break;
+        }
+        case SNOW_TAG_WS_CLOSE: {
+            struct ws_close_req req;
+            memset(&req, 0, sizeof req);
+            memcpy(&req, m->data, m->len < sizeof req ? m->len : sizeof req);
+            if (req.code == WS_CLOSE_POLICY && atomic_load(&c->close_asked)) {
+                c->reaped_bp = true;
+                fail(c, WS_CLOSE_POLICY);
+            } else {
+                ws_conn_close_own(c, req.code, req.reason, req.len);
+            }
+            break;
+        }
+        case SNOW_TAG_WS_PING:
+            ws_conn_ping_own(c, m->data, m->len);
+            break;
+        case SNOW_TAG_STOP:
+            begin_drain(c);
+            break;
+        default:
+            if (c->h->on_info && !c->panicked) {
+                struct info_call ic = {c, m};
+                ws_call(c, call_info, &ic);
+            }
+            break;
+        }
+    }
+}
+
+/* ---- deadlines ---- */
+
+static void send_heartbeat(struct ws_conn *c, int64_t now)
+{
+    uint8_t frame[WS_CONTROL_FRAME_MAX];
+    uint64_t token = (uint64_t)now;
+    int len = ws_frame_control(frame, WS_OP_PING, &token, sizeof token);
+    size_t before = c->lv->q.bytes;
+    ws_outq_control(&c->lv->q, WS_CTL_PING, frame, (size_t)len);
+    sync_queued(c, before);
+    c->ping_sent_ns = now;
+    c->ping_due = -1;
+    c->pong_due = now + (int64_t)(c->h->pong_timeout_ms > 0 ? c->h->pong_timeout_ms : 1) * 1000000;
+}
+
+static void check_deadlines(struct ws_conn *c)
+{
+    int64_t now = rt_now_ns();
+    if (due(c->ping_due, now) && c->lv->close.state == WS_STATE_OPEN)
+        send_heartbeat(c, now);
+    if (due(c->pong_due, now)) {
+        /* The peer is gone or stuck: 1001, and no waiting for an answer. */
+        c->pong_due = -1;
+        c->reaped_heartbeat = true;
+        fail(c, WS_CLOSE_GOING_AWAY);
+        c->lv->close_due = now;
+    }
+    if (due(c->lv->spread_due, now)) {
+        c->lv->spread_due = -1;
+        ws_conn_close_own(c, WS_CLOSE_GOING_AWAY, "server stopping", 15);
+    }
+    if (due(c->lv->stall_due, now) && !ws_outq_empty(&c->lv->q)) {
+        c->lv->stall_due = -1;
+        c->reaped_stall = true;
+        /* The Close goes out with this turn's write if the socket takes
+         * it; then TCP close either way. */
+        fail(c, WS_CLOSE_POLICY);
+        c->lv->close_due = now;
+    }
+    if (due(c->lv->drain_due, now))
+        c->lv->close_due = now;
+    if (due(c->lv->close_due, now))
+        c->timed_out = true;
+}
+
+/* ---- writing ---- */
+
+static void flush(struct ws_conn *c)
+{
+    size_t budget = WS_IO_BUDGET;
+    bool wrote = false;
+    while (!ws_outq_empty(&c->lv->q) && !c->wr_blocked && !c->wr_failed && budget) {
+        struct iovec iov[64];
+        int n = ws_outq_gather(&c->lv->q, iov, 64, budget);
+        if (n == 0)
+            break;
+        ssize_t w = c->stream->ops->writev(c->stream, iov, n);
+        if (w == -EAGAIN) {
+            c->wr_blocked = true;
+            break;
+        }
+        if (w < 0) {
+            c->wr_failed = true;
+            break;
+        }
+        bool close_out;
+        size_t before = c->lv->q.bytes;
+        ws_outq_consume(&c->lv->q, (size_t)w, &close_out);
+        sync_queued(c, before);
+        budget -= (size_t)w < budget ? (size_t)w : budget;
+        wrote = true;
+        if (close_out)
+            c->close_written = true;
+    }
+    if (!c->wr_failed) {
+        int f = c->stream->ops->flush(c->stream);
+        if (f == -EAGAIN)
+            c->wr_blocked = true;
+        else if (f < 0)
+            c->wr_failed = true;
+    }
+    if (wrote || atomic_load_explicit(&c->kernel, memory_order_relaxed))
+        measure_kernel(c);
+    /* The stall clock runs only while output waits; progress restarts it. */
+    if (ws_outq_empty(&c->lv->q))
+        c->lv->stall_due = -1;
+    else if (wrote || c->lv->stall_due < 0)
+        c->lv->stall_due = later(c->h->write_timeout_ms);
+}
+
+/* ---- the loop ---- */
+
+static void conn_resume(void *arg);
+
+/* Parks with the stack given back when nothing is in flight. Returns only
+ * when that is not possible. */
+static void maybe_hibernate(struct ws_conn *c, int64_t deadline)
+{
+    if (!ws_outq_empty(&c->lv->q) || c->lv->rlen != c->lv->roff || c->lv->reasm.in_message || c->lv->hold ||
+        ws_decoder_in_message(&c->lv->dec) || c->lv->dec.state != WS_DEC_HEADER || c->lv->dec.have ||
+        c->lv->close.state != WS_STATE_OPEN || c->lv->fail_code || c->draining)
+        return;
+    unsigned ev = c->stream->ops->idle_events(c->stream);
+    if (!ev)
+        return;
+    ws_live_free(c);
+    actor_hibernate(c->stream->io, ev | SNOW_WAIT_MAILBOX, deadline, conn_resume, c);
+}
+
+static bool finished(struct ws_conn *c)
+{
+    if (c->wr_failed || c->timed_out)
+        return true;
+    if (c->eof && !c->lingering)
+        return true;
+    /* §7.1.7: after failing the connection, close once our Close is out. */
+    if (c->lv->dec_failed && c->close_written)
+        return true;
+    /* §7.1.1: once both Closes are exchanged the server closes TCP. */
+    return c->lv->close.state == WS_STATE_CLOSED && (c->close_written || !ws_outq_close_queued(&c->lv->q)) &&
+           ws_outq_empty(&c->lv->q);
+}
+
+static void conn_loop(struct ws_conn *c)
+{
+    /* Bytes that came with the upgrade request are the first frames. */
+    if (c->lv->rlen > c->lv->roff)
+        process(c);
+    for (;;) {
+        if (c->rd_more && !c->eof)
+            read_some(c);
+        take_mail(c);
+        if (c->lv->fail_code) {
+            fail(c, c->lv->fail_code);
+            c->lv->fail_code = 0;
+        }
+        check_deadlines(c);
+        if (!c->wr_failed)
+            flush(c);
+        if (finished(c))
+            return;
+        if (c->rd_more || (!ws_outq_empty(&c->lv->q) && !c->wr_blocked)) {
+            /* More to do at once: let other actors run first. */
+            snow_actor_yield();
+            continue;
+        }
+        int64_t deadline = earliest(earliest(c->ping_due, c->pong_due), earliest(c->lv->close_due, c->lv->stall_due));
+        deadline = earliest(deadline, earliest(c->lv->drain_due, c->lv->spread_due));
+        maybe_hibernate(c, deadline);
+        unsigned events = SNOW_WAIT_MAILBOX;
+        if (!c->eof)
+            events |= SNOW_WAIT_READABLE;
+        if (c->wr_blocked)
+            events |= SNOW_WAIT_WRITABLE;
+        int w = c->stream->ops->wait(c->stream, events, deadline);
+        if (w < 0) {
+            c->wr_failed = true;
+            return;
+        }
+        if (w & (SNOW_WAIT_READABLE | SNOW_WAIT_HANGUP))
+            c->rd_more = true;
+        if (w & (SNOW_WAIT_WRITABLE | SNOW_WAIT_HANGUP))
+            c->wr_blocked = false;
+    }
+}
+
+/* After the close: FIN, then read (and drop) what the peer still sends
+ * until it closes too, so our last frames are not destroyed by a reset
+ * caused by unread input (bounded in time and bytes). */
+static void linger(struct ws_conn *c)
+{
+    if (c->wr_failed || c->eof || !c->stream)
+        return;
+    c->stream->ops->shutdown(c->stream);
+    c->lingering = true;
+    int64_t deadline = actor_deadline_after_ms(LINGER_MS);
+    uint8_t buf[2048];
+    size_t total = 0;
+    while (total < LINGER_BYTES) {
+        ssize_t n = http_stream_read(c->stream, buf, sizeof buf, deadline);
+        if (n <= 0)
+            break;
+        total += (size_t)n;
+    }
+}
+
+void ws_conn_run(struct ws_conn *c)
+{
+    conn_loop(c);
+    if (!c->timed_out)
+        linger(c);
+    ws_conn_finish(c);
+}
+
+static void conn_resume(void *arg)
+{
+    struct ws_conn *c = arg;
+    if (ws_live_new(c) < 0) {
+        c->wr_failed = true; /* no memory to go on: drop the connection */
+        ws_conn_finish(c);
+        return;
+    }
+    c->rd_more = true;
+    ws_conn_run(c);
+}
+
+/* ---- the end ---- */
+
+struct close_call {
+    struct ws_conn *c;
+    unsigned code;
+    const char *reason;
+    size_t n;
+};
+
+static void call_close(void *arg)
+{
+    struct close_call *cc = arg;
+    cc->c->h->on_close(ws_handle(cc->c->pid), (int)cc->code, cc->reason, cc->n, cc->c->h->arg);
+}
+
+static void report_close(struct ws_conn *c)
+{
+    if (c->phase != WS_PHASE_OPEN || c->closed_reported)
+        return;
+    c->closed_reported = true;
+    c->phase = WS_PHASE_DONE;
+    atomic_store(&c->accepting, false);
+    /* Killed while hibernating: no live part, the close state was OPEN. */
+    struct ws_close idle;
+    ws_close_init(&idle);
+    struct ws_close *cl = c->lv ? &c->lv->close : &idle;
+    unsigned code;
+    if (c->panicked) {
+        code = WS_CLOSE_INTERNAL_ERROR;
+        cl->reason_len = 0;
+    } else if (cl->state == WS_STATE_CLOSED && cl->code) {
+        code = cl->code;
+    } else if (cl->initiator == WS_BY_LOCAL && c->close_written) {
+        /* Our Close went out and no answer came: report what we said. */
+        code = cl->sent_code ? cl->sent_code : WS_CLOSE_NO_STATUS;
+    } else {
+        code = WS_CLOSE_ABNORMAL;
+        cl->reason_len = 0;
+    }
+    ws_route_closed(c->route, code);
+    if (c->reaped_heartbeat)
+        ws_count(&c->route->closed_heartbeat, 1);
+    if (c->reaped_stall)
+        ws_count(&c->route->closed_stall, 1);
+    if (c->reaped_bp)
+        ws_count(&c->route->closed_bp, 1);
+    ws_conn_count_add(-1);
+    if (c->h->on_close) {
+        struct close_call cc = {c, code, cl->reason, cl->reason_len};
+        c->panicked = false; /* on_close still runs after a panic */
+        ws_call(c, call_close, &cc);
+    }
+}
+
+static void *grow(void *ctx, void *old, size_t cap)
+{
+    (void)ctx;
+    return realloc(old, cap);
+}
+
+int ws_live_new(struct ws_conn *c)
+{
+    struct ws_live *lv = calloc(1, sizeof *lv);
+    if (!lv)
+        return -ENOMEM;
+    lv->rbuf = malloc(WS_RBUF_SMALL);
+    if (!lv->rbuf) {
+        free(lv);
+        return -ENOMEM;
+    }
+    lv->rcap = WS_RBUF_SMALL;
+    const SnowWsHandler *h = c->h;
+    struct ws_decoder_config dc = {.max_message = h->max_message ? h->max_message : WS_DEFAULT_MAX_MESSAGE};
+    ws_decoder_init(&lv->dec, &dc);
+    ws_reasm_init(&lv->reasm, NULL, 0, (size_t)dc.max_message, grow, NULL);
+    ws_close_init(&lv->close);
+    ws_outq_init(&lv->q);
+    lv->close_due = lv->stall_due = lv->drain_due = lv->spread_due = -1;
+    c->lv = lv;
+    return 0;
+}
+
+void ws_live_free(struct ws_conn *c)
+{
+    struct ws_live *lv = c->lv;
+    if (!lv)
+        return;
+    ws_outq_clear(&lv->q);
+    free(lv->rbuf);
+    free(lv->reasm.buf.data);
+    free(lv);
+    c->lv = NULL;
+}
+
+void ws_conn_free(struct ws_conn *c)
+{
+    /* The struct and proto_buf are in the actor's heap: freed with it. */
+    ws_live_free(c);
+}
+
+void ws_conn_finish(struct ws_conn *c)
+{
+    report_close(c);
+    atomic_store(&c->accepting, false);
+    ws_rooms_member_gone(c->pid);
+    /* Out of the table first: no other actor can queue a frame after this,
+     * so the frames still in the mailbox are all there is to give back. */
+    ws_table_remove(c);
+    SnowMessage *m;
+    while ((m = snow_actor_receive(0)) != NULL) {
+        if (m->tag == SNOW_TAG_WS_BROADCAST && m->len == sizeof(struct ws_shared_frame *)) {
+            struct ws_shared_frame *f;
+            memcpy(&f, m->data, sizeof f);
+            ws_shared_frame_unref(f);
+        }
+    }
+    http_conn_on_exit(c->hc, NULL, NULL);
+    if (c->stream)
+        http_stream_close(c->stream);
+    c->stream = NULL;
+    ws_conn_free(c);
+}
+
+void ws_conn_on_exit(int reason, void *arg)
+{
+    struct ws_conn *c = arg;
+    /* A kill, a crash outside a handler or the runtime stopping: the peer
+     * gets no Close, on_close gets 1006 (1011 after a panic). */
+    if (reason == SNOW_EXIT_PANIC)
+        c->panicked = true;
+    ws_conn_finish(c);
+}

@@ -1,0 +1,267 @@
+/*
+ * conn.h: one WebSocket connection after the HTTP layer handed it over, as
+ * shared by the files of the connection loop:
+ *
+ *   upgrade.c  the entry point: handshake, Origin, on_connect, 101 / refusal
+ *   conn.c     the loop on the connection actor: read, frames, mailbox,
+ *              deadlines, hibernation, close, exit, ws_conn_deliver
+ *   outq.c     the outbound queue: control lane + data lane, iovec batches
+ *   table.c    PID -> connection table (handles), route counters, count
+ *   api.c      the snow_ws_* functions of the ABI
+ *
+ * Threads: a struct ws_conn belongs to its connection actor. Other actors
+ * reach it only through the table, under the table's shard lock, and touch
+ * only the fields marked [atomic] there; the socket and everything else is
+ * the actor's own. The actor removes the connection from the table (under
+ * the same lock) before it frees anything, so a lookup that found it may
+ * use those fields until it drops the lock.
+ */
+#ifndef SNOW_WS_CONN_H
+#define SNOW_WS_CONN_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http/router.h"
+#include "http/stream.h"
+#include "ws/bcast.h"
+#include "ws/close.h"
+#include "ws/frame.h"
+#include "ws/handshake.h"
+#include "ws/message.h"
+
+/* Large own messages are cut into frames of this many payload bytes so
+ * control frames can go out between them (§5.4, §5.5). */
+#define WS_SEND_FRAGMENT (64 * 1024)
+/* Read buffer: allocated when the connection wakes, grown to the larger
+ * size after a read that filled it, released when it hibernates. */
+#define WS_RBUF_SMALL (16 * 1024)
+#define WS_RBUF_LARGE (64 * 1024)
+/* One wake-up reads or writes at most this much before letting others run. */
+#define WS_IO_BUDGET (1024 * 1024)
+/* Mailbox messages handled per wake-up before the loop looks at the socket. */
+#define WS_MAIL_BUDGET 256
+/* The kernel's share of a connection's outbound limit: SO_SNDBUF is capped
+ * at this (the kernel doubles it for its bookkeeping). */
+#define WS_SNDBUF_MAX (128 * 1024)
+
+/* ---- per-route counters (table.c) ---- */
+
+struct ws_route {
+    struct ws_route *next;
+    const SnowWsHandler *h;
+    _Atomic uint64_t open, opened, refused, closed;
+    _Atomic uint64_t by_code[12]; /* order of SnowWsStats closed_1000..closed_other */
+    _Atomic uint64_t msgs_in, bytes_in, msgs_out, bytes_out;
+    _Atomic uint64_t bp_refused, closed_bp, closed_heartbeat, closed_stall;
+};
+
+struct ws_route *ws_route_get(const SnowWsHandler *h);
+void ws_route_closed(struct ws_route *r, unsigned code);
+static inline void ws_count(_Atomic uint64_t *c, uint64_t n)
+{
+    /* Relaxed: counters are statistics; nothing is ordered by them. */
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* ---- the outbound queue (outq.c) ---- */
+
+struct ws_out {
+    struct ws_out *next;
+    struct ws_shared_frame *f; /* one reference */
+};
+
+struct ws_outq {
+    struct ws_out *head, *tail; /* data lane */
+    size_t off;                 /* bytes of head->f already written */
+    /* Control lane: one pending pong (§5.5.3 lets the latest ping win),
+     * one ping, one close. Each is a whole frame, written only at a frame
+     * boundary of the data lane; the close goes last, after the data lane
+     * unless it was queued as an abort. */
+    uint8_t ctl[3][WS_CONTROL_FRAME_MAX];
+    uint8_t ctl_len[3];
+    uint8_t ctl_off;             /* bytes of the frame being written */
+    int8_t ctl_cur;              /* lane being written, -1 none */
+    bool close_now;              /* the close overtakes queued data (which is dropped) */
+    size_t bytes;                /* bytes queued in both lanes */
+};
+
+enum { WS_CTL_PONG = 0, WS_CTL_PING = 1, WS_CTL_CLOSE = 2 };
+
+void ws_outq_init(struct ws_outq *q);
+/* Frees everything queued (dropping frame references). */
+void ws_outq_clear(struct ws_outq *q);
+/* Appends f; on success the queue owns the caller's reference. 0 or
+ * -ENOMEM (f untouched). */
+int ws_outq_push(struct ws_outq *q, struct ws_shared_frame *f);
+/* Puts a whole control frame in its lane (replacing a pending one). */
+void ws_outq_control(struct ws_outq *q, int lane, const uint8_t *frame, size_t n);
+bool ws_outq_close_queued(const struct ws_outq *q);
+/* Drops queued data (all but a frame already partly written) so that the
+ * Close goes next. Returns the bytes dropped. */
+size_t ws_outq_abort(struct ws_outq *q);
+static inline bool ws_outq_empty(const struct ws_outq *q)
+{
+    return q->bytes == 0;
+}
+/* Fills up to max iovecs with what goes out next, at most budget bytes.
+ * Returns the count. */
+int ws_outq_gather(struct ws_outq *q, struct iovec *iov, int max, size_t budget);
+/* n bytes of what ws_outq_gather offered were written; finished data
+ * frames are released. Sets *close_out when the Close has gone out whole. */
+void ws_outq_consume(struct ws_outq *q, size_t n, bool *close_out);
+/* A whole own data message as frames of at most WS_SEND_FRAGMENT payload
+ * bytes. Returns 0 or -ENOMEM (nothing queued). */
+int ws_outq_message(struct ws_outq *q, unsigned opcode, const void *p, size_t n);
+
+/* ---- the connection ---- */
+
+enum ws_phase {
+    WS_PHASE_CONNECTING, /* before the 101: on_connect running */
+    WS_PHASE_OPEN,       /* the 101 went out */
+    WS_PHASE_DONE,       /* the loop finished; on_close ran or will not */
+};
+
+/* The awake part of a connection (struct ws_conn.lv). */
+struct ws_live {
+    /* reading */
+    uint8_t *rbuf;
+    size_t rcap, rlen, roff;  /* undecoded bytes at rbuf[roff..rlen) */
+    struct ws_decoder dec;
+    struct ws_reasm reasm;    /* fragmented / split messages */
+    const uint8_t *direct;    /* a whole unfragmented payload still in rbuf */
+    bool direct_ok;           /* the current frame is such a message */
+    bool hold;                /* wait for the rest of that frame before decoding on */
+    bool dec_failed;          /* a protocol error: input is dropped from now on */
+    struct ws_event frame_ev; /* the current frame's header event */
+
+    struct ws_close close;
+    struct ws_outq q;
+
+    /* deadlines, absolute rt_now_ns(), -1 when not armed */
+    int64_t close_due, stall_due, drain_due, spread_due;
+    const uint8_t *msg;       /* the message on_message is looking at */
+    size_t msg_len;
+    /* the last room frame queued (bcast.h): epoch and sequence number */
+    uint64_t room_epoch, room_seq;
+    struct ws_handshake *hs;  /* during CONNECTING only */
+    const SnowHttpReq *req;   /* during CONNECTING only */
+    uint16_t fail_code;       /* a close we must start at the next step */
+};
+
+struct ws_conn {
+    SnowPid pid;
+    const SnowWsHandler *h;
+    struct ws_route *route;
+    struct http_conn *hc;
+    struct http_stream *stream; /* NULL once closed */
+    struct ws_conn *tnext;      /* [table lock] hash chain */
+
+    /* [atomic] read and written under the table lock by other actors */
+    _Atomic int64_t queued;   /* bytes accepted for sending, not yet written
+                                 (own queue + frames still in the mailbox) */
+    _Atomic int64_t kernel;   /* bytes in the socket's send queue (SIOCOUTQ) */
+    _Atomic int rtt_ms;       /* -ENODATA until the first pong */
+    atomic_bool accepting;    /* sends are taken (OPEN or CONNECTING, no Close queued) */
+    atomic_bool close_asked;  /* a close request is already in the mailbox */
+    uint8_t phase;            /* enum ws_phase */
+
+    /* Everything a connection needs only while it is awake; freed while it
+     * hibernates (at a frame boundary, nothing queued, close state OPEN,
+     * so a fresh one is exactly equivalent) and NULL then. */
+    struct ws_live *lv;
+
+    /* heartbeat, absolute rt_now_ns(), -1 when not armed */
+    int64_t ping_due, pong_due;
+    int64_t ping_sent_ns;
+    int64_t user_ping_ns;     /* the last snow_ws_ping, for its pong's round trip */
+    uint64_t user_ping_hash;
+    uint8_t user_ping_len;
+
+    bool eof;                 /* the peer's TCP stream ended */
+    bool rd_more;             /* the socket may have more: read before parking */
+    bool wr_blocked;          /* the last write hit EAGAIN: wait for writable */
+    bool closed_reported;     /* on_close ran */
+    bool draining;            /* the server stops */
+    bool panicked;
+    bool lingering;           /* closed: reading only to drain the socket */
+    bool timed_out;           /* a deadline ends the connection without waiting more */
+    bool wr_failed;           /* the socket failed: nothing more can be written */
+    bool close_written;       /* our Close went out whole */
+    bool reaped_heartbeat, reaped_stall, reaped_bp;
+    bool in_table;
+    uint16_t proto_len;       /* chosen subprotocol, in proto_buf */
+    char *proto_buf;
+    void *user;
+};
+
+/* Outbound limit in bytes. */
+static inline size_t ws_limit(const struct ws_conn *c)
+{
+    return c->h->outbound_limit ? c->h->outbound_limit : (size_t)1 << 20;
+}
+
+/* FNV-1a of a control payload, to match a pong to the last ping. */
+static inline uint64_t ws_payload_hash(const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    uint64_t h = UINT64_C(0xcbf29ce484222325);
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * UINT64_C(0x100000001b3);
+    return h;
+}
+
+/* table.c: registers c under c->pid / removes it. */
+int ws_table_add(struct ws_conn *c);
+void ws_table_remove(struct ws_conn *c);
+/* Runs fn(c, arg) with the table lock of pid held, c NULL when pid is not a
+ * live connection. Returns fn's result. */
+int ws_table_with(SnowPid pid, int (*fn)(struct ws_conn *c, void *arg), void *arg);
+/* The calling actor's own connection (its table entry), or NULL. */
+struct ws_conn *ws_conn_self(SnowPid pid);
+void ws_conn_count_add(int d);
+
+/* Payload of the runtime's SNOW_TAG_WS_CLOSE request to a connection. */
+struct ws_close_req {
+    uint16_t code;
+    uint8_t len;
+    char reason[WS_CLOSE_REASON_MAX];
+};
+
+/* Handles carry the PID (never 0). */
+static inline SnowWsConn *ws_handle(SnowPid pid)
+{
+    return (SnowWsConn *)(uintptr_t)pid;
+}
+static inline SnowPid ws_handle_pid(const SnowWsConn *h)
+{
+    return (SnowPid)(uintptr_t)h;
+}
+
+/* conn.c */
+/* The upgrade entry point installed with http_set_upgrade_hook. */
+int ws_upgrade_entry(struct http_upgrade *up);
+/* Runs the open connection until it ends (hibernating on the way). */
+void ws_conn_run(struct ws_conn *c);
+/* Queues a data message / control frame / close from the owning actor. */
+int ws_conn_send_own(struct ws_conn *c, unsigned opcode, const void *p, size_t n);
+int ws_conn_ping_own(struct ws_conn *c, const void *p, size_t n);
+int ws_conn_close_own(struct ws_conn *c, unsigned code, const char *reason, size_t n);
+/* Allocates and initialises c->lv (on the first run and on waking). */
+int ws_live_new(struct ws_conn *c);
+void ws_live_free(struct ws_conn *c);
+/* Frees a connection object (not the stream). */
+void ws_conn_free(struct ws_conn *c);
+/* The one end of every connection: on_close (once, if it got its 101),
+ * counters, rooms, table, the mailbox's frames, the stream, the memory. */
+void ws_conn_finish(struct ws_conn *c);
+/* Every exit path of the actor (http_conn_on_exit). */
+void ws_conn_on_exit(int reason, void *arg);
+
+/* Runs a callback of the handler catching a panic. Returns true when it
+ * panicked (the connection then closes with 1011). */
+bool ws_call(struct ws_conn *c, void (*fn)(void *), void *arg);
+
+#endif

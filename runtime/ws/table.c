@@ -1,0 +1,214 @@
+/*
+ * table.c: the process-wide index of WebSocket connections by PID, which
+ * is what makes handles safe: a SnowWsConn carries a PID (never reused),
+ * and every use from another actor looks the PID up here under a shard
+ * lock. A connection removes itself before it frees anything, so a lookup
+ * either finds a live connection, which stays live until the lock is
+ * dropped, or nothing (SNOW_ECLOSED). The same module keeps the per-route
+ * counters and the number of open connections.
+ *
+ * 64 shards by PID hash: sends to different connections rarely meet on a
+ * lock, and a lock is held only for a lookup plus a mailbox append.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actor/actor.h"
+#include "ws/conn.h"
+
+#define SHARDS 64
+
+struct shard {
+    pthread_mutex_t lock;
+    struct ws_conn **b; /* buckets, a power of two */
+    size_t nb, n;
+};
+
+static struct {
+    struct shard s[SHARDS];
+    atomic_int open;
+    pthread_mutex_t routes_lock;
+    struct ws_route *routes;
+} tab = {
+    .s = {[0 ... SHARDS - 1] = {.lock = PTHREAD_MUTEX_INITIALIZER}},
+    .routes_lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+static uint64_t mix(SnowPid pid)
+{
+    uint64_t x = pid * UINT64_C(0x9E3779B97F4A7C15);
+    return x ^ (x >> 29);
+}
+
+static struct shard *shard_of(SnowPid pid)
+{
+    return &tab.s[mix(pid) % SHARDS];
+}
+
+static struct ws_conn **find(struct shard *s, SnowPid pid)
+{
+    if (!s->nb)
+        return NULL;
+    struct ws_conn **pp = &s->b[(mix(pid) / SHARDS) & (s->nb - 1)];
+    while (*pp && (*pp)->pid != pid)
+        pp = &(*pp)->tnext;
+    return pp;
+}
+
+static int grow(struct shard *s)
+{
+    size_t nb = s->nb ? s->nb * 2 : 16;
+    struct ws_conn **b = calloc(nb, sizeof *b);
+    if (!b)
+        return -ENOMEM;
+    for (size_t i = 0; i < s->nb; i++) {
+        struct ws_conn *c = s->b[i];
+        while (c) {
+            struct ws_conn *next = c->tnext;
+            size_t k = (mix(c->pid) / SHARDS) & (nb - 1);
+            c->tnext = b[k];
+            b[k] = c;
+            c = next;
+        }
+    }
+    free(s->b);
+    s->b = b;
+    s->nb = nb;
+    return 0;
+}
+
+int ws_table_add(struct ws_conn *c)
+{
+    struct shard *s = shard_of(c->pid);
+    pthread_mutex_lock(&s->lock);
+    int r = 0;
+    if (s->n + 1 > s->nb * 2)
+        r = grow(s);
+    if (r == 0) {
+        struct ws_conn **pp = &s->b[(mix(c->pid) / SHARDS) & (s->nb - 1)];
+        c->tnext = *pp;
+        *pp = c;
+        s->n++;
+        c->in_table = true;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+void ws_table_remove(struct ws_conn *c)
+{
+    if (!c->in_table)
+        return;
+    struct shard *s = shard_of(c->pid);
+    pthread_mutex_lock(&s->lock);
+    struct ws_conn **pp = find(s, c->pid);
+    if (pp && *pp == c) {
+        *pp = c->tnext;
+        s->n--;
+    }
+    c->in_table = false;
+    pthread_mutex_unlock(&s->lock);
+}
+
+int ws_table_with(SnowPid pid, int (*fn)(struct ws_conn *c, void *arg), void *arg)
+{
+    if (!pid)
+        return fn(NULL, arg);
+    struct shard *s = shard_of(pid);
+    pthread_mutex_lock(&s->lock);
+    struct ws_conn **pp = find(s, pid);
+    int r = fn(pp ? *pp : NULL, arg);
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+struct ws_conn *ws_conn_self(SnowPid pid)
+{
+    /* Only the owner may keep the pointer past the lock: it is the one
+     * that frees the connection, and it is busy calling us. */
+    if (!pid || pid != snow_actor_self())
+        return NULL;
+    struct shard *s = shard_of(pid);
+    pthread_mutex_lock(&s->lock);
+    struct ws_conn **pp = find(s, pid);
+    struct ws_conn *c = pp ? *pp : NULL;
+    pthread_mutex_unlock(&s->lock);
+    return c;
+}
+
+void ws_conn_count_add(int d)
+{
+    atomic_fetch_add_explicit(&tab.open, d, memory_order_relaxed);
+}
+
+int snow_ws_connection_count(void)
+{
+    return atomic_load_explicit(&tab.open, memory_order_relaxed);
+}
+
+/* ---- routes ---- */
+
+struct ws_route *ws_route_get(const SnowWsHandler *h)
+{
+    pthread_mutex_lock(&tab.routes_lock);
+    struct ws_route *r = tab.routes;
+    while (r && r->h != h)
+        r = r->next;
+    if (!r && (r = calloc(1, sizeof *r)) != NULL) {
+        /* Kept for the life of the process, like the handler it counts. */
+        r->h = h;
+        r->next = tab.routes;
+        tab.routes = r;
+    }
+    pthread_mutex_unlock(&tab.routes_lock);
+    return r;
+}
+
+void ws_route_closed(struct ws_route *r, unsigned code)
+{
+    static const uint16_t codes[11] = {1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011};
+    size_t i = 0;
+    while (i < RT_ARRAY_LEN(codes) && codes[i] != code)
+        i++;
+    ws_count(&r->by_code[i], 1);
+    ws_count(&r->closed, 1);
+    atomic_fetch_sub_explicit(&r->open, 1, memory_order_relaxed);
+}
+
+static void add_route(SnowWsStats *o, struct ws_route *r)
+{
+#define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
+    o->open += LOAD(r->open);
+    o->opened += LOAD(r->opened);
+    o->refused += LOAD(r->refused);
+    o->closed += LOAD(r->closed);
+    uint64_t *by[12] = {&o->closed_1000, &o->closed_1001, &o->closed_1002, &o->closed_1003,
+                        &o->closed_1005, &o->closed_1006, &o->closed_1007, &o->closed_1008,
+                        &o->closed_1009, &o->closed_1010, &o->closed_1011, &o->closed_other};
+    for (size_t i = 0; i < 12; i++)
+        *by[i] += LOAD(r->by_code[i]);
+    o->msgs_in += LOAD(r->msgs_in);
+    o->bytes_in += LOAD(r->bytes_in);
+    o->msgs_out += LOAD(r->msgs_out);
+    o->bytes_out += LOAD(r->bytes_out);
+    o->backpressure_refused += LOAD(r->bp_refused);
+    o->closed_backpressure += LOAD(r->closed_bp);
+    o->closed_heartbeat += LOAD(r->closed_heartbeat);
+    o->closed_write_stall += LOAD(r->closed_stall);
+#undef LOAD
+}
+
+int snow_ws_route_stats(const SnowWsHandler *h, SnowWsStats *out)
+{
+    if (!out)
+        return -EINVAL;
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&tab.routes_lock);
+    for (struct ws_route *r = tab.routes; r; r = r->next)
+        if (!h || r->h == h)
+            add_route(out, r);
+    pthread_mutex_unlock(&tab.routes_lock);
+    return 0;
+}
