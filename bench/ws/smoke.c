@@ -178,9 +178,17 @@ static void echo_step(int nconns, uint64_t total, int depth)
             send_next(&g.conns[i]);
         wsc_flush(&g.conns[i]);
     }
-    if (!lg_loop(echoed, lg_now() + STEP_TIMEOUT))
+    if (!lg_loop(echoed, lg_now() + STEP_TIMEOUT)) {
+        for (int i = 0; i < nconns; i++) {
+            struct wsc_conn *c = &g.conns[i];
+            if (c->recvd < total)
+                lg_note("connection %d: %" PRIu64 " of %" PRIu64 " sent, %" PRIu64 " back, %zu bytes unsent, "
+                        "%zu bytes of an incomplete frame held, TLS engine state 0x%x",
+                        i, c->sent, total, c->recvd, wsc_pending(c), c->rlen, wsc_tls_state(c));
+        }
         lg_fail("echo: %d of %d connections did not get all %" PRIu64 " messages back within 30 s",
                 nconns - S.done_conns, nconns, total);
+    }
     S.checks++;
     for (int i = 0; i < nconns; i++) {
         char ping[32];

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Smoke test of snow-ws-loadgen against snow-echo: correctness only (every
 # handshake and payload checked by the load generator), never a timing.
-#   smoke.sh LOADGEN SNOW_ECHO
-# Runs the smoke mode over plain TCP, then over TLS with a fresh
-# self-signed P-256 certificate.
+#   smoke.sh LOADGEN SNOW_ECHO [plain|tls|both]
+# Runs the smoke mode over plain TCP, and/or over TLS with a fresh
+# self-signed P-256 certificate (default: both).
 set -euo pipefail
 
 loadgen=${1:?usage: smoke.sh LOADGEN SNOW_ECHO}
 echo_bin=${2:?usage: smoke.sh LOADGEN SNOW_ECHO}
+what=${3:-both}
 dir=$(mktemp -d /tmp/snow-ws-smoke.XXXXXX)
 pid=
 cleanup() {
@@ -43,9 +44,12 @@ stop() {
     pid=
 }
 
-start plain
-"$loadgen" smoke --port "$port"
-stop
+if [ "$what" != tls ]; then
+    start plain
+    "$loadgen" smoke --port "$port"
+    stop
+fi
+[ "$what" = plain ] && exit 0
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
     -keyout "$dir/key.pem" -out "$dir/cert.pem" -days 2 -subj /CN=localhost \

@@ -143,6 +143,11 @@ void wsc_release(struct wsc_conn *c)
     c->rlen = c->woff = c->wlen = c->mlen = 0;
 }
 
+unsigned wsc_tls_state(const struct wsc_conn *c)
+{
+    return c->t && c->state != WSC_DONE ? br_ssl_engine_current_state(&c->t->cc.eng) : 0;
+}
+
 size_t wsc_pending(const struct wsc_conn *c)
 {
     return c->wlen - c->woff;

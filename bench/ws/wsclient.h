@@ -118,6 +118,9 @@ void wsc_close(struct wsc_conn *c, uint16_t code);
 void wsc_abort(struct wsc_conn *c, const char *why);
 /* Frees the buffers of a slot in state WSC_DONE (not c->user). */
 void wsc_release(struct wsc_conn *c);
+/* For diagnostics: BearSSL's engine state bits (BR_SSL_SENDREC, ...), 0
+ * for a plain connection. */
+unsigned wsc_tls_state(const struct wsc_conn *c);
 /* Bytes queued and not yet written. */
 size_t wsc_pending(const struct wsc_conn *c);
 
