@@ -386,6 +386,8 @@ static struct {
     int nsub, synced;
     struct wsc_conn *pub;
     uint64_t next_seq, first_meas, deliveries, lost, broadcasts;
+    uint64_t probe_seq;  /* the last probe sent before measuring */
+    int probe_got;       /* subscribers that have received it */
     int *remaining;
     int outstanding;
     bool pub_dirty, measuring;
@@ -451,6 +453,8 @@ static void fan_message(struct wsc_conn *c, int op, const uint8_t *p, size_t n)
     if (seq < c->recvd)
         lg_fail("subscriber %d: broadcast %" PRIu64 " after %" PRIu64 " (repeated or out of order)", c->id, seq,
                 c->recvd - 1);
+    if (!F.measuring && seq == F.probe_seq)
+        F.probe_got++;
     for (uint64_t s = c->recvd; s < seq; s++) {
         F.lost++;
         fan_delivered(s);
@@ -474,14 +478,20 @@ static void fan_done(struct wsc_conn *c, bool clean, const char *why)
 
 static const struct wsc_ops fan_ops = {fan_open, fan_message, ignore_pong, fan_done};
 
+static bool fan_synced(void);
+
 static void fan_tick(void)
 {
     if (!F.measuring) {
         /* Until every subscriber has received something, the room may not
-         * hold them all yet: a probe every 20 ms. */
+         * hold them all yet: probes, at most one every 20 ms and only once
+         * every subscriber already in the room has the previous one, so that
+         * no backlog of probes is still being delivered when measuring starts. */
         int64_t now = lg_now();
-        if (now - F.last_probe >= 20000000) {
+        if (!fan_synced() && now - F.last_probe >= 20000000 && (F.next_seq == 0 || F.probe_got >= F.synced)) {
             F.last_probe = now;
+            F.probe_seq = F.next_seq;
+            F.probe_got = 0;
             fan_publish();
         }
     } else {
@@ -495,7 +505,7 @@ static void fan_tick(void)
 
 static bool fan_synced(void)
 {
-    return F.synced == F.nsub;
+    return F.synced == F.nsub && F.probe_got == F.nsub;
 }
 
 static bool fan_drained(void)

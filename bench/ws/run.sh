@@ -21,6 +21,7 @@
 #   SECS=10           measured seconds per throughput cell (after 1 s of warm-up)
 #   NOTE="..."        a line written at the top of the report (e.g. the load)
 #   RESULTS=bench/results   where <date>.md, .csv and the PNG plots go
+#   STAMP=<date>      the name of those files instead of the date
 #   PEERS_DIR=bench/ws/peers   where node_modules/ is installed (git-ignored)
 #
 # Writes RESULTS/<date>.md (tables of medians, ratios to the best peer, the
@@ -36,8 +37,8 @@ quick=${QUICK:-0}
 servers=${SERVERS:-snow-rt bun lws node-ws gorilla}
 results=${RESULTS:-$root/bench/results}
 peers_dir=${PEERS_DIR:-$here/peers}
-stamp=$(date -u +%Y-%m-%d)
-[ "$quick" = 1 ] && stamp="$stamp-quick"
+stamp=${STAMP:-$(date -u +%Y-%m-%d)}
+[ "$quick" = 1 ] && [ -z "${STAMP:-}" ] && stamp="$stamp-quick"
 
 # The per-process open-file limit here is 20,000 (hard): 19,900 idle
 # connections leave room for the listener, epoll and the rest.
