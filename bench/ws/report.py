@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Report of a bench/ws/run.sh run: medians, ratios, plots.
 
-    report.py --runs RUNS.tsv --out PREFIX [--machine M] [--commit C]
-              [--note N] [--repeat R] [--quick 0|1] [--servers "a b c"]
+    report.py --runs RUNS.tsv [--runs MORE.tsv --runs-note TEXT] --out PREFIX
+              [--machine M] [--commit C] [--note N] [--repeat R] [--quick 0|1]
+              [--servers "a b c"]
 
 RUNS.tsv has one row per run (rep, cell, server, status, load1, command,
-line), where line is the load generator's last output line,
+line), where line is the load generator's last output line (run.sh keeps
+it as PREFIX.tsv),
 "bench ws_<mode> key=value ...". Writes PREFIX.csv (every run, one column
 per key), PREFIX.md (medians per cell and server, the ratio of snow-rt to
 the best peer, the command of every cell, every raw line) and, when
@@ -73,7 +75,10 @@ def fmt(v):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", required=True)
+    ap.add_argument("--runs", required=True, action="append",
+                    help="may be repeated: a cell found in a later file replaces that cell's runs from earlier ones")
+    ap.add_argument("--runs-note", action="append", default=[],
+                    help="one line per --runs file after the first, saying where its runs come from")
     ap.add_argument("--out", required=True)
     ap.add_argument("--machine", default="")
     ap.add_argument("--commit", default="")
@@ -84,13 +89,17 @@ def main():
     a = ap.parse_args()
 
     rows = []
-    with open(a.runs) as f:
-        for r in csv.DictReader(f, delimiter="\t"):
-            mode, kv = parse_line(r["line"] or "")
-            r["mode"], r["kv"] = mode, kv
-            if r["status"] == "ok" and mode is None:
-                r["status"] = "fail"
-            rows.append(r)
+    for path in a.runs:
+        new = []
+        with open(path) as f:
+            for r in csv.DictReader(f, delimiter="\t"):
+                mode, kv = parse_line(r["line"] or "")
+                r["mode"], r["kv"] = mode, kv
+                if r["status"] == "ok" and mode is None:
+                    r["status"] = "fail"
+                new.append(r)
+        replaced = {r["cell"] for r in new}
+        rows = [r for r in rows if r["cell"] not in replaced] + new
 
     servers = a.servers.split() or sorted({r["server"] for r in rows})
     peers = [s for s in servers if s != "snow-rt"]
@@ -140,6 +149,9 @@ def main():
     p("")
     if a.note:
         p(f"**{a.note}**")
+        p("")
+    for n in a.runs_note:
+        p(n)
         p("")
     p(f"Machine: {a.machine}. Tree: `{a.commit}`. Repetitions: {a.repeat}"
       f"{' (QUICK=1: short cells)' if a.quick == '1' else ''}.")

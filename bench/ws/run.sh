@@ -25,7 +25,8 @@
 #   PEERS_DIR=bench/ws/peers   where node_modules/ is installed (git-ignored)
 #
 # Writes RESULTS/<date>.md (tables of medians, ratios to the best peer, the
-# exact command of every cell), RESULTS/<date>.csv (every run),
+# exact command of every cell), RESULTS/<date>.csv (every run, one column per
+# key), RESULTS/<date>.tsv (every run's raw result line, report.py's input),
 # RESULTS/<date>-*.png (gnuplot), and prints every bench line as it goes.
 set -euo pipefail
 
@@ -232,6 +233,7 @@ done
 mkdir -p "$results"
 machine="$(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), Linux $(uname -r)"
 commit=$(git -C "$root" log -1 --format='%h %s' 2>/dev/null || echo unknown)
+cp "$runs_csv" "$results/$stamp.tsv"
 python3 "$here/report.py" --runs "$runs_csv" --out "$results/$stamp" --machine "$machine" \
     --commit "$commit" --note "${NOTE:-}" --repeat "$repeat" --quick "$quick" \
     --servers "${server_list[*]}"
