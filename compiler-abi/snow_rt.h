@@ -383,7 +383,8 @@ SNOW_API int snow_http_serve(SnowRouter *router, const char *host, int port, con
  * 405, 426 otherwise), the Origin policy applied, on_connect may refuse,
  * then the 101 goes out and the actor runs the connection until it ends.
  * Every callback runs on that actor, one at a time; a callback may park
- * (receive, sleep), which pauses this connection only. A callback that
+ * (receive, sleep), which pauses this connection only, but must not
+ * hibernate (the connection's loop is on that stack). A callback that
  * panics ends the connection with close 1011; the server goes on.
  *
  * SnowWsConn is an opaque handle, not a pointer to memory: it names one
@@ -416,8 +417,8 @@ struct SnowWsHandler {
      * with res instead (status 400..599, default 403; headers and body as
      * set with snow_http_res_*), after which the connection closes and
      * on_close is not called. res and req are valid during the call only.
-     * NULL accepts every request. Frames sent or delivered during on_connect
-     * go out after the 101. */
+     * A panic in it answers 500. NULL accepts every request. Frames sent or
+     * delivered during on_connect go out after the 101. */
     int (*on_connect)(SnowWsConn *conn, const SnowHttpReq *req, SnowHttpRes *res, void *arg);
     /* Once, right after the 101 is written. May be NULL. */
     void (*on_open)(SnowWsConn *conn, void *arg);
@@ -429,8 +430,8 @@ struct SnowWsHandler {
      * valid until the callback returns. May be NULL (messages dropped). */
     void (*on_info)(SnowWsConn *conn, SnowMessage *msg, void *arg);
     /* Exactly once for every connection that got its 101, on every exit
-     * path, with the code and reason of the close: the peer's Close, ours,
-     * 1005 for a Close without a code, 1006 when the connection dropped
+     * path, with the code and reason of the close: the peer's Close, or
+     * ours when the peer never answered it, 1005 for a Close without a code, 1006 when the connection dropped
      * without a Close, 1011 after a panic. reason[0..len) is UTF-8, valid
      * during the call. Sends return SNOW_ECLOSED from here. May be NULL. */
     void (*on_close)(SnowWsConn *conn, int code, const char *reason, size_t len, void *arg);
@@ -473,15 +474,21 @@ struct SnowWsHandler {
 SNOW_API void snow_ws_handler_init(SnowWsHandler *h);
 
 /* Sending. Callable from the connection's own callbacks and from any other
- * actor or thread holding the handle; they never block and never park: the
- * frame is queued and the connection's own actor writes it (a send from
- * another actor travels through the connection's mailbox, in order per
- * sender). data is copied. Return 0 (queued), SNOW_EBACKPRESSURE (over the
- * route's outbound_limit: nothing queued; with close_on_backpressure the
- * connection also closes with 1008), SNOW_ECLOSED (the connection ended or
- * is closing), -EILSEQ (text that is not UTF-8: nothing sent), -EINVAL or
- * -ENOMEM. Large messages go out as 64 KiB fragments, so pongs and closes
- * are not held behind them. */
+ * actor or thread holding the handle; they never block a worker and never
+ * park the caller: the frame is queued and the connection's own actor
+ * writes it (a send from another actor travels through the connection's
+ * mailbox, in order per sender, as one frame). data is copied. A send is
+ * refused once what is pending (snow_ws_buffered) has reached the route's
+ * outbound_limit; below it any message up to max_message is taken, so the
+ * memory held is at most the limit plus one message. While half the limit
+ * is queued the connection stops reading its peer (TCP slows the peer
+ * down), so answering each message with a send is never refused by a
+ * peer that merely sends faster than it reads. Return 0
+ * (queued), SNOW_EBACKPRESSURE (refused, nothing queued; with
+ * close_on_backpressure the connection also closes with 1008), SNOW_ECLOSED
+ * (the connection ended or is closing), -EILSEQ (text that is not UTF-8:
+ * nothing sent), -EINVAL or -ENOMEM. Own large messages go out as 64 KiB
+ * fragments, so pongs and closes are not held behind them. */
 SNOW_API int snow_ws_send_text(SnowWsConn *conn, const void *data, size_t len);
 SNOW_API int snow_ws_send_binary(SnowWsConn *conn, const void *data, size_t len);
 /* A ping with up to 125 bytes of payload (-EINVAL beyond); the matching

@@ -399,6 +399,13 @@ static int tls_wait(struct http_stream *s, unsigned events, int64_t deadline)
         ready |= SNOW_WAIT_READABLE;
     if ((events & SNOW_WAIT_WRITABLE) && (st & BR_SSL_CLOSED))
         ready |= SNOW_WAIT_WRITABLE;
+    /* Room for application data with no record left to send is
+     * writability too: a writev that just gave up may have been followed
+     * by a flush that emptied the record buffer, and parking for the
+     * engine's own need (often only READABLE then) would wait for the peer
+     * to send something. */
+    if ((events & SNOW_WAIT_WRITABLE) && (st & BR_SSL_SENDAPP) && !(st & BR_SSL_SENDREC))
+        ready |= SNOW_WAIT_WRITABLE;
     /* A socket error or (for readers) end of stream is reported at once so
      * the caller's retry surfaces it; a writer after the peer's FIN still
      * parks for writability. */

@@ -5,6 +5,7 @@
  *   upgrade.c  the entry point: handshake, Origin, on_connect, 101 / refusal
  *   conn.c     the loop on the connection actor: read, frames, mailbox,
  *              deadlines, hibernation, close, exit, ws_conn_deliver
+ *   life.c     the awake part's allocation, and the one end of every path
  *   outq.c     the outbound queue: control lane + data lane, iovec batches
  *   table.c    PID -> connection table (handles), route counters, count
  *   api.c      the snow_ws_* functions of the ABI
@@ -41,6 +42,8 @@
 #define WS_RBUF_LARGE (64 * 1024)
 /* One wake-up reads or writes at most this much before letting others run. */
 #define WS_IO_BUDGET (1024 * 1024)
+/* Queued bytes at which reading pauses to write what is answered so far. */
+#define WS_FLUSH_AT (256 * 1024)
 /* Mailbox messages handled per wake-up before the loop looks at the socket. */
 #define WS_MAIL_BUDGET 256
 /* The kernel's share of a connection's outbound limit: SO_SNDBUF is capped
@@ -135,6 +138,7 @@ struct ws_live {
     bool direct_ok;           /* the current frame is such a message */
     bool hold;                /* wait for the rest of that frame before decoding on */
     bool dec_failed;          /* a protocol error: input is dropped from now on */
+    bool paused;              /* reading waits for the queue to drain (flow control) */
     struct ws_event frame_ev; /* the current frame's header event */
 
     struct ws_close close;
@@ -144,8 +148,6 @@ struct ws_live {
     int64_t close_due, stall_due, drain_due, spread_due;
     const uint8_t *msg;       /* the message on_message is looking at */
     size_t msg_len;
-    /* the last room frame queued (bcast.h): epoch and sequence number */
-    uint64_t room_epoch, room_seq;
     struct ws_handshake *hs;  /* during CONNECTING only */
     const SnowHttpReq *req;   /* during CONNECTING only */
     uint16_t fail_code;       /* a close we must start at the next step */
@@ -190,11 +192,17 @@ struct ws_conn {
     bool timed_out;           /* a deadline ends the connection without waiting more */
     bool wr_failed;           /* the socket failed: nothing more can be written */
     bool close_written;       /* our Close went out whole */
+    bool unflushed;           /* the stream still holds output (TLS records) */
     bool reaped_heartbeat, reaped_stall, reaped_bp;
     bool in_table;
     uint16_t proto_len;       /* chosen subprotocol, in proto_buf */
     char *proto_buf;
+    /* The program's user data. The record lives in the actor's heap and is
+     * the hibernation argument, so a collector of that heap finds it. */
     void *user;
+    /* The last room frame queued (bcast.h): its room's epoch and sequence
+     * number, kept across hibernation for handlers to read. */
+    uint64_t room_epoch, room_seq;
 };
 
 /* Outbound limit in bytes. */

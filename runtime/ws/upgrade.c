@@ -230,14 +230,19 @@ int ws_upgrade_entry(struct http_upgrade *up)
     if (sndbuf < 4096)
         sndbuf = 4096;
     setsockopt(http_stream_fd(s), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    /* Counted open before the 101 goes out, so that a client that has read
+     * it already sees itself in snow_ws_connection_count. */
+    ws_count(&route->opened, 1);
+    ws_count(&route->open, 1);
+    ws_conn_count_add(1);
     if (accept_conn(c, up, &hs, wdeadline) < 0) {
+        ws_conn_count_add(-1);
+        atomic_fetch_sub_explicit(&route->open, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&route->opened, 1, memory_order_relaxed);
         ws_conn_finish(c);
         return 0;
     }
     c->phase = WS_PHASE_OPEN;
-    ws_count(&route->opened, 1);
-    ws_count(&route->open, 1);
-    ws_conn_count_add(1);
     c->ping_due = h->ping_interval_ms > 0 ? actor_deadline_after_ms(h->ping_interval_ms) : -1;
     if (h->on_open)
         ws_call(c, call_open, c);
