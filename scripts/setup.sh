@@ -12,7 +12,8 @@ packages=(
   chromium nodejs
 )
 if [ "${SNOW_SETUP_BENCH:-0}" = 1 ]; then
-  packages+=(erlang-base golang-go wrk nginx-light)
+  packages+=(erlang-base golang-go wrk nginx-light
+    libwebsockets-dev golang-github-gorilla-websocket-dev gnuplot-nox)
 fi
 
 missing=()
