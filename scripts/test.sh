@@ -3,11 +3,14 @@
 #   1. gcc build with -Werror, all Check suites and integration tests;
 #   2. the same suites under AddressSanitizer + UndefinedBehaviorSanitizer
 #      (clang, so the coroutine switches are annotated for ASan);
-#   3. short libFuzzer runs of the HTTP parser and WebSocket decoder targets.
+#   3. short libFuzzer runs of the HTTP parser, WebSocket decoder and
+#      permessage-deflate (offers, inflate) targets.
 # SNOW_TEST_QUICK=1 runs only step 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# Node's ws for the permessage-deflate interop test (into an ignored folder).
+scripts/setup-node-ws.sh
 
 # Parked-actor tests and benchmarks need two memory mappings per stack.
 if [ -w /proc/sys/vm/max_map_count ] && [ "$(cat /proc/sys/vm/max_map_count)" -lt 262144 ]; then
@@ -32,7 +35,8 @@ if [ "${SNOW_TEST_QUICK:-0}" != 1 ]; then
   run build-asan --no-suite fuzz --timeout-multiplier 3
 
   [ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true -Db_lundef=false >/dev/null
-  ninja -C build-fuzz tests/fuzz/fuzz-http-parser tests/fuzz/fuzz-ws-decoder
+  ninja -C build-fuzz tests/fuzz/fuzz-http-parser tests/fuzz/fuzz-ws-decoder tests/fuzz/fuzz-pmd-offer \
+    tests/fuzz/fuzz-pmd-inflate
   run build-fuzz --suite fuzz
 fi
 exit $status
