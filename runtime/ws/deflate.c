@@ -187,6 +187,11 @@ struct ws_zout *ws_zout_new(unsigned bits, unsigned mem_level)
     return z;
 }
 
+void ws_zout_reset(struct ws_zout *z)
+{
+    deflateReset(&z->s);
+}
+
 void ws_zout_free(struct ws_zout *z)
 {
     if (!z)

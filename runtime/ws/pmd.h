@@ -111,6 +111,8 @@ struct ws_zin *ws_zin_new(unsigned bits);
 void ws_zin_free(struct ws_zin *z);
 struct ws_zout *ws_zout_new(unsigned bits, unsigned mem_level);
 void ws_zout_free(struct ws_zout *z);
+/* Forgets z's window: later messages refer to nothing sent before. */
+void ws_zout_reset(struct ws_zout *z);
 
 /*
  * Inflates one message: in[0..n) followed by the 00 00 ff ff that §7.2.2

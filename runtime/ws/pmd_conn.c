@@ -104,18 +104,19 @@ void ws_pmd_conn_fini(struct ws_conn *c)
 
 uint16_t ws_pmd_on_frame(struct ws_conn *c, const struct ws_event *ev)
 {
+    if (!c->pmd.on)
+        return 0; /* the decoder refuses RSV1 by itself (rsv_allowed 0) */
     bool rsv1 = (ev->rsv & WS_RSV1) != 0;
     if (ev->kind == WS_EV_CONTROL || ev->opcode == WS_OP_CONT)
         /* §6.1: the "Per-Message Compressed" bit belongs to the first
          * frame of a data message only. */
         return rsv1 ? WS_CLOSE_PROTOCOL_ERROR : 0;
     c->lv->pmd.msg = rsv1;
-    if (rsv1)
-        /* The wire bytes are DEFLATE data: text is checked after
-         * inflating (ws_inflate_msg), not by the decoder. */
-        c->lv->dec.check_utf8 = false;
-    else
-        c->lv->dec.check_utf8 = true;
+    /* A compressed message's wire bytes are DEFLATE data: its text is
+     * checked after inflating (ws_inflate_msg); a plain one's by the
+     * decoder as usual. The decoder reads the flag from the frame after
+     * this header event, for the whole message. */
+    c->lv->dec.check_utf8 = !rsv1;
     return 0;
 }
 
@@ -163,10 +164,11 @@ int ws_pmd_send(struct ws_conn *c, unsigned opcode, const void *p, size_t n)
         return 1;
     int r = ws_outq_message_rsv(&c->lv->q, opcode, WS_RSV1, out, len);
     free(out);
-    if (r < 0 && z && !c->lv->fail_code)
-        /* The compressor's window already holds this message, the peer's
-         * will not: the context is lost, so the connection cannot go on. */
-        c->lv->fail_code = WS_CLOSE_INTERNAL_ERROR;
+    if (r < 0 && z)
+        /* The compressor's window holds a message the peer will never
+         * see: start an empty window, which the peer's (older, larger)
+         * one decodes just as well. */
+        ws_zout_reset(z);
     return r;
 }
 
