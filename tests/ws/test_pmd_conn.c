@@ -16,6 +16,7 @@
 
 #include "rt.h"
 #include "util.h"
+#include "ws/bcast.h"
 #include "ws/pmd.h"
 #include "wsclient.h"
 
@@ -62,19 +63,35 @@ static void echo(SnowWsConn *conn, const void *data, size_t len, int is_text, vo
         snow_ws_send_binary(conn, data, len);
 }
 
-static SnowWsHandler h_plain, h_def, h_all, h_nct, h_small, h_bits;
+/* What the room registry will do for one member: compress once for the
+ * window the member's agreement allows, deliver the shared RSV1 frame, and
+ * report what it saw. */
+static void bc_message(SnowWsConn *conn, const void *data, size_t len, int is_text, void *arg)
+{
+    (void)is_text, (void)arg;
+    SnowPid pid = snow_ws_pid(conn);
+    int bits = ws_pmd_member_bits(pid);
+    struct ws_shared_frame *f = ws_pmd_shared_frame(WS_OP_TEXT, data, len, bits > 0 ? (unsigned)bits : 15, 0);
+    int r = f ? ws_conn_deliver(pid, f) : -ENOMEM;
+    ws_shared_frame_unref(f);
+    char msg[48];
+    snprintf(msg, sizeof msg, "bits=%d deliver=%d", bits, r);
+    snow_ws_send_text(conn, msg, strlen(msg));
+}
+
+static SnowWsHandler h_plain, h_def, h_all, h_nct, h_small, h_bits, h_bc, h_bcplain;
 
 static void start(void)
 {
     ck_assert_int_eq(snow_rt_init(2), 0);
     SnowRouter *r = snow_router_new();
-    SnowWsHandler *all[] = {&h_plain, &h_def, &h_all, &h_nct, &h_small, &h_bits};
+    SnowWsHandler *all[] = {&h_plain, &h_def, &h_all, &h_nct, &h_small, &h_bits, &h_bc, &h_bcplain};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         snow_ws_handler_init(all[i]);
         all[i]->on_close = record_close;
         all[i]->on_message = echo;
         all[i]->ping_interval_ms = 0;
-        all[i]->deflate = all[i] != &h_plain;
+        all[i]->deflate = all[i] != &h_plain && all[i] != &h_bcplain;
         all[i]->outbound_limit = 8u << 20;
     }
     h_all.deflate_threshold = 0;
@@ -88,6 +105,10 @@ static void start(void)
     ck_assert_int_eq(snow_router_ws(r, "/nct", &h_nct), 0);
     ck_assert_int_eq(snow_router_ws(r, "/small", &h_small), 0);
     ck_assert_int_eq(snow_router_ws(r, "/bits", &h_bits), 0);
+    h_bc.on_message = bc_message;
+    h_bcplain.on_message = bc_message;
+    ck_assert_int_eq(snow_router_ws(r, "/bc", &h_bc), 0);
+    ck_assert_int_eq(snow_router_ws(r, "/bcplain", &h_bcplain), 0);
     int err;
     srv = snow_http_server_start(r, "127.0.0.1", 0, NULL, &err);
     ck_assert_msg(srv != NULL, "start: %s", snow_strerror(err));
@@ -565,6 +586,41 @@ START_TEST(idle_state_by_mode)
 }
 END_TEST
 
+START_TEST(shared_frames_for_rooms)
+{
+    start();
+    uint8_t *d = json(3000, 8);
+    char want[48];
+    struct pc p;
+    /* No server context takeover: one shared compressed frame fits, for
+     * the window agreed (10 here). */
+    pc_open(&p, "/bc", "permessage-deflate; server_no_context_takeover; server_max_window_bits=10");
+    ck_assert(p.server_nct);
+    pc_send(&p, 1, d, 3000, 0);
+    ck_assert(pc_expect(&p, 1, d, 3000));
+    snprintf(want, sizeof want, "bits=10 deliver=0");
+    pc_expect(&p, 1, want, strlen(want));
+    pc_close(&p);
+    /* Takeover: the shared frame would break the context, so it is
+     * refused and the member needs its own encoding. */
+    pc_open(&p, "/bc", "permessage-deflate");
+    ck_assert(!p.server_nct);
+    pc_send(&p, 1, d, 3000, 0);
+    snprintf(want, sizeof want, "bits=0 deliver=%d", -EINVAL);
+    pc_expect(&p, 1, want, strlen(want));
+    pc_close(&p);
+    /* No compression agreed: refused as well. */
+    pc_open(&p, "/bcplain", "permessage-deflate");
+    ck_assert(!p.on);
+    ck_assert_int_eq(wsc_frame(&p.c, 0x81, d, 3000), 0);
+    pc_expect(&p, 1, want, strlen(want));
+    pc_close(&p);
+    free(d);
+    wait_closes(3);
+    stop();
+}
+END_TEST
+
 Suite *pmd_conn_suite(void)
 {
     Suite *s = suite_create("pmd_conn");
@@ -578,6 +634,7 @@ Suite *pmd_conn_suite(void)
     tcase_add_test(t, bomb_1009_bounded);
     tcase_add_test(t, memory_cap_falls_back);
     tcase_add_test(t, idle_state_by_mode);
+    tcase_add_test(t, shared_frames_for_rooms);
     suite_add_tcase(s, t);
     return s;
 }
