@@ -545,9 +545,20 @@ struct SnowWsHandler {
     int drain_spread_ms;        /* 0: when the server stops, each connection's 1001 waits a
                                    random delay in [0, spread) so clients do not all reconnect
                                    at once (counted inside drain_timeout_ms) */
+    /* permessage-deflate (RFC 7692), used when the client offers it. The
+     * process-wide zlib memory is capped (256 MiB, environment
+     * SNOW_WS_DEFLATE_MEM_MB); past the cap new connections agree on no
+     * context takeover, which keeps no zlib state per connection. */
+    int deflate;                /* 0: off; nonzero: accept the client's first acceptable offer */
+    int deflate_window_bits;    /* 15: largest LZ77 window (8..15) either side uses; smaller
+                                   windows save memory with context takeover */
+    int deflate_mem_level;      /* 8: zlib memLevel (1..9) of our compressor */
+    int deflate_no_context_takeover; /* 0: nonzero makes both sides reset per message, so an
+                                   idle connection holds no zlib state */
+    size_t deflate_threshold;   /* 64: messages shorter than this are sent uncompressed */
     /* Zeroed by snow_ws_handler_init; future options take this room so the
      * struct keeps its size. */
-    void *reserved_[8];
+    void *reserved_[5];
 };
 
 /* Fills h with no callbacks and the defaults above, and makes sure the

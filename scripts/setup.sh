@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   build-essential meson ninja-build pkg-config python3
-  check libbearssl-dev
+  check libbearssl-dev zlib1g-dev
   clang libclang-rt-14-dev
   curl openssl python3-websockets
   chromium nodejs

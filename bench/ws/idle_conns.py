@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Memory and CPU of idle WebSocket connections.
 
-    bench/ws/idle_conns.py BUILD_DIR [N]
+    bench/ws/idle_conns.py BUILD_DIR [N [DEFLATE]]
 
 Starts snow-echo on 127.0.0.1 (port 0, heartbeat off so that nothing at all
 happens while idle), opens N WebSocket connections (default 5,000; at most
@@ -14,6 +14,12 @@ where X is the growth of the server's resident memory (VmRSS) over the
 baseline taken before the first connection, divided by N, and Y is the
 server's CPU time (user + system, /proc/PID/stat) over a 2-second idle
 window, as a percentage of that window. The server is stopped at the end.
+
+DEFLATE (default none) measures permessage-deflate: "nct" runs snow-echo
+--deflate-no-context-takeover, "takeover" snow-echo --deflate; every client
+offers permessage-deflate and its message is a 200-byte JSON text sent
+compressed (so both directions compress and, with context takeover, each
+connection gets its zlib streams). The line then says deflate=MODE.
 """
 import base64
 import os
@@ -23,6 +29,7 @@ import socket
 import subprocess
 import sys
 import time
+import zlib
 
 
 def rss_kib(pid):
@@ -55,13 +62,39 @@ def masked_text(payload):
     return bytes([0x81, 0x80 | len(payload)]) + key + body
 
 
+def masked_frame(b0, payload):
+    key = os.urandom(4)
+    body = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    n = len(payload)
+    head = bytes([b0, 0x80 | n]) if n < 126 else bytes([b0, 0x80 | 126, n >> 8, n & 255])
+    return head + key + body
+
+
+def read_frame(s, buf):
+    """Reads one whole server frame after the bytes in buf; returns the rest."""
+    while True:
+        if len(buf) >= 2:
+            n, h = buf[1] & 127, 2
+            if n == 126 and len(buf) >= 4:
+                n, h = buf[2] << 8 | buf[3], 4
+            if n < 126 or h == 4:
+                if len(buf) >= h + n:
+                    return buf[h + n:]
+        chunk = s.recv(4096)
+        if not chunk:
+            raise SystemExit("connection closed early")
+        buf += chunk
+
+
 def main():
     build = sys.argv[1]
     n = min(int(sys.argv[2]) if len(sys.argv) > 2 else 5000, 19900)
+    mode = sys.argv[3] if len(sys.argv) > 3 else "none"
+    flags = {"none": [], "nct": ["--deflate-no-context-takeover"], "takeover": ["--deflate"]}[mode]
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     echo = os.path.join(build, "compiler-abi", "examples", "snow-echo")
-    srv = subprocess.Popen([echo, "--host", "127.0.0.1", "--port", "0", "--ping-interval", "0"],
+    srv = subprocess.Popen([echo, "--host", "127.0.0.1", "--port", "0", "--ping-interval", "0", *flags],
                            stdout=subprocess.PIPE, text=True)
     try:
         port = int(re.search(r"listening on (\d+)", srv.stdout.readline()).group(1))
@@ -73,23 +106,37 @@ def main():
             key = base64.b64encode(os.urandom(16)).decode()
             s.sendall(("GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                        "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                       "Sec-WebSocket-Version: 13\r\n\r\n" % key).encode())
+                       "Sec-WebSocket-Version: 13\r\n%s\r\n" %
+                       (key, "Sec-WebSocket-Extensions: permessage-deflate\r\n" if mode != "none" else "")).encode())
             socks.append(s)
         msg = b"0123456789abcdef"
+        doc = ('{"user":"alice","room":"lobby","text":"%s","tags":["a","b"],"seq":1}' % ("hello " * 22)).encode()
+        rest = {}
         for s in socks:
             head = read_until(s, b"\r\n\r\n")
             if not head.startswith(b"HTTP/1.1 101"):
                 raise SystemExit("upgrade refused: %r" % head[:40])
-            s.sendall(masked_text(msg))
+            rest[s] = head.split(b"\r\n\r\n", 1)[1]
+            if mode == "none":
+                s.sendall(masked_text(msg))
+            else:
+                if b"permessage-deflate" not in head:
+                    raise SystemExit("permessage-deflate not agreed: %r" % head)
+                z = zlib.compressobj(6, zlib.DEFLATED, -15)
+                s.sendall(masked_frame(0xC1, (z.compress(doc) + z.flush(zlib.Z_SYNC_FLUSH))[:-4]))
         for s in socks:
-            read_until(s, msg)
+            if mode == "none":
+                read_until(s, msg)
+            else:
+                read_frame(s, rest[s])
         time.sleep(1.0)
         grown = rss_kib(srv.pid) - base
         t0, c0 = time.time(), cpu_ticks(srv.pid)
         time.sleep(2.0)
         t1, c1 = time.time(), cpu_ticks(srv.pid)
         cpu = (c1 - c0) / os.sysconf("SC_CLK_TCK") / (t1 - t0) * 100
-        print("bench ws_idle conns=%d rss_per_conn_bytes=%.0f cpu_pct=%.1f" % (n, grown * 1024 / n, cpu))
+        print("bench ws_idle conns=%d rss_per_conn_bytes=%.0f cpu_pct=%.1f%s" %
+              (n, grown * 1024 / n, cpu, "" if mode == "none" else " deflate=" + mode))
         for s in socks:
             s.close()
     finally:

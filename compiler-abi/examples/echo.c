@@ -5,6 +5,10 @@
  *   snow-echo --host H --port P [--tls-cert F --tls-key F]
  *             [--ping-interval S] [--pong-timeout S] [--max-message BYTES]
  *             [--outbound-limit BYTES] [--write-timeout S]
+ *             [--deflate [--deflate-no-context-takeover] [--deflate-window-bits 8-15]
+ *              [--deflate-mem-level 1-9] [--deflate-threshold BYTES]]
+ *
+ *   --deflate accepts permessage-deflate (RFC 7692) when a client offers it
  *
  *   WebSocket on /broadcast -> every message goes to every OTHER client
  *                              connected there, same opcode
@@ -146,7 +150,9 @@ static void usage(void)
 {
     fprintf(stderr, "usage: snow-echo --host H --port P [--tls-cert F --tls-key F] [--ping-interval S]\n"
                     "                 [--pong-timeout S] [--max-message BYTES] [--outbound-limit BYTES]\n"
-                    "                 [--write-timeout S]\n");
+                    "                 [--write-timeout S] [--deflate [--deflate-no-context-takeover]\n"
+                    "                 [--deflate-window-bits 8-15] [--deflate-mem-level 1-9]\n"
+                    "                 [--deflate-threshold BYTES]]\n");
     exit(2);
 }
 
@@ -166,6 +172,15 @@ static size_t bytes(const char *s)
     if (*s == '\0' || *end != '\0' || *s == '-')
         usage();
     return (size_t)v;
+}
+
+static int ranged(const char *s, int lo, int hi)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < lo || v > hi)
+        usage();
+    return (int)v;
 }
 
 static void setup_route(SnowWsHandler *h)
@@ -190,6 +205,14 @@ int main(int argc, char **argv)
     broadcast_route.on_message = broadcast_message;
     SnowWsHandler *routes[] = {&echo_route, &broadcast_route};
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--deflate") == 0 || strcmp(argv[i], "--deflate-no-context-takeover") == 0) {
+            for (int k = 0; k < 2; k++) {
+                routes[k]->deflate = 1;
+                if (argv[i][9])
+                    routes[k]->deflate_no_context_takeover = 1;
+            }
+            continue;
+        }
         if (i + 1 >= argc)
             usage();
         const char *opt = argv[i], *val = argv[++i];
@@ -214,6 +237,12 @@ int main(int argc, char **argv)
                     h->outbound_limit = bytes(val);
                 else if (strcmp(opt, "--write-timeout") == 0)
                     h->write_timeout_ms = seconds_ms(val);
+                else if (strcmp(opt, "--deflate-window-bits") == 0)
+                    h->deflate_window_bits = ranged(val, 8, 15);
+                else if (strcmp(opt, "--deflate-mem-level") == 0)
+                    h->deflate_mem_level = ranged(val, 1, 9);
+                else if (strcmp(opt, "--deflate-threshold") == 0)
+                    h->deflate_threshold = bytes(val);
                 else
                     usage();
             }

@@ -39,6 +39,11 @@ void snow_ws_handler_init(SnowWsHandler *h)
     h->write_timeout_ms = 30000;
     h->drain_timeout_ms = 5000;
     h->drain_spread_ms = 0;
+    h->deflate = 0;
+    h->deflate_window_bits = 15;
+    h->deflate_mem_level = 8;
+    h->deflate_no_context_takeover = 0;
+    h->deflate_threshold = WS_PMD_DEFAULT_THRESHOLD;
 }
 
 /* ---- sending ---- */

@@ -195,7 +195,9 @@ int ws_conn_send_own(struct ws_conn *c, unsigned opcode, const void *p, size_t n
     if (!fits_after_flush(c, n))
         return refuse_backpressure(c);
     size_t before = c->lv->q.bytes;
-    int r = ws_outq_message(&c->lv->q, opcode, p, n);
+    int r = ws_pmd_send(c, opcode, p, n);
+    if (r == 1)
+        r = ws_outq_message(&c->lv->q, opcode, p, n);
     if (r < 0)
         return r;
     sync_queued(c, before);
@@ -244,6 +246,8 @@ static int deliver_locked(struct ws_conn *c, void *arg)
     struct deliver *d = arg;
     if (!c || !atomic_load(&c->accepting))
         return SNOW_ECLOSED;
+    if (!ws_pmd_frame_ok(c, d->f))
+        return -EINVAL;
     if (!fits(c, d->f->len)) {
         ws_count(&c->route->bp_refused, 1);
         if (c->h->close_on_backpressure && !atomic_exchange(&c->close_asked, true)) {
@@ -273,6 +277,8 @@ int ws_conn_deliver(SnowPid pid, struct ws_shared_frame *f)
         /* From the connection's own handler: straight into its queue. */
         if (!atomic_load(&own->accepting))
             return SNOW_ECLOSED;
+        if (!ws_pmd_frame_ok(own, f))
+            return -EINVAL;
         if (!fits_after_flush(own, f->len))
             return refuse_backpressure(own);
         ws_shared_frame_ref(f);
@@ -319,6 +325,12 @@ static void call_message(void *arg)
 
 static void deliver_message(struct ws_conn *c, const uint8_t *p, size_t n, unsigned opcode)
 {
+    uint16_t code = ws_pmd_inbound(c, &p, &n, opcode);
+    if (code) {
+        c->lv->dec_failed = true;
+        fail(c, code);
+        return;
+    }
     ws_count(&c->route->msgs_in, 1);
     ws_count(&c->route->bytes_in, n);
     if (!c->h->on_message || c->lv->close.state != WS_STATE_OPEN || c->panicked)
@@ -329,6 +341,7 @@ static void deliver_message(struct ws_conn *c, const uint8_t *p, size_t n, unsig
     ws_call(c, call_message, &m);
     c->lv->msg = NULL;
     c->lv->msg_len = 0;
+    ws_pmd_after_message(c);
 }
 
 static void on_pong(struct ws_conn *c, const uint8_t *p, size_t n)
@@ -404,6 +417,14 @@ static void process(struct ws_conn *c)
             break;
         }
         int r = 0;
+        if (ev.kind == WS_EV_FRAME || ev.kind == WS_EV_CONTROL) {
+            uint16_t code = ws_pmd_on_frame(c, &ev);
+            if (code) {
+                c->lv->dec_failed = true;
+                fail(c, code);
+                break;
+            }
+        }
         switch (ev.kind) {
         case WS_EV_FRAME:
             /* A whole unfragmented message that is (or will be) in the

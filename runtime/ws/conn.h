@@ -32,6 +32,7 @@
 #include "ws/frame.h"
 #include "ws/handshake.h"
 #include "ws/message.h"
+#include "ws/pmd.h"
 
 /* Large own messages are cut into frames of this many payload bytes so
  * control frames can go out between them (§5.4, §5.5). */
@@ -118,6 +119,9 @@ void ws_outq_consume(struct ws_outq *q, size_t n, bool *close_out);
 /* A whole own data message as frames of at most WS_SEND_FRAGMENT payload
  * bytes. Returns 0 or -ENOMEM (nothing queued). */
 int ws_outq_message(struct ws_outq *q, unsigned opcode, const void *p, size_t n);
+/* The same with rsv bits on the first frame only (RFC 7692 §6: RSV1 marks
+ * a compressed message). */
+int ws_outq_message_rsv(struct ws_outq *q, unsigned opcode, unsigned rsv, const void *p, size_t n);
 
 /* ---- the connection ---- */
 
@@ -151,6 +155,7 @@ struct ws_live {
     struct ws_handshake *hs;  /* during CONNECTING only */
     const SnowHttpReq *req;   /* during CONNECTING only */
     uint16_t fail_code;       /* a close we must start at the next step */
+    struct ws_pmd_live pmd;   /* permessage-deflate: the message being inflated */
 };
 
 struct ws_conn {
@@ -203,6 +208,9 @@ struct ws_conn {
     /* The last room frame queued (bcast.h): its room's epoch and sequence
      * number, kept across hibernation for handlers to read. */
     uint64_t room_epoch, room_seq;
+    /* permessage-deflate: the agreement, and zlib streams only for
+     * context takeover (pmd.h). */
+    struct ws_pmd pmd;
 };
 
 /* Outbound limit in bytes. */

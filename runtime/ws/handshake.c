@@ -388,8 +388,7 @@ int ws_handshake_write_101(const struct ws_handshake *hs, char *buf, size_t cap)
     if (hs->status != 101)
         return -EINVAL;
     /* §4.2.2 item 5: status line, Upgrade, Connection, the accept value
-     * and the chosen subprotocol, if any. No extension is accepted, so no
-     * Sec-WebSocket-Extensions is sent. */
+     * the chosen subprotocol and the accepted extension, if any. */
     puts_(&o, "HTTP/1.1 101 Switching Protocols\r\n"
               "Upgrade: websocket\r\n"
               "Connection: Upgrade\r\n"
@@ -399,6 +398,11 @@ int ws_handshake_write_101(const struct ws_handshake *hs, char *buf, size_t cap)
     if (hs->protocol.n) {
         puts_(&o, "Sec-WebSocket-Protocol: ");
         put(&o, hs->protocol.p, hs->protocol.n);
+        puts_(&o, "\r\n");
+    }
+    if (hs->ext_answer_len) {
+        puts_(&o, "Sec-WebSocket-Extensions: ");
+        put(&o, hs->ext_answer, hs->ext_answer_len);
         puts_(&o, "\r\n");
     }
     puts_(&o, "\r\n");

@@ -17,7 +17,7 @@
 /* base64 of a 20-byte SHA-1 digest. */
 #define WS_ACCEPT_LEN 28
 /* Extension offers and parameters recorded; more are counted as truncated
- * (nothing is accepted yet, so dropping them changes no outcome). */
+ * (an offer whose parameters were cut is never accepted, pmd_offer.c). */
 #define WS_MAX_EXT_OFFERS 8
 #define WS_MAX_EXT_PARAMS 16
 /* Enough for either response with a subprotocol name of up to 512 bytes. */
@@ -85,7 +85,11 @@ struct ws_handshake {
     struct http_str key;
     struct http_str origin;   /* n == 0 when absent */
     struct http_str protocol; /* chosen subprotocol; n == 0 for none */
-    /* Sec-WebSocket-Extensions offers, in order; none is accepted yet. */
+    /* The accepted extension's answer (Sec-WebSocket-Extensions value),
+     * filled by the permessage-deflate negotiation (pmd.h); empty: none. */
+    uint8_t ext_answer_len;
+    char ext_answer[160];
+    /* Sec-WebSocket-Extensions offers, in order. */
     uint8_t next;
     uint8_t nparams;
     bool ext_truncated;

@@ -86,6 +86,7 @@ int ws_live_new(struct ws_conn *c)
     ws_outq_init(&lv->q);
     lv->close_due = lv->stall_due = lv->drain_due = lv->spread_due = -1;
     c->lv = lv;
+    ws_pmd_live_init(c);
     return 0;
 }
 
@@ -97,6 +98,7 @@ void ws_live_free(struct ws_conn *c)
     ws_outq_clear(&lv->q);
     free(lv->rbuf);
     free(lv->reasm.buf.data);
+    ws_pmd_live_free(lv);
     free(lv);
     c->lv = NULL;
 }
@@ -105,6 +107,7 @@ void ws_conn_free(struct ws_conn *c)
 {
     /* The struct and proto_buf are in the actor's heap: freed with it. */
     ws_live_free(c);
+    ws_pmd_conn_fini(c);
 }
 
 void ws_conn_finish(struct ws_conn *c)

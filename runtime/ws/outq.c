@@ -173,7 +173,7 @@ void ws_outq_consume(struct ws_outq *q, size_t n, bool *close_out)
 
 /* A server frame (fin or not) in the layout of struct ws_shared_frame, so
  * own messages and room broadcasts travel the same lane. */
-static struct ws_shared_frame *frame_new(unsigned opcode, bool fin, const uint8_t *p, size_t n)
+static struct ws_shared_frame *frame_new(unsigned opcode, unsigned rsv, bool fin, const uint8_t *p, size_t n)
 {
     size_t hlen = ws_frame_header_len(n);
     struct ws_shared_frame *f = malloc(sizeof *f + hlen + n);
@@ -189,14 +189,20 @@ static struct ws_shared_frame *frame_new(unsigned opcode, bool fin, const uint8_
     atomic_init(&f->refs, 1);
     f->room_epoch = 0;
     f->room_seq = 0;
+    f->bytes[0] |= (uint8_t)rsv;
     f->opcode = (uint8_t)opcode;
-    f->rsv = 0;
+    f->rsv = (uint8_t)rsv;
     f->payload_len = n;
     f->len = (size_t)h + n;
     return f;
 }
 
 int ws_outq_message(struct ws_outq *q, unsigned opcode, const void *data, size_t n)
+{
+    return ws_outq_message_rsv(q, opcode, 0, data, n);
+}
+
+int ws_outq_message_rsv(struct ws_outq *q, unsigned opcode, unsigned rsv, const void *data, size_t n)
 {
     const uint8_t *p = data;
     /* Every fragment is built first: a message is queued whole or not at
@@ -207,7 +213,7 @@ int ws_outq_message(struct ws_outq *q, unsigned opcode, const void *data, size_t
         size_t at = i * WS_SEND_FRAGMENT;
         size_t len = n - at < WS_SEND_FRAGMENT ? n - at : WS_SEND_FRAGMENT;
         struct ws_out *o = malloc(sizeof *o);
-        struct ws_shared_frame *f = o ? frame_new(i ? WS_OP_CONT : opcode, i + 1 == nfrag, p + at, len) : NULL;
+        struct ws_shared_frame *f = o ? frame_new(i ? WS_OP_CONT : opcode, i ? 0 : rsv, i + 1 == nfrag, p + at, len) : NULL;
         if (!f) {
             free(o);
             while (first) {

@@ -145,6 +145,7 @@ static int accept_conn(struct ws_conn *c, struct http_upgrade *up, struct ws_han
         memcpy(c->proto_buf, hs->protocol.p, hs->protocol.n);
         c->proto_len = (uint16_t)hs->protocol.n;
     }
+    ws_pmd_accept(c, hs);
     char buf[WS_HANDSHAKE_RESPONSE_MAX];
     int len = ws_handshake_write_101(hs, buf, sizeof buf);
     if (len < 0)
