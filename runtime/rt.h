@@ -26,6 +26,14 @@
 #endif
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+#define RT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RT_TSAN 1
+#endif
+#endif
+
 /*
  * How the runtime's parsers answer (http_parse_request, http_chunked_decode,
  * ws_decoder_next), after picohttpparser:
