@@ -45,13 +45,7 @@
 
 #include <setjmp.h>
 
-#if defined(__SANITIZE_THREAD__)
-#define RT_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define RT_TSAN 1
-#endif
-#endif
+#include "rt.h" /* RT_TSAN */
 
 /* Every jump to an actor_catch frame or to the top of a stack goes through
  * actor_longjmp. TSan intercepts longjmp (to unwind its shadow call stack
