@@ -310,8 +310,10 @@ static void collect(struct actor *a, const uintptr_t *regs, size_t nregs, const 
         scan_stack_range(&m, stack_lo, (const char *)a->stack);
     }
     drain(&m);
-    /* Kept for the next collection unless a wide graph made it large. */
-    if (m.cap > GRAY_KEEP) {
+    /* Kept for the next collection unless a wide graph made it large, or
+     * the actor is going to hibernate: an idle actor (a parked WebSocket
+     * connection) holds no collector memory beyond its heap. */
+    if (m.cap > GRAY_KEEP || !stack_lo) {
         free(m.v);
         m.v = NULL;
         m.cap = 0;
