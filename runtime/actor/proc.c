@@ -384,7 +384,12 @@ SnowPid actor_spawn(SnowActorFn fn, const void *args, size_t size, const struct 
     atomic_store(&a->kill_reason, -1);
     atomic_init(&a->wait_timer.armed, false);
     a->wait_timer.kind = TIMER_WAKE;
-    if (size) {
+    if (size && size <= ACTOR_ARG_INLINE) {
+        /* No heap for a small argument: most actors never allocate, and
+         * creating a heap costs more than the rest of the spawn. */
+        a->arg = a->arg_inline;
+        memcpy(a->arg, args, size);
+    } else if (size) {
         a->arg = heap_alloc(&a->heap, size);
         if (!a->arg) {
             actor_release(a);
@@ -463,13 +468,13 @@ int actor_signal_exit(SnowPid pid, SnowPid from, int reason, bool from_link)
         struct proc_slot *s;
         struct actor *t = proc_lock(pid, &s);
         if (!t) {
-            free(m);
+            msg_free(m);
             return SNOW_ENOPROC;
         }
         if (from_link && !map_find(&t->links, from)) {
             /* Unlinked in the meantime: the signal no longer applies. */
             proc_release(s);
-            free(m);
+            msg_free(m);
             return 0;
         }
         bool trap = t->trap_exit && !untrappable;
@@ -494,7 +499,7 @@ int actor_signal_exit(SnowPid pid, SnowPid from, int reason, bool from_link)
             wake = actor_notify_begin(t, 0) ? t : NULL;
         }
         proc_release(s);
-        free(m);
+        msg_free(m);
         if (wake)
             sched_enqueue(wake, true);
         return 0;
@@ -596,7 +601,7 @@ static void send_down(SnowPid watcher, uint64_t ref, SnowPid pid, int reason)
     if (!w || !map_del(&w->watching, ref, NULL)) {
         if (w)
             proc_release(s);
-        free(m);
+        msg_free(m);
         return;
     }
     struct actor *wake = mailbox_push_locked(w, m);
