@@ -242,6 +242,10 @@ struct actor {
     struct proc_slot *slot;
     struct actor *next;    /* run-queue link */
     struct stack *stack;   /* NULL before start and while hibernating */
+    /* [owner] the stack pointer saved by the last park (NULL: none), so
+     * that whoever makes the actor runnable can prefetch the frames it
+     * resumes in (sched.c); written by the worker before its PARKED CAS. */
+    char *sp_hint;
     SnowActorFn fn;        /* entry: spawn function or hibernate continuation */
     void *arg;
     /* waiting [owner writes before publishing WAITING; wakers read] */
@@ -416,6 +420,8 @@ struct worker {
     int actor_cache_n;
     struct msg *msg_cache;     /* free MSG_SMALL message buffers */
     int msg_cache_n;
+    uint32_t slot_cache;       /* free process-table slots (chained by next_free) */
+    int slot_cache_n;
     struct stack *stack_cache; /* a few free stacks without locking */
     int stack_cache_n;
     void *asan_fake;

@@ -11,6 +11,7 @@
  * trampoline's jmp_buf on the same stack, which discards the frames above.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,19 @@ static RT_NOINLINE int context_init(ucontext_t *uc)
 
 _Static_assert(sizeof(struct boot_frame) == 64, "matches ctx_x86_64.S");
 
+/* getcontext reads the signal mask with a system call; makecontext needs
+ * only a valid context to fill in. So one context is taken per process and
+ * every new stack starts from a copy of it (makecontext reads none of the
+ * copied registers nor the floating-point state it points to). */
+static ucontext_t context_template;
+static int context_template_err;
+static pthread_once_t context_once = PTHREAD_ONCE_INIT;
+
+static void context_template_init(void)
+{
+    context_template_err = context_init(&context_template);
+}
+
 atomic_int actor_fail_stack_maps;
 
 static struct stack *stack_create(void (*entry)(void))
@@ -89,12 +103,12 @@ static struct stack *stack_create(void (*entry)(void))
     /* makecontext prepares the entry stack pointer (aligned, with its own
      * return slot) and instruction pointer; we read both back and push the
      * frame rt_ctx_switch pops, so the first switch "returns" into entry. */
-    ucontext_t uc;
-    memset(&uc, 0, sizeof uc);
-    if (context_init(&uc)) {
+    pthread_once(&context_once, context_template_init);
+    if (context_template_err) {
         munmap(map, MAP_SIZE);
         return NULL;
     }
+    ucontext_t uc = context_template;
     uc.uc_stack.ss_sp = s->lo;
     uc.uc_stack.ss_size = s->usable;
     uc.uc_link = NULL;
