@@ -424,6 +424,8 @@ struct worker {
     int slot_cache_n;
     struct stack *stack_cache; /* a few free stacks without locking */
     int stack_cache_n;
+    char *stack_batch;         /* unused address space for new stacks (stack.c) */
+    int stack_batch_n;         /* stacks' worth left in it */
     void *asan_fake;
     void *tsan_fiber;          /* TSan: the worker thread's own fiber */
     void *sys_stack_lo;        /* bounds of the worker thread's own stack (ASan) */

@@ -81,14 +81,41 @@ static void context_template_init(void)
 
 atomic_int actor_fail_stack_maps;
 
-static struct stack *stack_create(void (*entry)(void))
+/* Address space for a new stack. A worker maps STACK_BATCH stacks' worth
+ * at once and hands it out one stack at a time, so that starting many
+ * actors (a server's connections, a ring) costs one mmap per batch instead
+ * of one per stack; each stack is still its own guard page and mapping
+ * once its guard is protected, and is unmapped on its own. The unused rest
+ * of a batch is never touched (MAP_NORESERVE), so it costs no memory. */
+#define STACK_BATCH 16
+
+static char *map_one(struct worker *w)
+{
+    int prot = PROT_READ | PROT_WRITE, flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK;
+    if (w && !w->stack_batch_n) {
+        char *b = mmap(NULL, (size_t)STACK_BATCH * MAP_SIZE, prot, flags, -1, 0);
+        if (b != MAP_FAILED) {
+            w->stack_batch = b;
+            w->stack_batch_n = STACK_BATCH;
+        }
+    }
+    if (w && w->stack_batch_n) {
+        char *map = w->stack_batch;
+        w->stack_batch += MAP_SIZE;
+        w->stack_batch_n--;
+        return map;
+    }
+    char *map = mmap(NULL, MAP_SIZE, prot, flags, -1, 0);
+    return map == MAP_FAILED ? NULL : map;
+}
+
+static struct stack *stack_create(struct worker *w, void (*entry)(void))
 {
     if (atomic_load_explicit(&actor_fail_stack_maps, memory_order_relaxed) > 0 &&
         atomic_fetch_sub(&actor_fail_stack_maps, 1) > 0)
         return NULL;
-    char *map = mmap(NULL, MAP_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
-                     -1, 0);
-    if (map == MAP_FAILED)
+    char *map = map_one(w);
+    if (!map)
         return NULL;
     if (mprotect(map, GUARD_SIZE, PROT_NONE)) {
         munmap(map, MAP_SIZE);
@@ -155,7 +182,7 @@ struct stack *stack_get(struct worker *w)
         if (s)
             return s;
     }
-    return stack_create(stack_trampoline);
+    return stack_create(w, stack_trampoline);
 }
 
 void stack_put(struct worker *w, struct stack *s)
@@ -188,6 +215,10 @@ void stack_pool_fini(void)
 {
     for (int i = 0; i < rt.nworkers; i++) {
         struct worker *w = &rt.workers[i];
+        if (w->stack_batch_n)
+            munmap(w->stack_batch, (size_t)w->stack_batch_n * MAP_SIZE);
+        w->stack_batch = NULL;
+        w->stack_batch_n = 0;
         while (w->stack_cache) {
             struct stack *s = w->stack_cache;
             w->stack_cache = s->next;
@@ -396,7 +427,7 @@ static void bench_entry(void)
 
 double actor_bench_switch_ns(long n)
 {
-    bench_stack = stack_create(bench_entry);
+    bench_stack = stack_create(NULL, bench_entry);
     if (!bench_stack)
         return -1;
 #ifdef RT_TSAN
