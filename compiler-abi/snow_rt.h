@@ -141,7 +141,9 @@ enum {
 typedef void (*SnowActorFn)(void *args);
 
 /* Spawns an actor running fn(copy of args). The size bytes at args are copied
- * into the new actor's heap (args may be NULL when size is 0). Returns the
+ * into memory the new actor owns for its lifetime: its own record for up to
+ * 48 bytes, else its heap (args may be NULL when size is 0); either way the
+ * copy is a collector root while it is the argument. Returns the
  * new PID (> 0) or 0 if the actor could not be created. Callable from actors
  * and from ordinary threads once the runtime is initialised. */
 SNOW_API SnowPid snow_actor_spawn(SnowActorFn fn, const void *args, size_t size);

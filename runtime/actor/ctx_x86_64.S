@@ -28,11 +28,20 @@ rt_ctx_switch:
     subq $8, %rsp
     stmxcsr (%rsp)
     fnstcw 4(%rsp)
+    movl (%rsp), %eax
+    movzwl 4(%rsp), %ecx
     movq %rsp, (%rdi)
     movq (%rsi), %rsp
-    ldmxcsr (%rsp)
-    fldcw 4(%rsp)
-    addq $8, %rsp
+    /* Load the control words only when the other side's differ (an actor
+     * changed its rounding or exception mask): ldmxcsr and fldcw wait for
+     * their operand and hold back what follows, and the operand is the
+     * first word of a stack that has usually left the cache, while a
+     * compare and a predicted branch let the loads below overlap. */
+    cmpl (%rsp), %eax
+    jne 2f
+1:  cmpw 4(%rsp), %cx
+    jne 3f
+4:  addq $8, %rsp
     popq %r15
     popq %r14
     popq %r13
@@ -40,6 +49,10 @@ rt_ctx_switch:
     popq %rbx
     popq %rbp
     ret
+2:  ldmxcsr (%rsp)
+    jmp 1b
+3:  fldcw 4(%rsp)
+    jmp 4b
     .cfi_endproc
     .size rt_ctx_switch, .-rt_ctx_switch
 

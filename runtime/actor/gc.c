@@ -9,7 +9,9 @@
  *     as that caller left them (see snow_gc_collect below). Not on
  *     hibernation: the stack is being given up.
  *   - a->arg (the spawn argument copy, or the hibernation continuation's
- *     argument) and the terminate callback's argument;
+ *     argument) and the terminate callback's argument; a small spawn
+ *     argument lives in the actor record (a->arg_inline), whose words are
+ *     scanned while either points into it;
  *   - the payloads of kept messages (snow_msg_keep) and of the message
  *     handed out by the last receive;
  *   - the slots registered with actor_gc_root_add.
@@ -171,11 +173,21 @@ static void drain(struct marker *m)
     }
 }
 
+/* True when p points into the actor's inline spawn argument, which then
+ * is a root as a heap-allocated argument would be. */
+static bool in_arg_inline(const struct actor *a, const void *p)
+{
+    uintptr_t u = (uintptr_t)p, lo = (uintptr_t)a->arg_inline;
+    return u >= lo && u < lo + sizeof a->arg_inline;
+}
+
 static void mark_roots(struct marker *m, struct actor *a)
 {
     struct heap_space *sp = m->sp;
     mark_word(m, (uintptr_t)a->arg);
     mark_word(m, (uintptr_t)a->term_arg);
+    if (in_arg_inline(a, a->arg) || in_arg_inline(a, a->term_arg))
+        scan_range(m, a->arg_inline, a->arg_inline + sizeof a->arg_inline);
     for (struct msg *k = a->heap.kept; k; k = k->next)
         scan_range(m, k->m.data, k->m.data + k->m.len);
     if (a->last)

@@ -93,11 +93,24 @@ void stack_thread_fini(struct worker *w);
 struct msg {
     SnowMessage m;   /* what receive hands out; m.data points just past us */
     struct msg *next;
-    uint64_t seq;    /* per receiver, in arrival order (also keeps the payload 16-byte aligned) */
+    uint64_t seq;    /* per receiver, in arrival order */
+    /* 1: a buffer of MSG_SMALL payload bytes, which msg_free keeps in the
+     * freeing worker's cache; 0: malloc'd for its length. Kept apart from
+     * m.len, which the receiver can see. The pad keeps the payload 16-byte
+     * aligned. */
+    uint32_t small;
+    uint32_t pad[3];
 };
 
+/* Payload bytes of a cached message buffer: every message up to this size
+ * is allocated at this size, so that any of them can serve the next. */
+#define MSG_SMALL 64
+
 struct msg *msg_new(uint64_t tag, SnowPid from, const void *data, size_t len);
+/* Frees one message (to the calling worker's cache when small). */
+void msg_free(struct msg *m);
 void msg_free_list(struct msg *m);
+void msg_cache_fini(void);
 
 struct heap_space;
 struct heap {
@@ -200,6 +213,8 @@ struct u64_map {
 
 struct proc_slot;
 
+#define ACTOR_ARG_INLINE 48
+
 /* Tag sets up to this size keep a selective receive's scan position. */
 #define ACTOR_SCAN_TAGS 8
 
@@ -214,6 +229,10 @@ struct actor {
     struct proc_slot *slot;
     struct actor *next;    /* run-queue link */
     struct stack *stack;   /* NULL before start and while hibernating */
+    /* [owner] the stack pointer saved by the last park (NULL: none), so
+     * that whoever makes the actor runnable can prefetch the frames it
+     * resumes in (sched.c); written by the worker before its PARKED CAS. */
+    char *sp_hint;
     SnowActorFn fn;        /* entry: spawn function or hibernate continuation */
     void *arg;
     /* waiting [owner writes before publishing WAITING; wakers read] */
@@ -252,6 +271,11 @@ struct actor {
     char *name;             /* [registry lock] */
     jmp_buf *catch_jb;      /* [owner] innermost actor_catch frame */
     char *panic_msg;        /* [owner] */
+    /* A spawn argument of up to ACTOR_ARG_INLINE bytes is copied here
+     * instead of into the heap, so that spawning an actor with a small
+     * argument creates no heap at all (gc.c scans it as a root while
+     * a->arg or a->term_arg points into it). */
+    _Alignas(16) unsigned char arg_inline[ACTOR_ARG_INLINE];
 };
 
 /* ---- process table -------------------------------------------------------- */
@@ -293,7 +317,8 @@ struct rt_table {
     atomic_uint_fast64_t next_ref;
 };
 
-/* proc.c (actor structs) and stack.c (stacks): shared free lists */
+/* proc.c (actor structs), stack.c (stacks), heap.c (message buffers):
+ * shared free lists */
 struct rt_free_list {
     rt_spin_t lock;
     void *free;
@@ -380,8 +405,14 @@ struct worker {
     int64_t starved_retry_ns;  /* when to try them again */
     struct actor *actor_cache; /* freed actor structs, reused by spawn */
     int actor_cache_n;
+    struct msg *msg_cache;     /* free MSG_SMALL message buffers */
+    int msg_cache_n;
+    uint32_t slot_cache;       /* free process-table slots (chained by next_free) */
+    int slot_cache_n;
     struct stack *stack_cache; /* a few free stacks without locking */
     int stack_cache_n;
+    char *stack_batch;         /* unused address space for new stacks (stack.c) */
+    int stack_batch_n;         /* stacks' worth left in it */
     void *asan_fake;
     void *sys_stack_lo;        /* bounds of the worker thread's own stack (ASan) */
     size_t sys_stack_size;
@@ -416,6 +447,7 @@ struct runtime {
     struct rt_table table;
     struct rt_free_list actor_pool;
     struct rt_free_list stack_pool;
+    struct rt_free_list msg_pool;
     struct rt_poller poller;
     struct rt_timers timers;
 };

@@ -43,6 +43,7 @@ static void teardown(void)
     timers_fini();
     stack_pool_fini();
     actor_cache_fini();
+    msg_cache_fini();
     poller_fini();
     registry_fini();
     proc_fini();

@@ -38,13 +38,13 @@ static int send_msg(SnowPid pid, struct msg *m, bool limited)
     struct proc_slot *s;
     struct actor *a = proc_lock(pid, &s);
     if (!a) {
-        free(m);
+        msg_free(m);
         return SNOW_ENOPROC;
     }
     if (limited && a->mbox_limit &&
         atomic_load_explicit(&a->queued, memory_order_relaxed) >= a->mbox_limit) {
         proc_release(s);
-        free(m);
+        msg_free(m);
         return SNOW_ELIMIT;
     }
     struct actor *wake = mailbox_push_locked(a, m);
@@ -153,7 +153,7 @@ static SnowMessage *receive(const uint64_t *tags, size_t ntags, int timeout_ms)
         return NULL;
     actor_check_signals(a);
     if (a->last) {
-        free(a->last);
+        msg_free(a->last);
         a->last = NULL;
     }
     bool cached = tags && ntags <= ACTOR_SCAN_TAGS;
@@ -232,6 +232,6 @@ void mailbox_free(struct actor *a)
 {
     msg_free_list(a->priv_head);
     a->priv_head = a->priv_tail = a->scan_pos = NULL;
-    free(a->last);
+    msg_free(a->last);
     a->last = NULL;
 }

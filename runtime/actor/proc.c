@@ -58,7 +58,17 @@ static void grow_locked(struct proc_slot *c)
     rt.table.free_head = base;
 }
 
-int proc_insert(struct actor *a)
+/* Free slots are cached per worker, like actor structs: a spawner and the
+ * workers where its children exit would otherwise take the table's free
+ * lock once per spawn and once per exit, from two cores. A worker's list
+ * holds up to SLOT_CACHE_LOCAL slots; the shared list is taken and given
+ * SLOT_CACHE_BATCH at a time, in one locked step. */
+#define SLOT_CACHE_LOCAL 64
+#define SLOT_CACHE_BATCH 32
+
+/* Moves up to SLOT_CACHE_BATCH slots from the shared list to w's, growing
+ * the table when it is empty. 0, SNOW_ELIMIT or -ENOMEM. */
+static int slot_refill(struct worker *w)
 {
     struct proc_slot *fresh = NULL;
     rt_spin_lock(&rt.table.free_lock);
@@ -79,12 +89,61 @@ int proc_insert(struct actor *a)
             return -ENOMEM;
         rt_spin_lock(&rt.table.free_lock);
     }
-    uint32_t idx = rt.table.free_head;
-    struct proc_slot *s = slot_at(idx);
-    rt.table.free_head = s->next_free;
+    for (int i = 0; i < SLOT_CACHE_BATCH && rt.table.free_head != NO_SLOT; i++) {
+        uint32_t idx = rt.table.free_head;
+        struct proc_slot *s = slot_at(idx);
+        rt.table.free_head = s->next_free;
+        s->next_free = w->slot_cache;
+        w->slot_cache = idx;
+        w->slot_cache_n++;
+    }
     rt_spin_unlock(&rt.table.free_lock);
     free(fresh); /* another spawner grew the table meanwhile */
+    return 0;
+}
 
+/* A free slot index: from the worker's list, else the shared one. */
+static int64_t slot_take(void)
+{
+    struct worker *w = worker_self();
+    if (w) {
+        if (!w->slot_cache_n) {
+            int err = slot_refill(w);
+            if (err)
+                return err;
+        }
+        uint32_t idx = w->slot_cache;
+        w->slot_cache = slot_at(idx)->next_free;
+        w->slot_cache_n--;
+        return idx;
+    }
+    /* Outside the workers (a spawn from another thread): the shared list,
+     * through a worker-shaped list of one batch that goes straight back. */
+    struct worker tmp = {.slot_cache = NO_SLOT};
+    int err = slot_refill(&tmp);
+    if (err)
+        return err;
+    uint32_t idx = tmp.slot_cache;
+    uint32_t rest = slot_at(idx)->next_free;
+    if (tmp.slot_cache_n > 1) {
+        uint32_t last = rest;
+        for (int i = 2; i < tmp.slot_cache_n; i++)
+            last = slot_at(last)->next_free;
+        rt_spin_lock(&rt.table.free_lock);
+        slot_at(last)->next_free = rt.table.free_head;
+        rt.table.free_head = rest;
+        rt_spin_unlock(&rt.table.free_lock);
+    }
+    return idx;
+}
+
+int proc_insert(struct actor *a)
+{
+    int64_t got = slot_take();
+    if (got < 0)
+        return (int)got;
+    uint32_t idx = (uint32_t)got;
+    struct proc_slot *s = slot_at(idx);
     rt_spin_lock(&s->lock);
     uint64_t gen = (s->pid >> IDX_BITS) + 1;
     if (gen >= (UINT64_C(1) << 40))
@@ -100,9 +159,26 @@ int proc_insert(struct actor *a)
 static void proc_free_slot(struct proc_slot *s)
 {
     uint32_t idx = (uint32_t)(s->pid & ((1u << IDX_BITS) - 1));
+    struct worker *w = worker_self();
+    if (w && w->slot_cache_n < SLOT_CACHE_LOCAL) {
+        s->next_free = w->slot_cache;
+        w->slot_cache = idx;
+        w->slot_cache_n++;
+        return;
+    }
+    /* Full (or not a worker): this slot and, from a worker, a batch of its
+     * list go back to the shared list in one locked step. */
+    uint32_t first = idx, last = idx;
+    if (w) {
+        s->next_free = w->slot_cache;
+        for (int i = 0; i < SLOT_CACHE_BATCH; i++)
+            last = slot_at(last)->next_free;
+        w->slot_cache = slot_at(last)->next_free;
+        w->slot_cache_n -= SLOT_CACHE_BATCH;
+    }
     rt_spin_lock(&rt.table.free_lock);
-    s->next_free = rt.table.free_head;
-    rt.table.free_head = idx;
+    slot_at(last)->next_free = rt.table.free_head;
+    rt.table.free_head = first;
     rt_spin_unlock(&rt.table.free_lock);
 }
 
@@ -385,7 +461,12 @@ SnowPid actor_spawn(SnowActorFn fn, const void *args, size_t size, const struct 
     atomic_store(&a->kill_reason, -1);
     atomic_init(&a->wait_timer.armed, false);
     a->wait_timer.kind = TIMER_WAKE;
-    if (size) {
+    if (size && size <= ACTOR_ARG_INLINE) {
+        /* No heap for a small argument: most actors never allocate, and
+         * creating a heap costs more than the rest of the spawn. */
+        a->arg = a->arg_inline;
+        memcpy(a->arg, args, size);
+    } else if (size) {
         a->arg = heap_alloc(&a->heap, size);
         if (!a->arg) {
             actor_release(a);
@@ -464,13 +545,13 @@ int actor_signal_exit(SnowPid pid, SnowPid from, int reason, bool from_link)
         struct proc_slot *s;
         struct actor *t = proc_lock(pid, &s);
         if (!t) {
-            free(m);
+            msg_free(m);
             return SNOW_ENOPROC;
         }
         if (from_link && !map_find(&t->links, from)) {
             /* Unlinked in the meantime: the signal no longer applies. */
             proc_release(s);
-            free(m);
+            msg_free(m);
             return 0;
         }
         bool trap = t->trap_exit && !untrappable;
@@ -495,7 +576,7 @@ int actor_signal_exit(SnowPid pid, SnowPid from, int reason, bool from_link)
             wake = actor_notify_begin(t, 0) ? t : NULL;
         }
         proc_release(s);
-        free(m);
+        msg_free(m);
         if (wake)
             sched_enqueue(wake, true);
         return 0;
@@ -597,7 +678,7 @@ static void send_down(SnowPid watcher, uint64_t ref, SnowPid pid, int reason)
     if (!w || !map_del(&w->watching, ref, NULL)) {
         if (w)
             proc_release(s);
-        free(m);
+        msg_free(m);
         return;
     }
     struct actor *wake = mailbox_push_locked(w, m);

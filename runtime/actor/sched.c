@@ -196,12 +196,35 @@ void sched_kick_timer(void)
             return;
 }
 
+/* The actor a running actor just woke runs next on this worker, within
+ * a microsecond or so. Its record and the top of its stack (the frames it
+ * parked in, from sp_hint up) have usually left this core's caches when
+ * many actors take turns (a ring of 10,000): prefetching them now lets the
+ * misses overlap with the rest of the waker's slice instead of stalling the
+ * switch. The caller owns the RUNNABLE actor, so its fields are stable;
+ * a prefetch never faults. */
+#define RESUME_STACK_LINES 6
+
+static void prefetch_resume(struct actor *a)
+{
+    for (size_t off = 64; off < sizeof *a; off += 64)
+        __builtin_prefetch((const char *)a + off, 1);
+    if (!a->stack)
+        return;
+    __builtin_prefetch(a->stack, 1);
+    const char *sp = a->sp_hint;
+    if (sp)
+        for (int i = 0; i < RESUME_STACK_LINES; i++)
+            __builtin_prefetch(sp + 64 * i, 1);
+}
+
 void sched_enqueue(struct actor *a, bool from_waker)
 {
     struct worker *w = worker_self();
     if (a->pinned) {
         struct worker *home = &rt.workers[a->home];
         if (home == w && from_waker && !w->runnext_pinned) {
+            prefetch_resume(a);
             w->runnext_pinned = a;
             return;
         }
@@ -224,6 +247,7 @@ void sched_enqueue(struct actor *a, bool from_waker)
              * idle (it fired a timer or I/O and runs a next). seq_cst
              * exchange, then seq_cst load of nspinning: pairs with a spinner's
              * increment of nspinning before its loads of runnext. */
+            prefetch_resume(a);
             struct actor *old = atomic_exchange(&w->runnext, a);
             if (!old) {
                 if (w->current && atomic_load(&rt.nspinning) == 0)
@@ -377,6 +401,7 @@ static void run_actor(struct worker *w, struct actor *a)
             rq_push(a->pinned ? &w->pq : &w->q, a);
             return;
         case SW_PARK: {
+            a->sp_hint = a->stack->ctx.sp; /* published by the CAS below */
             int exp = A_WAITING;
             /* seq_cst: step 4 of the protocol; fails when a notifier
              * turned WAITING into NOTIFIED */
@@ -386,6 +411,7 @@ static void run_actor(struct worker *w, struct actor *a)
         }
         case SW_HIBERNATE: {
             stack_put(w, a->stack);
+            a->sp_hint = NULL;
             a->stack = NULL;
             /* relaxed: the owner's own value, stored before it unwound */
             unsigned got = actor_wait_conditions(a, a->wait_io,

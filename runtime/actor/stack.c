@@ -11,6 +11,7 @@
  * trampoline's jmp_buf on the same stack, which discards the frames above.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,16 +67,56 @@ static RT_NOINLINE int context_init(ucontext_t *uc)
 
 _Static_assert(sizeof(struct boot_frame) == 64, "matches ctx_x86_64.S");
 
+/* getcontext reads the signal mask with a system call; makecontext needs
+ * only a valid context to fill in. So one context is taken per process and
+ * every new stack starts from a copy of it (makecontext reads none of the
+ * copied registers nor the floating-point state it points to). */
+static ucontext_t context_template;
+static int context_template_err;
+static pthread_once_t context_once = PTHREAD_ONCE_INIT;
+
+static void context_template_init(void)
+{
+    context_template_err = context_init(&context_template);
+}
+
 atomic_int actor_fail_stack_maps;
 
-static struct stack *stack_create(void (*entry)(void))
+/* Address space for a new stack. A worker maps STACK_BATCH stacks' worth
+ * at once and hands it out one stack at a time, so that starting many
+ * actors (a server's connections, a ring) costs one mmap per batch instead
+ * of one per stack; each stack is still its own guard page and mapping
+ * once its guard is protected, and is unmapped on its own. The unused rest
+ * of a batch is never touched (MAP_NORESERVE), so it costs no memory. */
+#define STACK_BATCH 16
+
+static char *map_one(struct worker *w)
+{
+    int prot = PROT_READ | PROT_WRITE, flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK;
+    if (w && !w->stack_batch_n) {
+        char *b = mmap(NULL, (size_t)STACK_BATCH * MAP_SIZE, prot, flags, -1, 0);
+        if (b != MAP_FAILED) {
+            w->stack_batch = b;
+            w->stack_batch_n = STACK_BATCH;
+        }
+    }
+    if (w && w->stack_batch_n) {
+        char *map = w->stack_batch;
+        w->stack_batch += MAP_SIZE;
+        w->stack_batch_n--;
+        return map;
+    }
+    char *map = mmap(NULL, MAP_SIZE, prot, flags, -1, 0);
+    return map == MAP_FAILED ? NULL : map;
+}
+
+static struct stack *stack_create(struct worker *w, void (*entry)(void))
 {
     if (atomic_load_explicit(&actor_fail_stack_maps, memory_order_relaxed) > 0 &&
         atomic_fetch_sub(&actor_fail_stack_maps, 1) > 0)
         return NULL;
-    char *map = mmap(NULL, MAP_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
-                     -1, 0);
-    if (map == MAP_FAILED)
+    char *map = map_one(w);
+    if (!map)
         return NULL;
     if (mprotect(map, GUARD_SIZE, PROT_NONE)) {
         munmap(map, MAP_SIZE);
@@ -90,12 +131,12 @@ static struct stack *stack_create(void (*entry)(void))
     /* makecontext prepares the entry stack pointer (aligned, with its own
      * return slot) and instruction pointer; we read both back and push the
      * frame rt_ctx_switch pops, so the first switch "returns" into entry. */
-    ucontext_t uc;
-    memset(&uc, 0, sizeof uc);
-    if (context_init(&uc)) {
+    pthread_once(&context_once, context_template_init);
+    if (context_template_err) {
         munmap(map, MAP_SIZE);
         return NULL;
     }
+    ucontext_t uc = context_template;
     uc.uc_stack.ss_sp = s->lo;
     uc.uc_stack.ss_size = s->usable;
     uc.uc_link = NULL;
@@ -138,7 +179,7 @@ struct stack *stack_get(struct worker *w)
         if (s)
             return s;
     }
-    return stack_create(stack_trampoline);
+    return stack_create(w, stack_trampoline);
 }
 
 void stack_put(struct worker *w, struct stack *s)
@@ -171,6 +212,10 @@ void stack_pool_fini(void)
 {
     for (int i = 0; i < rt.nworkers; i++) {
         struct worker *w = &rt.workers[i];
+        if (w->stack_batch_n)
+            munmap(w->stack_batch, (size_t)w->stack_batch_n * MAP_SIZE);
+        w->stack_batch = NULL;
+        w->stack_batch_n = 0;
         while (w->stack_cache) {
             struct stack *s = w->stack_cache;
             w->stack_cache = s->next;
@@ -365,7 +410,7 @@ static void bench_entry(void)
 
 double actor_bench_switch_ns(long n)
 {
-    bench_stack = stack_create(bench_entry);
+    bench_stack = stack_create(NULL, bench_entry);
     if (!bench_stack)
         return -1;
     actor_tsan_enter(&bench_stack->tsan_back, bench_stack->tsan_fiber);

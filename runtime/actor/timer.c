@@ -259,7 +259,7 @@ void timers_fini(void)
     for (uint32_t i = 0; i < rt.timers.map_cap; i++)
         for (struct timer *t = rt.timers.map[i], *next; t; t = next) {
             next = t->map_next;
-            free(t->msg);
+            msg_free(t->msg);
             free(t);
         }
     free(rt.timers.map);
@@ -288,7 +288,7 @@ uint64_t snow_timer_send_after(SnowPid pid, int64_t ms, uint64_t tag, const void
     struct actor *self = actor_self();
     t->msg = msg_new(tag, self ? self->pid : 0, data, len);
     if (!t->msg || lock_with_map_room() < 0) {
-        free(t->msg);
+        msg_free(t->msg);
         free(t);
         return 0;
     }
@@ -321,7 +321,7 @@ int snow_timer_cancel(uint64_t ref)
     rt_spin_unlock(&rt.timers.lock);
     if (!t)
         return SNOW_ENOPROC;
-    free(t->msg);
+    msg_free(t->msg);
     free(t);
     return 0;
 }

@@ -371,6 +371,71 @@ START_TEST(gc_keeps_hibernation_arg)
 }
 END_TEST
 
+/* ---- reachable from the spawn argument ------------------------------------- */
+
+/* A small argument lives in the actor record, a large one in the heap;
+ * either way an object the actor stores into it survives collections, and
+ * a small one creates no heap until the actor allocates. */
+struct small_arg {
+    SnowPid parent;
+    unsigned char *obj;
+};
+
+struct large_arg {
+    SnowPid parent;
+    unsigned char *obj;
+    char pad[200];
+};
+
+static RT_NOINLINE void store_obj(unsigned char **slot)
+{
+    *slot = snow_gc_alloc(3000);
+    fill(*slot, 3000, 77);
+}
+
+static void small_arg_actor(void *p)
+{
+    struct small_arg *a = p;
+    SnowGcStats st = stats();
+    check(st.heap_bytes == 0);
+    store_obj(&a->obj);
+    for (int i = 0; i < ROUNDS; i++)
+        churn();
+    check(actor_gc_owns(a->obj) && intact(a->obj, 3000, 77));
+    snow_actor_send(a->parent, TAG_RESULT, NULL, 0);
+}
+
+static void large_arg_actor(void *p)
+{
+    struct large_arg *a = p;
+    check(actor_gc_owns(a));
+    store_obj(&a->obj);
+    for (int i = 0; i < ROUNDS; i++)
+        churn();
+    check(actor_gc_owns(a->obj) && intact(a->obj, 3000, 77));
+    snow_actor_send(a->parent, TAG_RESULT, NULL, 0);
+}
+
+static void spawn_arg_root(void *arg)
+{
+    (void)arg;
+    struct small_arg s = {.parent = snow_actor_self()};
+    struct large_arg l = {.parent = snow_actor_self()};
+    snow_actor_spawn(small_arg_actor, &s, sizeof s);
+    snow_actor_spawn(large_arg_actor, &l, sizeof l);
+    recv_tag(TAG_RESULT, -1);
+    recv_tag(TAG_RESULT, -1);
+}
+
+START_TEST(gc_keeps_spawn_arg)
+{
+    res_reset();
+    RUN_ROOT(2, spawn_arg_root, NULL);
+    ck_assert_int_eq(atomic_load(&res.bad), 0);
+    ck_assert_int_eq(atomic_load(&res.ok), 4);
+}
+END_TEST
+
 /* ---- reachable from a kept message and from a root slot --------------------- */
 
 static RT_NOINLINE void send_self_pointer(void)
@@ -804,6 +869,7 @@ static Suite *gc_suite(void)
     tcase_add_test(tc, gc_keeps_stack_and_interior);
     tcase_add_test(tc, gc_keeps_registers);
     tcase_add_test(tc, gc_keeps_hibernation_arg);
+    tcase_add_test(tc, gc_keeps_spawn_arg);
     tcase_add_test(tc, gc_keeps_kept_message);
     tcase_add_test(tc, gc_keeps_root_slot);
     tcase_add_test(tc, gc_debug_fill_and_poison);

@@ -333,6 +333,72 @@ START_TEST(kept_message_survives)
 }
 END_TEST
 
+/* Payload sizes on both sides of the message-buffer cache's size (64
+ * bytes) and a few large ones, sent between actors on two workers so that
+ * buffers allocated on one worker are freed on the other and reused:
+ * every payload arrives whole, 16-byte aligned, with its length. */
+#define SIZES_MAX 300
+#define SIZES_ROUNDS 2000
+
+static unsigned char size_byte(long round, size_t len, size_t i)
+{
+    return (unsigned char)(round * 7 + len * 13 + i * 3 + 1);
+}
+
+static void sizes_receiver(void *arg)
+{
+    SnowPid parent = *(SnowPid *)arg;
+    long ok = 0;
+    for (long r = 0; r < SIZES_ROUNDS; r++) {
+        for (size_t len = 0; len <= SIZES_MAX; len += (len < 80 ? 1 : 37)) {
+            SnowMessage *m = snow_actor_receive(-1);
+            int good = m->tag == 9 && m->len == len && (uintptr_t)m->data % 16 == 0;
+            for (size_t i = 0; good && i < len; i++)
+                good = m->data[i] == size_byte(r, len, i);
+            ok += good;
+            if (!good)
+                atomic_fetch_add(&errors, 1);
+        }
+        /* Answered every round, so that the sender cannot run far ahead. */
+        snow_actor_send(parent, 10, NULL, 0);
+    }
+    atomic_store(&result, ok);
+}
+
+static void sizes_root(void *arg)
+{
+    (void)arg;
+    SnowPid self = snow_actor_self();
+    struct actor_spawn_opts o = {.worker = 1, .pinned = true};
+    SnowPid p = actor_spawn(sizes_receiver, &self, sizeof self, &o);
+    unsigned char buf[SIZES_MAX];
+    for (long r = 0; r < SIZES_ROUNDS; r++) {
+        for (size_t len = 0; len <= SIZES_MAX; len += (len < 80 ? 1 : 37)) {
+            for (size_t i = 0; i < len; i++)
+                buf[i] = size_byte(r, len, i);
+            if (snow_actor_send(p, 9, buf, len))
+                atomic_fetch_add(&errors, 1);
+        }
+        recv_tag(10, -1);
+    }
+}
+
+START_TEST(message_sizes_across_workers)
+{
+    atomic_store(&result, 0);
+    atomic_store(&errors, 0);
+    ck_assert_int_eq(snow_rt_init(2), 0);
+    struct actor_spawn_opts o = {.worker = 0, .pinned = true};
+    ck_assert_uint_ne(actor_spawn(sizes_root, NULL, 0, &o), 0);
+    ck_assert_int_eq(snow_rt_run(), 0);
+    ck_assert_int_eq(atomic_load(&errors), 0);
+    long per_round = 0;
+    for (size_t len = 0; len <= SIZES_MAX; len += (len < 80 ? 1 : 37))
+        per_round++;
+    ck_assert_int_eq(atomic_load(&result), per_round * SIZES_ROUNDS);
+}
+END_TEST
+
 Suite *mailbox_suite(void)
 {
     Suite *s = suite_create("mailbox");
@@ -348,6 +414,7 @@ Suite *mailbox_suite(void)
     tcase_add_test(tc, dead_pid_is_noproc);
     tcase_add_test(tc, send_from_outside);
     tcase_add_test(tc, kept_message_survives);
+    tcase_add_test(tc, message_sizes_across_workers);
     suite_add_tcase(s, tc);
     return s;
 }

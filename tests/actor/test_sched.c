@@ -55,6 +55,108 @@ START_TEST(spawn_copies_args)
 }
 END_TEST
 
+/* Arguments of every size up to 200 bytes, on both sides of the 48 bytes
+ * kept in the actor record: each child gets its own copy, whole and
+ * 16-byte aligned. */
+#define ARG_SIZES 200
+
+static unsigned char arg_byte(size_t len, size_t i)
+{
+    return (unsigned char)(len * 31 + i * 7 + 3);
+}
+
+struct sized_arg {
+    size_t len;
+    unsigned char bytes[ARG_SIZES];
+};
+
+static void sized_child(void *arg)
+{
+    const unsigned char *p = arg;
+    size_t len;
+    memcpy(&len, p, sizeof len);
+    int good = (uintptr_t)arg % 16 == 0;
+    for (size_t i = 0; good && i < len; i++)
+        good = p[sizeof len + i] == arg_byte(len, i);
+    if (good)
+        atomic_fetch_add(&counter, 1);
+}
+
+static void sized_root(void *arg)
+{
+    (void)arg;
+    struct sized_arg a;
+    for (size_t len = 0; len <= ARG_SIZES; len++) {
+        a.len = len;
+        for (size_t i = 0; i < len; i++)
+            a.bytes[i] = arg_byte(len, i);
+        snow_actor_spawn(sized_child, &a, sizeof a.len + len);
+        memset(a.bytes, 0xEE, sizeof a.bytes); /* the child must have its own copy */
+    }
+}
+
+START_TEST(spawn_copies_args_of_every_size)
+{
+    atomic_store(&counter, 0);
+    RUN_ROOT(2, sized_root, NULL);
+    ck_assert_int_eq(atomic_load(&counter), ARG_SIZES + 1);
+}
+END_TEST
+
+/* Free process-table slots are cached per worker: a spawner on worker 0
+ * whose children all exit on worker 1 reuses slots that went through both
+ * workers' lists and the shared one. Every PID handed out is distinct, and
+ * once its actor is gone none reaches a newer one. */
+#define PID_ROUNDS 20000
+
+static SnowPid seen_pids[PID_ROUNDS];
+
+static void pid_child(void *arg)
+{
+    snow_actor_send(*(SnowPid *)arg, 5, NULL, 0);
+}
+
+static int pid_cmp(const void *a, const void *b)
+{
+    SnowPid x = *(const SnowPid *)a, y = *(const SnowPid *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void pid_root(void *arg)
+{
+    (void)arg;
+    SnowPid self = snow_actor_self();
+    struct actor_spawn_opts o = {.worker = 1, .pinned = true};
+    for (long i = 0; i < PID_ROUNDS; i++) {
+        seen_pids[i] = actor_spawn(pid_child, &self, sizeof self, &o);
+        if (!seen_pids[i])
+            atomic_fetch_add(&counter, 1000000);
+        if (i % 100 == 99)
+            for (int k = 0; k < 100; k++)
+                recv_tag(5, -1);
+    }
+    /* Every child has reported; wait until each is gone, then none answers. */
+    for (long i = 0; i < PID_ROUNDS; i++) {
+        while (snow_actor_send(seen_pids[i], 6, NULL, 0) != SNOW_ENOPROC)
+            snow_actor_yield();
+    }
+    qsort(seen_pids, PID_ROUNDS, sizeof seen_pids[0], pid_cmp);
+    for (long i = 1; i < PID_ROUNDS; i++)
+        if (seen_pids[i] == seen_pids[i - 1])
+            atomic_fetch_add(&counter, 1);
+}
+
+START_TEST(pids_stay_unique_with_cached_slots)
+{
+    atomic_store(&counter, 0);
+    ck_assert_int_eq(snow_rt_init(2), 0);
+    struct actor_spawn_opts o = {.worker = 0, .pinned = true};
+    ck_assert_uint_ne(actor_spawn(pid_root, NULL, 0, &o), 0);
+    ck_assert_int_eq(snow_rt_run(), 0);
+    ck_assert_int_eq(atomic_load(&counter), 0);
+}
+END_TEST
+
 /* Two actors on one worker alternate strictly when they yield. */
 static char trace[64];
 static atomic_int trace_n;
@@ -342,6 +444,8 @@ Suite *sched_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, spawn_and_exit_100k);
     tcase_add_test(tc, spawn_copies_args);
+    tcase_add_test(tc, spawn_copies_args_of_every_size);
+    tcase_add_test(tc, pids_stay_unique_with_cached_slots);
     tcase_add_test(tc, yield_alternates);
     tcase_add_test(tc, reductions_preempt);
     tcase_add_test(tc, work_stealing_moves_work);
