@@ -97,6 +97,10 @@ SNOW_API const char *snow_strerror(int err);
 #define SNOW_TAG_WS_PONG SNOW_TAG_RESERVED(0x14)
 /* Runtime-internal broadcast delivery to a WebSocket connection actor. */
 #define SNOW_TAG_WS_BROADCAST SNOW_TAG_RESERVED(0x15)
+/* A message published to a room the receiver subscribed to with
+ * snow_room_subscribe. Payload: SnowRoomMsg, then the room name, then the
+ * message (see the Rooms section). */
+#define SNOW_TAG_ROOM_MESSAGE SNOW_TAG_RESERVED(0x30)
 /* I/O readiness turned into a message (reserved for future use). */
 #define SNOW_TAG_IO SNOW_TAG_RESERVED(0x20)
 
@@ -627,6 +631,155 @@ typedef struct SnowWsStats {
  * is NULL. A route that never saw a request reads as zeros. Returns 0 or
  * -EINVAL (out NULL). Any thread. */
 SNOW_API int snow_ws_route_stats(const SnowWsHandler *h, SnowWsStats *out);
+
+/* ==== Rooms (runtime/ws/rooms*.c) ==== */
+
+/*
+ * A room is a named topic whose members are PIDs: WebSocket connections
+ * (snow_ws_join) get each published message as a frame on their socket,
+ * plain actors (snow_room_subscribe) get it as a SNOW_TAG_ROOM_MESSAGE
+ * mailbox message. A room exists while it has members (or a history ring,
+ * snow_room_configure); created again it gets a new epoch.
+ *
+ * Names are byte strings of 1..SNOW_ROOM_NAME_MAX bytes (any bytes, NUL
+ * included: every function takes a pointer and a length).
+ *
+ * Every call here is safe from any actor (a connection's own callbacks
+ * included) and from plain threads once the runtime runs; none blocks or
+ * parks. Membership is removed on every exit path of a member: a
+ * connection's close, error, heartbeat reap, crash, kill or refusal after
+ * a join in on_connect, and a plain actor's exit.
+ *
+ * Publishing encodes the message once; every member's queue holds a
+ * reference to the same bytes. Every message gets the room's next sequence
+ * number (1, 2, ...), and every member receives a room's messages in
+ * sequence order, so one publisher's messages arrive in the order
+ * published. A member over its outbound limit is skipped for that message
+ * and counted (its route may close it instead: close_on_backpressure).
+ * Large rooms are delivered by a runtime actor in batches with yields; the
+ * publisher returns at once.
+ */
+#define SNOW_ROOM_NAME_MAX 255
+
+
+/* A room's position: its epoch (never 0; changes when the room is
+ * recreated, also across program restarts) and the sequence number of its
+ * last message (0: none yet). */
+typedef struct SnowRoomPos {
+    uint64_t epoch;
+    uint64_t seq;
+} SnowRoomPos;
+
+/* Payload of SNOW_TAG_ROOM_MESSAGE: this header, then room_len bytes of
+ * room name, then len bytes of message (all in msg->data). */
+typedef struct SnowRoomMsg {
+    uint64_t epoch;
+    uint64_t seq;
+    uint32_t room_len;
+    uint32_t is_text;
+    uint64_t len;
+} SnowRoomMsg;
+
+/* Joins the connection to room. Joining a room twice is one membership.
+ * Returns 0, SNOW_ECLOSED (the connection ended), -EINVAL (bad name),
+ * -ENOMEM. pos may be NULL; else it gets the room's position at the join:
+ * the connection receives every message after pos->seq. */
+SNOW_API int snow_ws_join(SnowWsConn *conn, const char *room, size_t room_len, SnowRoomPos *pos);
+/* Resumable join: like snow_ws_join, and first replays, in order and before
+ * any live message, the messages of the room's history ring published after
+ * (epoch, seq). Returns 1 when they are exactly the messages missed since
+ * then (no gap, no duplicate), 0 when they are not (the ring no longer
+ * reaches back that far, the room was recreated: another epoch, or seq is
+ * beyond the room's): then the whole ring is replayed and the program
+ * should resync. epoch 0 means "nothing seen": the whole ring is replayed
+ * and 1 says it holds the room's whole life. Errors as snow_ws_join. */
+SNOW_API int snow_ws_join_since(SnowWsConn *conn, const char *room, size_t room_len, uint64_t epoch, uint64_t seq,
+                                SnowRoomPos *pos);
+/* Leaves room. 0, or SNOW_ENOPROC when the connection was not in it. */
+SNOW_API int snow_ws_leave(SnowWsConn *conn, const char *room, size_t room_len);
+
+/* Publishes data[0..len) to every member of room, as text (is_text != 0,
+ * must be UTF-8) or binary. Returns the message's sequence number (> 0), 0
+ * when the room does not exist (nobody to tell), SNOW_EBACKPRESSURE when
+ * ROOM_QUEUE_MAX (4096) earlier messages of this room are not delivered
+ * yet (nothing published), -EINVAL (bad name, text not UTF-8), -ENOMEM. */
+SNOW_API int64_t snow_ws_broadcast(const char *room, size_t room_len, const void *data, size_t len, int is_text);
+/* The same, skipping the member except (typically the sender). */
+SNOW_API int64_t snow_ws_broadcast_except(const char *room, size_t room_len, const void *data, size_t len,
+                                          int is_text, SnowWsConn *except);
+
+/* Options of one publish (SNOW_ROOM_NO_STAMP: none). */
+#define SNOW_ROOM_NO_STAMP SIZE_MAX
+typedef struct SnowRoomPublish {
+    int is_text;
+    SnowPid except;  /* member skipped (a connection's snow_ws_pid or an actor); 0: none */
+    /* Offsets in data where the runtime writes the message's sequence
+     * number / the room's epoch as 20 decimal digits, zero-padded, once
+     * they are known: a payload can carry them to the client (e.g. a JSON
+     * string "00000000000000000000"). The 20 bytes there must be ASCII. */
+    size_t seq_at;
+    size_t epoch_at;
+} SnowRoomPublish;
+/* Fills opts: binary, nobody skipped, no stamps. */
+SNOW_API void snow_room_publish_init(SnowRoomPublish *opts);
+/* snow_ws_broadcast with options (opts NULL: the defaults). Same returns,
+ * and -EINVAL for a stamp that does not fit. */
+SNOW_API int64_t snow_room_publish(const char *room, size_t room_len, const void *data, size_t len,
+                                   const SnowRoomPublish *opts);
+
+/* Members of room (connections and actors), 0 when it does not exist. */
+SNOW_API int64_t snow_ws_room_size(const char *room, size_t room_len);
+/* The room's position (pos->epoch 0 when it does not exist). Returns 1
+ * when it exists, else 0; -EINVAL. */
+SNOW_API int snow_room_position(const char *room, size_t room_len, SnowRoomPos *pos);
+
+/* Calls fn once per room the connection is in (any order), with a name
+ * valid during the call; fn may call the room functions. Returns the
+ * number of rooms, or -ENOMEM. */
+typedef void (*SnowRoomNameFn)(const char *room, size_t room_len, void *arg);
+SNOW_API int snow_ws_rooms(SnowWsConn *conn, SnowRoomNameFn fn, void *arg);
+
+/* Plain actors: pid receives every message published to room as
+ * SNOW_TAG_ROOM_MESSAGE (the actor's own mailbox grows with what it does
+ * not read). Returns 0, SNOW_ENOPROC (pid 0), -EINVAL, -ENOMEM; pid is
+ * monitored, so a pid that is not alive is removed again at once. */
+SNOW_API int snow_room_subscribe(SnowPid pid, const char *room, size_t room_len, SnowRoomPos *pos);
+/* Resumable subscribe: replay as for snow_ws_join_since, as mailbox messages. */
+SNOW_API int snow_room_subscribe_since(SnowPid pid, const char *room, size_t room_len, uint64_t epoch,
+                                       uint64_t seq, SnowRoomPos *pos);
+SNOW_API int snow_room_unsubscribe(SnowPid pid, const char *room, size_t room_len);
+/* Rooms of any member pid (connection or actor), as snow_ws_rooms. */
+SNOW_API int snow_room_list(SnowPid pid, SnowRoomNameFn fn, void *arg);
+
+/* Per-room options. */
+typedef struct SnowRoomOpts {
+    /* Messages kept in the room's history ring for resumable joins
+     * (0: off, the default; at most 65536). A room with a ring outlives
+     * its last member, keeping its epoch and history, until it is
+     * configured with history 0. */
+    uint32_t history;
+    /* Bytes the ring may hold, in KiB (0: 8192, i.e. 8 MiB); past it the
+     * oldest messages go first (the newest one always stays). */
+    uint32_t history_kib;
+    uint32_t reserved_[6];
+} SnowRoomOpts;
+/* Applies opts to room, creating it when needed. Shrinking the ring keeps
+ * the newest messages. 0, -EINVAL, -ENOMEM. */
+SNOW_API int snow_room_configure(const char *room, size_t room_len, const SnowRoomOpts *opts);
+
+/* Counters since the program started (rooms and members: now). */
+typedef struct SnowRoomCounters {
+    uint64_t rooms;                /* rooms that exist */
+    uint64_t members;              /* memberships (a pid in two rooms counts twice) */
+    uint64_t broadcasts;           /* messages published (with a sequence number) */
+    uint64_t deliveries;           /* messages queued to a member */
+    uint64_t skipped_backpressure; /* deliveries skipped: member over its outbound limit */
+    uint64_t skipped_closed;       /* deliveries to members found ended (then removed) */
+    uint64_t replayed;             /* messages replayed by resumable joins */
+    uint64_t refused_backpressure; /* publishes refused: the room's queue was full */
+    uint64_t deliverers;           /* deliverer actors started for large rooms */
+} SnowRoomCounters;
+SNOW_API void snow_room_counters(SnowRoomCounters *out);
 
 #ifdef __cplusplus
 }

@@ -9,6 +9,7 @@ packages=(
   check libbearssl-dev
   clang libclang-rt-14-dev
   curl openssl python3-websockets
+  chromium nodejs
 )
 if [ "${SNOW_SETUP_BENCH:-0}" = 1 ]; then
   packages+=(erlang-base golang-go wrk nginx-light)

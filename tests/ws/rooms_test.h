@@ -1,0 +1,27 @@
+/* Shared by the rooms suites (tests/ws/test_rooms*.c). */
+#ifndef SNOW_TESTS_WS_ROOMS_TEST_H
+#define SNOW_TESTS_WS_ROOMS_TEST_H
+
+#include <check.h>
+#include <errno.h>
+#include <stdbool.h>
+
+#include "snow_rt.h"
+
+/* Starts the runtime with n workers, runs root to the end of every actor,
+ * stops it. Assertions follow on the main thread. */
+#define ROOMS_RUN(n, root, arg)                                     \
+    do {                                                            \
+        ck_assert_int_eq(snow_rt_init(n), 0);                       \
+        ck_assert_uint_ne(snow_actor_spawn((root), (arg), 0), 0);   \
+        ck_assert_int_eq(snow_rt_run(), 0);                         \
+    } while (0)
+
+/* Polls cond (sleeping between tries, inside an actor) until it holds or
+ * 20 s passed; returns its last value. */
+bool rt_wait_until(bool (*cond)(void *), void *arg);
+
+Suite *rooms_suite(void);
+Suite *rooms_ws_suite(void);
+
+#endif

@@ -1,0 +1,799 @@
+/*
+ * test_rooms.c: the room registry through the ABI, with plain actor
+ * members (mailbox delivery): join/leave/publish semantics, cleanup on
+ * every exit path of an actor, order per publisher, a room too large for
+ * the publisher to deliver itself, history and resumable subscribes,
+ * stamps, and concurrent joins, leaves and broadcasts from many actors on
+ * several workers. The WebSocket members are exercised in
+ * test_rooms_ws.c. Assertions run on the main thread once the runtime
+ * stopped; actors record what they saw.
+ */
+#include <check.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rooms_test.h"
+#include "ws/rooms.h"
+
+#define R(s) (s), (sizeof(s) - 1)
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+bool rt_wait_until(bool (*cond)(void *), void *arg)
+{
+    /* Cleanup happens on other actors (the janitor); give it time, not a
+     * deadline that asserts speed: 20 s is far beyond any real delay. */
+    for (int i = 0; i < 10000; i++) {
+        if (cond(arg))
+            return true;
+        snow_sleep(2);
+    }
+    return cond(arg);
+}
+
+static bool room_empty(void *arg)
+{
+    const char *name = arg;
+    return snow_ws_room_size(name, strlen(name)) == 0;
+}
+
+static bool registry_empty(void *arg)
+{
+    (void)arg;
+    SnowRoomCounters c;
+    snow_room_counters(&c);
+    return c.rooms == 0 && c.members == 0;
+}
+
+/* Receives one room message; fills *h and returns the payload (NULL on
+ * timeout). The name must be room. */
+static const unsigned char *recv_room(SnowRoomMsg *h, const char *room, int timeout_ms)
+{
+    uint64_t tag = SNOW_TAG_ROOM_MESSAGE;
+    SnowMessage *m = snow_actor_receive_match(&tag, 1, timeout_ms);
+    if (!m || m->len < sizeof *h)
+        return NULL;
+    memcpy(h, m->data, sizeof *h);
+    if (m->len != sizeof *h + h->room_len + h->len)
+        return NULL;
+    if (h->room_len != strlen(room) || memcmp(m->data + sizeof *h, room, h->room_len))
+        return NULL;
+    return m->data + sizeof *h + h->room_len;
+}
+
+/* ---- semantics ------------------------------------------------------------------ */
+
+static struct {
+    int sub1, sub2, size1, size2, list_n, leave, leave_again, size_after;
+    int64_t pub_missing, seq1, seq2, bad_name0, bad_name256, bad_utf8;
+    SnowRoomMsg h1, h2;
+    char p1[16], p2[16];
+    int list_seen;
+    uint64_t rooms_after;
+    int got_after_leave;
+} sem;
+
+static void count_names(const char *room, size_t len, void *arg)
+{
+    int *n = arg;
+    if ((len == 1 && room[0] == 'a') || (len == 3 && !memcmp(room, "b\0c", 3)))
+        (*n)++;
+}
+
+static void semantics_root(void *arg)
+{
+    (void)arg;
+    SnowPid me = snow_actor_self();
+    SnowRoomPos pos;
+    sem.pub_missing = snow_ws_broadcast(R("a"), "x", 1, 1);
+    sem.sub1 = snow_room_subscribe(me, R("a"), &pos);
+    sem.sub2 = snow_room_subscribe(me, R("a"), NULL); /* twice: one membership */
+    snow_room_subscribe(me, R("b\0c"), NULL);
+    sem.size1 = (int)snow_ws_room_size(R("a"));
+    sem.size2 = (int)snow_ws_room_size(R("b\0c"));
+    sem.list_n = snow_room_list(me, count_names, &sem.list_seen);
+    sem.seq1 = snow_ws_broadcast(R("a"), "hello", 5, 1);
+    sem.seq2 = snow_ws_broadcast(R("a"), "\x00\x01\x02", 3, 0);
+    const unsigned char *p = recv_room(&sem.h1, "a", 5000);
+    if (p)
+        memcpy(sem.p1, p, sem.h1.len < 16 ? sem.h1.len : 16);
+    p = recv_room(&sem.h2, "a", 5000);
+    if (p)
+        memcpy(sem.p2, p, sem.h2.len < 16 ? sem.h2.len : 16);
+    sem.bad_name0 = snow_ws_broadcast("a", 0, "x", 1, 1);
+    char big[SNOW_ROOM_NAME_MAX + 1];
+    memset(big, 'r', sizeof big);
+    sem.bad_name256 = snow_room_subscribe(me, big, sizeof big, NULL);
+    sem.bad_utf8 = snow_ws_broadcast(R("a"), "\xc3\x28", 2, 1);
+    sem.leave = snow_room_unsubscribe(me, R("a"));
+    sem.leave_again = snow_room_unsubscribe(me, R("a"));
+    snow_room_unsubscribe(me, R("b\0c"));
+    sem.size_after = (int)snow_ws_room_size(R("a"));
+    snow_ws_broadcast(R("a"), "late", 4, 1);
+    SnowRoomMsg h;
+    sem.got_after_leave = recv_room(&h, "a", 50) != NULL;
+    SnowRoomCounters c;
+    snow_room_counters(&c);
+    sem.rooms_after = c.rooms;
+    (void)pos;
+}
+
+START_TEST(join_leave_publish)
+{
+    memset(&sem, 0, sizeof sem);
+    ROOMS_RUN(2, semantics_root, NULL);
+    ck_assert_int_eq(sem.pub_missing, 0);
+    ck_assert_int_eq(sem.sub1, 0);
+    ck_assert_int_eq(sem.sub2, 0);
+    ck_assert_int_eq(sem.size1, 1);
+    ck_assert_int_eq(sem.size2, 1);
+    ck_assert_int_eq(sem.list_n, 2);
+    ck_assert_int_eq(sem.list_seen, 2);
+    ck_assert_int_eq(sem.seq1, 1);
+    ck_assert_int_eq(sem.seq2, 2);
+    ck_assert_uint_eq(sem.h1.seq, 1);
+    ck_assert_uint_eq(sem.h1.is_text, 1);
+    ck_assert_uint_eq(sem.h1.len, 5);
+    ck_assert_mem_eq(sem.p1, "hello", 5);
+    ck_assert_uint_ne(sem.h1.epoch, 0);
+    ck_assert_uint_eq(sem.h2.epoch, sem.h1.epoch);
+    ck_assert_uint_eq(sem.h2.seq, 2);
+    ck_assert_uint_eq(sem.h2.is_text, 0);
+    ck_assert_mem_eq(sem.p2, "\x00\x01\x02", 3);
+    ck_assert_int_eq(sem.bad_name0, -EINVAL);
+    ck_assert_int_eq(sem.bad_name256, -EINVAL);
+    ck_assert_int_eq(sem.bad_utf8, -EINVAL);
+    ck_assert_int_eq(sem.leave, 0);
+    ck_assert_int_eq(sem.leave_again, SNOW_ENOPROC);
+    ck_assert_int_eq(sem.size_after, 0);
+    ck_assert_int_eq(sem.got_after_leave, 0);
+    ck_assert_uint_eq(sem.rooms_after, 0);
+}
+END_TEST
+
+/* ---- cleanup on every exit path of a plain actor ----------------------------------- */
+
+enum { EXIT_RETURN, EXIT_EXIT, EXIT_PANIC, EXIT_KILLED, EXIT_SIGNAL };
+
+struct leaver {
+    int how;
+    SnowPid parent;
+};
+
+static void leaver_main(void *arg)
+{
+    struct leaver *l = arg;
+    SnowPid me = snow_actor_self();
+    snow_room_subscribe(me, R("x1"), NULL);
+    snow_room_subscribe(me, R("x2"), NULL);
+    snow_room_subscribe(me, R("x3"), NULL);
+    snow_actor_send(l->parent, 1, NULL, 0);
+    switch (l->how) {
+    case EXIT_RETURN:
+        return;
+    case EXIT_EXIT:
+        snow_actor_exit(SNOW_EXIT_USER);
+    case EXIT_PANIC:
+        snow_panic("leaving by panic");
+    default:
+        snow_actor_receive(-1); /* killed while waiting */
+    }
+}
+
+static struct {
+    int ready[5];
+    int size_with[5];
+    int emptied[5];
+} cl;
+
+static void cleanup_root(void *arg)
+{
+    (void)arg;
+    for (int how = 0; how < 5; how++) {
+        struct leaver l = {.how = how, .parent = snow_actor_self()};
+        SnowPid pid = snow_actor_spawn(leaver_main, &l, sizeof l);
+        uint64_t one = 1;
+        cl.ready[how] = snow_actor_receive_match(&one, 1, 5000) != NULL;
+        if (how == EXIT_KILLED) {
+            cl.size_with[how] = (int)snow_ws_room_size(R("x2"));
+            snow_actor_kill(pid, SNOW_EXIT_KILLED);
+        } else if (how == EXIT_SIGNAL) {
+            /* Ends through an exit signal with a program's reason. */
+            cl.size_with[how] = (int)snow_ws_room_size(R("x2"));
+            snow_actor_kill(pid, SNOW_EXIT_USER + 1);
+        }
+        cl.emptied[how] = rt_wait_until(room_empty, "x1") && rt_wait_until(room_empty, "x2") &&
+                          rt_wait_until(room_empty, "x3") && rt_wait_until(registry_empty, NULL);
+    }
+}
+
+START_TEST(cleanup_on_every_exit)
+{
+    memset(&cl, 0, sizeof cl);
+    ROOMS_RUN(2, cleanup_root, NULL);
+    for (int how = 0; how < 5; how++) {
+        ck_assert_msg(cl.ready[how], "exit path %d: subscriber did not start", how);
+        ck_assert_msg(cl.emptied[how], "exit path %d: a dead pid stayed in a room", how);
+    }
+    ck_assert_int_eq(cl.size_with[EXIT_KILLED], 1);
+    ck_assert_int_eq(cl.size_with[EXIT_SIGNAL], 1);
+}
+END_TEST
+
+/* A pid that is not alive is removed again by the registry at once. */
+static int dead_sub_rc;
+static bool dead_sub_gone;
+static void dead_child(void *arg)
+{
+    (void)arg;
+}
+static void dead_pid_root(void *arg)
+{
+    (void)arg;
+    SnowPid pid = snow_actor_spawn(dead_child, NULL, 0);
+    snow_sleep(20);
+    dead_sub_rc = snow_room_subscribe(pid, R("ghost"), NULL);
+    dead_sub_gone = rt_wait_until(room_empty, "ghost") && rt_wait_until(registry_empty, NULL);
+}
+
+START_TEST(dead_pid_is_removed)
+{
+    ROOMS_RUN(2, dead_pid_root, NULL);
+    ck_assert_int_eq(dead_sub_rc, 0);
+    ck_assert(dead_sub_gone);
+}
+END_TEST
+
+/* Members still running when the runtime stops leave with it. */
+static void shutdown_member(void *arg)
+{
+    (void)arg;
+    snow_room_subscribe(snow_actor_self(), R("at-stop"), NULL);
+    snow_actor_receive(-1);
+}
+
+static void shutdown_root(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 20; i++)
+        snow_actor_spawn(shutdown_member, NULL, 0);
+    snow_room_subscribe(snow_actor_self(), R("at-stop"), NULL);
+    while (snow_ws_room_size(R("at-stop")) < 21)
+        snow_sleep(1);
+    snow_rt_shutdown();
+    snow_actor_receive(-1);
+}
+
+START_TEST(shutdown_empties_rooms)
+{
+    ROOMS_RUN(2, shutdown_root, NULL);
+    SnowRoomCounters c;
+    snow_room_counters(&c);
+    ck_assert_uint_eq(c.rooms, 0);
+    ck_assert_uint_eq(c.members, 0);
+}
+END_TEST
+
+/* ---- order per publisher, many publishers and subscribers on 4 workers ------------------ */
+
+#define ORD_PUBS 6
+#define ORD_SUBS 12
+#define ORD_MSGS 400
+
+struct ord_sub {
+    SnowPid parent;
+    int idx;
+};
+
+static struct {
+    atomic_int ok[ORD_SUBS];
+    atomic_int got[ORD_SUBS];
+    atomic_int bad_order, bad_seq;
+} ord;
+
+static void ord_sub_main(void *arg)
+{
+    struct ord_sub *s = arg;
+    snow_room_subscribe(snow_actor_self(), R("order"), NULL);
+    snow_actor_send(s->parent, 1, NULL, 0);
+    int last[ORD_PUBS];
+    for (int i = 0; i < ORD_PUBS; i++)
+        last[i] = -1;
+    uint64_t last_seq = 0;
+    int got = 0;
+    while (got < ORD_PUBS * ORD_MSGS) {
+        SnowRoomMsg h;
+        const unsigned char *p = recv_room(&h, "order", 20000);
+        if (!p || h.len != 8)
+            break;
+        int pub, k;
+        memcpy(&pub, p, 4);
+        memcpy(&k, p + 4, 4);
+        if (pub < 0 || pub >= ORD_PUBS || k != last[pub] + 1)
+            atomic_fetch_add(&ord.bad_order, 1);
+        else
+            last[pub] = k;
+        /* One deliverer per room: every member sees sequence order. */
+        if (h.seq <= last_seq)
+            atomic_fetch_add(&ord.bad_seq, 1);
+        last_seq = h.seq;
+        got++;
+    }
+    atomic_store(&ord.got[s->idx], got);
+}
+
+static void ord_pub_main(void *arg)
+{
+    int pub = *(int *)arg;
+    for (int k = 0; k < ORD_MSGS; k++) {
+        unsigned char b[8];
+        memcpy(b, &pub, 4);
+        memcpy(b + 4, &k, 4);
+        int64_t rc;
+        /* A full room queue refuses; the publisher retries that one. */
+        while ((rc = snow_ws_broadcast(R("order"), b, 8, 0)) == SNOW_EBACKPRESSURE)
+            snow_actor_yield();
+        if (rc <= 0)
+            atomic_fetch_add(&ord.bad_seq, 1000);
+        if (k % 16 == 0)
+            snow_actor_yield();
+    }
+}
+
+static void order_root(void *arg)
+{
+    (void)arg;
+    uint64_t one = 1;
+    for (int i = 0; i < ORD_SUBS; i++) {
+        struct ord_sub s = {.parent = snow_actor_self(), .idx = i};
+        snow_actor_spawn(ord_sub_main, &s, sizeof s);
+        snow_actor_receive_match(&one, 1, 5000);
+    }
+    for (int p = 0; p < ORD_PUBS; p++)
+        snow_actor_spawn(ord_pub_main, &p, sizeof p);
+}
+
+START_TEST(order_per_publisher)
+{
+    memset(&ord, 0, sizeof ord);
+    ROOMS_RUN(4, order_root, NULL);
+    for (int i = 0; i < ORD_SUBS; i++)
+        ck_assert_int_eq(atomic_load(&ord.got[i]), ORD_PUBS * ORD_MSGS);
+    ck_assert_int_eq(atomic_load(&ord.bad_order), 0);
+    ck_assert_int_eq(atomic_load(&ord.bad_seq), 0);
+    SnowRoomCounters c;
+    snow_room_counters(&c);
+    ck_assert_uint_eq(c.deliveries, (uint64_t)ORD_SUBS * ORD_PUBS * ORD_MSGS);
+}
+END_TEST
+
+/* ---- a room larger than a publisher's share: the deliverer actor -------------------------- */
+
+#define BIG_SUBS 10000
+#define BIG_MSGS 5
+
+static struct {
+    atomic_int complete, ready;
+    int64_t size;
+    uint64_t deliverers, deliveries;
+} big;
+
+static void big_sub_cont(void *arg);
+
+static void big_sub_main(void *arg)
+{
+    (void)arg;
+    snow_room_subscribe(snow_actor_self(), R("big"), NULL);
+    atomic_fetch_add(&big.ready, 1);
+    /* Hibernate between messages: 10,000 members hold no stacks. */
+    int *seen = snow_gc_alloc(sizeof *seen);
+    snow_actor_hibernate(big_sub_cont, seen);
+}
+
+static void big_sub_cont(void *arg)
+{
+    int *seen = arg;
+    SnowRoomMsg h;
+    while (recv_room(&h, "big", 0)) {
+        if ((int)h.seq != *seen + 1)
+            return; /* out of order: never completes */
+        (*seen)++;
+    }
+    if (*seen == BIG_MSGS) {
+        atomic_fetch_add(&big.complete, 1);
+        return;
+    }
+    snow_actor_hibernate(big_sub_cont, seen);
+}
+
+static bool big_ready(void *arg)
+{
+    (void)arg;
+    return atomic_load(&big.ready) == BIG_SUBS;
+}
+
+static bool big_done(void *arg)
+{
+    (void)arg;
+    return atomic_load(&big.complete) == BIG_SUBS;
+}
+
+static void big_root(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < BIG_SUBS; i++)
+        snow_actor_spawn(big_sub_main, NULL, 0);
+    rt_wait_until(big_ready, NULL);
+    big.size = snow_ws_room_size(R("big"));
+    for (int k = 0; k < BIG_MSGS; k++)
+        snow_ws_broadcast(R("big"), "tick", 4, 1);
+    rt_wait_until(big_done, NULL);
+    SnowRoomCounters c;
+    snow_room_counters(&c);
+    big.deliverers = c.deliverers;
+    big.deliveries = c.deliveries;
+}
+
+START_TEST(large_room_hand_off)
+{
+    memset(&big, 0, sizeof big);
+    ROOMS_RUN(2, big_root, NULL);
+    ck_assert_int_eq(big.size, BIG_SUBS);
+    ck_assert_int_eq(atomic_load(&big.complete), BIG_SUBS);
+    ck_assert_uint_ge(big.deliverers, 1);
+    ck_assert_uint_eq(big.deliveries, (uint64_t)BIG_SUBS * BIG_MSGS);
+}
+END_TEST
+
+/* ---- history ring and resumable subscribes ------------------------------------------------- */
+
+static struct {
+    int rc_same, rc_old, rc_other_epoch, rc_zero_full, rc_future, rc_configure_bad;
+    uint64_t seqs_same[16], seqs_old[16], seqs_zero[16];
+    int n_same, n_old, n_zero;
+    uint64_t epoch1, epoch_kept, epoch_new;
+    int64_t size_persist;
+    int persisted, deleted;
+    char payload_stamp[64];
+    int rc_bytes, n_bytes;
+    uint64_t seqs_bytes[16];
+    uint64_t stamp_seq;
+} hist;
+
+static int drain_seqs(const char *room, uint64_t *out, int max)
+{
+    int n = 0;
+    SnowRoomMsg h;
+    while (n < max && recv_room(&h, room, 100))
+        out[n++] = h.seq;
+    return n;
+}
+
+static void history_root(void *arg)
+{
+    (void)arg;
+    SnowPid me = snow_actor_self();
+    SnowRoomOpts o = {.history = 8};
+    SnowRoomOpts big_ring = {.history = 65537};
+    hist.rc_configure_bad = snow_room_configure(R("h"), &big_ring);
+    snow_room_configure(R("h"), &o);
+    SnowRoomPos pos;
+    snow_room_position(R("h"), &pos);
+    hist.epoch1 = pos.epoch;
+    for (int i = 0; i < 5; i++)
+        snow_ws_broadcast(R("h"), "m", 1, 1);
+    /* Resume from 2: 3, 4, 5 replayed, then live 6. */
+    hist.rc_same = snow_room_subscribe_since(me, R("h"), hist.epoch1, 2, &pos);
+    snow_ws_broadcast(R("h"), "m", 1, 1);
+    hist.n_same = drain_seqs("h", hist.seqs_same, 16);
+    snow_room_unsubscribe(me, R("h"));
+    /* The ring outlives the last member: same epoch, same history. */
+    hist.size_persist = snow_ws_room_size(R("h"));
+    hist.persisted = snow_room_position(R("h"), &pos) == 1;
+    hist.epoch_kept = pos.epoch;
+    for (int i = 0; i < 6; i++)
+        snow_ws_broadcast(R("h"), "m", 1, 1); /* seqs 7..12; ring holds 5..12 */
+    hist.rc_old = snow_room_subscribe_since(me, R("h"), hist.epoch1, 1, NULL);
+    hist.n_old = drain_seqs("h", hist.seqs_old, 16);
+    snow_room_unsubscribe(me, R("h"));
+    hist.rc_other_epoch = snow_room_subscribe_since(me, R("h"), hist.epoch1 + 1, 11, NULL);
+    SnowRoomMsg h;
+    while (recv_room(&h, "h", 100))
+        ;
+    snow_room_unsubscribe(me, R("h"));
+    hist.rc_future = snow_room_subscribe_since(me, R("h"), hist.epoch1, 99, NULL);
+    while (recv_room(&h, "h", 100))
+        ;
+    snow_room_unsubscribe(me, R("h"));
+    /* Ring off and no member: the room goes; made again: a new epoch. */
+    SnowRoomOpts off = {.history = 0};
+    snow_room_configure(R("h"), &off);
+    hist.deleted = snow_room_position(R("h"), &pos) == 0;
+    snow_room_configure(R("h"), &o);
+    for (int i = 0; i < 3; i++)
+        snow_ws_broadcast(R("h"), "m", 1, 1);
+    snow_room_position(R("h"), &pos);
+    hist.epoch_new = pos.epoch;
+    /* epoch 0: "nothing seen"; the ring still holds the whole life. */
+    hist.rc_zero_full = snow_room_subscribe_since(me, R("h"), 0, 0, NULL);
+    hist.n_zero = drain_seqs("h", hist.seqs_zero, 16);
+    /* A stamped publish: the digits are the message's seq. */
+    char msg[] = "{\"seq\":\"00000000000000000000\"}";
+    SnowRoomPublish po;
+    snow_room_publish_init(&po);
+    po.is_text = 1;
+    po.seq_at = 8;
+    hist.stamp_seq = (uint64_t)snow_room_publish(R("h"), msg, sizeof msg - 1, &po);
+    const unsigned char *p = recv_room(&h, "h", 5000);
+    if (p && h.len < sizeof hist.payload_stamp)
+        memcpy(hist.payload_stamp, p, h.len);
+    snow_room_unsubscribe(me, R("h"));
+    snow_room_configure(R("h"), &off);
+    /* The byte bound: 1 KiB holds three frames of 304 bytes. */
+    SnowRoomOpts small = {.history = 100, .history_kib = 1};
+    snow_room_configure(R("hb"), &small);
+    char blob[300];
+    memset(blob, 'q', sizeof blob);
+    for (int i = 0; i < 10; i++)
+        snow_ws_broadcast(R("hb"), blob, sizeof blob, 0);
+    hist.rc_bytes = snow_room_subscribe_since(me, R("hb"), 0, 0, NULL);
+    hist.n_bytes = drain_seqs("hb", hist.seqs_bytes, 16);
+    snow_room_unsubscribe(me, R("hb"));
+    snow_room_configure(R("hb"), &off);
+}
+
+START_TEST(history_and_resume)
+{
+    memset(&hist, 0, sizeof hist);
+    ROOMS_RUN(2, history_root, NULL);
+    ck_assert_int_eq(hist.rc_configure_bad, -EINVAL);
+    ck_assert_int_eq(hist.rc_same, 1);
+    ck_assert_int_eq(hist.n_same, 4);
+    for (int i = 0; i < 4; i++)
+        ck_assert_uint_eq(hist.seqs_same[i], (uint64_t)(3 + i));
+    ck_assert_int_eq(hist.size_persist, 0);
+    ck_assert(hist.persisted);
+    ck_assert_uint_eq(hist.epoch_kept, hist.epoch1);
+    ck_assert_int_eq(hist.rc_old, 0); /* seq 2..4 are gone from the ring */
+    ck_assert_int_eq(hist.n_old, 8);
+    for (int i = 0; i < 8; i++)
+        ck_assert_uint_eq(hist.seqs_old[i], (uint64_t)(5 + i));
+    ck_assert_int_eq(hist.rc_other_epoch, 0);
+    ck_assert_int_eq(hist.rc_future, 0);
+    ck_assert(hist.deleted);
+    ck_assert_uint_ne(hist.epoch_new, hist.epoch1);
+    ck_assert_int_eq(hist.rc_zero_full, 1);
+    ck_assert_int_eq(hist.n_zero, 3);
+    for (int i = 0; i < 3; i++)
+        ck_assert_uint_eq(hist.seqs_zero[i], (uint64_t)(1 + i));
+    ck_assert_uint_eq(hist.stamp_seq, 4);
+    ck_assert_str_eq(hist.payload_stamp, "{\"seq\":\"00000000000000000004\"}");
+    ck_assert_int_eq(hist.rc_bytes, 0);
+    ck_assert_int_eq(hist.n_bytes, 3);
+    for (int i = 0; i < 3; i++)
+        ck_assert_uint_eq(hist.seqs_bytes[i], (uint64_t)(8 + i));
+    SnowRoomCounters c;
+    snow_room_counters(&c);
+    ck_assert_uint_eq(c.rooms, 0);
+}
+END_TEST
+
+/* A resumed subscribe racing with a publisher: replay and live messages
+ * together are every seq after the resume point exactly once, in order. */
+#define RACE_MSGS 3000
+static struct {
+    int ok, rc;
+    uint64_t first, last, count, bad;
+} race;
+
+static void race_pub(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < RACE_MSGS; i++) {
+        while (snow_ws_broadcast(R("race"), "r", 1, 1) == SNOW_EBACKPRESSURE)
+            snow_actor_yield();
+        if (i % 8 == 0)
+            snow_actor_yield();
+    }
+}
+
+static void race_root(void *arg)
+{
+    (void)arg;
+    SnowPid me = snow_actor_self();
+    SnowRoomOpts o = {.history = 4096};
+    snow_room_configure(R("race"), &o);
+    SnowRoomPos pos;
+    snow_room_position(R("race"), &pos);
+    snow_actor_spawn(race_pub, NULL, 0);
+    snow_sleep(1);
+    race.rc = snow_room_subscribe_since(me, R("race"), pos.epoch, 0, NULL);
+    uint64_t expect = 1;
+    SnowRoomMsg h;
+    while (expect <= RACE_MSGS && recv_room(&h, "race", 20000)) {
+        if (h.seq != expect)
+            race.bad++;
+        expect = h.seq + 1;
+        race.count++;
+    }
+    race.last = expect - 1;
+    snow_room_unsubscribe(me, R("race"));
+    SnowRoomOpts off = {0};
+    snow_room_configure(R("race"), &off);
+}
+
+START_TEST(resume_races_publisher)
+{
+    memset(&race, 0, sizeof race);
+    ROOMS_RUN(4, race_root, NULL);
+    ck_assert_int_eq(race.rc, 1);
+    ck_assert_uint_eq(race.bad, 0);
+    ck_assert_uint_eq(race.count, RACE_MSGS);
+    ck_assert_uint_eq(race.last, RACE_MSGS);
+}
+END_TEST
+
+/* ---- concurrent joins, leaves and broadcasts: no leak, nothing left ---------------------- */
+
+#define CHURN_ACTORS 24
+#define CHURN_ROUNDS 300
+
+static atomic_int churn_done;
+
+static void churn_main(void *arg)
+{
+    unsigned seed = *(unsigned *)arg;
+    SnowPid me = snow_actor_self();
+    char name[8];
+    for (int i = 0; i < CHURN_ROUNDS; i++) {
+        seed = seed * 1103515245u + 12345u;
+        int room = (int)((seed >> 16) % 8);
+        int op = (int)((seed >> 8) % 4);
+        snprintf(name, sizeof name, "c%d", room);
+        if (op == 0)
+            snow_room_subscribe(me, name, strlen(name), NULL);
+        else if (op == 1)
+            snow_room_unsubscribe(me, name, strlen(name));
+        else
+            snow_ws_broadcast(name, strlen(name), "payload", 7, 1);
+        if (i % 32 == 0) {
+            /* Take what arrived so far; the rest is freed at the exit. */
+            uint64_t tag = SNOW_TAG_ROOM_MESSAGE;
+            while (snow_actor_receive_match(&tag, 1, 0))
+                ;
+        }
+    }
+    atomic_fetch_add(&churn_done, 1);
+    /* Half leave through their exit path while still in rooms. */
+    if (seed & 1)
+        return;
+    for (int r = 0; r < 8; r++) {
+        snprintf(name, sizeof name, "c%d", r);
+        snow_room_unsubscribe(me, name, strlen(name));
+    }
+}
+
+static bool churn_finished(void *arg)
+{
+    (void)arg;
+    return atomic_load(&churn_done) == CHURN_ACTORS;
+}
+
+static bool churn_clean;
+static void churn_root(void *arg)
+{
+    (void)arg;
+    for (unsigned i = 0; i < CHURN_ACTORS; i++) {
+        unsigned seed = 7919u * (i + 1);
+        snow_actor_spawn(churn_main, &seed, sizeof seed);
+    }
+    rt_wait_until(churn_finished, NULL);
+    churn_clean = rt_wait_until(registry_empty, NULL);
+}
+
+START_TEST(concurrent_churn)
+{
+    atomic_store(&churn_done, 0);
+    churn_clean = false;
+    ROOMS_RUN(4, churn_root, NULL);
+    ck_assert(churn_clean);
+    SnowRoomCounters c;
+    snow_room_counters(&c);
+    ck_assert_uint_eq(c.rooms, 0);
+    ck_assert_uint_eq(c.members, 0);
+    ck_assert_uint_gt(c.broadcasts, 0);
+}
+END_TEST
+
+/* ---- the backend seam: what a multi-process backend is told --------------------------- */
+
+static struct {
+    atomic_int opened, closed, published;
+    uint64_t last_seq, last_epoch;
+    SnowPid last_except;
+    char last_payload[16];
+} be;
+
+static void be_opened(const char *room, size_t len)
+{
+    if (len == 2 && !memcmp(room, "be", 2))
+        atomic_fetch_add(&be.opened, 1);
+}
+
+static void be_closed(const char *room, size_t len)
+{
+    if (len == 2 && !memcmp(room, "be", 2))
+        atomic_fetch_add(&be.closed, 1);
+}
+
+static void be_published(const char *room, size_t len, uint64_t epoch, uint64_t seq,
+                         const struct ws_shared_frame *f, SnowPid except)
+{
+    if (len != 2 || memcmp(room, "be", 2))
+        return;
+    atomic_fetch_add(&be.published, 1);
+    be.last_seq = seq;
+    be.last_epoch = epoch;
+    be.last_except = except;
+    size_t n = f->payload_len < 15 ? f->payload_len : 15;
+    memcpy(be.last_payload, f->bytes + (f->len - f->payload_len), n);
+}
+
+static const struct ws_rooms_backend test_backend = {
+    .name = "test", .room_opened = be_opened, .room_closed = be_closed, .published = be_published};
+
+static struct {
+    int64_t seq;
+    SnowRoomPos pos;
+} bes;
+
+static void backend_root(void *arg)
+{
+    (void)arg;
+    SnowPid me = snow_actor_self();
+    ws_rooms_set_backend(&test_backend);
+    snow_room_subscribe(me, R("be"), &bes.pos);
+    snow_room_subscribe(me, R("be"), NULL); /* no second "opened" */
+    SnowRoomPublish o;
+    snow_room_publish_init(&o);
+    o.except = me;
+    bes.seq = snow_room_publish(R("be"), "remote?", 7, &o);
+    snow_room_unsubscribe(me, R("be"));
+    ws_rooms_set_backend(NULL);
+}
+
+START_TEST(backend_seam)
+{
+    memset(&be, 0, sizeof be);
+    ROOMS_RUN(2, backend_root, NULL);
+    ck_assert_int_eq(atomic_load(&be.opened), 1);
+    ck_assert_int_eq(atomic_load(&be.closed), 1);
+    ck_assert_int_eq(atomic_load(&be.published), 1);
+    ck_assert_int_eq(bes.seq, 1);
+    ck_assert_uint_eq(be.last_seq, 1);
+    ck_assert_uint_eq(be.last_epoch, bes.pos.epoch);
+    ck_assert_uint_ne(be.last_except, 0);
+    ck_assert_str_eq(be.last_payload, "remote?");
+}
+END_TEST
+
+Suite *rooms_suite(void)
+{
+    Suite *s = suite_create("rooms");
+    TCase *tc = tcase_create("registry");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, join_leave_publish);
+    tcase_add_test(tc, cleanup_on_every_exit);
+    tcase_add_test(tc, dead_pid_is_removed);
+    tcase_add_test(tc, shutdown_empties_rooms);
+    tcase_add_test(tc, order_per_publisher);
+    tcase_add_test(tc, large_room_hand_off);
+    tcase_add_test(tc, history_and_resume);
+    tcase_add_test(tc, resume_races_publisher);
+    tcase_add_test(tc, concurrent_churn);
+    tcase_add_test(tc, backend_seam);
+    suite_add_tcase(s, tc);
+    return s;
+}
