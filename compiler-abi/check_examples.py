@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Fails unless every C file in the examples folder includes only snow_rt.h
-and headers of the C library / POSIX.
+"""Fails unless every C file in the examples folder includes only snow_rt.h,
+headers of the C library / POSIX, and the example's own files (a page
+embedded as a generated header).
 
     check_examples.py EXAMPLES_DIR RUNTIME_DIR STAMP
     check_examples.py --list EXAMPLES_DIR   (the files it checks, one a line)
 
-A quoted include other than "snow_rt.h" is refused, and so is an angle
-include naming a header that the runtime itself has (<rt.h>, <actor/...>),
-which would only resolve if the runtime's own folders were on the path.
+A quoted include naming a header that the runtime itself has, or a path
+with a folder in it, is refused, and so is an angle include naming a
+runtime header (<rt.h>, <actor/...>), which would only resolve if the
+runtime's own folders were on the path.
 """
 import os
 import re
@@ -46,8 +48,9 @@ def main():
             if not m:
                 continue
             kind, name = m.groups()
-            if kind == '"' and name != "snow_rt.h":
-                problems.append('%s:%d: includes "%s"; examples may include only "snow_rt.h"' % (path, n, name))
+            if kind == '"' and name != "snow_rt.h" and (name in internal or "/" in name):
+                problems.append('%s:%d: includes "%s"; examples may include only "snow_rt.h" and their own files'
+                                % (path, n, name))
             elif kind == "<" and name in internal:
                 problems.append("%s:%d: includes <%s>, a runtime-internal header" % (path, n, name))
     if checked == 0:
@@ -57,7 +60,7 @@ def main():
     if problems:
         return 1
     with open(stamp, "w") as out:
-        out.write("%d example files include only snow_rt.h\n" % checked)
+        out.write("%d example files include only snow_rt.h of the runtime\n" % checked)
     return 0
 
 
