@@ -33,7 +33,7 @@ if [ "${SNOW_TEST_QUICK:-0}" != 1 ]; then
   run build-asan --no-suite fuzz --timeout-multiplier 3
 
   [ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true -Db_lundef=false >/dev/null
-  ninja -C build-fuzz tests/fuzz/fuzz-http-parser tests/fuzz/fuzz-ws-decoder
+  ninja -C build-fuzz tests/fuzz/fuzz-http-parser tests/fuzz/fuzz-ws-decoder tests/fuzz/fuzz-redis-resp
   run build-fuzz --suite fuzz
 fi
 exit $status
