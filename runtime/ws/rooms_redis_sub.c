@@ -251,6 +251,12 @@ static void deliver(struct subscriber *s, const char *chan, size_t clen, const u
                 redis_count(&redis_stats.gap_events, 1);
                 history_break(room, rlen);
             }
+        } else if (!fresh && e.pseq > 1) {
+            /* The origin's room began a new life (epoch) while this node
+             * listened: its counter started at 1 there. */
+            redis_count(&redis_stats.gaps, e.pseq - 1);
+            redis_count(&redis_stats.gap_events, 1);
+            history_break(room, rlen);
         }
         o->epoch = e.epoch;
         o->pseq = e.pseq;
