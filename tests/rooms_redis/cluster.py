@@ -15,7 +15,9 @@ it, then checks, with Python `websockets` clients:
      and counted on the receiving nodes, a client resuming from before the
      gap is told recovered = false (and one resuming from after it,
      recovered = true), and delivery is exact again afterwards;
-  3. membership churn leaves no stale subscription (PUBSUB NUMSUB).
+  3. membership churn leaves no stale subscription (PUBSUB NUMSUB);
+  4. a node whose broker is unreachable from the start keeps its rooms
+     working locally and counts what it could not send.
 
 No timed assertions: waits for a state have a generous limit only so that a
 broken build fails instead of hanging.
@@ -121,6 +123,9 @@ class Redis:
 class Node:
     def __init__(self, redis_port):
         env = dict(os.environ, SNOW_ROOMS_REDIS="redis://127.0.0.1:%d/0" % redis_port, SNOW_WORKERS="2")
+        self.start(env)
+
+    def start(self, env):
         self.proc = subprocess.Popen([NODE, "--port", "0"], stdout=subprocess.PIPE, env=env, text=True)
         line = self.proc.stdout.readline()
         if not line.startswith("listening on "):
@@ -342,6 +347,31 @@ async def main(redis, nodes):
     check(all(n.stats()["protocol_errors"] == 0 for n in nodes), "no protocol error on any node")
 
 
+async def unreachable(port):
+    """A node whose broker never answers: its rooms work locally, the
+    publishes for other nodes are counted as dropped, it keeps trying."""
+    node = Node(port)
+    try:
+        a = await websockets.connect(node.url("/broadcast"), ping_interval=None)
+        b = Member("solo", await websockets.connect(node.url("/broadcast"), ping_interval=None))
+        await asyncio.sleep(0.1)
+        for k in range(5):
+            await a.send("u:%d" % k)
+        await until(lambda: len(b.got) >= 5, "local delivery without a broker")
+        check(b.got == ["u:%d" % k for k in range(5)], "no broker: local members get every message in order")
+        await until(lambda: node.stats()["dropped"] >= 5 and node.stats()["connect_failures"] >= 2,
+                    "drops and failed connects counted")
+        st = node.stats()
+        check(st["dropped"] >= 5 and st["connect_failures"] >= 2 and st["pub_connected"] == 0 and
+              st["sub_connected"] == 0, "no broker: %d dropped, %d failed connects, nothing connected" %
+              (st["dropped"], st["connect_failures"]))
+        await a.close()
+        await b.ws.close()
+    finally:
+        node.stop()
+    check(node.proc.returncode == 0, "the node without a broker exited cleanly")
+
+
 def run():
     exe = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
     if not exe:
@@ -353,6 +383,7 @@ def run():
         if not redis.start():
             print("FAIL redis-server did not start", flush=True)
             return 1
+        asyncio.run(asyncio.wait_for(unreachable(free_port()), 120))
         nodes = [Node(redis.port) for _ in range(3)]
         asyncio.run(asyncio.wait_for(main(redis, nodes), 240))
     finally:
