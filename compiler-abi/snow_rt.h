@@ -486,8 +486,8 @@ struct SnowWsHandler {
      * with res instead (status 400..599, default 403; headers and body as
      * set with snow_http_res_*), after which the connection closes and
      * on_close is not called. res and req are valid during the call only.
-     * NULL accepts every request. Frames sent or delivered during on_connect
-     * go out after the 101. */
+     * A panic in it answers 500. NULL accepts every request. Frames sent or
+     * delivered during on_connect go out after the 101. */
     int (*on_connect)(SnowWsConn *conn, const SnowHttpReq *req, SnowHttpRes *res, void *arg);
     /* Once, right after the 101 is written. May be NULL. */
     void (*on_open)(SnowWsConn *conn, void *arg);
@@ -499,8 +499,8 @@ struct SnowWsHandler {
      * valid until the callback returns. May be NULL (messages dropped). */
     void (*on_info)(SnowWsConn *conn, SnowMessage *msg, void *arg);
     /* Exactly once for every connection that got its 101, on every exit
-     * path, with the code and reason of the close: the peer's Close, ours,
-     * 1005 for a Close without a code, 1006 when the connection dropped
+     * path, with the code and reason of the close: the peer's Close, or
+     * ours when the peer never answered it, 1005 for a Close without a code, 1006 when the connection dropped
      * without a Close, 1011 after a panic. reason[0..len) is UTF-8, valid
      * during the call. Sends return SNOW_ECLOSED from here. May be NULL. */
     void (*on_close)(SnowWsConn *conn, int code, const char *reason, size_t len, void *arg);
@@ -547,9 +547,12 @@ SNOW_API void snow_ws_handler_init(SnowWsHandler *h);
  * park the caller: the frame is queued and the connection's own actor
  * writes it (a send from another actor travels through the connection's
  * mailbox, in order per sender, as one frame). data is copied. A send is
- * refused when what is pending (snow_ws_buffered) plus the new frame would
- * pass the route's outbound_limit, unless nothing is pending at all, so one
- * message of any size up to max_message can always be sent. Return 0
+ * refused once what is pending (snow_ws_buffered) has reached the route's
+ * outbound_limit; below it any message up to max_message is taken, so the
+ * memory held is at most the limit plus one message. While half the limit
+ * is queued the connection stops reading its peer (TCP slows the peer
+ * down), so answering each message with a send is never refused by a
+ * peer that merely sends faster than it reads. Return 0
  * (queued), SNOW_EBACKPRESSURE (refused, nothing queued; with
  * close_on_backpressure the connection also closes with 1008), SNOW_ECLOSED
  * (the connection ended or is closing), -EILSEQ (text that is not UTF-8:
@@ -661,7 +664,6 @@ SNOW_API int snow_ws_route_stats(const SnowWsHandler *h, SnowWsStats *out);
  */
 #define SNOW_ROOM_NAME_MAX 255
 
-
 /* A room's position: its epoch (never 0; changes when the room is
  * recreated, also across program restarts) and the sequence number of its
  * last message (0: none yet). */
@@ -701,8 +703,8 @@ SNOW_API int snow_ws_leave(SnowWsConn *conn, const char *room, size_t room_len);
 /* Publishes data[0..len) to every member of room, as text (is_text != 0,
  * must be UTF-8) or binary. Returns the message's sequence number (> 0), 0
  * when the room does not exist (nobody to tell), SNOW_EBACKPRESSURE when
- * ROOM_QUEUE_MAX (4096) earlier messages of this room are not delivered
- * yet (nothing published), -EINVAL (bad name, text not UTF-8), -ENOMEM. */
+ * 4096 earlier messages of this room are not delivered yet (nothing
+ * published), -EINVAL (bad name, text not UTF-8), -ENOMEM. */
 SNOW_API int64_t snow_ws_broadcast(const char *room, size_t room_len, const void *data, size_t len, int is_text);
 /* The same, skipping the member except (typically the sender). */
 SNOW_API int64_t snow_ws_broadcast_except(const char *room, size_t room_len, const void *data, size_t len,

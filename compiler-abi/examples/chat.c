@@ -10,8 +10,10 @@
  *
  * A person picks a name and a room; every message goes to everyone in the
  * room (the sender too, so every page shows the room in one order);
- * presence (who joined, who left, who is here) is broadcast to the room;
- * a room keeps its last 50 messages, which a joining page gets first. A
+ * presence (who joined, who left, who is here) is broadcast to the room's
+ * presence room (its name, a NUL byte, "presence": live only, so it never
+ * pushes chat messages out of the history); a room keeps its last 50
+ * messages, which a joining page gets first. A
  * page that reconnects (network drop, server restart) passes the position
  * of the last message it showed and the resumable join replays exactly what
  * it missed, or says it cannot (the history moved on, or the server
@@ -274,6 +276,14 @@ static int chat_connect(SnowWsConn *conn, const SnowHttpReq *req, SnowHttpRes *r
     return SNOW_WS_ACCEPT;
 }
 
+/* The room's presence room: "<room>\0presence" (room names have no NUL). */
+static size_t presence_room(const char *room, size_t len, char *out)
+{
+    memcpy(out, room, len);
+    memcpy(out + len, "\0presence", 9);
+    return len + 9;
+}
+
 static void presence_join(SnowWsConn *conn, const struct client *cl)
 {
     struct presence_note n = {.pid = snow_ws_pid(conn), .name_len = (uint32_t)cl->name_len,
@@ -289,7 +299,11 @@ static void chat_open(SnowWsConn *conn, void *arg)
     struct client *cl = snow_ws_user(conn);
     SnowRoomOpts o = {.history = HISTORY};
     SnowRoomPos pos = {0, 0};
+    char pr[MAX_ROOM + 9];
+    size_t prl = presence_room(cl->room, cl->room_len, pr);
     int rc = snow_room_configure(cl->room, cl->room_len, &o);
+    if (rc >= 0)
+        rc = snow_ws_join(conn, pr, prl, NULL);
     if (rc >= 0)
         rc = snow_ws_join_since(conn, cl->room, cl->room_len, cl->epoch, cl->seq, &pos);
     if (rc < 0) {
@@ -388,11 +402,8 @@ struct person {
 static void presence_broadcast(const struct person *v, size_t n, const struct presence_note *who, int joined)
 {
     struct buf b = {0};
-    puts_(&b, "{\"t\":\"presence\",\"seq\":");
-    size_t seq_at = put_stamp(&b);
-    puts_(&b, ",\"epoch\":");
-    size_t epoch_at = put_stamp(&b);
-    puts_(&b, joined ? ",\"event\":\"join\",\"name\":" : ",\"event\":\"leave\",\"name\":");
+    puts_(&b, joined ? "{\"t\":\"presence\",\"event\":\"join\",\"name\":"
+                     : "{\"t\":\"presence\",\"event\":\"leave\",\"name\":");
     put_json_string(&b, who->name, who->name_len);
     puts_(&b, ",\"here\":[");
     size_t listed = 0, others = 0;
@@ -410,8 +421,10 @@ static void presence_broadcast(const struct person *v, size_t n, const struct pr
     char tail[48];
     snprintf(tail, sizeof tail, "],\"others\":%zu}", others);
     puts_(&b, tail);
+    char pr[MAX_ROOM + 9];
+    size_t prl = presence_room(who->room, who->room_len, pr);
     if (!b.failed)
-        publish(who->room, who->room_len, &b, seq_at, epoch_at);
+        snow_ws_broadcast(pr, prl, b.p, b.n, 1);
     free(b.p);
 }
 

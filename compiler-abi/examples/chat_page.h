@@ -6,10 +6,10 @@
  * Protocol: the page opens /ws?name=N&room=R&epoch=E&seq=S, where (E, S) is
  * the position of the last room message it showed ("0", "0" at first).
  * The server answers {"t":"joined", epoch, seq, recovered} and the room's
- * messages: {"t":"msg", seq, epoch, name, text, ts} and {"t":"presence",
- * seq, epoch, event: "join"|"leave", name, here: [...]}, replayed ones
- * first; {"t":"error", text} for a refused message. Sequence numbers and
- * epochs are decimal strings.
+ * messages {"t":"msg", seq, epoch, name, text, ts}, replayed ones first;
+ * presence, live only: {"t":"presence", event: "join"|"leave", name,
+ * here: [...]}; {"t":"error", text} for a refused message. Sequence
+ * numbers and epochs are decimal strings.
  */
 #ifndef SNOW_CHAT_PAGE_H
 #define SNOW_CHAT_PAGE_H
@@ -87,14 +87,15 @@ static const char chat_page[] =
 "  for (const n of names) { const li = document.createElement('li'); li.textContent = n; ul.appendChild(li); }\n"
 "}\n"
 "function show(m) {\n"
+"  if (m.t === 'presence') {\n"
+"    line('presence', [['', m.name + (m.event === 'join' ? ' joined' : ' left')]]);\n"
+"    setHere(m.here); return;\n"
+"  }\n"
 "  const seq = Number(m.seq);\n"
 "  if (m.epoch === pos.epoch && seq <= pos.seq) return; /* seen already */\n"
 "  pos = {epoch: m.epoch, seq: seq};\n"
 "  if (m.t === 'msg') {\n"
 "    const li = line('msg', [['time', hhmm(m.ts)], ['who', m.name], ['text', m.text]]); li.dataset.seq = m.seq;\n"
-"  } else if (m.t === 'presence') {\n"
-"    const li = line('presence', [['', m.name + (m.event === 'join' ? ' joined' : ' left')]]); li.dataset.seq = m.seq;\n"
-"    setHere(m.here);\n"
 "  }\n"
 "}\n"
 "function connect() {\n"

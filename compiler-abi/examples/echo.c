@@ -11,7 +11,8 @@
  *   WebSocket on any other path (/, /echo, ...) -> every message echoed
  *                              with its opcode
  *   GET /health -> 200 "ok"
- *   GET /stats  -> 200 application/json: {"connections": N, ...counters}
+ *   GET /stats  -> 200 application/json: {"connections": N, ...counters,
+ *                  "room": {the /broadcast room's members and the room counters}}
  *
  * Prints "listening on PORT" once ready (port 0 picks a free one).
  * SIGINT/SIGTERM: stop accepting, close every WebSocket connection with
@@ -46,71 +47,24 @@ static void echo_message(SnowWsConn *conn, const void *data, size_t len, int is_
         snow_ws_send_binary(conn, data, len);
 }
 
-/* ---- broadcast: a plain list of the clients on /broadcast ---- */
+/* ---- broadcast: the clients on /broadcast are the members of one room ---- */
 
-static struct {
-    pthread_mutex_t lock;
-    SnowWsConn **v;
-    size_t n, cap;
-} members = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+#define BROADCAST_ROOM "broadcast"
 
 static void member_add(SnowWsConn *conn, void *arg)
 {
     (void)arg;
-    pthread_mutex_lock(&members.lock);
-    if (members.n == members.cap) {
-        size_t cap = members.cap ? members.cap * 2 : 64;
-        SnowWsConn **v = realloc(members.v, cap * sizeof *v);
-        if (!v) {
-            pthread_mutex_unlock(&members.lock);
-            snow_ws_close(conn, 1011, "out of memory", 13);
-            return;
-        }
-        members.v = v;
-        members.cap = cap;
-    }
-    members.v[members.n++] = conn;
-    pthread_mutex_unlock(&members.lock);
-}
-
-static void member_remove(SnowWsConn *conn, int code, const char *reason, size_t len, void *arg)
-{
-    (void)code;
-    (void)reason;
-    (void)len;
-    (void)arg;
-    pthread_mutex_lock(&members.lock);
-    for (size_t i = 0; i < members.n; i++)
-        if (members.v[i] == conn) {
-            members.v[i] = members.v[--members.n];
-            break;
-        }
-    pthread_mutex_unlock(&members.lock);
+    /* The registry removes the connection on every exit path. */
+    if (snow_ws_join(conn, BROADCAST_ROOM, strlen(BROADCAST_ROOM), NULL) < 0)
+        snow_ws_close(conn, 1011, "cannot join", 11);
 }
 
 static void broadcast_message(SnowWsConn *conn, const void *data, size_t len, int is_text, void *arg)
 {
     (void)arg;
-    /* Copy the list, then send without the lock: a send to another
-     * connection only queues the frame, but the list may change meanwhile. */
-    pthread_mutex_lock(&members.lock);
-    size_t n = members.n;
-    SnowWsConn **v = malloc((n ? n : 1) * sizeof *v);
-    if (v && n)
-        memcpy(v, members.v, n * sizeof *v);
-    pthread_mutex_unlock(&members.lock);
-    if (!v)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        if (v[i] == conn)
-            continue;
-        if (is_text)
-            snow_ws_send_text(v[i], data, len);
-        else
-            snow_ws_send_binary(v[i], data, len);
-        snow_reduction_check();
-    }
-    free(v);
+    /* One shared frame for every other member; members over their
+     * outbound limit are skipped (and counted in the room counters). */
+    snow_ws_broadcast_except(BROADCAST_ROOM, strlen(BROADCAST_ROOM), data, len, is_text, conn);
 }
 
 /* ---- HTTP ---- */
@@ -128,7 +82,9 @@ static void stats(SnowHttpReq *req, SnowHttpRes *res, void *arg)
     (void)arg;
     SnowWsStats s;
     snow_ws_route_stats(NULL, &s);
-    char body[1024];
+    SnowRoomCounters rc;
+    snow_room_counters(&rc);
+    char body[1536];
     int n = snprintf(body, sizeof body,
                      "{\"connections\": %d, \"opened\": %llu, \"refused\": %llu, \"closed\": %llu, "
                      "\"closed_by_code\": {\"1000\": %llu, \"1001\": %llu, \"1002\": %llu, \"1003\": %llu, "
@@ -136,7 +92,9 @@ static void stats(SnowHttpReq *req, SnowHttpRes *res, void *arg)
                      "\"1010\": %llu, \"1011\": %llu, \"other\": %llu}, "
                      "\"msgs_in\": %llu, \"bytes_in\": %llu, \"msgs_out\": %llu, \"bytes_out\": %llu, "
                      "\"backpressure_refused\": %llu, \"closed_backpressure\": %llu, "
-                     "\"closed_heartbeat\": %llu, \"closed_write_stall\": %llu}\n",
+                     "\"closed_heartbeat\": %llu, \"closed_write_stall\": %llu, "
+                     "\"room\": {\"members\": %lld, \"broadcasts\": %llu, \"deliveries\": %llu, "
+                     "\"skipped_backpressure\": %llu, \"skipped_closed\": %llu}}\n",
                      snow_ws_connection_count(), (unsigned long long)s.opened, (unsigned long long)s.refused,
                      (unsigned long long)s.closed, (unsigned long long)s.closed_1000,
                      (unsigned long long)s.closed_1001, (unsigned long long)s.closed_1002,
@@ -148,7 +106,10 @@ static void stats(SnowHttpReq *req, SnowHttpRes *res, void *arg)
                      (unsigned long long)s.bytes_in, (unsigned long long)s.msgs_out,
                      (unsigned long long)s.bytes_out, (unsigned long long)s.backpressure_refused,
                      (unsigned long long)s.closed_backpressure, (unsigned long long)s.closed_heartbeat,
-                     (unsigned long long)s.closed_write_stall);
+                     (unsigned long long)s.closed_write_stall,
+                     (long long)snow_ws_room_size(BROADCAST_ROOM, strlen(BROADCAST_ROOM)),
+                     (unsigned long long)rc.broadcasts, (unsigned long long)rc.deliveries,
+                     (unsigned long long)rc.skipped_backpressure, (unsigned long long)rc.skipped_closed);
     snow_http_res_send(res, 200, "application/json", body, (size_t)n);
 }
 
@@ -226,7 +187,6 @@ int main(int argc, char **argv)
     echo_route.on_message = echo_message;
     setup_route(&broadcast_route);
     broadcast_route.on_open = member_add;
-    broadcast_route.on_close = member_remove;
     broadcast_route.on_message = broadcast_message;
     SnowWsHandler *routes[] = {&echo_route, &broadcast_route};
     for (int i = 1; i < argc; i++) {

@@ -16,7 +16,7 @@
  * lives in struct ws_conn. It resumes on a fresh stack in ws_conn_run.
  *
  * Exit: every path (the loop ending, a panic in the runtime, a kill, the
- * runtime shutting down) reaches conn_finish exactly once: on_close with the
+ * runtime shutting down) reaches ws_conn_finish (life.c) exactly once: on_close with the
  * real code, counters, rooms, the table, the mailbox's frames, the queue,
  * the stream, the memory.
  */
@@ -89,7 +89,7 @@ static int start_close(struct ws_conn *c, unsigned code, const char *reason, siz
     int len = ws_close_start(&c->lv->close, code, reason, n, frame);
     if (len < 0)
         return len;
-    /* Kept for on_close in case the peer never answers (conn_finish). */
+    /* Kept for on_close in case the peer never answers (ws_conn_finish). */
     size_t keep = reason ? rt_utf8_prefix(reason, n, WS_CLOSE_REASON_MAX) : 0;
     if (keep && reason)
         memcpy(c->lv->close.reason, reason, keep);
@@ -125,15 +125,32 @@ int ws_conn_close_own(struct ws_conn *c, unsigned code, const char *reason, size
 
 /* ---- sending from the owner ---- */
 
-/* The rule shared with ws_conn_deliver: a message is taken when what is
- * pending (queued + the kernel's share) stays within the limit, or when
- * nothing is pending at all, so one message of any allowed size can always
- * be sent; memory stays bounded by the limit plus one message. */
+/* What is pending for the peer: queued (own queue and frames in the
+ * mailbox) plus the kernel's share. */
+static int64_t pending(const struct ws_conn *c)
+{
+    return atomic_load_explicit(&c->queued, memory_order_relaxed) +
+           atomic_load_explicit(&c->kernel, memory_order_relaxed);
+}
+
+/* The rule shared with ws_conn_deliver: a frame is taken while what is
+ * pending is below the limit, so one message of any allowed size can be
+ * sent and memory stays bounded by the limit plus one message; at the
+ * limit everything is refused until the peer has read. */
 static bool fits(struct ws_conn *c, size_t n)
 {
-    int64_t pending = atomic_load_explicit(&c->queued, memory_order_relaxed) +
-                      atomic_load_explicit(&c->kernel, memory_order_relaxed);
-    return pending == 0 || (uint64_t)pending + n <= ws_limit(c);
+    (void)n;
+    return (uint64_t)pending(c) < ws_limit(c);
+}
+
+/* Flow control: reading pauses while half the limit is queued, so a peer
+ * that sends faster than it reads is slowed down by TCP instead of having
+ * the answers to its messages refused. Only the queue counts here, not the
+ * kernel's share: the queue is what a writable wake-up drains, so the
+ * pause always ends by an event. */
+static bool over_half(const struct ws_conn *c)
+{
+    return (uint64_t)atomic_load_explicit(&c->queued, memory_order_relaxed) >= ws_limit(c) / 2;
 }
 
 static void flush(struct ws_conn *c);
@@ -217,9 +234,7 @@ static int deliver_locked(struct ws_conn *c, void *arg)
     struct deliver *d = arg;
     if (!c || !atomic_load(&c->accepting))
         return SNOW_ECLOSED;
-    int64_t pending = atomic_load_explicit(&c->queued, memory_order_relaxed) +
-                      atomic_load_explicit(&c->kernel, memory_order_relaxed);
-    if (pending && (uint64_t)pending + d->f->len > ws_limit(c)) {
+    if (!fits(c, d->f->len)) {
         ws_count(&c->route->bp_refused, 1);
         if (c->h->close_on_backpressure && !atomic_exchange(&c->close_asked, true)) {
             struct ws_close_req req = {.code = WS_CLOSE_POLICY, .len = 12};
@@ -428,6 +443,10 @@ static void process(struct ws_conn *c)
             c->lv->dec_failed = true;
             fail(c, c->lv->reasm.close_code);
         }
+        if (ev.kind == WS_EV_FRAME_END && over_half(c)) {
+            c->lv->paused = true; /* the rest stays in the buffer */
+            break;
+        }
     }
     if (c->lv->roff == c->lv->rlen)
         c->lv->roff = c->lv->rlen = 0;
@@ -450,7 +469,7 @@ static int ensure_rbuf(struct ws_conn *c, size_t want)
 static void read_some(struct ws_conn *c)
 {
     size_t budget = WS_IO_BUDGET;
-    while (c->rd_more && budget) {
+    while (c->rd_more && budget && !c->lv->paused) {
         if (c->lv->hold) {
             /* Make room for the whole held frame behind its header. */
             memmove(c->lv->rbuf, c->lv->rbuf + c->lv->roff, c->lv->rlen - c->lv->roff);
@@ -466,6 +485,8 @@ static void read_some(struct ws_conn *c)
             return;
         }
         size_t room = c->lv->rcap - c->lv->rlen;
+        if (!room)
+            break; /* a read of 0 bytes would look like the end of stream */
         ssize_t n = http_stream_read_nb(c->stream, c->lv->rbuf + c->lv->rlen, room);
         if (n == -EAGAIN) {
             c->rd_more = false;
@@ -698,7 +719,7 @@ static void conn_loop(struct ws_conn *c)
     if (c->lv->rlen > c->lv->roff)
         process(c);
     for (;;) {
-        if (c->rd_more && !c->eof)
+        if (c->rd_more && !c->eof && !c->lv->paused)
             read_some(c);
         take_mail(c);
         if (c->lv->fail_code) {
@@ -708,9 +729,16 @@ static void conn_loop(struct ws_conn *c)
         check_deadlines(c);
         if (!c->wr_failed)
             flush(c);
+        if (c->lv->paused && !over_half(c)) {
+            /* The peer read enough: decode what waited, then read again. */
+            c->lv->paused = false;
+            c->rd_more = true;
+            process(c);
+        }
         if (finished(c))
             return;
-        if (c->rd_more || (!ws_outq_empty(&c->lv->q) && !c->wr_blocked)) {
+        bool reading = c->rd_more && !c->lv->paused;
+        if (reading || (!ws_outq_empty(&c->lv->q) && !c->wr_blocked)) {
             /* More to do at once: let other actors run first. */
             snow_actor_yield();
             continue;
@@ -719,7 +747,7 @@ static void conn_loop(struct ws_conn *c)
         deadline = earliest(deadline, earliest(c->lv->drain_due, c->lv->spread_due));
         maybe_hibernate(c, deadline);
         unsigned events = SNOW_WAIT_MAILBOX;
-        if (!c->eof)
+        if (!c->eof && !c->lv->paused)
             events |= SNOW_WAIT_READABLE;
         if (c->wr_blocked)
             events |= SNOW_WAIT_WRITABLE;
@@ -773,137 +801,4 @@ static void conn_resume(void *arg)
     }
     c->rd_more = true;
     ws_conn_run(c);
-}
-
-/* ---- the end ---- */
-
-struct close_call {
-    struct ws_conn *c;
-    unsigned code;
-    const char *reason;
-    size_t n;
-};
-
-static void call_close(void *arg)
-{
-    struct close_call *cc = arg;
-    cc->c->h->on_close(ws_handle(cc->c->pid), (int)cc->code, cc->reason, cc->n, cc->c->h->arg);
-}
-
-static void report_close(struct ws_conn *c)
-{
-    if (c->phase != WS_PHASE_OPEN || c->closed_reported)
-        return;
-    c->closed_reported = true;
-    c->phase = WS_PHASE_DONE;
-    atomic_store(&c->accepting, false);
-    /* Killed while hibernating: no live part, the close state was OPEN. */
-    struct ws_close idle;
-    ws_close_init(&idle);
-    struct ws_close *cl = c->lv ? &c->lv->close : &idle;
-    unsigned code;
-    if (c->panicked) {
-        code = WS_CLOSE_INTERNAL_ERROR;
-        cl->reason_len = 0;
-    } else if (cl->state == WS_STATE_CLOSED && cl->code) {
-        code = cl->code;
-    } else if (cl->initiator == WS_BY_LOCAL && c->close_written) {
-        /* Our Close went out and no answer came: report what we said. */
-        code = cl->sent_code ? cl->sent_code : WS_CLOSE_NO_STATUS;
-    } else {
-        code = WS_CLOSE_ABNORMAL;
-        cl->reason_len = 0;
-    }
-    ws_route_closed(c->route, code);
-    if (c->reaped_heartbeat)
-        ws_count(&c->route->closed_heartbeat, 1);
-    if (c->reaped_stall)
-        ws_count(&c->route->closed_stall, 1);
-    if (c->reaped_bp)
-        ws_count(&c->route->closed_bp, 1);
-    ws_conn_count_add(-1);
-    if (c->h->on_close) {
-        struct close_call cc = {c, code, cl->reason, cl->reason_len};
-        c->panicked = false; /* on_close still runs after a panic */
-        ws_call(c, call_close, &cc);
-    }
-}
-
-static void *grow(void *ctx, void *old, size_t cap)
-{
-    (void)ctx;
-    return realloc(old, cap);
-}
-
-int ws_live_new(struct ws_conn *c)
-{
-    struct ws_live *lv = calloc(1, sizeof *lv);
-    if (!lv)
-        return -ENOMEM;
-    lv->rbuf = malloc(WS_RBUF_SMALL);
-    if (!lv->rbuf) {
-        free(lv);
-        return -ENOMEM;
-    }
-    lv->rcap = WS_RBUF_SMALL;
-    const SnowWsHandler *h = c->h;
-    struct ws_decoder_config dc = {.max_message = h->max_message ? h->max_message : WS_DEFAULT_MAX_MESSAGE};
-    ws_decoder_init(&lv->dec, &dc);
-    ws_reasm_init(&lv->reasm, NULL, 0, (size_t)dc.max_message, grow, NULL);
-    ws_close_init(&lv->close);
-    ws_outq_init(&lv->q);
-    lv->close_due = lv->stall_due = lv->drain_due = lv->spread_due = -1;
-    c->lv = lv;
-    return 0;
-}
-
-void ws_live_free(struct ws_conn *c)
-{
-    struct ws_live *lv = c->lv;
-    if (!lv)
-        return;
-    ws_outq_clear(&lv->q);
-    free(lv->rbuf);
-    free(lv->reasm.buf.data);
-    free(lv);
-    c->lv = NULL;
-}
-
-void ws_conn_free(struct ws_conn *c)
-{
-    /* The struct and proto_buf are in the actor's heap: freed with it. */
-    ws_live_free(c);
-}
-
-void ws_conn_finish(struct ws_conn *c)
-{
-    report_close(c);
-    atomic_store(&c->accepting, false);
-    ws_rooms_member_gone(c->pid);
-    /* Out of the table first: no other actor can queue a frame after this,
-     * so the frames still in the mailbox are all there is to give back. */
-    ws_table_remove(c);
-    SnowMessage *m;
-    while ((m = snow_actor_receive(0)) != NULL) {
-        if (m->tag == SNOW_TAG_WS_BROADCAST && m->len == sizeof(struct ws_shared_frame *)) {
-            struct ws_shared_frame *f;
-            memcpy(&f, m->data, sizeof f);
-            ws_shared_frame_unref(f);
-        }
-    }
-    http_conn_on_exit(c->hc, NULL, NULL);
-    if (c->stream)
-        http_stream_close(c->stream);
-    c->stream = NULL;
-    ws_conn_free(c);
-}
-
-void ws_conn_on_exit(int reason, void *arg)
-{
-    struct ws_conn *c = arg;
-    /* A kill, a crash outside a handler or the runtime stopping: the peer
-     * gets no Close, on_close gets 1006 (1011 after a panic). */
-    if (reason == SNOW_EXIT_PANIC)
-        c->panicked = true;
-    ws_conn_finish(c);
 }

@@ -5,6 +5,7 @@
  *   upgrade.c  the entry point: handshake, Origin, on_connect, 101 / refusal
  *   conn.c     the loop on the connection actor: read, frames, mailbox,
  *              deadlines, hibernation, close, exit, ws_conn_deliver
+ *   life.c     the awake part's allocation, and the one end of every path
  *   outq.c     the outbound queue: control lane + data lane, iovec batches
  *   table.c    PID -> connection table (handles), route counters, count
  *   api.c      the snow_ws_* functions of the ABI
@@ -137,6 +138,7 @@ struct ws_live {
     bool direct_ok;           /* the current frame is such a message */
     bool hold;                /* wait for the rest of that frame before decoding on */
     bool dec_failed;          /* a protocol error: input is dropped from now on */
+    bool paused;              /* reading waits for the queue to drain (flow control) */
     struct ws_event frame_ev; /* the current frame's header event */
 
     struct ws_close close;

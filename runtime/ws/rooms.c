@@ -4,15 +4,18 @@
  *
  * How a member leaves every room when it ends:
  *   - A WebSocket connection's exit path (close, error, heartbeat reap,
- *     crash, kill, refusal after a join in on_connect) calls
- *     ws_rooms_member_gone, which empties its rooms at once and marks its
- *     entry gone, so a join racing with the close (from another actor
- *     holding the handle) is refused instead of leaving a dead member.
- *   - Every member pid is also monitored, from its first join, by the
- *     registry's janitor actor: SNOW_TAG_DOWN removes what is left and
- *     forgets the entry. For a plain actor (snow_room_subscribe) that is the
- *     exit path; for a connection it frees the gone entry.
- *   - A delivery that finds the member dead (SNOW_ECLOSED, SNOW_ENOPROC)
+ *     crash, kill, refusal after a join in on_connect) stops taking frames
+ *     and then calls ws_rooms_member_gone, which empties its rooms and
+ *     forgets it. A join racing with that (from another actor holding the
+ *     handle) checks, once it is in, that the connection still takes
+ *     frames, and undoes itself if not: either the exit path's removal
+ *     comes after the join, or the join sees the connection closed.
+ *   - A plain actor (snow_room_subscribe) is monitored, from its first
+ *     subscribe, by the registry's janitor actor: SNOW_TAG_DOWN removes it
+ *     from every room and forgets it. Connections are not monitored: their
+ *     exit path is enough, and 20,000 monitors on one actor would make a
+ *     mass disconnect quadratic in the janitor's monitor list.
+ *   - A delivery that finds the member ended (SNOW_ECLOSED, SNOW_ENOPROC)
  *     removes it from that room right away, before either of the above.
  * The janitor is spawned on demand and ends when it watches nobody, so it
  * never keeps snow_rt_run from returning.
@@ -32,7 +35,7 @@ struct member {
     struct member *next;
     SnowPid pid;
     uint8_t kind;
-    bool gone;    /* the connection ended: no more joins */
+    bool watched; /* the janitor monitors it (a plain actor subscribed) */
     struct room **rooms; /* each holds a room reference */
     uint32_t n, cap;
 };
@@ -367,7 +370,7 @@ static void janitor_main(void *arg)
         } else if (msg->tag == SNOW_TAG_DOWN && msg->len == sizeof(SnowDownMsg)) {
             SnowDownMsg dm;
             memcpy(&dm, msg->data, sizeof dm);
-            rooms_member_drop(dm.pid, true);
+            rooms_member_drop(dm.pid);
             pthread_mutex_lock(&jan.lock);
             jan.watched--;
             pthread_mutex_unlock(&jan.lock);
@@ -376,9 +379,9 @@ static void janitor_main(void *arg)
 }
 
 /* The runtime is stopping and takes every actor with it, so the DOWNs the
- * janitor would have handled never come: drop the plain actor members and
- * the entries of ended connections now, so that no pid of this run (the
- * next run's process table starts afresh) stays in a room. */
+ * janitor would have handled never come: drop the plain actor members now,
+ * so that no pid of this run (the next run's process table starts afresh)
+ * stays in a room. Connections leave through their own exit paths. */
 static void sweep_at_shutdown(void)
 {
     for (int i = 0; i < SHARDS; i++) {
@@ -388,11 +391,11 @@ static void sweep_at_shutdown(void)
         uint32_t n = 0;
         for (uint32_t b = 0; v && b < ms->nbuckets; b++)
             for (struct member *m = ms->buckets[b]; m; m = m->next)
-                if (m->kind == ROOM_KIND_ACTOR || m->gone)
+                if (m->watched)
                     v[n++] = m->pid;
         pthread_mutex_unlock(&ms->lock);
         for (uint32_t k = 0; k < n; k++)
-            rooms_member_drop(v[k], true);
+            rooms_member_drop(v[k]);
         free(v);
     }
 }
@@ -484,10 +487,7 @@ int rooms_join(SnowPid pid, enum room_kind kind, const void *name, size_t len, b
         pthread_mutex_unlock(&ms->lock);
         return -ENOMEM;
     }
-    if (m->gone) {
-        pthread_mutex_unlock(&ms->lock);
-        return SNOW_ECLOSED;
-    }
+    bool watch = kind == ROOM_KIND_ACTOR && !m->watched;
     int err = 0;
     bool opened = false, run = false;
     struct room *room = NULL;
@@ -555,6 +555,8 @@ int rooms_join(SnowPid pid, enum room_kind kind, const void *name, size_t len, b
     rooms_snap_drop_locked(room);
     room->refs++; /* the member's */
     m->rooms[m->n++] = room;
+    if (watch)
+        m->watched = true;
     out.epoch = room->epoch;
     out.seq = room->seq;
     /* The replay goes through the room's queue, behind every frame that
@@ -583,14 +585,20 @@ done:
         report_opened(room);
     if (run)
         fanout_run(room);
-    if (new_member) {
+    if (watch) {
         /* Without its monitor nothing would remove the member at its exit:
          * undo the join (only when the runtime is stopping). */
         err = janitor_watch(pid);
         if (err) {
-            rooms_member_drop(pid, true);
+            rooms_member_drop(pid);
             return err;
         }
+    }
+    if (kind == ROOM_KIND_WS && !ws_conn_accepting(pid)) {
+        /* The connection closed meanwhile; its exit path may have run
+         * before this join was in. */
+        rooms_member_drop(pid);
+        return SNOW_ECLOSED;
     }
     if (res)
         *res = out;
@@ -641,7 +649,7 @@ int rooms_leave(SnowPid pid, const void *name, size_t len)
     return 0;
 }
 
-void rooms_member_drop(SnowPid pid, bool forget)
+void rooms_member_drop(SnowPid pid)
 {
     struct member_shard *ms = member_shard_of(pid);
     pthread_mutex_lock(&ms->lock);
@@ -680,10 +688,7 @@ void rooms_member_drop(SnowPid pid, bool forget)
         pthread_mutex_unlock(&rs->lock);
     }
     m->n = 0;
-    if (forget)
-        member_destroy_locked(ms, mp);
-    else
-        m->gone = true;
+    member_destroy_locked(ms, mp);
     pthread_mutex_unlock(&ms->lock);
     for (size_t off = 0; off < cused;) {
         uint32_t l;
@@ -696,7 +701,7 @@ void rooms_member_drop(SnowPid pid, bool forget)
 
 void ws_rooms_member_gone(SnowPid pid)
 {
-    rooms_member_drop(pid, false);
+    rooms_member_drop(pid);
 }
 
 int rooms_list(SnowPid pid, char **buf, size_t *size)

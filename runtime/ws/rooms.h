@@ -143,9 +143,12 @@ int rooms_leave(SnowPid pid, const void *room, size_t len);
 int rooms_list(SnowPid pid, char **buf, size_t *size);
 /* Sets the room's history ring size (creating the room when needed). */
 int rooms_configure(const void *name, size_t len, uint32_t history, size_t max_bytes);
-/* Removes the member from every room; forget: also drop its entry, else
- * mark it gone so that later joins are refused. */
-void rooms_member_drop(SnowPid pid, bool forget);
+/* Removes the member from every room and forgets it. */
+void rooms_member_drop(SnowPid pid);
+
+/* rooms_conn.c: true while the connection whose actor is pid takes frames
+ * (CONNECTING or OPEN, no Close queued). */
+bool ws_conn_accepting(SnowPid pid);
 
 /* Counters (all relaxed atomics: statistics, not synchronisation). */
 struct rooms_counters {

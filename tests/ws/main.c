@@ -11,6 +11,7 @@ int main(void)
     srunner_add_suite(sr, message_suite());
     srunner_add_suite(sr, close_suite());
     srunner_add_suite(sr, handshake_suite());
+    srunner_add_suite(sr, outq_suite());
     srunner_add_suite(sr, conn_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

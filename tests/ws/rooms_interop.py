@@ -116,10 +116,11 @@ async def fanout(port):
     for ev in readies:
         await asyncio.wait_for(ev.wait(), WAIT)
     # Everyone is a member before anyone sends.
-    for _ in range(200):
-        if stats(port)["connections"] >= members:
+    for _ in range(400):
+        if stats(port)["room"]["members"] >= members:
             break
         await asyncio.sleep(0.05)
+    check(stats(port)["room"]["members"] == members, "all %d clients are members of the room" % members)
     go.set()
     node.stdin.write(b"go\n")
     await node.stdin.drain()
@@ -148,8 +149,8 @@ async def slow_reader(port):
     count = 200  # 1.6 MB through the room: far beyond the slow member's limit
     async with websockets.connect(url, max_size=None, ping_interval=None) as sender, \
             websockets.connect(url, max_size=None, ping_interval=None) as fast:
-        for _ in range(200):
-            if stats(port)["connections"] >= 3:
+        for _ in range(400):
+            if stats(port)["room"]["members"] >= 3:
                 break
             await asyncio.sleep(0.05)
         # Paced like a conversation (each message is read before the next
@@ -169,8 +170,9 @@ async def slow_reader(port):
         check(total < count * len(big), "it was skipped once over its outbound limit (%d of %d bytes reached it)"
               % (total, count * len(big)))
         s = stats(port)
-        check(s["backpressure_refused"] >= 1, "the server counts the skipped deliveries (%d)"
-              % s["backpressure_refused"])
+        check(s["backpressure_refused"] >= 1 and s["room"]["skipped_backpressure"] >= 1,
+              "the server counts the skipped deliveries (route %d, room %d)"
+              % (s["backpressure_refused"], s["room"]["skipped_backpressure"]))
         reaped = s["closed_write_stall"] + s["closed_backpressure"] + s["closed_heartbeat"]
         check(reaped >= 1, "the server counts why it closed it (write stall %d, backpressure %d, heartbeat %d)"
               % (s["closed_write_stall"], s["closed_backpressure"], s["closed_heartbeat"]))

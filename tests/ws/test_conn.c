@@ -963,6 +963,57 @@ START_TEST(drain_spread)
 }
 END_TEST
 
+struct burst {
+    struct wsc *c;
+    int n;
+    size_t size;
+};
+
+static void *burst_sender(void *arg)
+{
+    struct burst *b = arg;
+    char *p = malloc(b->size);
+    for (int i = 0; i < b->n; i++) {
+        memset(p, 'a' + i % 26, b->size);
+        if (wsc_frame(b->c, 0x82, p, b->size) < 0)
+            break;
+    }
+    free(p);
+    return NULL;
+}
+
+START_TEST(flow_control_loses_nothing)
+{
+    /* A peer that sends far more than the outbound limit before reading
+     * any answer: reading pauses while half the limit is queued, so every
+     * echo is accepted and arrives, in order. */
+    start();
+    struct wsc c;
+    ck_assert_int_eq(wsc_open(&c, port, "/echo", NULL, NULL, 0), 101);
+    struct burst b = {&c, 300, 20000};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, burst_sender, &b), 0);
+    usleep(100000); /* let the sender run ahead */
+    for (int i = 0; i < b.n; i++) {
+        struct wsframe m;
+        ck_assert_int_eq(wsc_message(&c, &m), 0);
+        ck_assert_uint_eq(m.op, 2);
+        ck_assert_uint_eq(m.len, b.size);
+        ck_assert_int_eq(m.data[0], 'a' + i % 26);
+        ck_assert_int_eq(m.data[b.size - 1], 'a' + i % 26);
+        free(m.data);
+    }
+    pthread_join(t, NULL);
+    SnowWsStats s;
+    snow_ws_route_stats(&h_echo, &s);
+    ck_assert_uint_eq(s.backpressure_refused, 0);
+    ck_assert_uint_eq(s.msgs_out, (uint64_t)b.n);
+    wsc_close(&c);
+    wait_closes(1);
+    stop();
+}
+END_TEST
+
 Suite *conn_suite(void)
 {
     Suite *s = suite_create("ws_conn");
@@ -988,6 +1039,7 @@ Suite *conn_suite(void)
     tcase_add_test(t, on_connect_panic_500);
     tcase_add_test(t, kill_reports_1006_once);
     tcase_add_test(t, drain_spread);
+    tcase_add_test(t, flow_control_loses_nothing);
     suite_add_tcase(s, t);
     return s;
 }

@@ -447,6 +447,90 @@ START_TEST(large_room_hand_off)
 }
 END_TEST
 
+/* ---- members leaving in any order (the room's member table) -------------------------------- */
+
+#define ANY_N 2000
+
+static struct {
+    SnowPid pids[ANY_N];
+    atomic_int ready;
+    int bad_leave, bad_size, bad_again;
+    uint64_t delivered_half;
+} anyo;
+
+static void idle_member(void *arg)
+{
+    (void)arg;
+    snow_room_subscribe(snow_actor_self(), R("any"), NULL);
+    atomic_fetch_add(&anyo.ready, 1);
+    uint64_t never = 99;
+    snow_actor_receive_match(&never, 1, -1); /* until the root ends it */
+}
+
+static bool any_ready(void *arg)
+{
+    (void)arg;
+    return atomic_load(&anyo.ready) == ANY_N;
+}
+
+static bool half_delivered(void *arg)
+{
+    (void)arg;
+    SnowRoomCounters c;
+    snow_room_counters(&c);
+    return c.deliveries >= ANY_N / 2;
+}
+
+static void any_order_root(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < ANY_N; i++)
+        anyo.pids[i] = snow_actor_spawn(idle_member, NULL, 0);
+    rt_wait_until(any_ready, NULL);
+    /* A fixed shuffle, then leaves in that order. */
+    unsigned seed = 12345;
+    for (int i = ANY_N - 1; i > 0; i--) {
+        seed = seed * 1103515245u + 12345u;
+        int j = (int)((seed >> 8) % (unsigned)(i + 1));
+        SnowPid t = anyo.pids[i];
+        anyo.pids[i] = anyo.pids[j];
+        anyo.pids[j] = t;
+    }
+    for (int i = 0; i < ANY_N; i++) {
+        if (i == ANY_N / 2) {
+            /* Half are left: one message reaches exactly them. */
+            snow_ws_broadcast(R("any"), "half", 4, 1);
+            rt_wait_until(half_delivered, NULL);
+            SnowRoomCounters c;
+            snow_room_counters(&c);
+            anyo.delivered_half = c.deliveries;
+        }
+        if (snow_room_unsubscribe(anyo.pids[i], R("any")) != 0)
+            anyo.bad_leave++;
+        if (snow_ws_room_size(R("any")) != ANY_N - 1 - i)
+            anyo.bad_size++;
+        if (snow_room_unsubscribe(anyo.pids[i], R("any")) != SNOW_ENOPROC)
+            anyo.bad_again++;
+    }
+    for (int i = 0; i < ANY_N; i++)
+        snow_actor_kill(anyo.pids[i], SNOW_EXIT_KILLED);
+}
+
+START_TEST(members_leave_in_any_order)
+{
+    memset(&anyo, 0, sizeof anyo);
+    ROOMS_RUN(2, any_order_root, NULL);
+    ck_assert_int_eq(anyo.bad_leave, 0);
+    ck_assert_int_eq(anyo.bad_size, 0);
+    ck_assert_int_eq(anyo.bad_again, 0);
+    ck_assert_uint_eq(anyo.delivered_half, ANY_N / 2);
+    SnowRoomCounters c;
+    snow_room_counters(&c);
+    ck_assert_uint_eq(c.deliveries, ANY_N / 2);
+    ck_assert_uint_eq(c.rooms, 0);
+}
+END_TEST
+
 /* ---- history ring and resumable subscribes ------------------------------------------------- */
 
 static struct {
@@ -790,6 +874,7 @@ Suite *rooms_suite(void)
     tcase_add_test(tc, shutdown_empties_rooms);
     tcase_add_test(tc, order_per_publisher);
     tcase_add_test(tc, large_room_hand_off);
+    tcase_add_test(tc, members_leave_in_any_order);
     tcase_add_test(tc, history_and_resume);
     tcase_add_test(tc, resume_races_publisher);
     tcase_add_test(tc, concurrent_churn);

@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include "rooms_test.h"
+#include "ws/conn.h"
 
 #define ROOM "wsr"
 #define RL(s) (s), strlen(s)
@@ -49,9 +51,12 @@ static int on_connect(SnowWsConn *conn, const SnowHttpReq *req, SnowHttpRes *res
     return SNOW_WS_ACCEPT;
 }
 
+static _Atomic SnowPid last_open;
+
 static void on_open(SnowWsConn *conn, void *arg)
 {
     (void)arg;
+    atomic_store(&last_open, snow_ws_pid(conn));
     snow_ws_join(conn, RL(ROOM), NULL);
     snow_ws_join(conn, RL("second"), NULL);
 }
@@ -61,6 +66,19 @@ static void count_room(const char *room, size_t len, void *arg)
     (void)room;
     (void)len;
     (*(int *)arg)++;
+}
+
+static void adopter(void *arg)
+{
+    SnowPid pid = *(SnowPid *)arg;
+    snow_ws_join(snow_ws_conn(pid), RL("adopted"), NULL);
+}
+
+/* A publisher that is no connection (a game loop, a feed). */
+static void feed(void *arg)
+{
+    (void)arg;
+    snow_ws_broadcast(RL(ROOM), "tick", 4, 1);
 }
 
 static void on_message(SnowWsConn *conn, const void *data, size_t len, int is_text, void *arg)
@@ -77,6 +95,12 @@ static void on_message(SnowWsConn *conn, const void *data, size_t len, int is_te
         char out[32];
         int k = snprintf(out, sizeof out, "rooms %d %d", n, seen);
         snow_ws_send_text(conn, out, (size_t)k);
+        return;
+    }
+    if (len == 5 && !memcmp(s, "adopt", 5)) {
+        /* Another actor joins this connection to a room by its handle. */
+        SnowPid me = snow_ws_pid(conn);
+        snow_actor_spawn(adopter, &me, sizeof me);
         return;
     }
     if (len >= 3 && !memcmp(s, "bx:", 3)) {
@@ -302,6 +326,16 @@ START_TEST(ws_broadcast_and_except)
     expect_text(a, "mark");
     expect_text(b, "mark");
     expect_text(c, "mark");
+    /* From an actor that is no connection. */
+    ck_assert_uint_ne(snow_actor_spawn(feed, NULL, 0), 0);
+    expect_text(a, "tick");
+    expect_text(b, "tick");
+    expect_text(c, "tick");
+    /* Joined by another actor through the handle. */
+    cl_text(c, "adopt");
+    ck_assert(wait_size("adopted", 1));
+    cl_text(c, "rooms");
+    expect_text(c, "rooms 3 3");
     /* Binary stays binary. */
     cl_frame(c, 0x82, "bx:\x01\x02", 5, true);
     char buf[64];
@@ -313,6 +347,7 @@ START_TEST(ws_broadcast_and_except)
     close(b);
     close(c);
     ck_assert(wait_size(ROOM, 0));
+    ck_assert(wait_size("adopted", 0));
     server_down();
 }
 END_TEST
@@ -413,6 +448,16 @@ START_TEST(ws_every_exit_path_leaves)
     expect_text(keep, "still");
     close(keep);
     ck_assert(wait_size(ROOM, 0));
+    /* A handle of an ended connection joins nothing. */
+    fd = ws_open("/r");
+    ck_assert(wait_size(ROOM, 1));
+    SnowPid gone = atomic_load(&last_open);
+    close(fd);
+    ck_assert(wait_size(ROOM, 0));
+    for (int i = 0; i < 4000 && snow_ws_conn(gone); i++)
+        usleep(5000);
+    ck_assert_int_eq(snow_ws_join(ws_handle(gone), RL(ROOM), NULL), SNOW_ECLOSED);
+    ck_assert_int_eq(snow_ws_room_size(RL(ROOM)), 0);
     ck_assert(wait_size("second", 0));
     SnowRoomCounters cn;
     for (int i = 0; i < 4000; i++) {

@@ -34,6 +34,7 @@ Suite *message_suite(void);
 Suite *close_suite(void);
 Suite *handshake_suite(void);
 Suite *conn_suite(void);
+Suite *outq_suite(void);
 
 /* A growable byte buffer. */
 struct tbuf {

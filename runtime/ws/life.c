@@ -1,0 +1,141 @@
+/*
+ * life.c: the two ends of a connection's awake part and of the connection
+ * itself. ws_live_new / ws_live_free bracket every period awake (the first
+ * run and each wake-up from hibernation); ws_conn_finish is the one end of
+ * every path: the loop finishing, a refusal in on_connect, a kill, a panic
+ * outside a handler, the runtime shutting down.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actor/actor.h"
+#include "http/server.h"
+#include "ws/conn.h"
+
+struct close_call {
+    struct ws_conn *c;
+    unsigned code;
+    const char *reason;
+    size_t n;
+};
+
+static void call_close(void *arg)
+{
+    struct close_call *cc = arg;
+    cc->c->h->on_close(ws_handle(cc->c->pid), (int)cc->code, cc->reason, cc->n, cc->c->h->arg);
+}
+
+static void report_close(struct ws_conn *c)
+{
+    if (c->phase != WS_PHASE_OPEN || c->closed_reported)
+        return;
+    c->closed_reported = true;
+    c->phase = WS_PHASE_DONE;
+    atomic_store(&c->accepting, false);
+    /* Killed while hibernating: no live part, the close state was OPEN. */
+    struct ws_close idle;
+    ws_close_init(&idle);
+    struct ws_close *cl = c->lv ? &c->lv->close : &idle;
+    unsigned code;
+    if (c->panicked) {
+        code = WS_CLOSE_INTERNAL_ERROR;
+        cl->reason_len = 0;
+    } else if (cl->state == WS_STATE_CLOSED && cl->code) {
+        code = cl->code;
+    } else if (cl->initiator == WS_BY_LOCAL && c->close_written) {
+        /* Our Close went out and no answer came: report what we said. */
+        code = cl->sent_code ? cl->sent_code : WS_CLOSE_NO_STATUS;
+    } else {
+        code = WS_CLOSE_ABNORMAL;
+        cl->reason_len = 0;
+    }
+    ws_route_closed(c->route, code);
+    if (c->reaped_heartbeat)
+        ws_count(&c->route->closed_heartbeat, 1);
+    if (c->reaped_stall)
+        ws_count(&c->route->closed_stall, 1);
+    if (c->reaped_bp)
+        ws_count(&c->route->closed_bp, 1);
+    ws_conn_count_add(-1);
+    if (c->h->on_close) {
+        struct close_call cc = {c, code, cl->reason, cl->reason_len};
+        c->panicked = false; /* on_close still runs after a panic */
+        ws_call(c, call_close, &cc);
+    }
+}
+
+static void *grow(void *ctx, void *old, size_t cap)
+{
+    (void)ctx;
+    return realloc(old, cap);
+}
+
+int ws_live_new(struct ws_conn *c)
+{
+    struct ws_live *lv = calloc(1, sizeof *lv);
+    if (!lv)
+        return -ENOMEM;
+    /* The read buffer comes with the first read: a wake-up for a timer or
+     * a mailbox message needs none. */
+    const SnowWsHandler *h = c->h;
+    struct ws_decoder_config dc = {.max_message = h->max_message ? h->max_message : WS_DEFAULT_MAX_MESSAGE};
+    ws_decoder_init(&lv->dec, &dc);
+    ws_reasm_init(&lv->reasm, NULL, 0, (size_t)dc.max_message, grow, NULL);
+    ws_close_init(&lv->close);
+    ws_outq_init(&lv->q);
+    lv->close_due = lv->stall_due = lv->drain_due = lv->spread_due = -1;
+    c->lv = lv;
+    return 0;
+}
+
+void ws_live_free(struct ws_conn *c)
+{
+    struct ws_live *lv = c->lv;
+    if (!lv)
+        return;
+    ws_outq_clear(&lv->q);
+    free(lv->rbuf);
+    free(lv->reasm.buf.data);
+    free(lv);
+    c->lv = NULL;
+}
+
+void ws_conn_free(struct ws_conn *c)
+{
+    /* The struct and proto_buf are in the actor's heap: freed with it. */
+    ws_live_free(c);
+}
+
+void ws_conn_finish(struct ws_conn *c)
+{
+    report_close(c);
+    atomic_store(&c->accepting, false);
+    ws_rooms_member_gone(c->pid);
+    /* Out of the table first: no other actor can queue a frame after this,
+     * so the frames still in the mailbox are all there is to give back. */
+    ws_table_remove(c);
+    SnowMessage *m;
+    while ((m = snow_actor_receive(0)) != NULL) {
+        if (m->tag == SNOW_TAG_WS_BROADCAST && m->len == sizeof(struct ws_shared_frame *)) {
+            struct ws_shared_frame *f;
+            memcpy(&f, m->data, sizeof f);
+            ws_shared_frame_unref(f);
+        }
+    }
+    http_conn_on_exit(c->hc, NULL, NULL);
+    if (c->stream)
+        http_stream_close(c->stream);
+    c->stream = NULL;
+    ws_conn_free(c);
+}
+
+void ws_conn_on_exit(int reason, void *arg)
+{
+    struct ws_conn *c = arg;
+    /* A kill, a crash outside a handler or the runtime stopping: the peer
+     * gets no Close, on_close gets 1006 (1011 after a panic). */
+    if (reason == SNOW_EXIT_PANIC)
+        c->panicked = true;
+    ws_conn_finish(c);
+}
