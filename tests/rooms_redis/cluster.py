@@ -22,7 +22,10 @@ it, then checks, with Python `websockets` clients:
 No timed assertions: waits for a state have a generous limit only so that a
 broken build fails instead of hanging.
 
-usage: cluster.py path/to/rooms-redis-node
+Also, first: three unchanged snow-echo processes (its /broadcast is one
+room) with SNOW_ROOMS_REDIS set deliver across processes the same way.
+
+usage: cluster.py path/to/rooms-redis-node path/to/snow-echo
 """
 import asyncio
 import json
@@ -38,7 +41,7 @@ import urllib.request
 
 import websockets
 
-NODE = sys.argv[1]
+NODE, ECHO = sys.argv[1], sys.argv[2]
 FAILURES = []
 LIMIT = 30.0  # seconds any awaited state may take before the test fails
 PER_NODE, MSGS = 3, 40
@@ -125,8 +128,8 @@ class Node:
         env = dict(os.environ, SNOW_ROOMS_REDIS="redis://127.0.0.1:%d/0" % redis_port, SNOW_WORKERS="2")
         self.start(env)
 
-    def start(self, env):
-        self.proc = subprocess.Popen([NODE, "--port", "0"], stdout=subprocess.PIPE, env=env, text=True)
+    def start(self, env, argv=None):
+        self.proc = subprocess.Popen(argv or [NODE, "--port", "0"], stdout=subprocess.PIPE, env=env, text=True)
         line = self.proc.stdout.readline()
         if not line.startswith("listening on "):
             raise RuntimeError("node did not start: %r" % line)
@@ -347,6 +350,33 @@ async def main(redis, nodes):
     check(all(n.stats()["protocol_errors"] == 0 for n in nodes), "no protocol error on any node")
 
 
+class Echo(Node):
+    def __init__(self, redis_port):
+        env = dict(os.environ, SNOW_ROOMS_REDIS="redis://127.0.0.1:%d/0" % redis_port, SNOW_WORKERS="2")
+        self.start(env, [ECHO, "--host", "127.0.0.1", "--port", "0"])
+
+
+async def echo_cluster(redis):
+    """snow-echo as it ships: the Redis backend comes from the environment."""
+    echoes = [Echo(redis.port) for _ in range(3)]
+    try:
+        members = []
+        for i, n in enumerate(echoes):
+            for j in range(2):
+                ws = await websockets.connect(n.url("/broadcast"), max_size=None, ping_interval=None)
+                members.append(Member("e%dc%d" % (i, j), ws))
+        await until(lambda: redis.numsub("snow:room:broadcast") == 3, "each snow-echo subscribed")
+        await round_of(members, "echo", 20)
+        for m in members:
+            await m.ws.close()
+        await until(lambda: redis.numsub("snow:room:broadcast") == 0, "snow-echo subscriptions gone")
+        check(redis.numsub("snow:room:broadcast") == 0, "snow-echo: no subscription once its members left")
+    finally:
+        for n in echoes:
+            n.stop()
+    check(all(n.proc.returncode == 0 for n in echoes), "the snow-echo processes exited cleanly")
+
+
 async def unreachable(port):
     """A node whose broker never answers: its rooms work locally, the
     publishes for other nodes are counted as dropped, it keeps trying."""
@@ -384,6 +414,7 @@ def run():
             print("FAIL redis-server did not start", flush=True)
             return 1
         asyncio.run(asyncio.wait_for(unreachable(free_port()), 120))
+        asyncio.run(asyncio.wait_for(echo_cluster(redis), 120))
         nodes = [Node(redis.port) for _ in range(3)]
         asyncio.run(asyncio.wait_for(main(redis, nodes), 240))
     finally:
