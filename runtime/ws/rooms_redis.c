@@ -444,6 +444,10 @@ static void publisher_main(void *arg)
             p->olen = 0;
             p->batch = 0;
             idle_since = rt_now_ns();
+            /* Replies are read between batches too, so that a steady
+             * stream of publishes never leaves them piling up. */
+            if (p->c.s && read_replies(p) < 0)
+                publisher_lost(p);
             continue;
         }
         if (p->c.s && read_replies(p) < 0) {

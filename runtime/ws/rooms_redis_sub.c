@@ -278,10 +278,20 @@ static bool is(const struct resp_val *v, const char *s)
     return (v->type == RESP_BULK || v->type == RESP_SIMPLE) && v->len == strlen(s) && !memcmp(v->str, s, v->len);
 }
 
-/* Reads and handles everything the socket has. 0, or < 0: connection lost. */
+/* Messages handled per turn before the mailbox (subscription changes) is
+ * looked at again. */
+#define TURN_MESSAGES 1024
+
+/* Reads and handles what the socket has: 0 when it has nothing more
+ * (EAGAIN: the poller will say when it has), 1 when the turn ended first
+ * (the caller must come back without waiting: readiness is edge
+ * triggered), < 0 when the connection is lost. */
 static int read_messages(struct subscriber *s)
 {
+    unsigned handled = 0;
     for (;;) {
+        if (handled >= TURN_MESSAGES)
+            return 1;
         ssize_t r = redis_conn_fill(&s->c);
         if (r == -EAGAIN)
             return 0;
@@ -308,6 +318,7 @@ static int read_messages(struct subscriber *s)
             if (agg && nv == 4 && v[0].ival == 3 && is(&v[1], "message") && v[2].type == RESP_BULK &&
                 v[3].type == RESP_BULK) {
                 deliver(s, v[2].str, v[2].len, (const unsigned char *)v[3].str, v[3].len);
+                handled++;
                 snow_reduction_check();
             } else if (agg && nv == 4 && v[3].type == RESP_INT && (is(&v[1], "subscribe") || is(&v[1], "unsubscribe"))) {
                 atomic_store_explicit(&redis_stats.subscribed, (uint64_t)v[3].ival, memory_order_relaxed);
@@ -383,10 +394,13 @@ void redis_subscriber_main(void *arg)
                 continue;
             }
         }
-        if (s->c.s && read_messages(s) < 0) {
+        int rd = s->c.s ? read_messages(s) : 0;
+        if (rd < 0) {
             lost(s);
             continue;
         }
+        if (rd > 0)
+            continue; /* more to read: the mailbox first, then on */
         if (s->c.s)
             http_stream_wait(s->c.s, SNOW_WAIT_READABLE | SNOW_WAIT_MAILBOX, -1);
         else
