@@ -480,12 +480,38 @@ static void publisher_main(void *arg)
 
 /* With redis_rt.lock held: the next publish counter of this node for the room at
  * that epoch (0: not counted, the room has no local life). */
+/* With redis_rt.lock held: drops the counters of rooms that are gone (or
+ * live again under another epoch). A room can end without a room_closed
+ * call (a history ring switched off after its last member left), so the
+ * table is swept before it grows: it stays bounded by the rooms that
+ * exist. */
+static void sweep_pseq_locked(void)
+{
+    for (uint32_t i = 0; i < redis_rt.pcap; i++)
+        for (struct pcount **pp = &redis_rt.pc[i]; *pp;) {
+            struct pcount *e = *pp;
+            SnowRoomPos pos;
+            if (snow_room_position(e->name, e->len, &pos) == 1 && pos.epoch == e->epoch) {
+                pp = &e->next;
+                continue;
+            }
+            *pp = e->next;
+            free(e);
+            redis_rt.npc--;
+        }
+}
+
 static uint64_t next_pseq_locked(const char *room, size_t len, uint64_t epoch)
 {
     if (!epoch)
         return 0;
     uint64_t h = rooms_hash(room, len);
-    if (redis_rt.npc >= redis_rt.pcap) {
+    /* Full: sweep, and grow unless the sweep freed half, so that a sweep
+     * comes at most once per pcap / 2 new rooms. */
+    bool full = redis_rt.npc >= redis_rt.pcap;
+    if (full)
+        sweep_pseq_locked();
+    if (full && redis_rt.npc >= redis_rt.pcap / 2) {
         uint32_t nc = redis_rt.pcap ? redis_rt.pcap * 2 : 64;
         struct pcount **nb = calloc(nc, sizeof *nb);
         if (!nb)
