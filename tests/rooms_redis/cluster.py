@@ -124,9 +124,15 @@ class Redis:
 
 
 class Node:
-    def __init__(self, redis_port):
-        env = dict(os.environ, SNOW_ROOMS_REDIS="redis://127.0.0.1:%d/0" % redis_port, SNOW_WORKERS="2")
-        self.start(env)
+    def __init__(self, redis_port, api=False):
+        url = "redis://127.0.0.1:%d/0" % redis_port
+        env = dict(os.environ, SNOW_WORKERS="2")
+        if api:  # the backend chosen by the program through snow_rooms_redis
+            env.pop("SNOW_ROOMS_REDIS", None)
+            self.start(env, [NODE, "--port", "0", "--redis", url])
+        else:
+            env["SNOW_ROOMS_REDIS"] = url
+            self.start(env)
 
     def start(self, env, argv=None):
         self.proc = subprocess.Popen(argv or [NODE, "--port", "0"], stdout=subprocess.PIPE, env=env, text=True)
@@ -415,7 +421,7 @@ def run():
             return 1
         asyncio.run(asyncio.wait_for(unreachable(free_port()), 120))
         asyncio.run(asyncio.wait_for(echo_cluster(redis), 120))
-        nodes = [Node(redis.port) for _ in range(3)]
+        nodes = [Node(redis.port), Node(redis.port), Node(redis.port, api=True)]
         asyncio.run(asyncio.wait_for(main(redis, nodes), 240))
     finally:
         for n in nodes:

@@ -3,7 +3,9 @@
  * snow_rt.h only, like a program (the Redis backend comes from
  * SNOW_ROOMS_REDIS in the environment; the code is the same without it).
  *
- *   node --port P
+ *   node --port P [--redis URL]
+ *   --redis: the backend set through snow_rooms_redis instead of the
+ *       environment (both ways must behave the same)
  *   WebSocket /broadcast: a member of the room "broadcast"; each message it
  *       sends goes to every other member, on every node (broadcast_except)
  *   WebSocket /room: commands, answered on the same connection:
@@ -141,9 +143,17 @@ static void signal_actor(void *arg)
 int main(int argc, char **argv)
 {
     int port = 0;
-    for (int i = 1; i + 1 < argc; i += 2)
+    const char *redis = NULL;
+    for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--port"))
             port = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--redis"))
+            redis = argv[i + 1];
+    }
+    if (redis && snow_rooms_redis(redis) < 0) {
+        fprintf(stderr, "node: bad --redis URL\n");
+        return 2;
+    }
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
