@@ -141,13 +141,43 @@ int redis_url_parse(const char *s, struct redis_url *u)
         end++;
     }
     strcpy(u->prefix, REDIS_PREFIX_DEFAULT);
-    if (*end == '?') {
-        static const char key[] = "?prefix=";
-        if (strncmp(end, key, sizeof key - 1) || copy_part(u->prefix, sizeof u->prefix, end + sizeof key - 1,
-                                                           strlen(end + sizeof key - 1)))
-            return -EINVAL;
-    } else if (*end) {
+    u->maxlen = REDIS_MAXLEN_DEFAULT;
+    if (*end && *end != '?')
         return -EINVAL;
+    /* ?prefix=P&mode=pubsub|streams&maxlen=N, in any order */
+    for (const char *q = *end ? end + 1 : end; *q;) {
+        size_t n = strcspn(q, "&");
+        const char *eq = memchr(q, '=', n);
+        if (!eq)
+            return -EINVAL;
+        size_t kl = (size_t)(eq - q), vl = n - kl - 1;
+        const char *v = eq + 1;
+        if (kl == 6 && !memcmp(q, "prefix", 6)) {
+            if (copy_part(u->prefix, sizeof u->prefix, v, vl))
+                return -EINVAL;
+        } else if (kl == 4 && !memcmp(q, "mode", 4)) {
+            if (vl == 7 && !memcmp(v, "streams", 7))
+                u->streams = true;
+            else if (vl == 6 && !memcmp(v, "pubsub", 6))
+                u->streams = false;
+            else
+                return -EINVAL;
+        } else if (kl == 6 && !memcmp(q, "maxlen", 6)) {
+            char num[16];
+            char *ne;
+            if (copy_part(num, sizeof num, v, vl))
+                return -EINVAL;
+            errno = 0;
+            long ml = strtol(num, &ne, 10);
+            if (errno || ne == num || *ne || ml < 1 || ml > 100000000)
+                return -EINVAL;
+            u->maxlen = ml;
+        } else {
+            return -EINVAL;
+        }
+        q += n;
+        if (*q == '&')
+            q++;
     }
     return 0;
 }
@@ -362,14 +392,36 @@ static void take_publish(struct publisher *p, const SnowMessage *m)
     size_t pl = strlen(redis_rt.url.prefix);
     memcpy(chan, redis_rt.url.prefix, pl);
     memcpy(chan + pl, room, rl);
-    const char *argv[3] = {"PUBLISH", chan, (const char *)env};
-    size_t lens[3] = {7, pl + rl, envlen};
-    size_t need = resp_encoded_size(3, lens);
+    char maxlen[24];
+    int ml = snprintf(maxlen, sizeof maxlen, "%ld", redis_rt.url.maxlen);
+    /* Streams: XADD key MAXLEN ~ N * e envelope (the stream trimmed to
+     * about N entries, in whole nodes, which is cheap for the server). */
+    const char *xargv[7] = {"XADD", chan, "MAXLEN", "~", maxlen, "*", "e"};
+    const char *argv[8];
+    size_t lens[8];
+    int argc;
+    if (redis_rt.url.streams) {
+        size_t xl[7] = {4, pl + rl, 6, 1, (size_t)ml, 1, 1};
+        memcpy(argv, xargv, sizeof xargv);
+        memcpy(lens, xl, sizeof xl);
+        argv[7] = (const char *)env;
+        lens[7] = envlen;
+        argc = 8;
+    } else {
+        argv[0] = "PUBLISH";
+        lens[0] = 7;
+        argv[1] = chan;
+        lens[1] = pl + rl;
+        argv[2] = (const char *)env;
+        lens[2] = envlen;
+        argc = 3;
+    }
+    size_t need = resp_encoded_size(argc, lens);
     if (out_reserve(p, need)) {
         redis_count(&redis_stats.dropped, 1);
         return;
     }
-    p->olen += resp_encode(p->out + p->olen, 3, argv, lens);
+    p->olen += resp_encode(p->out + p->olen, argc, argv, lens);
     p->batch++;
 }
 
@@ -428,16 +480,24 @@ static void publisher_main(void *arg)
         }
         /* Take what is queued: a batch of at most 256 messages or 256 KiB
          * goes out in one write. */
+        /* In streams mode nothing is taken while disconnected: the
+         * mailbox is the buffer (bounded by REDIS_PENDING_MAX in the hook),
+         * and a batch whose write failed is written again after the
+         * reconnect (a message that had gone out is then skipped by the
+         * readers: its counter is not newer). */
+        bool streams = redis_rt.url.streams;
         SnowMessage *m;
-        while (p->batch < 256 && p->olen < 262144 && (m = snow_actor_receive(0))) {
+        while (p->batch < 256 && p->olen < 262144 && (p->c.s || !streams) && (m = snow_actor_receive(0))) {
             if (m->tag == REDIS_TAG_PUBLISH && m->len >= sizeof(uint32_t))
                 take_publish(p, m);
         }
-        if (p->olen) {
+        if (p->olen && p->c.s) {
             int rc = http_stream_write(p->c.s, p->out, p->olen, actor_deadline_after_ms(REDIS_WRITE_TIMEOUT_MS));
             if (rc) {
-                redis_count(&redis_stats.dropped, p->batch);
                 publisher_lost(p);
+                if (streams)
+                    continue;
+                redis_count(&redis_stats.dropped, p->batch);
             } else {
                 redis_count(&redis_stats.published, p->batch);
             }
@@ -457,7 +517,7 @@ static void publisher_main(void *arg)
         /* Idle: end after REDIS_IDLE_MS with nothing queued, so that the
          * backend never keeps snow_rt_run from returning. */
         pthread_mutex_lock(&redis_rt.lock);
-        if (!redis_rt.pub_bytes && rt_now_ns() - idle_since >= (int64_t)REDIS_IDLE_MS * 1000000) {
+        if (!redis_rt.pub_bytes && !p->olen && rt_now_ns() - idle_since >= (int64_t)REDIS_IDLE_MS * 1000000) {
             redis_rt.pub_pid = 0;
             atomic_store_explicit(&redis_stats.pub_connected, 0, memory_order_relaxed);
             atomic_store_explicit(&redis_stats.pub_running, 0, memory_order_relaxed);
@@ -471,7 +531,7 @@ static void publisher_main(void *arg)
         if (p->c.s)
             http_stream_wait(p->c.s, SNOW_WAIT_READABLE | SNOW_WAIT_MAILBOX, deadline);
         else
-            actor_wait(NULL, SNOW_WAIT_MAILBOX, deadline);
+            actor_wait(NULL, streams ? 0 : SNOW_WAIT_MAILBOX, deadline);
     }
     publisher_terminate(0, p);
 }

@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -26,6 +27,10 @@
 #define REDIS_BACKOFF_MAX_MS 1000
 #define REDIS_IDLE_MS 2000                /* an idle publisher ends after this */
 #define REDIS_ORIGINS_MAX 32              /* origin nodes tracked per room */
+#define REDIS_MAXLEN_DEFAULT 10000        /* streams: entries kept per room */
+#define REDIS_XREAD_BLOCK_MS 200          /* streams: one XREAD waits this long */
+#define REDIS_XREAD_COUNT 32              /* streams: entries per room per XREAD */
+#define REDIS_XREAD_ROOMS 64              /* streams: rooms per XREAD */
 
 /* Private message tags of the two actors. */
 #define REDIS_TAG_PUBLISH 1u /* payload: u32 room length, room, envelope */
@@ -37,9 +42,12 @@ struct redis_url {
     int db;
     char user[128], pass[256];
     char prefix[REDIS_PREFIX_MAX];
+    bool streams; /* mode=streams: XADD / XREAD instead of pub/sub */
+    long maxlen;  /* streams: entries kept per room (MAXLEN ~) */
 };
-/* redis://[[user]:password@]host[:port][/db][?prefix=P], host an IPv4
- * literal, [IPv6] or localhost. 0 or -EINVAL. */
+/* redis://[[user]:password@]host[:port][/db][?prefix=P&mode=M&maxlen=N],
+ * host an IPv4 literal, [IPv6] or localhost, M pubsub (default) or
+ * streams. 0 or -EINVAL. */
 int redis_url_parse(const char *s, struct redis_url *u);
 
 /* The envelope in front of every published payload (56 bytes, little

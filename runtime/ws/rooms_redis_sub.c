@@ -19,6 +19,7 @@
  * ends, so it never keeps snow_rt_run from returning.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +35,9 @@ struct origin {
 
 struct sroom {
     struct sroom *next;
+    bool need_id;  /* streams: its last id is still to be asked */
+    uint8_t idlen; /* streams: id[0..idlen) the last entry read */
+    char id[46];
     uint32_t norig;
     struct origin orig[REDIS_ORIGINS_MAX];
     size_t len;
@@ -50,6 +54,16 @@ struct subscriber {
     uint64_t tick; /* for the origins' least-recently-used order */
     char *out;
     size_t olen, ocap;
+    /* streams mode: the request in flight, the rooms named by its
+     * XREVRANGE replies ((u32 len, name) records), the XREAD rotation and
+     * sizes, the value list for replies */
+    enum { Q_NONE, Q_REV, Q_XREAD } q;
+    uint32_t qn;
+    char *rev;
+    size_t revlen, revoff;
+    uint32_t rot, rot_skip, xrooms, xcount;
+    struct resp_val *vals;
+    size_t vcap;
 };
 
 /* ---- the room table ---------------------------------------------------------------------- */
@@ -106,10 +120,29 @@ static void free_state(struct subscriber *s)
     free(s->b);
     free(s->c.rbuf);
     free(s->out);
+    free(s->rev);
+    free(s->vals);
     free(s);
 }
 
 /* ---- commands ------------------------------------------------------------------------------ */
+
+static int queue_argv(struct subscriber *s, int argc, const char *const *argv, const size_t *lens)
+{
+    size_t need = resp_encoded_size(argc, lens);
+    if (s->ocap - s->olen < need) {
+        size_t nc = s->ocap ? s->ocap * 2 : 4096;
+        while (nc - s->olen < need)
+            nc *= 2;
+        char *nb = realloc(s->out, nc);
+        if (!nb)
+            return -ENOMEM;
+        s->out = nb;
+        s->ocap = nc;
+    }
+    s->olen += resp_encode(s->out + s->olen, argc, argv, lens);
+    return 0;
+}
 
 static int queue_cmd(struct subscriber *s, const char *verb, const char *room, size_t len)
 {
@@ -138,6 +171,8 @@ static void lost(struct subscriber *s)
 {
     redis_conn_close(&s->c);
     s->olen = 0;
+    s->q = Q_NONE;
+    s->qn = 0;
     atomic_store_explicit(&redis_stats.sub_connected, 0, memory_order_relaxed);
     atomic_store_explicit(&redis_stats.subscribed, 0, memory_order_relaxed);
     s->retry_at = actor_deadline_after_ms(redis_backoff_ms(s->attempt++));
@@ -161,21 +196,26 @@ static void sync_room(struct subscriber *s, const char *name, size_t len)
 {
     bool want = snow_ws_room_size(name, len) > 0;
     struct sroom **pp = find(s, name, len);
+    bool streams = redis_rt.url.streams;
     if (want && !pp) {
-        if (!add(s, name, len))
+        struct sroom *r = add(s, name, len);
+        if (!r)
             return;
+        r->need_id = true;
         redis_count(&redis_stats.subscribes, 1);
-        if (s->c.s && queue_cmd(s, "SUBSCRIBE", name, len))
+        if (!streams && s->c.s && queue_cmd(s, "SUBSCRIBE", name, len))
             lost(s);
     } else if (!want && pp) {
         struct sroom *r = *pp;
         *pp = r->next;
         s->n--;
         redis_count(&redis_stats.unsubscribes, 1);
-        if (s->c.s && queue_cmd(s, "UNSUBSCRIBE", name, len))
+        if (!streams && s->c.s && queue_cmd(s, "UNSUBSCRIBE", name, len))
             lost(s);
         free(r);
     }
+    if (streams)
+        atomic_store_explicit(&redis_stats.subscribed, s->n, memory_order_relaxed);
 }
 
 static void connected(struct subscriber *s)
@@ -184,6 +224,14 @@ static void connected(struct subscriber *s)
     atomic_store_explicit(&redis_stats.sub_connected, 1, memory_order_relaxed);
     if (s->ever_connected)
         redis_count(&redis_stats.resubscribes, 1);
+    if (redis_rt.url.streams) {
+        /* Every room goes on from the last id it read: what was added
+         * meanwhile is read now, and a real loss (the server lost its
+         * data) shows as a gap in the counters. */
+        s->ever_connected = true;
+        atomic_store_explicit(&redis_stats.subscribed, s->n, memory_order_relaxed);
+        return;
+    }
     for (uint32_t i = 0; i < s->nb; i++)
         for (struct sroom *r = s->b[i]; r; r = r->next) {
             if (s->ever_connected)
@@ -278,6 +326,248 @@ static bool is(const struct resp_val *v, const char *s)
     return (v->type == RESP_BULK || v->type == RESP_SIMPLE) && v->len == strlen(s) && !memcmp(v->str, s, v->len);
 }
 
+/* ---- streams mode: XREVRANGE for a room's starting id, XREAD for entries ---------------------- */
+
+/* One request at a time is in flight on the reading connection (XREAD
+ * BLOCK holds it): first the last id of every room that has none yet
+ * (XREVRANGE key + - COUNT 1, so entries from before the room opened here
+ * are not delivered as live), then XREAD of up to REDIS_XREAD_ROOMS rooms
+ * from their last ids, in rotation, blocking at most REDIS_XREAD_BLOCK_MS
+ * so that rooms opened meanwhile wait no longer than that. */
+
+static size_t vals_needed(const struct subscriber *s)
+{
+    /* reply: array; per stream: pair, key, entries; per entry: pair, id,
+     * fields, one field name and value */
+    return 1 + (size_t)s->xrooms * (3 + 5 * (size_t)s->xcount) + 8;
+}
+
+/* A reply did not fit (an entry near REDIS_MSG_MAX, or foreign fields):
+ * from now on one room and one entry per XREAD, which always fits. */
+static void streams_shrink(struct subscriber *s)
+{
+    s->xrooms = 1;
+    s->xcount = 1;
+}
+
+static int streams_setup(struct subscriber *s)
+{
+    if (!s->xrooms) {
+        s->xrooms = REDIS_XREAD_ROOMS;
+        s->xcount = REDIS_XREAD_COUNT;
+    }
+    size_t need = vals_needed(s);
+    if (s->vcap < need) {
+        struct resp_val *v = realloc(s->vals, need * sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        s->vals = v;
+        s->vcap = need;
+    }
+    return 0;
+}
+
+static size_t key_of(char *key, const struct sroom *r)
+{
+    size_t pl = strlen(redis_rt.url.prefix);
+    memcpy(key, redis_rt.url.prefix, pl);
+    memcpy(key + pl, r->name, r->len);
+    return pl + r->len;
+}
+
+/* Queues the next request. Returns 0 (maybe nothing to ask) or -ENOMEM. */
+static int streams_next(struct subscriber *s)
+{
+    if (s->q != Q_NONE || !s->n || streams_setup(s))
+        return 0;
+    char key[REDIS_PREFIX_MAX + SNOW_ROOM_NAME_MAX];
+    s->revlen = s->revoff = 0;
+    uint32_t nrev = 0;
+    for (uint32_t i = 0; i < s->nb && nrev < 256; i++)
+        for (struct sroom *r = s->b[i]; r && nrev < 256; r = r->next) {
+            if (!r->need_id)
+                continue;
+            size_t kl = key_of(key, r);
+            const char *argv[6] = {"XREVRANGE", key, "+", "-", "COUNT", "1"};
+            size_t lens[6] = {9, kl, 1, 1, 5, 1};
+            char *nb = realloc(s->rev, s->revlen + sizeof(uint32_t) + r->len);
+            if (!nb || queue_argv(s, 6, argv, lens)) {
+                if (nb)
+                    s->rev = nb;
+                return -ENOMEM;
+            }
+            s->rev = nb;
+            uint32_t l = (uint32_t)r->len;
+            memcpy(s->rev + s->revlen, &l, sizeof l);
+            memcpy(s->rev + s->revlen + sizeof l, r->name, r->len);
+            s->revlen += sizeof l + r->len;
+            nrev++;
+        }
+    if (nrev) {
+        s->q = Q_REV;
+        s->qn = nrev;
+        return 0;
+    }
+    /* XREAD COUNT c BLOCK ms STREAMS k1..kn id1..idn */
+    uint32_t want = s->n < s->xrooms ? s->n : s->xrooms;
+    size_t argc = 6 + 2 * (size_t)want;
+    const char **argv = malloc(argc * sizeof *argv);
+    size_t *lens = malloc(argc * sizeof *lens);
+    char *keys = malloc((size_t)want * sizeof key);
+    if (!argv || !lens || !keys) {
+        free(argv);
+        free(lens);
+        free(keys);
+        return -ENOMEM;
+    }
+    char count[16], block[16];
+    int cl = snprintf(count, sizeof count, "%u", s->xcount);
+    int bl = snprintf(block, sizeof block, "%d", REDIS_XREAD_BLOCK_MS);
+    const char *head[6] = {"XREAD", "COUNT", count, "BLOCK", block, "STREAMS"};
+    size_t hl[6] = {5, 5, (size_t)cl, 5, (size_t)bl, 7};
+    memcpy(argv, head, sizeof head);
+    memcpy(lens, hl, sizeof hl);
+    /* The rotation resumes where the last XREAD stopped, also inside a
+     * bucket's chain, so every room gets its turn. */
+    uint32_t k = 0, skip = s->rot_skip;
+    for (uint32_t step = 0; step <= s->nb && k < want; step++) {
+        uint32_t i = (s->rot + step) & (s->nb - 1), pos = 0;
+        struct sroom *r = s->b[i];
+        for (; r && pos < skip; r = r->next)
+            pos++;
+        skip = 0;
+        for (; r && k < want; r = r->next, pos++) {
+            char *kp = keys + (size_t)k * sizeof key;
+            lens[6 + k] = key_of(kp, r);
+            argv[6 + k] = kp;
+            argv[6 + want + k] = r->id;
+            lens[6 + want + k] = r->idlen;
+            k++;
+        }
+        if (r) {
+            s->rot = i;
+            s->rot_skip = pos;
+        } else {
+            s->rot = (i + 1) & (s->nb - 1);
+            s->rot_skip = 0;
+        }
+    }
+    /* The keys come first, then the ids: close the gap left when fewer
+     * rooms than asked were found. */
+    if (k < want)
+        for (uint32_t j = 0; j < k; j++) {
+            argv[6 + k + j] = argv[6 + want + j];
+            lens[6 + k + j] = lens[6 + want + j];
+        }
+    int rc = queue_argv(s, (int)(6 + 2 * k), argv, lens);
+    free(argv);
+    free(lens);
+    free(keys);
+    if (rc)
+        return rc;
+    s->q = Q_XREAD;
+    s->qn = 1;
+    return 0;
+}
+
+static bool set_id(struct sroom *r, const struct resp_val *id)
+{
+    if (id->type != RESP_BULK || id->len >= sizeof r->id)
+        return false;
+    memcpy(r->id, id->str, id->len);
+    r->idlen = (uint8_t)id->len;
+    return true;
+}
+
+/* An XREVRANGE reply: the room's starting id ("0-0" for an empty
+ * stream). */
+static int rev_reply(struct subscriber *s, const struct resp_val *v, size_t nv)
+{
+    uint32_t l;
+    if (s->revoff + sizeof l > s->revlen)
+        return SNOW_EPROTOCOL;
+    memcpy(&l, s->rev + s->revoff, sizeof l);
+    const char *name = s->rev + s->revoff + sizeof l;
+    s->revoff += sizeof l + l;
+    if (--s->qn == 0)
+        s->q = Q_NONE;
+    struct sroom **pp = find(s, name, l);
+    if (v[0].type != RESP_ARRAY)
+        return SNOW_EPROTOCOL;
+    if (!pp)
+        return 0; /* gone meanwhile */
+    if (v[0].ival == 0) {
+        memcpy((*pp)->id, "0-0", 3);
+        (*pp)->idlen = 3;
+    } else if (nv < 3 || v[1].type != RESP_ARRAY || v[1].ival != 2 || !set_id(*pp, &v[2])) {
+        return SNOW_EPROTOCOL;
+    }
+    (*pp)->need_id = false;
+    return 0;
+}
+
+/* An XREAD reply: entries of each stream, delivered in order. Returns the
+ * entries delivered, or < 0 for a reply of the wrong shape. */
+static int xread_reply(struct subscriber *s, const struct resp_val *v, size_t nv)
+{
+    s->q = Q_NONE;
+    if (v[0].type == RESP_NULL)
+        return 0; /* BLOCK passed with nothing new */
+    if (v[0].type != RESP_ARRAY)
+        return SNOW_EPROTOCOL;
+    size_t pl = strlen(redis_rt.url.prefix), i = 1;
+    int delivered = 0;
+    for (int64_t st = 0; st < v[0].ival; st++) {
+        if (i + 2 >= nv || v[i].type != RESP_ARRAY || v[i].ival != 2 || v[i + 1].type != RESP_BULK ||
+            v[i + 2].type != RESP_ARRAY)
+            return SNOW_EPROTOCOL;
+        const struct resp_val *key = &v[i + 1];
+        int64_t m = v[i + 2].ival;
+        i += 3;
+        struct sroom **pp = key->len > pl && !memcmp(key->str, redis_rt.url.prefix, pl)
+                                ? find(s, key->str + pl, key->len - pl)
+                                : NULL;
+        for (int64_t e = 0; e < m; e++) {
+            if (i + 2 >= nv || v[i].type != RESP_ARRAY || v[i].ival != 2 || v[i + 2].type != RESP_ARRAY)
+                return SNOW_EPROTOCOL;
+            const struct resp_val *id = &v[i + 1];
+            int64_t nf = v[i + 2].ival;
+            i += 3;
+            const struct resp_val *env = NULL;
+            for (int64_t f = 0; f + 1 < nf; f += 2, i += 2) {
+                if (i + 1 >= nv || v[i].type != RESP_BULK || v[i + 1].type != RESP_BULK)
+                    return SNOW_EPROTOCOL;
+                if (v[i].len == 1 && v[i].str[0] == 'e')
+                    env = &v[i + 1];
+            }
+            if (nf % 2)
+                return SNOW_EPROTOCOL;
+            if (!pp)
+                continue; /* the room closed here meanwhile */
+            if (!set_id(*pp, id))
+                return SNOW_EPROTOCOL;
+            if (env) {
+                deliver(s, key->str, key->len, (const unsigned char *)env->str, env->len);
+                delivered++;
+            }
+        }
+    }
+    return delivered;
+}
+
+static int streams_reply(struct subscriber *s, const struct resp_val *v, size_t nv)
+{
+    if (v[0].type == RESP_ERROR) {
+        rt_log(RT_LOG_WARN, "rooms redis reader: %.*s", (int)(v[0].len > 200 ? 200 : v[0].len), v[0].str);
+        redis_count(&redis_stats.protocol_errors, 1);
+        return SNOW_EPROTOCOL; /* reconnect after backoff rather than retry at once */
+    }
+    int rc = s->q == Q_REV ? rev_reply(s, v, nv) : s->q == Q_XREAD ? xread_reply(s, v, nv) : SNOW_EPROTOCOL;
+    if (rc < 0)
+        redis_count(&redis_stats.protocol_errors, 1);
+    return rc;
+}
+
 /* Messages handled per turn before the mailbox (subscription changes) is
  * looked at again. */
 #define TURN_MESSAGES 1024
@@ -296,24 +586,40 @@ static int read_messages(struct subscriber *s)
         if (r == -EAGAIN)
             return 0;
         if (r <= 0) {
-            if (r == RESP_ETOOBIG)
+            if (r == RESP_ETOOBIG) {
+                if (redis_rt.url.streams)
+                    streams_shrink(s);
                 redis_count(&redis_stats.protocol_errors, 1);
+            }
             return r ? (int)r : -ECONNRESET;
         }
         s->c.rlen += (size_t)r;
         size_t off = 0;
         for (;;) {
-            struct resp_val v[8];
+            struct resp_val local[8], *v = local;
             size_t nv;
-            struct resp_limits lim = {RT_ARRAY_LEN(v), REDIS_MSG_MAX + REDIS_ENV_HEADER};
+            struct resp_limits lim = {RT_ARRAY_LEN(local), REDIS_MSG_MAX + REDIS_ENV_HEADER};
+            if (redis_rt.url.streams) {
+                v = s->vals;
+                lim.max_vals = s->vcap;
+            }
             ssize_t k = resp_parse(s->c.rbuf + off, s->c.rlen - off, &lim, v, &nv);
             if (k == RESP_INCOMPLETE)
                 break;
             if (k < 0) {
+                if (k == RESP_ETOOBIG && redis_rt.url.streams)
+                    streams_shrink(s);
                 redis_count(&redis_stats.protocol_errors, 1);
                 return SNOW_EPROTOCOL;
             }
             off += (size_t)k;
+            if (redis_rt.url.streams) {
+                int rc = streams_reply(s, v, nv);
+                if (rc < 0)
+                    return rc;
+                handled += (unsigned)rc;
+                continue;
+            }
             bool agg = v[0].type == RESP_ARRAY || v[0].type == RESP_PUSH;
             if (agg && nv == 4 && v[0].ival == 3 && is(&v[1], "message") && v[2].type == RESP_BULK &&
                 v[3].type == RESP_BULK) {
@@ -360,6 +666,8 @@ void redis_subscriber_main(void *arg)
         return;
     }
     s->c.rmax = REDIS_MSG_MAX + REDIS_ENV_HEADER + 4096;
+    if (redis_rt.url.streams)
+        s->c.rmax = 4 * (REDIS_MSG_MAX + REDIS_ENV_HEADER + 4096);
     for (;;) {
         SnowMessage *m;
         while ((m = snow_actor_receive(0))) {
@@ -386,6 +694,8 @@ void redis_subscriber_main(void *arg)
             else
                 s->retry_at = actor_deadline_after_ms(redis_backoff_ms(s->attempt++));
         }
+        if (s->c.s && redis_rt.url.streams && streams_next(s))
+            lost(s);
         if (s->c.s && s->olen) {
             int rc = http_stream_write(s->c.s, s->out, s->olen, actor_deadline_after_ms(REDIS_WRITE_TIMEOUT_MS));
             s->olen = 0;
@@ -401,6 +711,8 @@ void redis_subscriber_main(void *arg)
         }
         if (rd > 0)
             continue; /* more to read: the mailbox first, then on */
+        if (s->c.s && redis_rt.url.streams && s->q == Q_NONE && s->n)
+            continue; /* the next request goes out first */
         if (s->c.s)
             http_stream_wait(s->c.s, SNOW_WAIT_READABLE | SNOW_WAIT_MAILBOX, -1);
         else

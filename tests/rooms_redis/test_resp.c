@@ -233,6 +233,14 @@ START_TEST(urls)
     ck_assert_int_eq(u.addr.ss_family, AF_INET6);
     ck_assert_int_eq(u.db, 3);
     ck_assert_str_eq(u.prefix, "app:");
+    ck_assert(!u.streams);
+    ck_assert_int_eq(u.maxlen, REDIS_MAXLEN_DEFAULT);
+    ck_assert_int_eq(redis_url_parse("redis://127.0.0.1/0?mode=streams&maxlen=50&prefix=x", &u), 0);
+    ck_assert(u.streams);
+    ck_assert_int_eq(u.maxlen, 50);
+    ck_assert_str_eq(u.prefix, "x");
+    ck_assert_int_eq(redis_url_parse("redis://127.0.0.1?mode=pubsub", &u), 0);
+    ck_assert(!u.streams);
     ck_assert_int_eq(redis_url_parse("redis://bob:s3cret@127.0.0.1:1", &u), 0);
     ck_assert_str_eq(u.user, "bob");
     ck_assert_str_eq(u.pass, "s3cret");
@@ -241,7 +249,9 @@ START_TEST(urls)
     ck_assert_str_eq(u.pass, "pw");
     static const char *bad[] = {"rediss://127.0.0.1", "redis://example.com", "redis://127.0.0.1:0",
                                 "redis://127.0.0.1:65536", "redis://127.0.0.1:x", "redis://127.0.0.1/db",
-                                "redis://127.0.0.1?other=1", "http://127.0.0.1", "redis://[::1", ""};
+                                "redis://127.0.0.1?other=1", "http://127.0.0.1", "redis://[::1", "",
+                                "redis://127.0.0.1?mode=kafka", "redis://127.0.0.1?maxlen=0",
+                                "redis://127.0.0.1?maxlen=5x", "redis://127.0.0.1?prefix"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         ck_assert_msg(redis_url_parse(bad[i], &u) == -EINVAL, "%s", bad[i]);
     ck_assert_int_eq(snow_rooms_redis("redis://not-an-ip"), -EINVAL);
