@@ -784,8 +784,10 @@ typedef struct SnowRoomCounters {
 SNOW_API void snow_room_counters(SnowRoomCounters *out);
 
 /* Rooms across processes through a Redis server (runtime/ws/REDIS.md).
- * url: redis://[[user]:password@]host[:port][/db][?prefix=P] with host an
- * IP address (IPv6 in brackets) or localhost; NULL goes back to the
+ * url: redis://[[user]:password@]host[:port][/db][?prefix=P&mode=M&maxlen=N]
+ * with host an IP address (IPv6 in brackets) or localhost, M pubsub (the
+ * default) or streams (a Redis stream per room: a short broker outage
+ * loses nothing, up to maxlen entries a room); NULL goes back to the
  * in-process registry. The environment variable SNOW_ROOMS_REDIS does the
  * same at the first use of a room. Call before serving: program code does
  * not change. Returns 0, -EINVAL (a URL it cannot use) or -EBUSY (the
