@@ -806,7 +806,7 @@ typedef struct SnowRoomsRedisCounters {
     uint64_t own_skipped;      /* own messages coming back, not delivered twice */
     uint64_t gaps;             /* messages from other processes detected missing */
     uint64_t gap_events;       /* times a gap was detected */
-    uint64_t subscribed;       /* channels subscribed now (the server's count) */
+    uint64_t subscribed;       /* channels subscribed now (the server's count); streams: rooms read */
     uint64_t subscribes;       /* rooms that gained their first local member */
     uint64_t unsubscribes;     /* rooms that lost their last local member */
     uint64_t resubscribes;     /* reconnections of the subscriber */
