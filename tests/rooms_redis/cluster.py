@@ -475,7 +475,8 @@ def run():
     exe = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
     if not exe:
         print("redis-server not found (scripts/setup.sh installs it)", flush=True)
-        return 1 if os.environ.get("CI") else 77
+        # In CI a missing broker is a failure; elsewhere meson shows a skip.
+        return 1 if os.environ.get("CI", "").lower() not in ("", "0", "false", "no") else 77
     redis = Redis(exe)
     nodes = []
     try:
