@@ -809,6 +809,38 @@ typedef struct SnowRoomCounters {
 } SnowRoomCounters;
 SNOW_API void snow_room_counters(SnowRoomCounters *out);
 
+/* Rooms across processes through a Redis server (runtime/ws/REDIS.md).
+ * url: redis://[[user]:password@]host[:port][/db][?prefix=P&mode=M&maxlen=N]
+ * with host an IP address (IPv6 in brackets) or localhost, M pubsub (the
+ * default) or streams (a Redis stream per room: a short broker outage
+ * loses nothing, up to maxlen entries a room); NULL goes back to the
+ * in-process registry. The environment variable SNOW_ROOMS_REDIS does the
+ * same at the first use of a room. Call before serving: program code does
+ * not change. Returns 0, -EINVAL (a URL it cannot use) or -EBUSY (the
+ * backend is running). Delivery to other processes is at most once. */
+SNOW_API int snow_rooms_redis(const char *url);
+typedef struct SnowRoomsRedisCounters {
+    uint64_t pub_running;      /* 1 while the publisher runs (it ends when idle) */
+    uint64_t pub_connected;    /* 1 while the publishing connection is up */
+    uint64_t sub_connected;    /* 1 while the subscribing connection is up */
+    uint64_t connects;         /* connections made (both kinds) */
+    uint64_t connect_failures; /* connection attempts that failed */
+    uint64_t published;        /* messages written to the server for other processes */
+    uint64_t dropped;          /* messages for other processes not sent (no connection, bound) */
+    uint64_t publish_errors;   /* PUBLISH answered with an error */
+    uint64_t received;         /* messages from other processes delivered here */
+    uint64_t own_skipped;      /* own messages coming back, not delivered twice */
+    uint64_t gaps;             /* messages from other processes detected missing */
+    uint64_t gap_events;       /* times a gap was detected */
+    uint64_t subscribed;       /* channels subscribed now (the server's count); streams: rooms read */
+    uint64_t subscribes;       /* rooms that gained their first local member */
+    uint64_t unsubscribes;     /* rooms that lost their last local member */
+    uint64_t resubscribes;     /* reconnections of the subscriber */
+    uint64_t protocol_errors;  /* replies or envelopes that made no sense */
+    uint64_t dropped_local;    /* remote messages the local room refused (backpressure) */
+} SnowRoomsRedisCounters;
+SNOW_API void snow_rooms_redis_counters(SnowRoomsRedisCounters *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,7 @@ packages=(
   clang libclang-rt-14-dev
   curl openssl python3-websockets
   chromium nodejs
+  redis-server
 )
 if [ "${SNOW_SETUP_BENCH:-0}" = 1 ]; then
   packages+=(erlang-base golang-go wrk nginx-light

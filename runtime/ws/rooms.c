@@ -768,7 +768,10 @@ void ws_rooms_set_backend(const struct ws_rooms_backend *b)
     atomic_store_explicit(&backend, b, memory_order_release);
 }
 
+static pthread_once_t backend_env_once = PTHREAD_ONCE_INIT;
+
 const struct ws_rooms_backend *ws_rooms_backend(void)
 {
+    pthread_once(&backend_env_once, rooms_redis_from_env);
     return atomic_load_explicit(&backend, memory_order_acquire);
 }

@@ -169,16 +169,22 @@ extern struct rooms_counters rooms_stats;
  * "closed" of a member that left at once): a backend acts on the room's
  * state (snow_ws_room_size), not on the order of the calls.
  */
+struct room_publish;
 struct ws_rooms_backend {
     const char *name;
     void (*room_opened)(const char *room, size_t len);
     void (*room_closed)(const char *room, size_t len);
+    /* epoch 0, seq 0: the room has no local life (no member, no ring); the
+     * publish is still for the other nodes. p: except and stamp offsets. */
     void (*published)(const char *room, size_t len, uint64_t epoch, uint64_t seq,
-                      const struct ws_shared_frame *f, SnowPid except);
+                      const struct ws_shared_frame *f, const struct room_publish *p);
 };
-/* NULL restores the in-process default. Call before serving. */
+/* NULL restores the in-process default. Call before serving. The first
+ * look at the seam also reads SNOW_ROOMS_REDIS (rooms_redis.c). */
 void ws_rooms_set_backend(const struct ws_rooms_backend *b);
 const struct ws_rooms_backend *ws_rooms_backend(void);
+/* rooms_redis.c: installs the Redis backend when SNOW_ROOMS_REDIS is set. */
+void rooms_redis_from_env(void);
 
 /* Publishes payload to room's local members. except: member skipped.
  * stamp_at: offsets in payload where the runtime writes the sequence

@@ -489,6 +489,9 @@ int64_t rooms_publish(const void *name, size_t len, const void *data, size_t n, 
     struct room *r = rooms_find_locked(sh, hash, name, len);
     if (!r || (!r->mn && !r->hcap)) {
         pthread_mutex_unlock(&sh->lock);
+        const struct ws_rooms_backend *b = ws_rooms_backend();
+        if (b && b->published)
+            b->published(name, len, 0, 0, f, p);
         ws_shared_frame_unref(f);
         free(j);
         return 0;
@@ -526,7 +529,7 @@ int64_t rooms_publish(const void *name, size_t len, const void *data, size_t n, 
     pthread_mutex_unlock(&sh->lock);
     const struct ws_rooms_backend *b = ws_rooms_backend();
     if (b && b->published)
-        b->published(name, len, epoch, seq, f, p->except);
+        b->published(name, len, epoch, seq, f, p);
     ws_shared_frame_unref(f);
     if (run)
         fanout_run(r);

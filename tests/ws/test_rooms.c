@@ -813,14 +813,14 @@ static void be_closed(const char *room, size_t len)
 }
 
 static void be_published(const char *room, size_t len, uint64_t epoch, uint64_t seq,
-                         const struct ws_shared_frame *f, SnowPid except)
+                         const struct ws_shared_frame *f, const struct room_publish *p)
 {
     if (len != 2 || memcmp(room, "be", 2))
         return;
     atomic_fetch_add(&be.published, 1);
     be.last_seq = seq;
     be.last_epoch = epoch;
-    be.last_except = except;
+    be.last_except = p->except;
     size_t n = f->payload_len < 15 ? f->payload_len : 15;
     memcpy(be.last_payload, f->bytes + (f->len - f->payload_len), n);
 }
