@@ -215,4 +215,18 @@ bool ws_pmd_frame_ok(const struct ws_conn *c, const struct ws_shared_frame *f);
  */
 int ws_pmd_member_bits(SnowPid pid);
 
+/* What a room delivery needs to know of a member: bits as
+ * ws_pmd_member_bits says (0: plain frames only), threshold: its route's
+ * size under which messages go uncompressed. 0 or SNOW_ECLOSED. */
+struct ws_pmd_member {
+    uint8_t bits;
+    uint32_t threshold;
+};
+int ws_pmd_member_info(SnowPid pid, struct ws_pmd_member *m);
+
+/* Open connections that agreed permessage-deflate without server context
+ * takeover (the ones a shared compressed frame is for): while 0, a
+ * broadcast needs no look at its members' agreements. */
+size_t ws_pmd_shared_members(void);
+
 #endif

@@ -4,6 +4,7 @@
  * protocol rules (RFC 7692 §6) and the memory policy live here.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,9 @@ _Static_assert(sizeof(((struct ws_handshake *)0)->ext_answer) >= WS_PMD_RESPONSE
 /* An inflate buffer up to this size stays with an awake connection for the
  * next message; a larger one is freed after its message. */
 #define KEEP_INFLATE_BUF (64 * 1024)
+
+/* Open connections with c->pmd.on && c->pmd.p.server_nct. */
+static atomic_size_t shared_members;
 
 static void opts_of(const SnowWsHandler *h, struct ws_pmd_opts *o)
 {
@@ -63,6 +67,8 @@ void ws_pmd_accept(struct ws_conn *c, struct ws_handshake *hs)
     c->pmd.on = true;
     c->pmd.p = p;
     c->pmd.reserved = cost;
+    if (p.server_nct)
+        atomic_fetch_add_explicit(&shared_members, 1, memory_order_relaxed);
     if (c->lv)
         ws_pmd_live_init(c);
 }
@@ -99,6 +105,8 @@ void ws_pmd_conn_fini(struct ws_conn *c)
     c->pmd.zout = NULL;
     ws_pmd_release(c->pmd.reserved);
     c->pmd.reserved = 0;
+    if (c->pmd.on && c->pmd.p.server_nct)
+        atomic_fetch_sub_explicit(&shared_members, 1, memory_order_relaxed);
     c->pmd.on = false;
 }
 
@@ -179,19 +187,33 @@ bool ws_pmd_frame_ok(const struct ws_conn *c, const struct ws_shared_frame *f)
     return c->pmd.on && c->pmd.p.server_nct;
 }
 
-static int member_bits(struct ws_conn *c, void *arg)
+static int member_info(struct ws_conn *c, void *arg)
 {
-    (void)arg;
+    struct ws_pmd_member *m = arg;
     if (!c || !atomic_load(&c->accepting))
         return SNOW_ECLOSED;
     /* pmd is written once, before the 101, by the owner; the table lock
      * orders that write before this read. */
-    if (!c->pmd.on || !c->pmd.p.server_nct)
-        return 0;
-    return c->pmd.p.server_bits;
+    bool shared = c->pmd.on && c->pmd.p.server_nct;
+    m->bits = shared ? c->pmd.p.server_bits : 0;
+    m->threshold = shared ? c->pmd.p.threshold : 0;
+    return 0;
+}
+
+int ws_pmd_member_info(SnowPid pid, struct ws_pmd_member *m)
+{
+    *m = (struct ws_pmd_member){0};
+    return ws_table_with(pid, member_info, m);
 }
 
 int ws_pmd_member_bits(SnowPid pid)
 {
-    return ws_table_with(pid, member_bits, NULL);
+    struct ws_pmd_member m;
+    int r = ws_pmd_member_info(pid, &m);
+    return r < 0 ? r : m.bits;
+}
+
+size_t ws_pmd_shared_members(void)
+{
+    return atomic_load_explicit(&shared_members, memory_order_relaxed);
 }

@@ -155,8 +155,10 @@ static struct room *room_create_locked(struct room_shard *sh, uint64_t hash, con
 void rooms_snap_unref(struct room_snap *s)
 {
     /* acq_rel: the last holder frees what the others read. */
-    if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+    if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
+        free(s->pmd);
         free(s);
+    }
 }
 
 void rooms_snap_drop_locked(struct room *r)
@@ -271,6 +273,7 @@ struct room_snap *rooms_snapshot_locked(struct room *r)
             return NULL;
         atomic_init(&s->refs, 1);
         s->n = 0;
+        s->pmd = NULL;
         for (uint32_t i = 0; i < r->mcap; i++)
             if (r->mv[i].pid)
                 s->v[s->n++] = r->mv[i];

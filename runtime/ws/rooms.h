@@ -33,9 +33,14 @@ struct room_member {
 
 /* Members as seen by one delivery: immutable once built, shared by every
  * job delivered while the membership does not change. */
+struct room_snap_pmd;
 struct room_snap {
     atomic_uint refs;
     uint32_t n;
+    /* The members' permessage-deflate agreements (rooms_fanout.c), looked
+     * up by the room's deliverer at the first broadcast that needs them,
+     * outside every lock; one flat block, freed with the snapshot. */
+    struct room_snap_pmd *pmd;
     struct room_member v[];
 };
 
@@ -153,7 +158,7 @@ bool ws_conn_accepting(SnowPid pid);
 /* Counters (all relaxed atomics: statistics, not synchronisation). */
 struct rooms_counters {
     atomic_uint_fast64_t rooms, members, broadcasts, deliveries, skipped_backpressure, skipped_closed,
-        replayed, refused_backpressure, deliverers;
+        replayed, refused_backpressure, deliverers, compressed;
 };
 extern struct rooms_counters rooms_stats;
 

@@ -29,6 +29,9 @@
  * yields mid-broadcast could be killed there and leave the queue owned by
  * nobody, and a publisher on a connection would stall its own socket for
  * the length of the fanout.
+ *
+ * permessage-deflate: members without server context takeover share one
+ * compressed copy of each broadcast (see "compressed once" below).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -38,6 +41,7 @@
 #include "actor/actor.h"
 #include "utf8.h"
 #include "ws/frame.h"
+#include "ws/pmd.h"
 #include "ws/rooms.h"
 
 /* ---- history ring ---------------------------------------------------------------- */
@@ -263,7 +267,80 @@ static void deliver_one(struct delivery *d, SnowPid pid, uint8_t kind, struct ws
         snow_reduction_check();
 }
 
-static void deliver_job(struct delivery *d, struct room_job *j, const struct room_snap *s)
+/* ---- compressed once (permessage-deflate) -------------------------------------------------- */
+
+/*
+ * Members that agreed permessage-deflate without server context takeover
+ * share one compressed frame per broadcast: made at the smallest window
+ * any of them agreed (a frame compressed within 2^b bytes inflates in any
+ * window of 2^b or more, RFC 7692 §7.1.2.1), so one compression serves
+ * them all. It is made at the first such member whose route's threshold
+ * the message reaches, outside every lock, and not at all when no member
+ * needs it. Every other member (no compression, context takeover, a
+ * plain actor) gets the plain frame: an uncompressed message is always
+ * valid (§6), and a frame compressed elsewhere would break a takeover
+ * context. When compressing does not make the frame smaller, everyone
+ * gets the plain frame.
+ */
+struct room_snap_pmd {
+    uint8_t min_bits;       /* smallest window among shared members */
+    uint32_t min_threshold; /* smallest threshold among them */
+    uint32_t shared;        /* members that take the shared frame */
+    struct ws_pmd_member v[];
+};
+
+/* The room's deliverer fills s->pmd once per snapshot; the shard lock
+ * that hands the queue from one deliverer to the next orders the write
+ * before later reads. NULL: no member takes compressed frames (or no
+ * memory to find out, which only costs compression). */
+static const struct room_snap_pmd *snap_pmd(struct room_snap *s)
+{
+    if (s->pmd)
+        return s->pmd->shared ? s->pmd : NULL;
+    if (!ws_pmd_shared_members())
+        return NULL; /* nobody in the process could take one: no look-ups */
+    struct room_snap_pmd *z = malloc(sizeof *z + (size_t)s->n * sizeof z->v[0]);
+    if (!z)
+        return NULL;
+    *z = (struct room_snap_pmd){.min_bits = 15, .min_threshold = UINT32_MAX};
+    for (uint32_t i = 0; i < s->n; i++) {
+        struct ws_pmd_member *m = &z->v[i];
+        *m = (struct ws_pmd_member){0};
+        /* A member that is gone or not open yet counts as plain. */
+        if (s->v[i].kind != ROOM_KIND_WS || ws_pmd_member_info(s->v[i].pid, m) < 0 || !m->bits) {
+            *m = (struct ws_pmd_member){0};
+            continue;
+        }
+        z->shared++;
+        if (m->bits < z->min_bits)
+            z->min_bits = m->bits;
+        if (m->threshold < z->min_threshold)
+            z->min_threshold = m->threshold;
+    }
+    s->pmd = z;
+    return z->shared ? z : NULL;
+}
+
+/* The shared compressed form of the plain frame f, or NULL (no memory, or
+ * no smaller than f). */
+static struct ws_shared_frame *compressed_of(const struct ws_shared_frame *f, unsigned bits)
+{
+    struct ws_shared_frame *c =
+        ws_pmd_shared_frame(f->opcode, f->bytes + (f->len - f->payload_len), f->payload_len, bits, 0);
+    if (!c)
+        return NULL;
+    if (c->len >= f->len) {
+        ws_shared_frame_unref(c);
+        return NULL;
+    }
+    /* Not shared yet: these are its last writes. */
+    c->room_epoch = f->room_epoch;
+    c->room_seq = f->room_seq;
+    atomic_fetch_add_explicit(&rooms_stats.compressed, 1, memory_order_relaxed);
+    return c;
+}
+
+static void deliver_job(struct delivery *d, struct room_job *j, struct room_snap *s)
 {
     if (j->replay_to) {
         atomic_fetch_add_explicit(&rooms_stats.replayed, j->nreplay, memory_order_relaxed);
@@ -272,14 +349,29 @@ static void deliver_job(struct delivery *d, struct room_job *j, const struct roo
         return;
     }
     struct ws_shared_frame *f = j->frame;
+    const struct room_snap_pmd *z = snap_pmd(s);
+    if (z && f->payload_len < z->min_threshold)
+        z = NULL;
+    struct ws_shared_frame *cf = NULL;
+    bool tried = false;
     for (uint32_t i = 0; i < s->n; i++) {
         const struct room_member *m = &s->v[i];
         /* A member that joined after this frame was published gets it, if
          * at all, from its replay: live delivery starts after join_seq. */
         if (m->pid == j->except || m->join_seq >= f->room_seq)
             continue;
-        deliver_one(d, m->pid, m->kind, f);
+        struct ws_shared_frame *use = f;
+        if (z && z->v[i].bits && f->payload_len >= z->v[i].threshold) {
+            if (!tried) {
+                tried = true;
+                cf = compressed_of(f, z->min_bits);
+            }
+            if (cf)
+                use = cf;
+        }
+        deliver_one(d, m->pid, m->kind, use);
     }
+    ws_shared_frame_unref(cf);
 }
 
 static void sweep_dead(struct delivery *d)

@@ -71,11 +71,15 @@ class Cdp:
         self.ws = ws
         self.next_id = 0
         self.waiting = {}
+        self.events = []  # (sessionId, method, params) of every event
         self.reader = asyncio.ensure_future(self._read())
 
     async def _read(self):
         async for raw in self.ws:
             msg = json.loads(raw)
+            if "method" in msg:
+                self.events.append((msg.get("sessionId"), msg["method"], msg.get("params", {})))
+                continue
             fut = self.waiting.pop(msg.get("id"), None)
             if fut and not fut.done():
                 fut.set_result(msg)
@@ -155,6 +159,22 @@ def contiguous(seqs):
     return all(b == a + 1 for a, b in zip(seqs, seqs[1:]))
 
 
+async def check_deflate(cdp, page):
+    """The browser negotiated permessage-deflate (no context takeover),
+    as the 101's headers (Network domain) and the page's WebSocket say."""
+    answers = []
+    for session, method, params in cdp.events:
+        if session == page.s and method == "Network.webSocketHandshakeResponseReceived":
+            headers = params.get("response", {}).get("headers", {})
+            answers += [v for k, v in headers.items() if k.lower() == "sec-websocket-extensions"]
+    check(bool(answers), "the 101 the browser got has a Sec-WebSocket-Extensions header: %r" % (answers,))
+    check(all("permessage-deflate" in v and "server_no_context_takeover" in v and
+              "client_no_context_takeover" in v for v in answers),
+          "the browser negotiated permessage-deflate without context takeover: %r" % (answers,))
+    ext = await page.js("ws.extensions")
+    check(ext.startswith("permessage-deflate"), "the page's WebSocket reports the extension: %r" % (ext,))
+
+
 async def scenario(devtools, port, url):
     async with websockets.connect(devtools, max_size=None, ping_interval=None) as ws:
         cdp = Cdp(ws)
@@ -166,6 +186,7 @@ async def scenario(devtools, port, url):
                       "alice connects")
         await a.until("[...document.querySelectorAll('#here li')].some(li => li.textContent === 'alice')",
                       "alice sees herself present")
+        await check_deflate(cdp, a)
         await b.join("bob <i>x</i>", "lobby")
         await a.until("[...document.querySelectorAll('#here li')].some(li => li.textContent === 'bob <i>x</i>')",
                       "alice sees bob's presence")

@@ -18,6 +18,7 @@
 #include "util.h"
 #include "ws/bcast.h"
 #include "ws/pmd.h"
+#include "ws/rooms.h"
 #include "wsclient.h"
 
 static SnowHttpServer *srv;
@@ -79,19 +80,36 @@ static void bc_message(SnowWsConn *conn, const void *data, size_t len, int is_te
     snow_ws_send_text(conn, msg, strlen(msg));
 }
 
-static SnowWsHandler h_plain, h_def, h_all, h_nct, h_small, h_bits, h_bc, h_bcplain;
+static SnowWsHandler h_plain, h_def, h_all, h_nct, h_small, h_bits, h_bc, h_bcplain, h_room, h_roomplain;
+
+#define PMD_ROOM "pmd-room"
+
+/* "join": joins PMD_ROOM and says "joined"; "pub:..." publishes the rest
+ * to it (the publisher is a member too); anything else is echoed. */
+static void room_message(SnowWsConn *conn, const void *data, size_t len, int is_text, void *arg)
+{
+    const char *s = data;
+    if (len == 4 && memcmp(s, "join", 4) == 0) {
+        ck_assert_int_eq(snow_ws_join(conn, PMD_ROOM, strlen(PMD_ROOM), NULL), 0);
+        snow_ws_send_text(conn, "joined", 6);
+    } else if (len >= 4 && memcmp(s, "pub:", 4) == 0) {
+        snow_ws_broadcast(PMD_ROOM, strlen(PMD_ROOM), s + 4, len - 4, is_text);
+    } else {
+        echo(conn, data, len, is_text, arg);
+    }
+}
 
 static void start(void)
 {
     ck_assert_int_eq(snow_rt_init(2), 0);
     SnowRouter *r = snow_router_new();
-    SnowWsHandler *all[] = {&h_plain, &h_def, &h_all, &h_nct, &h_small, &h_bits, &h_bc, &h_bcplain};
+    SnowWsHandler *all[] = {&h_plain, &h_def, &h_all, &h_nct, &h_small, &h_bits, &h_bc, &h_bcplain, &h_room, &h_roomplain};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         snow_ws_handler_init(all[i]);
         all[i]->on_close = record_close;
         all[i]->on_message = echo;
         all[i]->ping_interval_ms = 0;
-        all[i]->deflate = all[i] != &h_plain && all[i] != &h_bcplain;
+        all[i]->deflate = all[i] != &h_plain && all[i] != &h_bcplain && all[i] != &h_roomplain;
         all[i]->outbound_limit = 8u << 20;
     }
     h_all.deflate_threshold = 0;
@@ -109,6 +127,10 @@ static void start(void)
     h_bcplain.on_message = bc_message;
     ck_assert_int_eq(snow_router_ws(r, "/bc", &h_bc), 0);
     ck_assert_int_eq(snow_router_ws(r, "/bcplain", &h_bcplain), 0);
+    h_room.on_message = room_message;
+    h_roomplain.on_message = room_message;
+    ck_assert_int_eq(snow_router_ws(r, "/room", &h_room), 0);
+    ck_assert_int_eq(snow_router_ws(r, "/roomplain", &h_roomplain), 0);
     int err;
     srv = snow_http_server_start(r, "127.0.0.1", 0, NULL, &err);
     ck_assert_msg(srv != NULL, "start: %s", snow_strerror(err));
@@ -621,6 +643,134 @@ START_TEST(shared_frames_for_rooms)
 }
 END_TEST
 
+static void room_join(struct pc *p, const char *path, const char *offer)
+{
+    pc_open(p, path, offer);
+    ck_assert_int_eq(wsc_frame(&p->c, 0x81, "join", 4), 0);
+    pc_expect(p, 1, "joined", 6);
+}
+
+/* The next data message, raw (RSV bits as sent, payload not inflated). */
+static void raw_message(struct pc *p, struct wsframe *m)
+{
+    do {
+        ck_assert_int_eq(wsc_message(&p->c, m), 0);
+        if (m->op == 10)
+            free(m->data);
+    } while (m->op == 10);
+}
+
+START_TEST(room_broadcast_compressed_once)
+{
+    start();
+    struct pc nct15, nct10, takeover, plain, off;
+    /* Two members without server context takeover at windows 15 and 10,
+     * one with takeover, one that offered nothing, one on a route without
+     * deflate. */
+    room_join(&nct15, "/room", "permessage-deflate; server_no_context_takeover");
+    room_join(&nct10, "/room", "permessage-deflate; server_no_context_takeover; server_max_window_bits=10");
+    room_join(&takeover, "/room", "permessage-deflate");
+    room_join(&plain, "/room", NULL);
+    room_join(&off, "/roomplain", "permessage-deflate");
+    ck_assert(nct15.on && nct15.server_nct && nct15.server_bits == 15);
+    ck_assert(nct10.on && nct10.server_nct && nct10.server_bits == 10);
+    ck_assert(takeover.on && !takeover.server_nct);
+    ck_assert(!plain.on && !off.on);
+    struct pc *all[] = {&nct15, &nct10, &takeover, &plain, &off};
+    for (int round = 0; round < 3; round++) {
+        size_t n = 4000 + 1000 * (size_t)round;
+        uint8_t *d = json(n, 40 + (unsigned)round);
+        uint8_t *pub = malloc(n + 4);
+        memcpy(pub, "pub:", 4);
+        memcpy(pub + 4, d, n);
+        uint64_t before = atomic_load(&rooms_stats.compressed);
+        /* Published by the plain member, a member itself. */
+        ck_assert_int_eq(wsc_frame(&plain.c, 0x81, pub, n + 4), 0);
+        struct wsframe got[5];
+        for (int i = 0; i < 5; i++)
+            raw_message(all[i], &got[i]);
+        /* One compressed frame, built once, the same bytes for both
+         * shared members, at the smaller window: each inflates it. */
+        ck_assert_uint_eq(atomic_load(&rooms_stats.compressed) - before, 1);
+        ck_assert_uint_eq(got[0].rsv & WS_RSV1, WS_RSV1);
+        ck_assert_uint_eq(got[1].rsv & WS_RSV1, WS_RSV1);
+        ck_assert_uint_lt(got[0].len, n);
+        ck_assert_uint_eq(got[0].len, got[1].len);
+        ck_assert(memcmp(got[0].data, got[1].data, got[0].len) == 0);
+        for (int i = 0; i < 2; i++) {
+            size_t k;
+            uint8_t *out = pc_inflate(all[i], got[i].data, got[i].len, &k);
+            ck_assert_uint_eq(k, n);
+            ck_assert(memcmp(out, d, n) == 0);
+            free(out);
+        }
+        /* The others get the plain frame. */
+        for (int i = 2; i < 5; i++) {
+            ck_assert_uint_eq(got[i].op, 1);
+            ck_assert_uint_eq(got[i].rsv, 0);
+            ck_assert_uint_eq(got[i].len, n);
+            ck_assert(memcmp(got[i].data, d, n) == 0);
+        }
+        for (int i = 0; i < 5; i++)
+            free(got[i].data);
+        /* The takeover member's own context is intact: its echo still
+         * inflates with the window it has kept. */
+        pc_send(&takeover, 1, d, n, 0);
+        ck_assert(pc_expect(&takeover, 1, d, n));
+        free(pub);
+        free(d);
+    }
+    /* Under the threshold (64): nothing is compressed, all get it plain. */
+    uint64_t before = atomic_load(&rooms_stats.compressed);
+    ck_assert_int_eq(wsc_frame(&plain.c, 0x81, "pub:short", 9), 0);
+    for (int i = 0; i < 5; i++) {
+        struct wsframe m;
+        raw_message(all[i], &m);
+        ck_assert_uint_eq(m.rsv, 0);
+        ck_assert_uint_eq(m.len, 5);
+        ck_assert(memcmp(m.data, "short", 5) == 0);
+        free(m.data);
+    }
+    ck_assert_uint_eq(atomic_load(&rooms_stats.compressed), before);
+    for (int i = 0; i < 5; i++)
+        pc_close(all[i]);
+    wait_closes(5);
+    stop();
+}
+END_TEST
+
+START_TEST(room_broadcast_without_shared_members)
+{
+    start();
+    /* A room of takeover and plain members: no compressed frame at all. */
+    struct pc takeover, plain;
+    room_join(&takeover, "/room", "permessage-deflate");
+    room_join(&plain, "/roomplain", NULL);
+    uint64_t before = atomic_load(&rooms_stats.compressed);
+    uint8_t *d = json(3000, 77);
+    uint8_t *pub = malloc(3004);
+    memcpy(pub, "pub:", 4);
+    memcpy(pub + 4, d, 3000);
+    ck_assert_int_eq(wsc_frame(&plain.c, 0x81, pub, 3004), 0);
+    struct pc *all[] = {&takeover, &plain};
+    for (int i = 0; i < 2; i++) {
+        struct wsframe m;
+        raw_message(all[i], &m);
+        ck_assert_uint_eq(m.rsv, 0);
+        ck_assert_uint_eq(m.len, 3000);
+        ck_assert(memcmp(m.data, d, 3000) == 0);
+        free(m.data);
+    }
+    ck_assert_uint_eq(atomic_load(&rooms_stats.compressed), before);
+    free(pub);
+    free(d);
+    pc_close(&takeover);
+    pc_close(&plain);
+    wait_closes(2);
+    stop();
+}
+END_TEST
+
 Suite *pmd_conn_suite(void)
 {
     Suite *s = suite_create("pmd_conn");
@@ -635,6 +785,8 @@ Suite *pmd_conn_suite(void)
     tcase_add_test(t, memory_cap_falls_back);
     tcase_add_test(t, idle_state_by_mode);
     tcase_add_test(t, shared_frames_for_rooms);
+    tcase_add_test(t, room_broadcast_compressed_once);
+    tcase_add_test(t, room_broadcast_without_shared_members);
     suite_add_tcase(s, t);
     return s;
 }

@@ -320,6 +320,11 @@ class Conn:
         self.buf = b""
         self.sock = None
         self.response_headers = {}
+        # RSV bits the server may set (0x40: RSV1 once permessage-deflate
+        # is agreed), and those of the last frame and message received.
+        self.rsv_allowed = 0
+        self.frame_rsv = 0
+        self.msg_rsv = 0
         if connect:
             self.open(headers, tls_ctx)
 
@@ -416,8 +421,11 @@ class Conn:
         b0, b1 = self.buf[0], self.buf[1]
         if b1 & 0x80:
             raise Fail("server frame is masked")
-        if b0 & 0x70:
+        if b0 & 0x70 & ~self.rsv_allowed:
             raise Fail("server frame has reserved bits 0x%x" % (b0 & 0x70))
+        if b0 & 0x70 and (b0 & 0x0F) >= 8:
+            raise Fail("server control frame has reserved bits 0x%x" % (b0 & 0x70))
+        self.frame_rsv = b0 & 0x70
         n = b1 & 0x7F
         off = 2
         if n == 126:
@@ -462,12 +470,16 @@ class Conn:
                 if op == OP_CONT:
                     raise Fail("server sent a continuation frame with no message started")
                 mop = op
+                self.msg_rsv = self.frame_rsv
             elif op != OP_CONT:
                 raise Fail("server started a new message inside a fragmented one")
+            elif self.frame_rsv:
+                raise Fail("server set reserved bits 0x%x on a continuation frame" % self.frame_rsv)
             parts.append(data)
             if fin:
                 msg = b"".join(parts)
-                if mop == OP_TEXT and not utf8_valid(msg):
+                # A compressed message's text is checked once inflated.
+                if mop == OP_TEXT and not self.msg_rsv and not utf8_valid(msg):
                     raise Fail("server sent invalid UTF-8 in a text message")
                 return mop, msg
 
