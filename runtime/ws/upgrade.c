@@ -9,6 +9,7 @@
  * (http_conn_release) and the connection loop takes over.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -172,6 +173,11 @@ int ws_upgrade_entry(struct http_upgrade *up)
     if (up->stopping) {
         ws_count(&route->refused, 1);
         http_res_error(&res, 503);
+        if (up->retry_after > 0) {
+            char v[16];
+            snprintf(v, sizeof v, "%d", up->retry_after);
+            snow_http_res_header(&res, "Retry-After", v);
+        }
         refuse_res(s, &res, wdeadline);
         http_res_fini(&res);
         return 0;
@@ -235,6 +241,8 @@ int ws_upgrade_entry(struct http_upgrade *up)
     ws_count(&route->opened, 1);
     ws_count(&route->open, 1);
     ws_conn_count_add(1);
+    /* A stop from here on drains this connection before the listener goes. */
+    http_conn_upgraded(up->conn, h->drain_timeout_ms);
     if (accept_conn(c, up, &hs, wdeadline) < 0) {
         ws_conn_count_add(-1);
         atomic_fetch_sub_explicit(&route->open, 1, memory_order_relaxed);

@@ -268,6 +268,13 @@ static SnowWsHandler h_keep, h_pconnect, h_spread, h_echo, h_auth, h_panic, h_fl
 static const char *const protos[] = {"chat.v1", "chat.v2"};
 static const char *const origins[] = {"https://good.example"};
 
+static void plain(SnowHttpReq *req, SnowHttpRes *res, void *arg)
+{
+    (void)req;
+    (void)arg;
+    snow_http_res_send(res, 200, "text/plain", "plain", 5);
+}
+
 static void routes(SnowRouter *r)
 {
     SnowWsHandler *all[] = {&h_echo, &h_auth,  &h_panic, &h_flood,  &h_floodclose, &h_stall, &h_hb,   &h_foreign,
@@ -319,6 +326,7 @@ static void routes(SnowRouter *r)
     ck_assert_int_eq(snow_router_ws(r, "/close", &h_close), 0);
     ck_assert_int_eq(snow_router_ws(r, "/origin", &h_origin), 0);
     ck_assert_int_eq(snow_router_ws(r, "/small", &h_small), 0);
+    ck_assert_int_eq(snow_router_route(r, "GET", "/plain", plain, NULL), 0);
 }
 
 static void start(void)
@@ -879,6 +887,111 @@ START_TEST(drain_on_stop)
 }
 END_TEST
 
+/* A new connection sends req; returns the status of the answer, with the
+ * head in c->head. */
+static int ask(struct wsc *c, const char *req)
+{
+    ck_assert_int_eq(wsc_connect(c, port), 0);
+    ck_assert_int_eq(wsc_send(c, req, strlen(req)), 0);
+    return wsc_read_head(c);
+}
+
+/* Connects until the port refuses (bounded: a failure guard only). */
+static int connect_until_refused(void)
+{
+    int r = 0;
+    for (int i = 0; i < 1000; i++) {
+        struct wsc c;
+        r = wsc_connect(&c, port);
+        if (r == -ECONNREFUSED)
+            break;
+        if (r == 0)
+            wsc_close(&c);
+        usleep(10000);
+    }
+    return r;
+}
+
+START_TEST(drain_answers_503_until_closed)
+{
+    /* With WebSocket connections open, a stopped server keeps its port
+     * through the drain and refuses every new request with 503; the port
+     * closes once the last connection has ended. */
+    start();
+    static const char get_plain[] = "GET /plain HTTP/1.1\r\nHost: t\r\n\r\n";
+    struct wsc h;
+    ck_assert_int_eq(ask(&h, get_plain), 200);
+    wsc_close(&h);
+    struct wsc c[2];
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(wsc_open(&c[i], port, "/echo", NULL, NULL, 0), 101);
+    wait_opens(2);
+    snow_http_server_stop(srv);
+    srv = NULL;
+    /* The clients hold their answers back: the drain goes on. */
+    for (int i = 0; i < 2; i++)
+        ck_assert_uint_eq(expect_close(&c[i]), 1001);
+    for (int k = 0; k < 2; k++) {
+        /* A plain request, twice in one write: one 503 that closes. */
+        char two[2 * sizeof get_plain];
+        snprintf(two, sizeof two, "%s%s", get_plain, get_plain);
+        ck_assert_int_eq(ask(&h, two), 503);
+        ck_assert_ptr_nonnull(strcasestr(h.head, "\r\nConnection: close\r\n"));
+        const char *ra = strcasestr(h.head, "\r\nRetry-After: ");
+        ck_assert_ptr_nonnull(ra);
+        ck_assert_int_ge(atoi(ra + 15), 1);
+        ck_assert(wsc_eof(&h));
+        wsc_close(&h);
+        /* An upgrade. */
+        ck_assert_int_eq(wsc_open(&h, port, "/echo", NULL, NULL, 0), 503);
+        ck_assert_ptr_nonnull(strcasestr(h.head, "\r\nConnection: close\r\n"));
+        ck_assert_ptr_nonnull(strcasestr(h.head, "\r\nRetry-After: "));
+        ck_assert(wsc_eof(&h));
+        wsc_close(&h);
+    }
+    /* A connection made during the drain that has sent nothing yet. */
+    struct wsc quiet;
+    ck_assert_int_eq(wsc_connect(&quiet, port), 0);
+    ck_assert_int_eq(snow_ws_connection_count(), 2);
+    for (int i = 0; i < 2; i++) {
+        wsc_close_frame(&c[i], 1001, NULL);
+        ck_assert(wsc_eof(&c[i]));
+        wsc_close(&c[i]);
+    }
+    wait_closes(2);
+    /* The drain is over: the quiet connection is let go, the port closes. */
+    ck_assert(wsc_eof(&quiet));
+    wsc_close(&quiet);
+    ck_assert_int_eq(connect_until_refused(), -ECONNREFUSED);
+    SnowWsStats s;
+    snow_ws_route_stats(&h_echo, &s);
+    ck_assert_uint_eq(s.refused, 2);
+    ck_assert_uint_eq(s.closed_1001, 2);
+    stop();
+}
+END_TEST
+
+START_TEST(stop_without_ws_closes_port)
+{
+    /* A server whose WebSocket connections have all ended stops like an
+     * HTTP-only one: its port closes at once, nothing is drained. */
+    start();
+    struct wsc c;
+    ck_assert_int_eq(wsc_open(&c, port, "/echo", NULL, NULL, 0), 101);
+    wsc_close_frame(&c, 1000, NULL);
+    ck_assert_uint_eq(expect_close(&c), 1000);
+    wsc_close(&c);
+    wait_closes(1);
+    /* The connection actor may linger a moment after on_close. */
+    for (int i = 0; i < 1000 && snow_ws_connection_count() > 0; i++)
+        usleep(1000);
+    snow_http_server_stop(srv);
+    srv = NULL;
+    ck_assert_int_eq(connect_until_refused(), -ECONNREFUSED);
+    stop();
+}
+END_TEST
+
 START_TEST(abrupt_drops_report_1006)
 {
     /* Peers that vanish (FIN without Close, or RST) end their connections
@@ -1060,6 +1173,8 @@ Suite *conn_suite(void)
     tcase_add_test(t, backpressure_closes);
     tcase_add_test(t, write_stall_closes);
     tcase_add_test(t, drain_on_stop);
+    tcase_add_test(t, drain_answers_503_until_closed);
+    tcase_add_test(t, stop_without_ws_closes_port);
     tcase_add_test(t, abrupt_drops_report_1006);
     tcase_add_test(t, msg_keep_outlives_the_call);
     tcase_add_test(t, on_connect_panic_500);
