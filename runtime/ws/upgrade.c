@@ -250,7 +250,7 @@ int ws_upgrade_entry(struct http_upgrade *up)
         ws_conn_finish(c);
         return 0;
     }
-    c->phase = WS_PHASE_OPEN;
+    ws_table_set_phase(c, WS_PHASE_OPEN);
     c->ping_due = h->ping_interval_ms > 0 ? actor_deadline_after_ms(h->ping_interval_ms) : -1;
     if (h->on_open)
         ws_call(c, call_open, c);
