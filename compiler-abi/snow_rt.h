@@ -213,7 +213,10 @@ typedef struct SnowMessage {
 /* Copies len bytes into a new message for pid. Messages from one sender
  * arrive in the order sent. Returns 0, SNOW_ENOPROC, SNOW_ERESERVED_TAG, or
  * SNOW_ELIMIT when pid set a mailbox limit and that many messages are
- * queued for it (the message is not sent; the sender may retry later). */
+ * queued for it (the message is not sent; the sender may retry later).
+ * From a plain thread it may race the runtime's end: it then completes
+ * before snow_rt_run frees anything, or returns SNOW_ENOT_RUNNING (so do
+ * snow_actor_kill; snow_actor_spawn and snow_timer_send_after return 0). */
 SNOW_API int snow_actor_send(SnowPid pid, uint64_t tag, const void *data, size_t len);
 /* Bounds the calling actor's mailbox to max_messages queued (received
  * messages, and ones kept with snow_msg_keep, no longer count); 0, the

@@ -12,6 +12,17 @@
  *
  *   WebSocket on /broadcast -> every message goes to every OTHER client
  *                              connected there, same opcode
+ *   WebSocket on /proto     -> echo, with the subprotocols snow.v2 and
+ *                              snow.v1 (in that order of preference; none
+ *                              when the client offers neither)
+ *   WebSocket on /private   -> echo for clients sending
+ *                              "Authorization: Bearer snow-echo"; others are
+ *                              refused before the 101 with 401,
+ *                              WWW-Authenticate: Bearer realm="snow-echo"
+ *                              and the body "unauthorized"
+ *   WebSocket on /panic     -> echo, except that the text message "panic"
+ *                              makes the handler panic: that connection
+ *                              closes with 1011, the server goes on
  *   WebSocket on any other path (/, /echo, ...) -> every message echoed
  *                              with its opcode
  *   GET /health -> 200 "ok"
@@ -19,8 +30,9 @@
  *                  "room": {the /broadcast room's members and the room counters}}
  *
  * Prints "listening on PORT" once ready (port 0 picks a free one).
- * SIGINT/SIGTERM: stop accepting, close every WebSocket connection with
- * 1001, wait for the closes (at most 3 s), exit 0 (within 5 s).
+ * SIGINT/SIGTERM: close every WebSocket connection with 1001, answer new
+ * requests with 503 meanwhile, wait for the closes (at most 3 s), exit 0
+ * (within 5 s).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -37,7 +49,7 @@
 #define DRAIN_MS 3000
 #define EXIT_MS 4500
 
-static SnowWsHandler echo_route, broadcast_route;
+static SnowWsHandler echo_route, broadcast_route, proto_route, private_route, panic_route;
 static SnowHttpServer *_Atomic server;
 
 /* ---- echo ---- */
@@ -49,6 +61,34 @@ static void echo_message(SnowWsConn *conn, const void *data, size_t len, int is_
         snow_ws_send_text(conn, data, len);
     else
         snow_ws_send_binary(conn, data, len);
+}
+
+/* ---- /proto, /private, /panic ---- */
+
+static const char *const protocols[] = {"snow.v2", "snow.v1"};
+
+#define BEARER "Bearer snow-echo"
+
+static int private_connect(SnowWsConn *conn, const SnowHttpReq *req, SnowHttpRes *res, void *arg)
+{
+    (void)conn;
+    (void)arg;
+    size_t n;
+    const char *auth = snow_http_req_header(req, "Authorization", &n);
+    if (auth && n == strlen(BEARER) && memcmp(auth, BEARER, n) == 0)
+        return SNOW_WS_ACCEPT;
+    snow_http_res_status(res, 401);
+    snow_http_res_header(res, "WWW-Authenticate", "Bearer realm=\"snow-echo\"");
+    snow_http_res_header(res, "Content-Type", "text/plain");
+    snow_http_res_body(res, "unauthorized", 12);
+    return SNOW_WS_REFUSE;
+}
+
+static void panic_message(SnowWsConn *conn, const void *data, size_t len, int is_text, void *arg)
+{
+    if (is_text && len == 5 && memcmp(data, "panic", 5) == 0)
+        snow_panic("snow-echo: panic on request");
+    echo_message(conn, data, len, is_text, arg);
 }
 
 /* ---- broadcast: the clients on /broadcast are the members of one room ---- */
@@ -203,7 +243,17 @@ int main(int argc, char **argv)
     setup_route(&broadcast_route);
     broadcast_route.on_open = member_add;
     broadcast_route.on_message = broadcast_message;
-    SnowWsHandler *routes[] = {&echo_route, &broadcast_route};
+    setup_route(&proto_route);
+    proto_route.on_message = echo_message;
+    proto_route.protocols = protocols;
+    proto_route.nprotocols = sizeof protocols / sizeof protocols[0];
+    setup_route(&private_route);
+    private_route.on_connect = private_connect;
+    private_route.on_message = echo_message;
+    setup_route(&panic_route);
+    panic_route.on_message = panic_message;
+    SnowWsHandler *routes[] = {&echo_route, &broadcast_route, &proto_route, &private_route, &panic_route};
+    size_t nroutes = sizeof routes / sizeof routes[0];
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--deflate") == 0 || strcmp(argv[i], "--deflate-no-context-takeover") == 0) {
             for (int k = 0; k < 2; k++) {
@@ -225,7 +275,7 @@ int main(int argc, char **argv)
         } else if (strcmp(opt, "--tls-key") == 0) {
             opts.tls_key_file = val;
         } else {
-            for (int k = 0; k < 2; k++) {
+            for (size_t k = 0; k < nroutes; k++) {
                 SnowWsHandler *h = routes[k];
                 if (strcmp(opt, "--ping-interval") == 0)
                     h->ping_interval_ms = seconds_ms(val);
@@ -271,7 +321,9 @@ int main(int argc, char **argv)
     SnowRouter *router = snow_router_new();
     if (!router || snow_router_route(router, "GET", "/health", health, NULL) < 0 ||
         snow_router_route(router, "GET", "/stats", stats, NULL) < 0 ||
-        snow_router_ws(router, "/broadcast", &broadcast_route) < 0 || snow_router_ws(router, "/", &echo_route) < 0 ||
+        snow_router_ws(router, "/broadcast", &broadcast_route) < 0 || snow_router_ws(router, "/proto", &proto_route) < 0 ||
+        snow_router_ws(router, "/private", &private_route) < 0 || snow_router_ws(router, "/panic", &panic_route) < 0 ||
+        snow_router_ws(router, "/", &echo_route) < 0 ||
         snow_router_ws(router, "/*", &echo_route) < 0) {
         fprintf(stderr, "snow-echo: cannot build the router\n");
         return 1;

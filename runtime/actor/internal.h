@@ -459,6 +459,12 @@ extern struct runtime rt;
  * be cached across the switch. */
 struct worker *worker_self(void);
 struct actor *actor_self(void);
+/* Brackets a call from a plain thread (worker_self() NULL) that uses the
+ * runtime's memory: false when the runtime is not running or is tearing
+ * down (answer SNOW_ENOT_RUNNING), else the teardown waits for the
+ * matching leave (lifecycle.c). Worker threads never call them. */
+bool actor_ext_enter(void);
+void actor_ext_leave(void);
 
 /* Makes a runnable actor eligible to run; w is the calling worker or NULL. */
 void sched_enqueue(struct actor *a, bool from_waker);

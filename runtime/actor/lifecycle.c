@@ -3,6 +3,7 @@
  * last actor is gone (snow_rt_run), and shutdown (snow_rt_shutdown).
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,6 +21,55 @@ static int default_workers(void)
 void (*actor_test_idle_hook)(void);
 atomic_int actor_fail_thread_starts;
 atomic_int actor_fail_thread_inits;
+
+/*
+ * Calls from plain threads against the teardown. A worker thread's calls
+ * need nothing: snow_rt_run joins every worker before teardown frees
+ * anything. A plain thread (main, a signal watcher, a program's own
+ * threads) may send, spawn, kill or set a timer at any moment, also while
+ * snow_rt_run is freeing the process table and the workers. Such a call
+ * counts itself in ext.calls for as long as it uses the runtime's memory
+ * (actor_ext_enter / actor_ext_leave); teardown closes ext.open first and
+ * then waits for the count to reach zero, so a call either completes
+ * before anything is freed or finds the gate closed and answers
+ * SNOW_ENOT_RUNNING. ext lives outside rt because snow_rt_init clears rt
+ * while a late call from a plain thread may still touch the count.
+ */
+static struct {
+    atomic_int open;    /* 1 from init until teardown starts */
+    atomic_int calls;   /* plain-thread calls in flight */
+    atomic_int waiting; /* teardown sleeps on calls */
+} ext;
+
+bool actor_ext_enter(void)
+{
+    /* seq_cst, both: with teardown's "open = 0, then read calls" either
+     * this load sees the gate closed or teardown sees this call counted. */
+    atomic_fetch_add(&ext.calls, 1);
+    if (atomic_load(&ext.open))
+        return true;
+    actor_ext_leave();
+    return false;
+}
+
+void actor_ext_leave(void)
+{
+    /* seq_cst: the decrement before the load of waiting, which teardown
+     * stores before it reads calls: either teardown reads the decremented
+     * count or this load sees it waiting and wakes it. Waking only then
+     * keeps the system call off every plain-thread send. */
+    if (atomic_fetch_sub(&ext.calls, 1) == 1 && atomic_load(&ext.waiting))
+        rt_futex_wake(&ext.calls, INT_MAX);
+}
+
+static void ext_close(void)
+{
+    atomic_store(&ext.open, 0);
+    atomic_store(&ext.waiting, 1);
+    for (int n; (n = atomic_load(&ext.calls)) != 0;)
+        rt_futex_wait(&ext.calls, n, NULL);
+    atomic_store(&ext.waiting, 0);
+}
 
 /* Stops and joins the first n workers and frees what init set up. */
 static void stop_workers(int n)
@@ -40,6 +90,7 @@ static void stop_workers(int n)
 
 static void teardown(void)
 {
+    ext_close();
     timers_fini();
     stack_pool_fini();
     actor_cache_fini();
@@ -73,6 +124,7 @@ int snow_rt_init(int nworkers)
     }
     stack_signal_init();
     atomic_store(&rt.running, 1); /* seq_cst: after everything it announces was set up */
+    atomic_store(&ext.open, 1);
     int started = 0;
     for (int i = 0; i < n && !err; i++) {
         struct worker *w = &rt.workers[i];

@@ -33,7 +33,7 @@ struct actor *mailbox_push_locked(struct actor *a, struct msg *m)
 /* limited: the receiver's mailbox limit applies (user messages). Runtime
  * messages (exit and down signals, timers) are always delivered: dropping
  * one would break links, monitors and deadlines. */
-static int send_msg(SnowPid pid, struct msg *m, bool limited)
+static int send_locked(SnowPid pid, struct msg *m, bool limited)
 {
     struct proc_slot *s;
     struct actor *a = proc_lock(pid, &s);
@@ -52,6 +52,20 @@ static int send_msg(SnowPid pid, struct msg *m, bool limited)
     if (wake)
         sched_enqueue(wake, true);
     return 0;
+}
+
+static int send_msg(SnowPid pid, struct msg *m, bool limited)
+{
+    if (worker_self())
+        return send_locked(pid, m, limited);
+    /* A plain thread: the runtime may be tearing down meanwhile. */
+    if (!actor_ext_enter()) {
+        free(m);
+        return SNOW_ENOT_RUNNING;
+    }
+    int r = send_locked(pid, m, limited);
+    actor_ext_leave();
+    return r;
 }
 
 int actor_send_raw(SnowPid pid, uint64_t tag, SnowPid from, const void *data, size_t len)

@@ -446,7 +446,7 @@ void actor_cache_fini(void)
 
 /* ---- spawn --------------------------------------------------------------------- */
 
-SnowPid actor_spawn(SnowActorFn fn, const void *args, size_t size, const struct actor_spawn_opts *opts)
+static SnowPid spawn(SnowActorFn fn, const void *args, size_t size, const struct actor_spawn_opts *opts)
 {
     /* Refused once shutdown was requested: the process is ending, and an
      * actor that restarts others from its terminate callback (a
@@ -507,6 +507,18 @@ SnowPid actor_spawn(SnowActorFn fn, const void *args, size_t size, const struct 
     }
     atomic_store(&a->state, A_RUNNABLE);
     sched_enqueue(a, false);
+    return pid;
+}
+
+SnowPid actor_spawn(SnowActorFn fn, const void *args, size_t size, const struct actor_spawn_opts *opts)
+{
+    if (worker_self())
+        return spawn(fn, args, size, opts);
+    /* A plain thread: the runtime may be tearing down meanwhile. */
+    if (!actor_ext_enter())
+        return 0;
+    SnowPid pid = spawn(fn, args, size, opts);
+    actor_ext_leave();
     return pid;
 }
 
@@ -593,7 +605,14 @@ int snow_actor_kill(SnowPid pid, int reason)
         if (!trap)
             actor_exit_now(reason);
     }
-    return actor_signal_exit(pid, self ? self->pid : 0, reason, false);
+    if (worker_self())
+        return actor_signal_exit(pid, self ? self->pid : 0, reason, false);
+    /* A plain thread: the runtime may be tearing down meanwhile. */
+    if (!actor_ext_enter())
+        return SNOW_ENOT_RUNNING;
+    int r = actor_signal_exit(pid, 0, reason, false);
+    actor_ext_leave();
+    return r;
 }
 
 void snow_actor_exit(int reason)

@@ -278,7 +278,7 @@ int64_t actor_deadline_after_ms(int64_t ms)
     return rt_now_ns() + ms * 1000000;
 }
 
-uint64_t snow_timer_send_after(SnowPid pid, int64_t ms, uint64_t tag, const void *data, size_t len)
+static uint64_t send_after(SnowPid pid, int64_t ms, uint64_t tag, const void *data, size_t len)
 {
     if (!atomic_load(&rt.running) || (len && !data)) /* seq_cst: not hot */
         return 0;
@@ -307,6 +307,18 @@ uint64_t snow_timer_send_after(SnowPid pid, int64_t ms, uint64_t tag, const void
     /* t may already have fired and been freed by another worker here. */
     if (first)
         sched_kick_timer();
+    return id;
+}
+
+uint64_t snow_timer_send_after(SnowPid pid, int64_t ms, uint64_t tag, const void *data, size_t len)
+{
+    if (worker_self())
+        return send_after(pid, ms, tag, data, len);
+    /* A plain thread: the runtime may be tearing down meanwhile. */
+    if (!actor_ext_enter())
+        return 0;
+    uint64_t id = send_after(pid, ms, tag, data, len);
+    actor_ext_leave();
     return id;
 }
 

@@ -27,6 +27,7 @@
  * write_timeout_ms. Serialising a response is response.c's part.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -70,6 +71,7 @@ struct http_conn {
     struct http_conn_link link; /* in the server's list of connections */
     int64_t idle_until;         /* idle deadline carried across a hibernation */
     int reading_first;          /* read_head is waiting for the first request */
+    int upgraded;               /* counted in the server's nupgraded */
 };
 
 /* What reading a request (head, then body) came to. */
@@ -148,6 +150,14 @@ static void drop_mail_between_requests(void)
                    (unsigned long long)m->tag, m->len);
 }
 
+/* A stopping server ends its idle connections, except during a drain
+ * (server.c) the ones that have not sent their first request yet: they
+ * came to ask for something and get their 503. */
+static bool stop_reading(const struct http_conn *c)
+{
+    return atomic_load(&c->srv->stopping) && !(c->reading_first && atomic_load(&c->srv->draining));
+}
+
 /*
  * Between requests: reads like http_stream_read, but also parks on the
  * mailbox, so that a stopping server (SNOW_TAG_STOP) ends the connection
@@ -159,13 +169,13 @@ static void drop_mail_between_requests(void)
 static ssize_t read_or_stop(struct http_conn *c, void *buf, size_t n, int64_t deadline)
 {
     for (;;) {
-        if (atomic_load(&c->srv->stopping))
+        if (stop_reading(c))
             return SNOW_ECLOSED;
         ssize_t r = http_stream_read_nb(c->stream, buf, n);
         if (r != -EAGAIN)
             return r;
         drop_mail_between_requests();
-        if (atomic_load(&c->srv->stopping))
+        if (stop_reading(c))
             return SNOW_ECLOSED;
         if (deadline >= 0 && rt_now_ns() >= deadline)
             return SNOW_ETIMEOUT;
@@ -468,6 +478,12 @@ static void send_error(struct http_conn *c, int status)
      * rest of the head was bad. */
     c->res.head_only = c->parser.is_head;
     http_res_error(&c->res, status);
+    int retry = status == 503 ? http_server_retry_after(c->srv) : 0;
+    if (retry > 0) {
+        char v[16];
+        int n = snprintf(v, sizeof v, "%d", retry);
+        http_res_add_header(&c->res, "Retry-After", 11, v, (size_t)n);
+    }
     c->req->r.minor_version = 1;
     if (queue_response(c, 0) == 0 && flush_out(c) == 0)
         linger_close(c);
@@ -514,6 +530,7 @@ static int upgrade(struct http_conn *c, const struct http_match *m)
     up.handler = m->ws;
     up.secure = c->srv->tls != NULL;
     up.stopping = atomic_load(&c->srv->stopping);
+    up.retry_after = up.stopping ? http_server_retry_after(c->srv) : 0;
     http_conn_detach(c, &up.stream, &up.leftover);
     int r = m->upgrade(&up);
     if (r < 0)
@@ -577,6 +594,10 @@ static enum req_outcome route_and_read_body(struct http_conn *c, struct http_mat
     req->body = NULL;
     req->body_len = 0;
     http_router_lookup(c->srv->router, req, m);
+    /* During a drain every new request is refused; an upgrade is refused
+     * by its entry point, which counts it for its route. */
+    if (m->kind != HTTP_ROUTE_UPGRADE && atomic_load(&c->srv->draining))
+        return answer(c, 503);
     if (m->kind == HTTP_ROUTE_HANDLER)
         return read_body(c);
     size_t head_len = req->r.head_len;
@@ -727,6 +748,14 @@ void http_conn_release(struct http_conn *c)
     http_res_init(&c->res);
 }
 
+void http_conn_upgraded(struct http_conn *c, int drain_timeout_ms)
+{
+    if (c->upgraded)
+        return;
+    c->upgraded = 1;
+    http_server_upgraded(c->srv, drain_timeout_ms);
+}
+
 void http_conn_on_exit(struct http_conn *c, void (*fn)(int reason, void *arg), void *arg)
 {
     c->on_exit = fn;
@@ -746,7 +775,10 @@ static void conn_free(struct http_conn *c)
     }
     free(c->out.p);
     http_res_fini(&c->res);
+    int upgraded = c->upgraded;
     free(c);
+    if (upgraded)
+        http_server_upgraded_done(srv);
     http_server_conn_done(srv);
     http_server_unref(srv);
 }

@@ -26,6 +26,7 @@ struct http_upgrade {
     const SnowWsHandler *handler;
     int secure;   /* the connection is TLS */
     int stopping; /* the server is stopping: refuse the upgrade (503) */
+    int retry_after; /* with stopping: seconds for Retry-After, 0 for none */
 };
 
 /* Runs the WebSocket session (handshake included) on the calling

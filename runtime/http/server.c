@@ -13,6 +13,15 @@
  * after the next successful accept. At the connection limit it stops
  * accepting (the kernel's backlog holds new arrivals) until a connection
  * ends and wakes it.
+ *
+ * Stopping a server closes the listening socket at once, unless upgraded
+ * (WebSocket) connections are open: they are being asked to close (1001)
+ * and may take up to their drain timeout, and a client that reconnects
+ * meanwhile should learn to come back later rather than find the port
+ * closed. So the listener stays through the drain, and every request that
+ * arrives is answered 503 with Retry-After and Connection: close; it closes
+ * when the last upgraded connection has ended or the longest drain timeout
+ * has passed.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -137,6 +146,35 @@ static void wake_listener(struct SnowHttpServer *s)
     SnowPid pid = (SnowPid)atomic_load(&s->listener);
     if (pid && snow_rt_workers() > 0)
         snow_actor_send(pid, HTTP_LISTENER_WAKE, NULL, 0);
+}
+
+void http_server_upgraded(struct SnowHttpServer *s, int drain_timeout_ms)
+{
+    if (drain_timeout_ms < 1)
+        drain_timeout_ms = 1;
+    int cur = atomic_load(&s->drain_ms);
+    while (cur < drain_timeout_ms && !atomic_compare_exchange_weak(&s->drain_ms, &cur, drain_timeout_ms))
+        ;
+    atomic_fetch_add(&s->nupgraded, 1);
+}
+
+void http_server_upgraded_done(struct SnowHttpServer *s)
+{
+    /* seq_cst pairs with snow_http_server_stop's "read nupgraded, then set
+     * draining and stopping, then wake the listener": either the stop saw
+     * this connection and the listener, woken by it, re-reads the count, or
+     * this load sees the drain and wakes the listener itself. */
+    if (atomic_fetch_sub(&s->nupgraded, 1) == 1 && atomic_load(&s->draining))
+        wake_listener(s);
+}
+
+int http_server_retry_after(struct SnowHttpServer *s)
+{
+    if (!atomic_load(&s->draining))
+        return 0;
+    int64_t left = atomic_load(&s->drain_end_ns) - rt_now_ns();
+    int sec = left > 0 ? (int)((left + 999999999) / 1000000000) : 0;
+    return sec > 0 ? sec : 1;
 }
 
 void http_server_conn_done(struct SnowHttpServer *s)
@@ -278,6 +316,28 @@ static void spawn_conn(struct SnowHttpServer *s, int fd)
     }
 }
 
+/*
+ * After the stop: true while the drain goes on (upgraded connections still
+ * running, before the deadline), with *until set to its end. When it is
+ * over, new connections are refused from then on (the caller returns and
+ * the socket closes), and connections accepted during the drain that still
+ * wait for their first request are told to go: they see draining cleared
+ * (read_or_stop) or, if already parked, get the stop message.
+ */
+static bool drain_goes_on(struct SnowHttpServer *s, int64_t *until)
+{
+    if (!atomic_load(&s->draining))
+        return false;
+    int64_t end = atomic_load(&s->drain_end_ns);
+    if (atomic_load(&s->nupgraded) > 0 && rt_now_ns() < end) {
+        *until = end;
+        return true;
+    }
+    atomic_store(&s->draining, 0);
+    stop_conns(s);
+    return false;
+}
+
 static void listener_main(void *arg)
 {
     struct listener *l = calloc(1, sizeof *l);
@@ -296,11 +356,14 @@ static void listener_main(void *arg)
         return;
     }
     int delay = 0, batch = 0;
-    while (!atomic_load(&s->stopping)) {
+    int64_t until = -1; /* the drain's end, once stopped */
+    while (!atomic_load(&s->stopping) || drain_goes_on(s, &until)) {
         if (atomic_load(&s->nconns) >= s->max_conns) {
             atomic_store(&s->paused, 1);
             if (atomic_load(&s->nconns) >= s->max_conns && !atomic_load(&s->stopping))
                 actor_wait(NULL, SNOW_WAIT_MAILBOX, -1);
+            else if (until >= 0 && atomic_load(&s->nconns) >= s->max_conns)
+                actor_wait(NULL, SNOW_WAIT_MAILBOX, until);
             atomic_store(&s->paused, 0);
             drain_mailbox();
             continue;
@@ -323,7 +386,7 @@ static void listener_main(void *arg)
 #if EAGAIN != EWOULDBLOCK
         case EWOULDBLOCK:
 #endif
-            actor_wait(l->io, SNOW_WAIT_READABLE | SNOW_WAIT_MAILBOX, -1);
+            actor_wait(l->io, SNOW_WAIT_READABLE | SNOW_WAIT_MAILBOX, until);
             drain_mailbox();
             break;
         case EINTR:
@@ -424,6 +487,10 @@ void snow_http_server_stop(SnowHttpServer *s)
 {
     if (!s)
         return;
+    if (atomic_load(&s->nupgraded) > 0 && snow_rt_workers() > 0) {
+        atomic_store(&s->drain_end_ns, rt_now_ns() + (int64_t)atomic_load(&s->drain_ms) * 1000000);
+        atomic_store(&s->draining, 1);
+    }
     atomic_store(&s->stopping, 1);
     wake_listener(s);
     if (snow_rt_workers() > 0)

@@ -32,6 +32,13 @@ struct SnowHttpServer {
     atomic_int nconns;
     atomic_int stopping;
     atomic_int paused;        /* the listener waits for a connection slot */
+    /* The drain (snow_http_server_stop with upgraded connections open):
+     * the listener stays and every new request is answered 503 until the
+     * last upgraded connection ends or drain_end_ns passes. */
+    atomic_int nupgraded;     /* connections handed to an upgrade (http_conn_upgraded) still running */
+    atomic_int drain_ms;      /* the longest drain timeout they asked for */
+    atomic_int draining;
+    _Atomic int64_t drain_end_ns;
     atomic_uint_least64_t listener; /* SnowPid of the listener actor */
     int fd;                   /* listening socket */
     int port;
@@ -45,6 +52,12 @@ void http_server_unref(struct SnowHttpServer *s);
 /* A connection ended: frees its slot and wakes a listener paused at the
  * connection limit. */
 void http_server_conn_done(struct SnowHttpServer *s);
+/* Counts an upgraded connection (http_conn_upgraded) in and out. */
+void http_server_upgraded(struct SnowHttpServer *s, int drain_timeout_ms);
+void http_server_upgraded_done(struct SnowHttpServer *s);
+/* Seconds a client refused during the drain should wait (Retry-After),
+ * at least 1; 0 when the server is not draining. */
+int http_server_retry_after(struct SnowHttpServer *s);
 /* Reserves more bytes of the buffering budget: 0, or -ENOBUFS when the
  * server's connections already hold max_buffered. */
 int http_server_charge(struct SnowHttpServer *s, size_t more);
@@ -82,6 +95,12 @@ int http_conn_detach(struct http_conn *c, struct http_stream **stream, struct ht
  * request, response), so a long-lived upgraded connection does not keep
  * them. The upgrade's req and leftover views are invalid afterwards. */
 void http_conn_release(struct http_conn *c);
+
+/* The upgrade took the connection over for good (a WebSocket connection
+ * got its 101): stopping the server while such connections run keeps the
+ * listener for up to drain_timeout_ms, answering new requests with 503,
+ * until they have all ended. */
+void http_conn_upgraded(struct http_conn *c, int drain_timeout_ms);
 
 /* Registers fn(reason, arg) to run when the connection actor ends on any
  * path, before the connection frees its memory. For the upgrade entry

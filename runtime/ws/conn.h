@@ -173,7 +173,10 @@ struct ws_conn {
     _Atomic int rtt_ms;       /* -ENODATA until the first pong */
     atomic_bool accepting;    /* sends are taken (OPEN or CONNECTING, no Close queued) */
     atomic_bool close_asked;  /* a close request is already in the mailbox */
-    uint8_t phase;            /* enum ws_phase */
+    /* enum ws_phase. Other actors read it under the table lock (api.c), so
+     * once the connection is in the table it changes only under that lock
+     * (ws_table_set_phase); the owner, its only writer, reads it freely. */
+    uint8_t phase;
 
     /* Everything a connection needs only while it is awake; freed while it
      * hibernates (at a frame boundary, nothing queued, close state OPEN,
@@ -232,6 +235,8 @@ static inline uint64_t ws_payload_hash(const void *p, size_t n)
 /* table.c: registers c under c->pid / removes it. */
 int ws_table_add(struct ws_conn *c);
 void ws_table_remove(struct ws_conn *c);
+/* Sets c->phase, under the table lock while c is in the table. */
+void ws_table_set_phase(struct ws_conn *c, uint8_t phase);
 /* Runs fn(c, arg) with the table lock of pid held, c NULL when pid is not a
  * live connection. Returns fn's result. */
 int ws_table_with(SnowPid pid, int (*fn)(struct ws_conn *c, void *arg), void *arg);

@@ -31,7 +31,7 @@ static void report_close(struct ws_conn *c)
     if (c->phase != WS_PHASE_OPEN || c->closed_reported)
         return;
     c->closed_reported = true;
-    c->phase = WS_PHASE_DONE;
+    ws_table_set_phase(c, WS_PHASE_DONE);
     atomic_store(&c->accepting, false);
     /* Killed while hibernating: no live part, the close state was OPEN. */
     struct ws_close idle;

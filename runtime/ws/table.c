@@ -112,6 +112,18 @@ void ws_table_remove(struct ws_conn *c)
     pthread_mutex_unlock(&s->lock);
 }
 
+void ws_table_set_phase(struct ws_conn *c, uint8_t phase)
+{
+    if (!c->in_table) {
+        c->phase = phase;
+        return;
+    }
+    struct shard *s = shard_of(c->pid);
+    pthread_mutex_lock(&s->lock);
+    c->phase = phase;
+    pthread_mutex_unlock(&s->lock);
+}
+
 int ws_table_with(SnowPid pid, int (*fn)(struct ws_conn *c, void *arg), void *arg)
 {
     if (!pid)

@@ -9,6 +9,7 @@
  * (http_conn_release) and the connection loop takes over.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -173,6 +174,11 @@ int ws_upgrade_entry(struct http_upgrade *up)
     if (up->stopping) {
         ws_count(&route->refused, 1);
         http_res_error(&res, 503);
+        if (up->retry_after > 0) {
+            char v[16];
+            snprintf(v, sizeof v, "%d", up->retry_after);
+            snow_http_res_header(&res, "Retry-After", v);
+        }
         refuse_res(s, &res, wdeadline);
         http_res_fini(&res);
         return 0;
@@ -236,6 +242,8 @@ int ws_upgrade_entry(struct http_upgrade *up)
     ws_count(&route->opened, 1);
     ws_count(&route->open, 1);
     ws_conn_count_add(1);
+    /* A stop from here on drains this connection before the listener goes. */
+    http_conn_upgraded(up->conn, h->drain_timeout_ms);
     if (accept_conn(c, up, &hs, wdeadline) < 0) {
         ws_conn_count_add(-1);
         atomic_fetch_sub_explicit(&route->open, 1, memory_order_relaxed);
@@ -243,7 +251,7 @@ int ws_upgrade_entry(struct http_upgrade *up)
         ws_conn_finish(c);
         return 0;
     }
-    c->phase = WS_PHASE_OPEN;
+    ws_table_set_phase(c, WS_PHASE_OPEN);
     c->ping_due = h->ping_interval_ms > 0 ? actor_deadline_after_ms(h->ping_interval_ms) : -1;
     if (h->on_open)
         ws_call(c, call_open, c);

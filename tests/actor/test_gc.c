@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "actor/tsan.h" /* RT_TSAN */
 
 #ifdef RT_ASAN
 #include <sanitizer/asan_interface.h>
@@ -569,7 +570,11 @@ START_TEST(gc_debug_fill_and_poison)
     RUN_ROOT(1, debug_root, NULL);
     unsetenv("SNOW_GC_DEBUG");
     ck_assert_int_eq(atomic_load(&res.bad), 0);
+#ifdef RT_TSAN
+    ck_assert_int_eq(atomic_load(&res.ok), 2); /* the fill check is left out (debug_root) */
+#else
     ck_assert_int_eq(atomic_load(&res.ok), 3);
+#endif
 }
 END_TEST
 

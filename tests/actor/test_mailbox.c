@@ -1,5 +1,6 @@
 /* Mailboxes: ordering, selective receive, timeouts, reserved tags, and the
  * lost-wake-up stress. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -311,6 +312,77 @@ START_TEST(send_from_outside)
 }
 END_TEST
 
+/* Plain threads that send, spawn, kill and set timers while the runtime
+ * shuts down and frees itself: each call either completes or answers
+ * SNOW_ENOT_RUNNING (0 for spawn and timers), never touches freed memory
+ * (the sanitizer builds see to that), and after snow_rt_run returned
+ * every call says the runtime is not running. */
+static void drain_receiver(void *arg)
+{
+    (void)arg;
+    snow_actor_register("drain", snow_actor_self());
+    for (;;)
+        snow_actor_receive(-1);
+}
+
+static void nothing(void *arg)
+{
+    (void)arg;
+}
+
+static atomic_int outside_stop;
+
+static void *outside_caller(void *arg)
+{
+    SnowPid p = *(SnowPid *)arg;
+    long bad = 0;
+    for (unsigned i = 0; !atomic_load(&outside_stop); i++) {
+        int r = snow_actor_send(p, 5, "x", 1);
+        if (r != 0 && r != SNOW_ENOPROC && r != SNOW_ENOT_RUNNING)
+            bad++;
+        if (i % 64 == 0) {
+            snow_actor_spawn(nothing, NULL, 0);
+            snow_timer_send_after(p, 10000, 6, NULL, 0);
+            r = snow_actor_kill(p + 1000000, SNOW_EXIT_KILLED);
+            if (r != SNOW_ENOPROC && r != SNOW_ENOT_RUNNING)
+                bad++;
+        }
+    }
+    return (void *)bad;
+}
+
+START_TEST(outside_calls_race_teardown)
+{
+    for (int round = 0; round < 10; round++) {
+        ck_assert_int_eq(snow_rt_init(2), 0);
+        ck_assert_uint_ne(snow_actor_spawn(drain_receiver, NULL, 0), 0);
+        SnowPid p = 0;
+        for (int i = 0; i < 1000 && !(p = snow_actor_whereis("drain")); i++)
+            usleep(1000);
+        ck_assert_uint_ne(p, 0);
+        atomic_store(&outside_stop, 0);
+        pthread_t th[2];
+        for (int i = 0; i < 2; i++)
+            ck_assert_int_eq(pthread_create(&th[i], NULL, outside_caller, &p), 0);
+        usleep(5000);
+        snow_rt_shutdown();
+        ck_assert_int_eq(snow_rt_run(), 0);
+        /* The runtime is gone while the callers go on for a moment. */
+        usleep(2000);
+        atomic_store(&outside_stop, 1);
+        for (int i = 0; i < 2; i++) {
+            void *bad;
+            pthread_join(th[i], &bad);
+            ck_assert_ptr_null(bad);
+        }
+        ck_assert_int_eq(snow_actor_send(p, 5, "x", 1), SNOW_ENOT_RUNNING);
+        ck_assert_uint_eq(snow_actor_spawn(nothing, NULL, 0), 0);
+        ck_assert_int_eq(snow_actor_kill(p, SNOW_EXIT_KILLED), SNOW_ENOT_RUNNING);
+        ck_assert_uint_eq(snow_timer_send_after(p, 1, 6, NULL, 0), 0);
+    }
+}
+END_TEST
+
 static void keep_root(void *arg)
 {
     (void)arg;
@@ -413,6 +485,7 @@ Suite *mailbox_suite(void)
     tcase_add_test(tc, reserved_tags_refused);
     tcase_add_test(tc, dead_pid_is_noproc);
     tcase_add_test(tc, send_from_outside);
+    tcase_add_test(tc, outside_calls_race_teardown);
     tcase_add_test(tc, kept_message_survives);
     tcase_add_test(tc, message_sizes_across_workers);
     suite_add_tcase(s, tc);

@@ -22,9 +22,9 @@ static int port;
 
 /* ---- what the handlers saw ---- */
 
-static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
+/* Written by the handlers (on worker threads) under ev.lock; the test's
+ * thread reads a copy taken under it (seen()). */
+struct seen {
     int closes;
     int last_code;
     char last_reason[128];
@@ -37,20 +37,34 @@ static struct {
     int after_end; /* a send after the end, from another actor */
     int after_end_buffered;
     void *conn_user_seen;
-} ev = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, "", NULL, 0, 0, 0, 0, 0, 0, 0, NULL};
+};
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct seen s;
+} ev = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}};
+
+static struct seen seen(void)
+{
+    pthread_mutex_lock(&ev.lock);
+    struct seen v = ev.s;
+    pthread_mutex_unlock(&ev.lock);
+    return v;
+}
 
 static void record_close(SnowWsConn *conn, int code, const char *reason, size_t len, void *arg)
 {
     (void)arg;
     pthread_mutex_lock(&ev.lock);
-    ev.closes++;
-    ev.last_code = code;
-    size_t n = len < sizeof ev.last_reason - 1 ? len : sizeof ev.last_reason - 1;
-    memcpy(ev.last_reason, reason, n);
-    ev.last_reason[n] = 0;
-    ev.last_conn = conn;
+    ev.s.closes++;
+    ev.s.last_code = code;
+    size_t n = len < sizeof ev.s.last_reason - 1 ? len : sizeof ev.s.last_reason - 1;
+    memcpy(ev.s.last_reason, reason, n);
+    ev.s.last_reason[n] = 0;
+    ev.s.last_conn = conn;
     /* Sends from the connection's own on_close find it closed. */
-    ev.after_end = snow_ws_send_text(conn, "x", 1);
+    ev.s.after_end = snow_ws_send_text(conn, "x", 1);
     pthread_cond_broadcast(&ev.cond);
     pthread_mutex_unlock(&ev.lock);
 }
@@ -59,9 +73,9 @@ static void record_open(SnowWsConn *conn, void *arg)
 {
     (void)arg;
     pthread_mutex_lock(&ev.lock);
-    ev.opens++;
-    ev.last_pid = snow_ws_pid(conn);
-    ev.last_conn = conn;
+    ev.s.opens++;
+    ev.s.last_pid = snow_ws_pid(conn);
+    ev.s.last_conn = conn;
     pthread_cond_broadcast(&ev.cond);
     pthread_mutex_unlock(&ev.lock);
 }
@@ -73,10 +87,10 @@ static void wait_closes(int n)
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += 15;
     pthread_mutex_lock(&ev.lock);
-    while (ev.closes < n)
+    while (ev.s.closes < n)
         if (pthread_cond_timedwait(&ev.cond, &ev.lock, &ts) != 0)
             break;
-    int got = ev.closes;
+    int got = ev.s.closes;
     pthread_mutex_unlock(&ev.lock);
     ck_assert_int_eq(got, n);
 }
@@ -87,10 +101,10 @@ static void wait_opens(int n)
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += 15;
     pthread_mutex_lock(&ev.lock);
-    while (ev.opens < n)
+    while (ev.s.opens < n)
         if (pthread_cond_timedwait(&ev.cond, &ev.lock, &ts) != 0)
             break;
-    int got = ev.opens;
+    int got = ev.s.opens;
     pthread_mutex_unlock(&ev.lock);
     ck_assert_int_eq(got, n);
 }
@@ -168,9 +182,9 @@ static void flood_message(SnowWsConn *conn, const void *data, size_t len, int is
     while ((r = snow_ws_send_binary(conn, block, sizeof block)) == 0 && sent < 100000)
         sent++;
     pthread_mutex_lock(&ev.lock);
-    ev.bp_result = r;
-    ev.bp_sent = sent;
-    ev.bp_buffered = snow_ws_buffered(conn);
+    ev.s.bp_result = r;
+    ev.s.bp_sent = sent;
+    ev.s.bp_buffered = snow_ws_buffered(conn);
     pthread_cond_broadcast(&ev.cond);
     pthread_mutex_unlock(&ev.lock);
 }
@@ -268,6 +282,13 @@ static SnowWsHandler h_keep, h_pconnect, h_spread, h_echo, h_auth, h_panic, h_fl
 static const char *const protos[] = {"chat.v1", "chat.v2"};
 static const char *const origins[] = {"https://good.example"};
 
+static void plain(SnowHttpReq *req, SnowHttpRes *res, void *arg)
+{
+    (void)req;
+    (void)arg;
+    snow_http_res_send(res, 200, "text/plain", "plain", 5);
+}
+
 static void routes(SnowRouter *r)
 {
     SnowWsHandler *all[] = {&h_echo, &h_auth,  &h_panic, &h_flood,  &h_floodclose, &h_stall, &h_hb,   &h_foreign,
@@ -319,6 +340,7 @@ static void routes(SnowRouter *r)
     ck_assert_int_eq(snow_router_ws(r, "/close", &h_close), 0);
     ck_assert_int_eq(snow_router_ws(r, "/origin", &h_origin), 0);
     ck_assert_int_eq(snow_router_ws(r, "/small", &h_small), 0);
+    ck_assert_int_eq(snow_router_route(r, "GET", "/plain", plain, NULL), 0);
 }
 
 static void start(void)
@@ -394,9 +416,10 @@ START_TEST(upgrade_echo_close)
     ck_assert(wsc_eof(&c));
     wsc_close(&c);
     wait_closes(1);
-    ck_assert_int_eq(ev.last_code, 1000);
-    ck_assert_str_eq(ev.last_reason, "done");
-    ck_assert_int_eq(ev.after_end, SNOW_ECLOSED);
+    struct seen v = seen();
+    ck_assert_int_eq(v.last_code, 1000);
+    ck_assert_str_eq(v.last_reason, "done");
+    ck_assert_int_eq(v.after_end, SNOW_ECLOSED);
     ck_assert_int_eq(snow_ws_connection_count(), 0);
     SnowWsStats s;
     ck_assert_int_eq(snow_ws_route_stats(&h_echo, &s), 0);
@@ -424,7 +447,7 @@ START_TEST(leftover_bytes)
     expect_message(&c, 2, "bird", 4);
     wsc_close(&c);
     wait_closes(1);
-    ck_assert_int_eq(ev.last_code, 1006);
+    ck_assert_int_eq(seen().last_code, 1006);
     stop();
 }
 END_TEST
@@ -459,7 +482,7 @@ START_TEST(split_everywhere)
         ck_assert(wsc_eof(&c));
         wsc_close(&c);
         wait_closes((int)cut + 1);
-        ck_assert_int_eq(ev.last_code, 1000);
+        ck_assert_int_eq(seen().last_code, 1000);
     }
     stop();
 }
@@ -576,7 +599,7 @@ START_TEST(protocol_errors)
         ck_assert(wsc_eof(&c));
         wsc_close(&c);
         wait_closes((int)i + 1);
-        ck_assert_int_eq(ev.last_code, (int)k->code);
+        ck_assert_int_eq(seen().last_code, (int)k->code);
     }
     stop();
 }
@@ -623,8 +646,9 @@ START_TEST(close_from_handler)
     wsc_close(&c);
     wait_closes(1);
     /* The peer's Close is what on_close reports (§7.1.5). */
-    ck_assert_int_eq(ev.last_code, 4000);
-    ck_assert_str_eq(ev.last_reason, "ok");
+    struct seen v = seen();
+    ck_assert_int_eq(v.last_code, 4000);
+    ck_assert_str_eq(v.last_reason, "ok");
     stop();
 }
 END_TEST
@@ -638,7 +662,7 @@ START_TEST(panic_closes_1011)
     ck_assert_uint_eq(expect_close(&c), 1011);
     wsc_close(&c);
     wait_closes(1);
-    ck_assert_int_eq(ev.last_code, 1011);
+    ck_assert_int_eq(seen().last_code, 1011);
     /* The next connection is served. */
     ck_assert_int_eq(wsc_open(&c, port, "/panic", NULL, NULL, 0), 101);
     ck_assert_int_eq(wsc_frame(&c, 0x81, "fine", 4), 0);
@@ -655,7 +679,7 @@ START_TEST(foreign_sender_and_handles)
     struct wsc c;
     ck_assert_int_eq(wsc_open(&c, port, "/foreign", NULL, NULL, 0), 101);
     wait_opens(1);
-    SnowWsConn *h = ev.last_conn;
+    SnowWsConn *h = seen().last_conn;
     ck_assert_ptr_eq(snow_ws_conn(snow_ws_pid(h)), h);
     ck_assert_int_eq(wsc_frame(&c, 0x81, "go", 2), 0);
     /* In the sender's order; the ping may overtake at a frame boundary. */
@@ -715,7 +739,7 @@ START_TEST(mailbox_after_hibernation)
     struct wsc c;
     ck_assert_int_eq(wsc_open(&c, port, "/info", NULL, NULL, 0), 101);
     wait_opens(1);
-    SnowPid pid = ev.last_pid;
+    SnowPid pid = seen().last_pid;
     for (int i = 0; i < 5; i++) {
         usleep(20000);
         char msg[16];
@@ -743,7 +767,7 @@ START_TEST(heartbeat_reaps_silent_peer)
     ck_assert_int_eq(wsc_frame(&c, 0x8A, f.data, f.len), 0);
     free(f.data);
     wait_opens(1);
-    SnowWsConn *h = ev.last_conn;
+    SnowWsConn *h = seen().last_conn;
     for (int i = 0; i < 500 && snow_ws_rtt_ms(h) == -ENODATA; i++)
         usleep(2000);
     ck_assert_int_ge(snow_ws_rtt_ms(h), 0);
@@ -755,7 +779,7 @@ START_TEST(heartbeat_reaps_silent_peer)
     ck_assert(wsc_eof(&c));
     wsc_close(&c);
     wait_closes(1);
-    ck_assert_int_eq(ev.last_code, 1001);
+    ck_assert_int_eq(seen().last_code, 1001);
     SnowWsStats s;
     snow_ws_route_stats(&h_hb, &s);
     ck_assert_uint_eq(s.closed_heartbeat, 1);
@@ -777,19 +801,19 @@ START_TEST(backpressure_refuses)
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += 15;
     pthread_mutex_lock(&ev.lock);
-    while (ev.bp_result == 0)
+    while (ev.s.bp_result == 0)
         if (pthread_cond_timedwait(&ev.cond, &ev.lock, &ts) != 0)
             break;
     pthread_mutex_unlock(&ev.lock);
-    ck_assert_int_eq(ev.bp_result, SNOW_EBACKPRESSURE);
+    ck_assert_int_eq(seen().bp_result, SNOW_EBACKPRESSURE);
     /* The limit (64 KiB) counts what the kernel holds too: at most the
      * limit plus the message that went over is pending. */
-    ck_assert_int_le(ev.bp_buffered, 64 * 1024 + 8192 + 16);
-    ck_assert_int_gt(ev.bp_sent, 0);
+    ck_assert_int_le(seen().bp_buffered, 64 * 1024 + 8192 + 16);
+    ck_assert_int_gt(seen().bp_sent, 0);
     /* Bounded by the limit plus what the peer's small window took. */
-    ck_assert_int_lt(ev.bp_sent, 20);
+    ck_assert_int_lt(seen().bp_sent, 20);
     /* Everything accepted arrives. */
-    for (int i = 0; i < ev.bp_sent; i++) {
+    for (int i = 0, n = seen().bp_sent; i < n; i++) {
         struct wsframe m;
         ck_assert_int_eq(wsc_message(&c, &m), 0);
         ck_assert_uint_eq(m.len, 8192);
@@ -816,7 +840,7 @@ START_TEST(backpressure_closes)
     ck_assert(wsc_eof(&c));
     wsc_close(&c);
     wait_closes(1);
-    ck_assert_int_eq(ev.bp_result, SNOW_EBACKPRESSURE);
+    ck_assert_int_eq(seen().bp_result, SNOW_EBACKPRESSURE);
     SnowWsStats s;
     snow_ws_route_stats(&h_floodclose, &s);
     ck_assert_uint_eq(s.closed_backpressure, 1);
@@ -869,12 +893,117 @@ START_TEST(drain_on_stop)
         wsc_close(&c[i]);
     }
     wait_closes(5);
-    ck_assert_int_eq(ev.last_code, 1001);
+    ck_assert_int_eq(seen().last_code, 1001);
     ck_assert_int_eq(snow_ws_connection_count(), 0);
     SnowWsStats s;
     snow_ws_route_stats(&h_echo, &s);
     ck_assert_uint_eq(s.refused, 1);
     ck_assert_uint_eq(s.closed_1001, 5);
+    stop();
+}
+END_TEST
+
+/* A new connection sends req; returns the status of the answer, with the
+ * head in c->head. */
+static int ask(struct wsc *c, const char *req)
+{
+    ck_assert_int_eq(wsc_connect(c, port), 0);
+    ck_assert_int_eq(wsc_send(c, req, strlen(req)), 0);
+    return wsc_read_head(c);
+}
+
+/* Connects until the port refuses (bounded: a failure guard only). */
+static int connect_until_refused(void)
+{
+    int r = 0;
+    for (int i = 0; i < 1000; i++) {
+        struct wsc c;
+        r = wsc_connect(&c, port);
+        if (r == -ECONNREFUSED)
+            break;
+        if (r == 0)
+            wsc_close(&c);
+        usleep(10000);
+    }
+    return r;
+}
+
+START_TEST(drain_answers_503_until_closed)
+{
+    /* With WebSocket connections open, a stopped server keeps its port
+     * through the drain and refuses every new request with 503; the port
+     * closes once the last connection has ended. */
+    start();
+    static const char get_plain[] = "GET /plain HTTP/1.1\r\nHost: t\r\n\r\n";
+    struct wsc h;
+    ck_assert_int_eq(ask(&h, get_plain), 200);
+    wsc_close(&h);
+    struct wsc c[2];
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(wsc_open(&c[i], port, "/echo", NULL, NULL, 0), 101);
+    wait_opens(2);
+    snow_http_server_stop(srv);
+    srv = NULL;
+    /* The clients hold their answers back: the drain goes on. */
+    for (int i = 0; i < 2; i++)
+        ck_assert_uint_eq(expect_close(&c[i]), 1001);
+    for (int k = 0; k < 2; k++) {
+        /* A plain request, twice in one write: one 503 that closes. */
+        char two[2 * sizeof get_plain];
+        snprintf(two, sizeof two, "%s%s", get_plain, get_plain);
+        ck_assert_int_eq(ask(&h, two), 503);
+        ck_assert_ptr_nonnull(strcasestr(h.head, "\r\nConnection: close\r\n"));
+        const char *ra = strcasestr(h.head, "\r\nRetry-After: ");
+        ck_assert_ptr_nonnull(ra);
+        ck_assert_int_ge(atoi(ra + 15), 1);
+        ck_assert(wsc_eof(&h));
+        wsc_close(&h);
+        /* An upgrade. */
+        ck_assert_int_eq(wsc_open(&h, port, "/echo", NULL, NULL, 0), 503);
+        ck_assert_ptr_nonnull(strcasestr(h.head, "\r\nConnection: close\r\n"));
+        ck_assert_ptr_nonnull(strcasestr(h.head, "\r\nRetry-After: "));
+        ck_assert(wsc_eof(&h));
+        wsc_close(&h);
+    }
+    /* A connection made during the drain that has sent nothing yet. */
+    struct wsc quiet;
+    ck_assert_int_eq(wsc_connect(&quiet, port), 0);
+    ck_assert_int_eq(snow_ws_connection_count(), 2);
+    for (int i = 0; i < 2; i++) {
+        wsc_close_frame(&c[i], 1001, NULL);
+        ck_assert(wsc_eof(&c[i]));
+        wsc_close(&c[i]);
+    }
+    wait_closes(2);
+    /* The drain is over: the quiet connection is let go, the port closes. */
+    ck_assert(wsc_eof(&quiet));
+    wsc_close(&quiet);
+    ck_assert_int_eq(connect_until_refused(), -ECONNREFUSED);
+    SnowWsStats s;
+    snow_ws_route_stats(&h_echo, &s);
+    ck_assert_uint_eq(s.refused, 2);
+    ck_assert_uint_eq(s.closed_1001, 2);
+    stop();
+}
+END_TEST
+
+START_TEST(stop_without_ws_closes_port)
+{
+    /* A server whose WebSocket connections have all ended stops like an
+     * HTTP-only one: its port closes at once, nothing is drained. */
+    start();
+    struct wsc c;
+    ck_assert_int_eq(wsc_open(&c, port, "/echo", NULL, NULL, 0), 101);
+    wsc_close_frame(&c, 1000, NULL);
+    ck_assert_uint_eq(expect_close(&c), 1000);
+    wsc_close(&c);
+    wait_closes(1);
+    /* The connection actor may linger a moment after on_close. */
+    for (int i = 0; i < 1000 && snow_ws_connection_count() > 0; i++)
+        usleep(1000);
+    snow_http_server_stop(srv);
+    srv = NULL;
+    ck_assert_int_eq(connect_until_refused(), -ECONNREFUSED);
     stop();
 }
 END_TEST
@@ -896,7 +1025,7 @@ START_TEST(abrupt_drops_report_1006)
         wsc_close(&c);
     }
     wait_closes(20);
-    ck_assert_int_eq(ev.last_code, 1006);
+    ck_assert_int_eq(seen().last_code, 1006);
     SnowWsStats s;
     snow_ws_route_stats(NULL, &s);
     ck_assert_uint_eq(s.closed_1006, 20);
@@ -942,28 +1071,28 @@ START_TEST(kill_reports_1006_once)
     struct wsc c;
     ck_assert_int_eq(wsc_open(&c, port, "/echo", NULL, NULL, 0), 101);
     wait_opens(1);
-    SnowWsConn *h = ev.last_conn;
+    SnowWsConn *h = seen().last_conn;
     usleep(20000); /* idle: killed while hibernating */
     ck_assert_int_eq(snow_actor_kill(snow_ws_pid(h), SNOW_EXIT_KILLED), 0);
     ck_assert(wsc_eof(&c));
     wsc_close(&c);
     wait_closes(1);
-    ck_assert_int_eq(ev.last_code, 1006);
+    ck_assert_int_eq(seen().last_code, 1006);
     ck_assert_int_eq(snow_ws_send_text(h, "x", 1), SNOW_ECLOSED);
     ck_assert_int_eq(snow_ws_connection_count(), 0);
     /* Killed while awake, inside nothing in particular: the same. */
     ck_assert_int_eq(wsc_open(&c, port, "/echo", NULL, NULL, 0), 101);
     wait_opens(2);
-    ck_assert_int_eq(snow_actor_kill(snow_ws_pid(ev.last_conn), SNOW_EXIT_KILLED), 0);
+    ck_assert_int_eq(snow_actor_kill(snow_ws_pid(seen().last_conn), SNOW_EXIT_KILLED), 0);
     ck_assert(wsc_eof(&c));
     wsc_close(&c);
     wait_closes(2);
-    ck_assert_int_eq(ev.last_code, 1006);
+    ck_assert_int_eq(seen().last_code, 1006);
     /* The runtime shutting down with a connection open: on_close too. */
     ck_assert_int_eq(wsc_open(&c, port, "/echo", NULL, NULL, 0), 101);
     wait_opens(3);
     stop();
-    ck_assert_int_eq(ev.closes, 3);
+    ck_assert_int_eq(seen().closes, 3);
     wsc_close(&c);
 }
 END_TEST
@@ -1060,6 +1189,8 @@ Suite *conn_suite(void)
     tcase_add_test(t, backpressure_closes);
     tcase_add_test(t, write_stall_closes);
     tcase_add_test(t, drain_on_stop);
+    tcase_add_test(t, drain_answers_503_until_closed);
+    tcase_add_test(t, stop_without_ws_closes_port);
     tcase_add_test(t, abrupt_drops_report_1006);
     tcase_add_test(t, msg_keep_outlives_the_call);
     tcase_add_test(t, on_connect_panic_500);

@@ -9,6 +9,10 @@
   churn         10,000 connections opened and closed, half of them aborted
                 with RST, leave /stats connections, open fds, threads and RSS
                 at their baseline
+  panic         a handler that panics (snow-echo's /panic on the text
+                "panic") closes that connection with 1011; the server goes on
+                serving /echo, other connections keep echoing, and the
+                connection count and open fds return to their baseline
   drain         SIGTERM with 100 open connections: each gets close 1001 and the
                 server exits 0 within 5 s, whether the clients answer the
                 close or not; an upgrade during the drain gets 503
@@ -322,6 +326,45 @@ def case_churn(exe, total=10000, batch=500):
         stop_checked(srv, "churn server")
 
 
+def case_panic(exe):
+    name = "panic: a handler panic closes its connection with 1011; /echo still served, counts back to baseline"
+    srv = Server(exe).start()
+    try:
+        base = (connections(srv), srv.fd_count())
+        if base[0] != 0:
+            raise Fail("/stats connections %d before any client" % base[0])
+        bystander = Conn(srv.port, "/echo")
+        for i in range(3):
+            c = Conn(srv.port, "/panic")
+            c.send(OP_TEXT, b"before the panic")
+            expect_message(c, OP_TEXT, b"before the panic")
+            c.send(OP_TEXT, b"panic")
+            expect_close(c, 1011)
+            c.close()
+            # the others are untouched, new connections are served
+            bystander.send(OP_TEXT, b"still here %d" % i)
+            expect_message(bystander, OP_TEXT, b"still here %d" % i)
+            fresh = Conn(srv.port, "/echo")
+            fresh.send(OP_BINARY, b"\x00fresh")
+            expect_message(fresh, OP_BINARY, b"\x00fresh")
+            clean_close(fresh)
+            fresh.close()
+        clean_close(bystander)
+        bystander.close()
+        if wait_for(lambda: connections(srv) == base[0], 5) is not True:
+            raise Fail("/stats connections %d after the clients left, baseline %d" % (connections(srv), base[0]))
+        if wait_for(lambda: srv.fd_count() <= base[1], 5) is not True:
+            raise Fail("open fds %d after the clients left, baseline %d" % (srv.fd_count(), base[1]))
+        st = srv.stats()
+        if st["closed_by_code"]["1011"] != 3:
+            raise Fail("/stats closed_by_code 1011 is %s, expected 3" % st["closed_by_code"]["1011"])
+        report(name, None, "3 panics; connections %d, fds %d" % (connections(srv), srv.fd_count()))
+    except (Fail, OSError, Closed) as e:
+        report(name, "%s: %s" % (type(e).__name__, e))
+    finally:
+        stop_checked(srv, "panic server")
+
+
 def case_drain(exe, answer):
     n = 100
     name = "drain: SIGTERM with %d open connections (%s): each gets close 1001, exit 0 within 5 s" % (
@@ -409,6 +452,7 @@ def main():
     cases = [("half-open", lambda: case_half_open(exe)),
              ("slow-reader", lambda: case_slow_reader(exe)),
              ("churn", lambda: case_churn(exe)),
+             ("panic", lambda: case_panic(exe)),
              ("drain-answer", lambda: case_drain(exe, True)),
              ("drain-silent", lambda: case_drain(exe, False))]
     for key, fn in cases:

@@ -27,6 +27,24 @@ function open(url, opts = {}) {
   });
 }
 
+// An upgrade the server refuses: resolves with its status, headers and
+// body; rejects if the connection opens.
+function refusal(url, opts = {}) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, [], Object.assign({ perMessageDeflate: false }, opts));
+    ws.once('open', () => { ws.terminate(); reject(new Error('the upgrade was accepted')); });
+    ws.once('unexpected-response', (req, res) => {
+      const parts = [];
+      res.on('data', (d) => parts.push(d));
+      res.on('end', () => {
+        resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(parts).toString() });
+        req.destroy();
+      });
+    });
+    ws.once('error', () => {});
+  });
+}
+
 function nextMessage(ws) {
   return new Promise((resolve, reject) => {
     const onMsg = (data, isBinary) => { cleanup(); resolve({ data, isBinary }); };
@@ -150,6 +168,51 @@ async function main() {
     ws._socket.write(rawFrame(0x83, [0x61]));
     const c = await closed(ws);
     assert(c.code === 1002, 'close code ' + c.code);
+  });
+  for (const [offer, want] of [[['snow.v1', 'snow.v2'], 'snow.v2'], [['snow.v1'], 'snow.v1']]) {
+    add('/proto offered ' + offer.join(', ') + ' -> subprotocol ' + want, async () => {
+      const ws = await open(url + '/proto', { protocols: offer });
+      assert(ws.protocol === want, 'server chose ' + JSON.stringify(ws.protocol));
+      const m = nextMessage(ws);
+      ws.send('proto');
+      sameEcho(await m, Buffer.from('proto'), true);
+      ws.close(1000);
+      await closed(ws);
+    });
+  }
+  add('/proto offered other -> no subprotocol in the 101', async () => {
+    // ws refuses a 101 without one of the offered subprotocols, after the
+    // 'upgrade' event that shows the response.
+    let header = 'no 101';
+    let err = null;
+    try {
+      const ws = new WebSocket(url + '/proto', ['other'], { perMessageDeflate: false });
+      ws.once('upgrade', (res) => { header = res.headers['sec-websocket-protocol']; });
+      await new Promise((resolve, reject) => {
+        ws.once('open', () => { ws.terminate(); reject(new Error('opened with ' + JSON.stringify(ws.protocol))); });
+        ws.once('error', resolve);
+      }).then((e) => { err = e; });
+    } catch (e) {
+      err = e;
+    }
+    assert(header === undefined, 'Sec-WebSocket-Protocol ' + JSON.stringify(header));
+    assert(err && /no subprotocol/.test(err.message), 'ws said ' + (err && err.message));
+  });
+  for (const token of [null, 'Bearer wrong']) {
+    add('/private ' + (token ? 'with a wrong token' : 'without a token') + ' -> 401 with WWW-Authenticate and body', async () => {
+      const r = await refusal(url + '/private', token ? { headers: { Authorization: token } } : {});
+      assert(r.status === 401, 'status ' + r.status);
+      assert(r.headers['www-authenticate'] === 'Bearer realm="snow-echo"', 'WWW-Authenticate ' + JSON.stringify(r.headers['www-authenticate']));
+      assert(r.body === 'unauthorized', 'body ' + JSON.stringify(r.body));
+    });
+  }
+  add('/private with the bearer token is accepted and echoes', async () => {
+    const ws = await open(url + '/private', { headers: { Authorization: 'Bearer snow-echo' } });
+    const m = nextMessage(ws);
+    ws.send('let me in');
+    sameEcho(await m, Buffer.from('let me in'), true);
+    ws.close(1000);
+    assert((await closed(ws)).code === 1000, 'close not 1000');
   });
   add('cross-origin upgrade refused with 403 before the 101', async () => {
     let status = 'opened';

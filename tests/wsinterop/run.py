@@ -7,7 +7,9 @@ Python `websockets` (Debian python3-websockets, 10.x API) and Node `ws`
 
 Covers text and binary echo from 0 bytes to 16 MiB, fragmented sends,
 ping/pong, the close paths (client codes echoed; server 1002, 1007, 1009,
-1001 on drain), subprotocol negotiation, the Origin refusal before the 101,
+1001 on drain), subprotocol negotiation (/echo offers none, /proto prefers snow.v2 over
+snow.v1), the Origin refusal before the 101, the 401 refusal in on_connect
+on /private (and its acceptance with the bearer token),
 the server's heartbeat against real clients, and wss with a CA and
 certificate made here with openssl. A missing client library is a failed
 case, never a skipped one. Prints one line per case and 'N passed, N
@@ -168,6 +170,39 @@ def py_cases(port, limit_port, tls_port, ca):
     async def _():
         async with connect(port, subprotocols=["snow.v1", "snow.v2"]) as ws:
             assert ws.subprotocol is None, "server chose %r" % ws.subprotocol
+
+    for offer, want in ((["snow.v1", "snow.v2"], "snow.v2"), (["snow.v1"], "snow.v1"), (["other"], None)):
+        def mk(offer=offer, want=want):
+            async def fn():
+                async with connect(port, "/proto", subprotocols=offer) as ws:
+                    assert ws.subprotocol == want, "server chose %r" % ws.subprotocol
+                    await ws.send("proto")
+                    assert await asyncio.wait_for(ws.recv(), 10) == "proto"
+            return fn
+        add("python: /proto offered %s -> subprotocol %s" % (", ".join(offer), want or "none"))(mk())
+
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        def mk(headers=headers):
+            async def fn():
+                try:
+                    ws = await connect(port, "/private", extra_headers=headers)
+                except wsx.InvalidStatusCode as e:
+                    assert e.status_code == 401, "status %d" % e.status_code
+                    got = e.headers.get("WWW-Authenticate")
+                    assert got == 'Bearer realm="snow-echo"', "WWW-Authenticate %r" % got
+                    return
+                await ws.close()
+                raise AssertionError("the upgrade was accepted")
+            return fn
+        add("python: /private %s -> 401 with WWW-Authenticate before the 101"
+            % ("with a wrong token" if headers else "without a token"))(mk())
+
+    @add("python: /private with the bearer token is accepted and echoes")
+    async def _():
+        async with connect(port, "/private", extra_headers={"Authorization": "Bearer snow-echo"}) as ws:
+            await ws.send("let me in")
+            assert await asyncio.wait_for(ws.recv(), 10) == "let me in"
+        assert ws.close_code == 1000, "close code %s" % ws.close_code
 
     @add("python: cross-origin upgrade refused with 403 before the 101")
     async def _():
