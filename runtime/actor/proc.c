@@ -40,6 +40,20 @@ int proc_init(void)
 
 void proc_fini(void)
 {
+    /* The workers are gone. An actor still in the table was spawned while
+     * the shutdown walk ran and never got to run (it would have ended
+     * itself at its first run): nothing else will free it. */
+    for (uint32_t i = 0; i < rt.table.nchunks; i++) {
+        struct proc_slot *c = atomic_load(&rt.table.chunks[i]);
+        for (uint32_t j = 0; c && j < CHUNK_SLOTS; j++) {
+            struct actor *a = c[j].actor;
+            if (a && !a->stack) {
+                heap_free_all(&a->heap);
+                free(a);
+                c[j].actor = NULL;
+            }
+        }
+    }
     for (uint32_t i = 0; i < rt.table.nchunks; i++)
         free(atomic_load(&rt.table.chunks[i]));
     memset(&rt.table, 0, sizeof rt.table);
