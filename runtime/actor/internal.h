@@ -417,6 +417,13 @@ struct worker {
     void *sys_stack_lo;        /* bounds of the worker thread's own stack (ASan) */
     size_t sys_stack_size;
     void *altstack;            /* SIGSEGV handler stack */
+    /* Actors spawned on this worker and actors freed here, each written
+     * only by this worker (a seq_cst store of its value + 1) and summed on
+     * read (sched_no_live_actors). Monotonic, so that a sum read without
+     * stopping anyone still proves "no actor was alive at one moment"; on
+     * their own cache line, away from what thieves read. */
+    _Alignas(64) _Atomic uint64_t spawned;
+    _Atomic uint64_t freed;
 };
 
 enum { SW_YIELD = 1, SW_PARK, SW_HIBERNATE, SW_EXIT };
@@ -435,7 +442,7 @@ struct runtime {
     atomic_int running;         /* 1 between init and the end of run */
     atomic_int stopping;        /* workers leave their loops */
     atomic_int shutdown_req;    /* snow_rt_shutdown was called */
-    atomic_long live;           /* actors spawned and not yet freed */
+    _Atomic uint64_t ext_spawned; /* actors spawned outside the workers (worker counts: struct worker) */
     atomic_int run_word;        /* futex the snow_rt_run caller sleeps on */
     atomic_int poll_blocked;    /* a worker sits in epoll_wait */
     atomic_int nspinning;       /* idle workers spinning for work */
@@ -483,7 +490,11 @@ void sched_switch_out(int why);
 void sched_kick_timer(void);
 /* True when w or another worker has work to take (poller.c rechecks). */
 bool sched_has_work(struct worker *w);
-void sched_actor_freed(void);
+/* Counts a spawn (before the actor is enqueued) on the calling worker, or
+ * on the shared counter from a plain thread. */
+void sched_actor_spawned(void);
+/* True when no spawned actor was alive at one moment during the call. */
+bool sched_no_live_actors(void);
 
 /* Ends the calling actor now (unwinds to its trampoline). */
 __attribute__((noreturn)) void actor_exit_now(int reason);

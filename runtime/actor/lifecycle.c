@@ -111,9 +111,12 @@ int snow_rt_init(int nworkers)
     memset(&rt, 0, sizeof rt);
     rt.nworkers = n;
     rt.reductions = (int32_t)rt_env_long("SNOW_REDUCTIONS", ACTOR_DEFAULT_REDUCTIONS, 1, 100000000);
-    rt.workers = calloc((size_t)n, sizeof *rt.workers);
+    /* aligned: struct worker keeps its spawn and exit counts on their own
+     * cache line */
+    rt.workers = aligned_alloc(_Alignof(struct worker), (size_t)n * sizeof *rt.workers);
     if (!rt.workers)
         return -ENOMEM;
+    memset(rt.workers, 0, (size_t)n * sizeof *rt.workers);
     timers_init();
     int err = proc_init();
     if (!err)
@@ -172,10 +175,10 @@ int snow_rt_run(void)
     bool killed = false;
     for (;;) {
         /* seq_cst: the word is read before the conditions and changed
-         * after them (sched_actor_freed, snow_rt_shutdown), the futex
+         * after them (sched_worker_main, snow_rt_shutdown), the futex
          * protocol's order */
         int word = atomic_load(&rt.run_word);
-        if (atomic_load(&rt.live) == 0)
+        if (sched_no_live_actors())
             break;
         if (atomic_load(&rt.shutdown_req) && !killed) {
             killed = true;

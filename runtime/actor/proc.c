@@ -504,7 +504,7 @@ static SnowPid spawn(SnowActorFn fn, const void *args, size_t size, const struct
         return 0;
     }
     a->wait_timer.pid = a->pid;
-    atomic_fetch_add(&rt.live, 1);
+    sched_actor_spawned();
     SnowPid pid = a->pid;
     /* Shutdown requested while we spawned: snow_rt_run's walk of the table
      * may already have passed this slot, so the actor ends itself (its

@@ -319,17 +319,57 @@ void sched_switch_out(int why)
 #endif
 }
 
-void sched_actor_freed(void)
+/* Live actors. One process-wide count, changed by the spawning worker and
+ * by the one where the child exits, moved a contended cache line between
+ * the cores for every spawn; each worker counts its own spawns and exits
+ * instead. Who waits for the count to reach zero (snow_rt_run) reads the
+ * sum; so does a worker that runs out of work, which then wakes that
+ * waiter (sched_worker_main): the worker that freed the last actor always
+ * gets there. */
+void sched_actor_spawned(void)
 {
-    /* seq_cst: the last exit bumps run_word after live reached 0;
-     * snow_rt_run loads run_word before live, so it either sees 0 or
-     * sleeps on a word that has already changed (futex returns at once). */
-    if (atomic_fetch_sub(&rt.live, 1) == 1) {
-        atomic_fetch_add(&rt.run_word, 1);
-        rt_futex_wake(&rt.run_word, 1);
+    struct worker *w = worker_self();
+    if (w) {
+        /* seq_cst store by the only writer: see sched_no_live_actors */
+        atomic_store(&w->spawned, atomic_load_explicit(&w->spawned, memory_order_relaxed) + 1);
+        return;
     }
+    atomic_fetch_add(&rt.ext_spawned, 1); /* seq_cst, as above */
 }
 
+static void actor_freed(struct worker *w)
+{
+    /* seq_cst store by the only writer: see sched_no_live_actors */
+    atomic_store(&w->freed, atomic_load_explicit(&w->freed, memory_order_relaxed) + 1);
+}
+
+/* Every counter only grows, and an actor's spawn is counted before it is
+ * enqueued, so its exit is counted after its spawn (happens-before, hence
+ * also in the seq_cst order of the stores). All frees are read first, then
+ * all spawns, every access seq_cst: at the point T between the two groups
+ * in that order, the frees read are at most those up to T, the spawns read
+ * at least those up to T, and frees up to T never exceed spawns up to T.
+ * Equal sums therefore mean that no actor was alive at T. A spawn later
+ * than T is the caller's concern, as it was with one counter. */
+bool sched_no_live_actors(void)
+{
+    uint64_t freed = 0, spawned = 0;
+    for (int i = 0; i < rt.nworkers; i++)
+        freed += atomic_load(&rt.workers[i].freed);
+    for (int i = 0; i < rt.nworkers; i++)
+        spawned += atomic_load(&rt.workers[i].spawned);
+    spawned += atomic_load(&rt.ext_spawned);
+    return spawned == freed;
+}
+
+/* A worker with nothing to run found that no actor is alive: wake
+ * snow_rt_run. seq_cst: the word changes after the condition, read in the
+ * other order by snow_rt_run (lifecycle.c). */
+static void wake_run(void)
+{
+    atomic_fetch_add(&rt.run_word, 1);
+    rt_futex_wake(&rt.run_word, 1);
+}
 
 /* No stack could be mapped for a (memory or vm.max_map_count exhausted).
  * The actor is not lost and does not make its worker spin: it waits on the
@@ -429,7 +469,7 @@ static void run_actor(struct worker *w, struct actor *a)
             stack_put(w, a->stack);
             a->stack = NULL;
             actor_free(a);
-            sched_actor_freed();
+            actor_freed(w);
             return;
         default:
             abort();
@@ -483,15 +523,21 @@ static struct actor *steal_runnext(struct worker *w, bool take, bool *pending)
             continue;
         seen = true;
         uint32_t sl = atomic_load_explicit(&v->slices, memory_order_relaxed);
-        if (!now)
-            now = rt_now_ns();
         if (w->rn_victim != v || w->rn_actor != a || w->rn_slices != sl) {
+            /* A new occupant, or the victim switched: the grace period
+             * starts when the next look finds it unchanged. No clock read
+             * here: next to a busy worker (a ring, request/response) the
+             * slot changes between almost every two looks of a spinner. */
             w->rn_victim = v;
             w->rn_actor = a;
             w->rn_slices = sl;
-            w->rn_seen_ns = now;
+            w->rn_seen_ns = 0;
             continue;
         }
+        if (!now)
+            now = rt_now_ns();
+        if (!w->rn_seen_ns)
+            w->rn_seen_ns = now;
         if (now - w->rn_seen_ns < RUNNEXT_GRACE_NS)
             continue;
         if (!take) {
@@ -589,7 +635,10 @@ static int64_t runnext_recheck_at(struct worker *w)
     }
     w->rn_park_victim = v;
     w->rn_park_slices = sl;
-    return rt_now_ns() + RUNNEXT_GRACE_NS;
+    int64_t now = rt_now_ns();
+    if (!w->rn_seen_ns)
+        w->rn_seen_ns = now; /* the grace runs during the block */
+    return now + RUNNEXT_GRACE_NS;
 }
 
 static void idle(struct worker *w)
@@ -719,6 +768,8 @@ void *sched_worker_main(void *arg)
         run_timers_if_due();
         if (poller_poll(false, 0) > 0)
             continue;
+        if (sched_no_live_actors())
+            wake_run();
         if (!local_work(w) && !sched_has_work(w) && !spin_for_work(w))
             idle(w);
     }
