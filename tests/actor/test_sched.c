@@ -298,6 +298,7 @@ END_TEST
 /* Shutdown kills parked actors with SNOW_EXIT_SHUTDOWN and runs their
  * terminate callbacks; snow_rt_run returns. */
 static atomic_int shutdown_seen;
+static atomic_int shutdown_armed; /* actors that set their terminate callback */
 
 static void on_term(int reason, void *arg)
 {
@@ -311,6 +312,7 @@ static void parked_forever(void *arg)
     (void)arg;
     snow_actor_set_terminate(on_term, NULL);
     snow_actor_trap_exit(1); /* shutdown cannot be trapped */
+    atomic_fetch_add(&shutdown_armed, 1);
     for (;;)
         snow_actor_receive(-1);
 }
@@ -320,7 +322,11 @@ static void shutdown_root(void *arg)
     (void)arg;
     for (int i = 0; i < 100; i++)
         snow_actor_spawn(parked_forever, NULL, 0);
-    snow_sleep(20);
+    /* Every child has its terminate callback before the shutdown (a child
+     * killed before its first run has none to call); no fixed delay, which
+     * a loaded machine or a sanitizer build may outlast. */
+    while (atomic_load(&shutdown_armed) < 100)
+        snow_sleep(1);
     snow_rt_shutdown();
     parked_forever(NULL);
 }
@@ -328,6 +334,7 @@ static void shutdown_root(void *arg)
 START_TEST(shutdown_is_clean)
 {
     atomic_store(&shutdown_seen, 0);
+    atomic_store(&shutdown_armed, 0);
     RUN_ROOT(2, shutdown_root, NULL);
     ck_assert_int_eq(atomic_load(&shutdown_seen), 101);
     ck_assert_int_eq(snow_rt_workers(), 0);
