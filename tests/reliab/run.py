@@ -31,7 +31,7 @@ over 127.0.0.1 (each bounded in time; Python standard library only):
                      1 MiB. One unrecorded round runs first, so the
                      recorded ones start from warmed caches; even so RSS
                      settles over the first rounds at 1,000 a round (up
-                     to 636 KiB seen under ASan) and not at 10,000 (24 KiB
+                     to 636 KiB seen under ASan) and not at 10,000 (12-24 KiB
                      over 100,000 connections in the gcc build), so the
                      settling is warm-up, not growth per connection.
                      After the first round, 1 MiB over nine rounds
