@@ -31,7 +31,7 @@ extern "C" {
  * and a MINOR at least as high; the shared object's SONAME carries MAJOR.
  * ------------------------------------------------------------------------ */
 #define SNOW_RT_ABI_MAJOR 1
-#define SNOW_RT_ABI_MINOR 0
+#define SNOW_RT_ABI_MINOR 1
 #define SNOW_RT_ABI_VERSION ((SNOW_RT_ABI_MAJOR << 16) | SNOW_RT_ABI_MINOR)
 
 /* The SNOW_RT_ABI_VERSION the runtime was built with. */
@@ -121,6 +121,10 @@ SNOW_API int snow_rt_run(void);
 SNOW_API void snow_rt_shutdown(void);
 /* Number of worker threads (0 before snow_rt_init). */
 SNOW_API int snow_rt_workers(void);
+/* Actors spawned and not yet freed, the runtime's own (listeners,
+ * connections) included: the size of the process table (0 before
+ * snow_rt_init). Since ABI 1.1. */
+SNOW_API int snow_actor_count(void);
 
 /* ------------------------------------------------------------------------
  * Actors

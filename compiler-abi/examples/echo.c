@@ -27,7 +27,8 @@
  *                              with its opcode
  *   GET /health -> 200 "ok"
  *   GET /stats  -> 200 application/json: {"connections": N, ...counters,
- *                  "room": {the /broadcast room's members and the room counters}}
+ *                  "room": {the /broadcast room's members and the room counters},
+ *                  "actors": the process table's size (snow_actor_count)}
  *
  * Prints "listening on PORT" once ready (port 0 picks a free one).
  * SIGINT/SIGTERM: close every WebSocket connection with 1001, answer new
@@ -138,7 +139,7 @@ static void stats(SnowHttpReq *req, SnowHttpRes *res, void *arg)
                      "\"backpressure_refused\": %llu, \"closed_backpressure\": %llu, "
                      "\"closed_heartbeat\": %llu, \"closed_write_stall\": %llu, "
                      "\"room\": {\"members\": %lld, \"broadcasts\": %llu, \"deliveries\": %llu, "
-                     "\"skipped_backpressure\": %llu, \"skipped_closed\": %llu}}\n",
+                     "\"skipped_backpressure\": %llu, \"skipped_closed\": %llu}, \"actors\": %d}\n",
                      snow_ws_connection_count(), (unsigned long long)s.opened, (unsigned long long)s.refused,
                      (unsigned long long)s.closed, (unsigned long long)s.closed_1000,
                      (unsigned long long)s.closed_1001, (unsigned long long)s.closed_1002,
@@ -153,7 +154,8 @@ static void stats(SnowHttpReq *req, SnowHttpRes *res, void *arg)
                      (unsigned long long)s.closed_write_stall,
                      (long long)snow_ws_room_size(BROADCAST_ROOM, strlen(BROADCAST_ROOM)),
                      (unsigned long long)rc.broadcasts, (unsigned long long)rc.deliveries,
-                     (unsigned long long)rc.skipped_backpressure, (unsigned long long)rc.skipped_closed);
+                     (unsigned long long)rc.skipped_backpressure, (unsigned long long)rc.skipped_closed,
+                     snow_actor_count());
     snow_http_res_send(res, 200, "application/json", body, (size_t)n);
 }
 

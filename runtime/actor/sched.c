@@ -74,6 +74,11 @@ int snow_rt_workers(void)
     return atomic_load(&rt.running) ? rt.nworkers : 0;
 }
 
+int snow_actor_count(void)
+{
+    return (int)atomic_load_explicit(&rt.live, memory_order_relaxed);
+}
+
 /* ---- run queues ----------------------------------------------------------- */
 
 static void rq_push(struct runq *q, struct actor *a)

@@ -316,6 +316,11 @@ static void spawn_conn(struct SnowHttpServer *s, int fd)
     }
 }
 
+void http_server_adopt(struct SnowHttpServer *s, int fd)
+{
+    spawn_conn(s, fd);
+}
+
 /*
  * After the stop: true while the drain goes on (upgraded connections still
  * running, before the deadline), with *until set to its end. When it is

@@ -68,6 +68,12 @@ void http_server_charge_anyway(struct SnowHttpServer *s, size_t more);
 void http_server_conn_link(struct SnowHttpServer *s, struct http_conn_link *l);
 void http_server_conn_unlink(struct SnowHttpServer *s, struct http_conn_link *l);
 
+/* Runs a connection actor on fd, an already connected stream socket
+ * (any family), exactly as for one the listener accepted: fd is the
+ * connection's from here on (closed if no actor can be spawned). For
+ * harnesses that drive a real connection over a socketpair. */
+void http_server_adopt(struct SnowHttpServer *s, int fd);
+
 /* Tag of the runtime-internal wake-up sent to a listener (stop, free slot).
  * A user tag value: listeners receive nothing else. */
 #define HTTP_LISTENER_WAKE UINT64_C(0x48545450574b)

@@ -31,5 +31,6 @@ Suite *io_suite(void);
 Suite *stack_suite(void);
 Suite *misc_suite(void);
 Suite *core_suite(void);
+Suite *count_suite(void);
 
 #endif

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of fuzz-ws-handshake, fuzz-ws-close and
-fuzz-ws-reasm into corpus/<target>/. Deterministic; run from anywhere.
+"""Writes the seed corpora of fuzz-ws-handshake, fuzz-ws-close,
+fuzz-ws-reasm and fuzz-ws-conn into corpus/<target>/. Deterministic; run from anywhere.
 
 Each seed starts with the configuration byte(s) the target reads (see the
 comment at the top of each target), then the bytes under test.
 """
 import os
 import struct
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 §1.3
@@ -113,6 +114,76 @@ REASM = {
 }
 
 
+def cframe(op, payload=b"", fin=True, rsv1=False, mask=b"\x37\xfa\x21\x3d"):
+    """A client frame (masked unless mask is None)."""
+    n = len(payload)
+    b0 = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | op
+    m = 0x80 if mask is not None else 0
+    if n < 126:
+        head = struct.pack("!BB", b0, m | n)
+    elif n < 65536:
+        head = struct.pack("!BBH", b0, m | 126, n)
+    else:
+        head = struct.pack("!BBQ", b0, m | 127, n)
+    if mask is None:
+        return head + payload
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def deflated(data):
+    c = zlib.compressobj(wbits=-15)
+    out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+    return out[:-4]  # RFC 7692 7.2.1: without the trailing 00 00 ff ff
+
+
+CLOSE_1000 = cframe(8, struct.pack("!H", 1000))
+
+# ws-conn: byte 0 bits 0-1 opening (0 raw HTTP, 1 /echo, 2 /small,
+# 3 /deflate), bit 2 EOF and read to the end (else an abrupt close);
+# bytes 1, 2 the two chunk sizes (1 + b, 1 + 8 b); then the client bytes.
+WHOLE = b"\xff\xff"
+CONN = {
+    "echo_text": b"\x05" + WHOLE + cframe(1, b"hello") + CLOSE_1000,
+    "echo_split": b"\x05\x00\x00" + cframe(2, bytes(range(200))) + cframe(1, "κόσμε".encode()) + CLOSE_1000,
+    "echo_fragments_ping": b"\x05\x02\x01" + cframe(1, b"frag", fin=False) + cframe(9, b"in between") +
+    cframe(0, b"ment", fin=False) + cframe(10, b"unsolicited") + cframe(0, b"ed") + CLOSE_1000,
+    "echo_large": b"\x05\x40\x10" + cframe(2, bytes(i % 253 for i in range(7000))) + CLOSE_1000,
+    "echo_no_close": b"\x05" + WHOLE + cframe(1, b"then EOF"),
+    "echo_abrupt_mid_frame": b"\x01" + WHOLE + cframe(2, b"x" * 100)[:40],
+    "echo_unmasked": b"\x05" + WHOLE + cframe(1, b"no mask", mask=None),
+    "echo_bad_utf8": b"\x05" + WHOLE + cframe(1, b"bad \xc0\xaf"),
+    "echo_bad_utf8_fragments": b"\x05\x03\x00" + cframe(1, b"ok \xe2\x82", fin=False) + cframe(0, b"\x28"),
+    "echo_reserved_opcode": b"\x05" + WHOLE + cframe(3, b"?"),
+    "echo_rsv1_without_deflate": b"\x05" + WHOLE + cframe(1, b"x", rsv1=True),
+    "echo_cont_first": b"\x05" + WHOLE + cframe(0, b"orphan"),
+    "echo_long_ping": b"\x05" + WHOLE + cframe(9, b"p" * 126),
+    "echo_close_bad_code": b"\x05" + WHOLE + cframe(8, struct.pack("!H", 1005)),
+    "echo_close_one_byte": b"\x05" + WHOLE + cframe(8, b"\x03"),
+    "echo_close_then_data": b"\x05" + WHOLE + CLOSE_1000 + cframe(1, b"after"),
+    "echo_huge_length": b"\x05" + WHOLE + b"\x82\xff" + b"\x80" + b"\x00" * 7 + b"mask",
+    "small_close": b"\x06" + WHOLE + cframe(1, b"c\x0f\xa0bye now") + CLOSE_1000,
+    "small_close_invalid": b"\x06" + WHOLE + cframe(1, b"c\x03\xedno") + cframe(1, b"still open") + CLOSE_1000,
+    "small_ping": b"\x06" + WHOLE + cframe(1, b"pping me") + cframe(10, b"ping me") + CLOSE_1000,
+    "small_too_big": b"\x06" + WHOLE + cframe(2, b"z" * 300),
+    "small_fragments_too_big": b"\x06\x10\x00" + b"".join(cframe(2 if i == 0 else 0, b"f" * 40, fin=False)
+                                                          for i in range(8)),
+    "small_backpressure": b"\x06\x20\x08" + b"".join(cframe(2, b"m" * 250) for _ in range(20)),
+    "deflate_text": b"\x07" + WHOLE + cframe(1, deflated(b"compressed hello"), rsv1=True) + CLOSE_1000,
+    "deflate_mixed": b"\x07\x05\x02" + cframe(1, b"plain") + cframe(2, deflated(bytes(500)), rsv1=True) +
+    cframe(1, deflated(b"frag")[:3], fin=False, rsv1=True) + cframe(0, deflated(b"frag")[3:]) + CLOSE_1000,
+    "deflate_garbage": b"\x07" + WHOLE + cframe(2, b"\xff\xfe\xfd not deflate", rsv1=True),
+    "http_get_twice": b"\x04" + WHOLE + b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n" * 2,
+    "http_post_body": b"\x04\x03\x01" + b"POST /hello HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
+    "http_chunked": b"\x04" + WHOLE + b"GET /hello HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"3\r\nabc\r\n0\r\n\r\n",
+    "http_upgrade_bad_version": b"\x04" + WHOLE + req(without("Sec-WebSocket-Version", ["Sec-WebSocket-Version: 8"]),
+                                                      target="/echo"),
+    "http_upgrade_then_frames": b"\x04\x07\x03" + req(BASE, target="/small") + cframe(1, b"pp") +
+    cframe(1, b"c\x03\xe8") + CLOSE_1000,
+    "http_garbage": b"\x04" + WHOLE + b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",
+}
+
+
 def write(target, seeds):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
@@ -127,6 +198,7 @@ def main():
     write("ws-handshake", HANDSHAKE)
     write("ws-close", CLOSE)
     write("ws-reasm", REASM)
+    write("ws-conn", CONN)
 
 
 if __name__ == "__main__":

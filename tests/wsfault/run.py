@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Fault tests for snow-echo over 127.0.0.1 (bounded in time):
+"""Fault tests for snow-echo over 127.0.0.1 (bounded in time; the mixed soak
+is soak.py):
 
   half-open     clients that stop reading and answering (no FIN) are reaped by
                 the heartbeat within ping interval + pong timeout; a live client
@@ -16,12 +17,33 @@
   drain         SIGTERM with 100 open connections: each gets close 1001 and the
                 server exits 0 within 5 s, whether the clients answer the
                 close or not; an upgrade during the drain gets 503
+  slowloris-frames
+                200 upgraded connections trickle a frame one byte every
+                500 ms; meanwhile a normal client's upgrade + echo completes
+                (its time is printed: the promise is 1 s, the wait 30 s so
+                load cannot fail it), no worker thread is added, nothing is
+                answered or closed early, and each frame, once completed,
+                is echoed
+  room-reader   a /broadcast member that never reads is refused at its
+                outbound limit and cut at the write timeout, while 3 other
+                members receive all 4,096 broadcasts (64 MiB) in order
+  ping-flood    100,000 pings as fast as the socket takes them: pongs carry
+                ping payloads in order up to the last ping, or a clear close;
+                RSS bounded; another connection keeps echoing
+  fragment-flood
+                100,000 one-byte fragments: echoed whole under the default
+                limit, 1009 with --max-message 50000; RSS bounded
+  huge-sizes    2^63 and 2^63-1 declared frame lengths (1002, 1009), a
+                declared and a really sent 100 MiB message (1009), an
+                upgrade with 10,000 headers and one with a 1 MiB header line
+                (431); peak RSS bounded; another connection keeps echoing
 
     run.py SNOW_ECHO [-k SUBSTRING]
 
 Prints one line per case (with the figures it measured) and 'N passed, N
 failed' last.
 """
+import base64
 import os
 import select
 import signal
@@ -33,8 +55,8 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "wsconf"))
-from wsclient import (OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT, Closed, Conn, Fail, Server,  # noqa: E402
-                      clean_close, close_payload, describe, expect_close, expect_message, frame,
+from wsclient import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Closed, Conn, Fail,  # noqa: E402
+                      Server, _read_head, clean_close, close_payload, describe, expect_close, expect_message, frame,
                       is_sanitized)
 
 results = []
@@ -144,6 +166,25 @@ def case_half_open(exe):
         stop_checked(srv, "half-open server")
 
 
+def small_buffer_conn(port, path, timeout):
+    """A client whose socket takes 4 KiB at most (set before connecting, so
+    the advertised window stays small); the handshake is read byte by byte
+    so that nothing after the 101 is taken off the socket."""
+    c = Conn(port, path, connect=False)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(timeout)
+    s.connect(("127.0.0.1", port))
+    c.sock = s
+    s.sendall(c.request_bytes(base64.b64encode(os.urandom(16)).decode()))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise Fail("%s handshake on a small-buffer socket: %r" % (path, head[:40]))
+    return c
+
+
 def case_slow_reader(exe):
     limit, wtimeout = 256 * 1024, 2.0
     name = "slow-reader: a client that never reads is cut off; another keeps echoing"
@@ -156,22 +197,8 @@ def case_slow_reader(exe):
     # that and far below the flood (plus the quarantine under ASan).
     rss_bound = (32 + (16 if asan else 0)) * 1024
     try:
-        slow = Conn(srv.port, "/echo", connect=False)
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.settimeout(5)
-        s.connect(("127.0.0.1", srv.port))
-        slow.sock = s
-        # handshake by hand on the small-buffer socket
-        import base64
-        import os as _os
-        key = base64.b64encode(_os.urandom(16)).decode()
-        s.sendall(slow.request_bytes(key))
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += s.recv(1)
-        if not head.startswith(b"HTTP/1.1 101"):
-            raise Fail("slow client handshake: %r" % head[:40])
+        slow = small_buffer_conn(srv.port, "/echo", 5)
+        s = slow.sock
         other = Conn(srv.port, "/echo")
         msg_size = 64 * 1024
         sent = {"bytes": 0, "msgs": 0, "err": None}
@@ -432,6 +459,457 @@ def case_drain(exe, answer):
         srv.kill()
 
 
+# ---------------------------------------------------------------------------
+# abuse at scale: trickled frames, a non-reader in a room, floods, huge sizes
+
+def peak_kib(srv):
+    with open("/proc/%d/status" % srv.pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmHWM")
+
+
+class EchoProbe:
+    """A normal client on its own thread: echoes a 1 KiB text message every
+    20 ms on one connection and records each round trip, so a case can show
+    that abuse on other connections does not hold it up. Every echo must come
+    back whole and in order (a lost or late one fails the case through
+    .err); the times are measurements, reported, not limits."""
+
+    def __init__(self, port, path="/echo"):
+        self.c = Conn(port, path, timeout=30)
+        self.lat, self.err = [], None
+        self.stop_ev = threading.Event()
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        i = 0
+        try:
+            while not self.stop_ev.is_set():
+                payload = b"probe %d " % i + b"p" * 1000
+                a = time.monotonic()
+                self.c.send(OP_TEXT, payload)
+                expect_message(self.c, OP_TEXT, payload, timeout=30)
+                self.lat.append(time.monotonic() - a)
+                i += 1
+                self.stop_ev.wait(0.02)
+        except (Fail, Closed, OSError) as e:
+            self.err = "%s: %s" % (type(e).__name__, e)
+
+    def finish(self):
+        self.stop_ev.set()
+        self.t.join(40)
+        if self.t.is_alive():
+            raise Fail("the probe client's echo never came back")
+        if self.err:
+            raise Fail("the probe client on another connection: %s" % self.err)
+        if not self.lat:
+            raise Fail("the probe client completed no echo")
+        clean_close(self.c)
+        self.c.close()
+        lat = sorted(self.lat)
+        return "other connection: %d echoes, p50 %.1f ms, max %.1f ms" % (
+            len(lat), lat[len(lat) // 2] * 1e3, lat[-1] * 1e3)
+
+
+def case_slowloris_frames(exe, n=200, gap=0.5, rounds=4):
+    name = "slowloris-frames: %d upgraded connections trickle a frame 1 byte / %.0f ms; " \
+           "a normal upgrade + echo completes meanwhile" % (n, gap * 1e3)
+    srv = Server(exe).start()
+    slow = []
+    try:
+        base_threads = threads(srv)
+        body = b"trickled %03d!"
+        frames = []
+        for i in range(n):
+            c = Conn(srv.port, "/echo", timeout=30)
+            slow.append(c)
+            frames.append(frame(OP_TEXT, body % i))
+        if wait_for(lambda: connections(srv) == n, 10) is not True:
+            raise Fail("/stats connections %d with %d upgraded" % (connections(srv), n))
+        # Each frame is 2 + 4 + 13 = 19 bytes: after `rounds` bytes every
+        # connection is inside its frame header or mask key, so every
+        # connection actor is parked mid-frame when the normal client comes.
+        times = []
+        for r in range(rounds):
+            for i, c in enumerate(slow):
+                c.write(frames[i][r:r + 1])
+            time.sleep(gap)
+            if r >= 1:
+                # the normal client: upgrade + one echo, timed
+                t0 = time.monotonic()
+                c = Conn(srv.port, "/echo", timeout=30)
+                c.send(OP_TEXT, b"normal client %d" % r)
+                expect_message(c, OP_TEXT, b"normal client %d" % r, timeout=30)
+                times.append(time.monotonic() - t0)
+                clean_close(c)
+                c.close()
+        # Nothing was answered early, nobody was closed, no worker was added.
+        for i, c in enumerate(slow):
+            r, _, _ = select.select([c.sock], [], [], 0)
+            if r or c.buf:
+                raise Fail("trickling connection %d got output or was closed mid-frame" % i)
+        if connections(srv) != n:
+            raise Fail("/stats connections %d, expected the %d trickling ones" % (connections(srv), n))
+        th = threads(srv)
+        if th != base_threads:
+            raise Fail("server threads %d, %d before the trickle" % (th, base_threads))
+        # The rest of every frame at once: each gets its echo, so the state
+        # kept across the trickle was right.
+        for i, c in enumerate(slow):
+            c.write(frames[i][rounds:])
+        for i, c in enumerate(slow):
+            expect_message(c, OP_TEXT, body % i, timeout=30)
+        for c in slow:
+            clean_close(c)
+        report(name, None, "upgrade + echo took %s ms with %d connections mid-frame; worker threads %d -> %d"
+               % (", ".join("%.1f" % (t * 1e3) for t in times), n, base_threads, th))
+    except (Fail, OSError, Closed) as e:
+        report(name, "%s: %s" % (type(e).__name__, e))
+    finally:
+        for c in slow:
+            c.close()
+        stop_checked(srv, "slowloris-frames server")
+
+
+def case_room_reader(exe, readers=3, msg_size=16 * 1024, window=4):
+    limit, wtimeout = 256 * 1024, 2.0
+    name = "room-reader: a /broadcast member that never reads is cut off; the others get every message in order"
+    asan = is_sanitized(exe)
+    srv = Server(exe, "--outbound-limit", str(limit), "--write-timeout", str(wtimeout),
+                 env=asan_small_quarantine() if asan else None).start()
+    # What the server may hold for the stuck member is its outbound queue
+    # (the limit plus one message) and the kernel's buffers, for the others
+    # a window of messages: 32 MiB is far above that and far below the
+    # 64 MiB the sender pushes through the room.
+    rss_bound = (32 + (16 if asan else 0)) * 1024
+    conns = []
+    try:
+        stuck = small_buffer_conn(srv.port, "/broadcast", 10)
+        s = stuck.sock
+        conns.append(stuck)
+        sender = Conn(srv.port, "/broadcast", timeout=30)
+        conns.append(sender)
+        rs = [Conn(srv.port, "/broadcast", timeout=30) for _ in range(readers)]
+        conns += rs
+        if wait_for(lambda: srv.stats()["room"]["members"] == readers + 2, 10) is not True:
+            raise Fail("room members %d, expected %d" % (srv.stats()["room"]["members"], readers + 2))
+        got = [[] for _ in rs]
+        lat = []
+        errs = []
+        sent_at = {}
+        cv = threading.Condition()
+
+        def read(k):
+            try:
+                while True:
+                    op, data = rs[k].recv_message(timeout=30)
+                    if op != OP_BINARY:
+                        raise Fail("reader %d got %s" % (k, describe(op, data)))
+                    seq = struct.unpack("!Q", data[:8])[0]
+                    if len(data) != msg_size or data[8:] != bytes([seq & 0xff]) * (msg_size - 8):
+                        raise Fail("reader %d: message %d damaged" % (k, seq))
+                    with cv:
+                        if k == 0 and seq in sent_at:
+                            lat.append(time.monotonic() - sent_at[seq])
+                        got[k].append(seq)
+                        cv.notify_all()
+                    if seq == total - 1:
+                        return
+            except (Fail, Closed, TimeoutError, OSError) as e:
+                with cv:
+                    errs.append("reader %d: %s: %s" % (k, type(e).__name__, e))
+                    cv.notify_all()
+        # 4096 messages of 16 KiB: 64 MiB for the stuck member, 256 times
+        # its limit; paced by the slowest reader (a window of 4 messages,
+        # 64 KiB, well under the limit) so no reader is ever skipped.
+        total = 4096
+        ts = [threading.Thread(target=read, args=(k,), daemon=True) for k in range(readers)]
+        for t in ts:
+            t.start()
+        rss0, rss_max = srv.rss_kib(), 0
+        t0 = time.monotonic()
+        cut_at = None
+        for i in range(total):
+            with cv:
+                while not errs and min(len(g) for g in got) < i - window:
+                    if not cv.wait(30):
+                        errs.append("the readers stalled at %d of %d" % (min(len(g) for g in got), i))
+                if errs:
+                    break
+                sent_at[i] = time.monotonic()
+            sender.send(OP_BINARY, struct.pack("!Q", i) + bytes([i & 0xff]) * (msg_size - 8))
+            if i % 64 == 0:
+                rss_max = max(rss_max, srv.rss_kib())
+                st = srv.stats()
+                if cut_at is None and st["room"]["members"] == readers + 1:
+                    cut_at = time.monotonic() - t0
+        for t in ts:
+            t.join(60)
+        if errs:
+            raise Fail("; ".join(errs))
+        if cut_at is None:
+            if wait_for(lambda: srv.stats()["room"]["members"] == readers + 1, wtimeout + 5) is not True:
+                raise Fail("the stuck member was not cut off (room members %d)" % srv.stats()["room"]["members"])
+            cut_at = time.monotonic() - t0
+        for k, g in enumerate(got):
+            if g != list(range(total)):
+                missing = sorted(set(range(total)) - set(g))
+                raise Fail("reader %d got %d of %d messages (in order: %s; first missing %s)"
+                           % (k, len(g), total, g == sorted(g), missing[:5]))
+        st = srv.stats()
+        if st["closed_write_stall"] + st["closed_backpressure"] < 1:
+            raise Fail("/stats counts no write-stall or backpressure close: %s" % st)
+        # what reached the stuck member: whole messages in order, then 1008 or the end of TCP
+        seqs, ended = [], None
+        s.settimeout(5)
+        try:
+            while True:
+                fin, op, data = stuck.recv_frame(timeout=5)
+                if op == OP_BINARY:
+                    seqs.append(struct.unpack("!Q", data[:8])[0])
+                elif op == OP_CLOSE:
+                    ended = describe(op, data)
+                    if data[:2] != struct.pack("!H", 1008):
+                        raise Fail("stuck member: expected close 1008 (or a TCP close), got %s" % ended)
+                    break
+        except Closed as e:
+            ended = "TCP %s" % e.how
+        except TimeoutError:
+            raise Fail("stuck member: neither closed nor sending after the cut")
+        if seqs != sorted(seqs) or len(set(seqs)) != len(seqs):
+            raise Fail("stuck member's messages out of order or duplicated")
+        if rss_max - rss0 > rss_bound:
+            raise Fail("server RSS grew by %d KiB (bound %d KiB)" % (rss_max - rss0, rss_bound))
+        lat.sort()
+        report(name, None,
+               "outbound limit %d KiB, write timeout %.0f s: cut after %.2f s, after %d messages reached it, "
+               "then %s; %d readers got all %d messages (%d MiB) in order, latency p50 %.1f ms max %.1f ms; "
+               "skipped for backpressure %d; server RSS %d -> max %d KiB (bound +%d KiB)"
+               % (limit >> 10, wtimeout, cut_at, len(seqs), ended, readers, total, total * msg_size >> 20,
+                  lat[len(lat) // 2] * 1e3, lat[-1] * 1e3, st["room"]["skipped_backpressure"], rss0, rss_max,
+                  rss_bound))
+        for c in rs + [sender]:
+            clean_close(c)
+    except (Fail, OSError, Closed) as e:
+        report(name, "%s: %s" % (type(e).__name__, e))
+    finally:
+        for c in conns:
+            c.close()
+        stop_checked(srv, "room-reader server")
+
+
+def pump(sock, chunks, out):
+    """Writes the chunks; stops quietly at the server's close."""
+    try:
+        for ch in chunks:
+            sock.sendall(ch)
+            out["sent"] += len(ch)
+    except OSError as e:
+        out["err"] = e
+
+
+def case_ping_flood(exe, n=100000):
+    name = "ping-flood: %d pings as fast as the socket takes them are answered in order or cut off " \
+           "with a close; memory bounded; another connection keeps echoing" % n
+    asan = is_sanitized(exe)
+    srv = Server(exe, env=asan_small_quarantine() if asan else None).start()
+    # The pings are 1 MB of input; answering them needs a pong queue the
+    # size of what the client has not read yet, which the outbound limit
+    # (1 MiB) caps. 16 MiB is far above that (plus ASan's quarantine).
+    rss_bound = (16 + (16 if asan else 0)) * 1024
+    try:
+        probe = EchoProbe(srv.port)
+        c = Conn(srv.port, "/echo", timeout=30)
+        rss0 = srv.rss_kib()
+        pings = [frame(OP_PING, struct.pack("!I", i)) for i in range(n)]
+        chunks = [b"".join(pings[i:i + 1000]) for i in range(0, n, 1000)]
+        out = {"sent": 0, "err": None}
+        t = threading.Thread(target=pump, args=(c.sock, chunks, out), daemon=True)
+        t0 = time.monotonic()
+        t.start()
+        last, pongs, ended, rss_max = -1, 0, None, rss0
+        while True:
+            try:
+                fin, op, data = c.recv_frame(timeout=30)
+            except Closed as e:
+                ended = "TCP %s without a Close" % e.how
+                break
+            except TimeoutError:
+                raise Fail("no pong or close for 30 s after %d pongs (last %d)" % (pongs, last))
+            if op == OP_PONG:
+                if len(data) != 4:
+                    raise Fail("pong payload of %d bytes, pings carry 4" % len(data))
+                seq = struct.unpack("!I", data)[0]
+                if seq <= last or seq >= n:
+                    raise Fail("pong %d after pong %d: not the payload of a later ping" % (seq, last))
+                last, pongs = seq, pongs + 1
+                if pongs % 5000 == 0:
+                    rss_max = max(rss_max, srv.rss_kib())
+                if seq == n - 1:
+                    break
+            elif op == OP_CLOSE:
+                code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else None
+                if code not in (1008, 1009):
+                    raise Fail("ping flood ended with %s, expected a pong for the last ping or 1008" % describe(op, data))
+                ended = describe(op, data)
+                break
+            else:
+                raise Fail("ping flood: got %s" % describe(op, data))
+        dt = time.monotonic() - t0
+        t.join(30)
+        rss_max = max(rss_max, srv.rss_kib())
+        if ended is not None and ended.startswith("TCP"):
+            raise Fail("ping flood: %s after %d pongs" % (ended, pongs))
+        if ended is None:
+            # answered: the connection is still good
+            c.send(OP_TEXT, b"after the flood")
+            expect_message(c, OP_TEXT, b"after the flood", timeout=30)
+            clean_close(c)
+            outcome = "all answered: %d pongs (the last for ping %d) in %.2f s" % (pongs, last, dt)
+        else:
+            outcome = "%d pongs, then %s after %.2f s" % (pongs, ended, dt)
+        c.close()
+        other = probe.finish()
+        if rss_max - rss0 > rss_bound:
+            raise Fail("server RSS grew by %d KiB (bound %d KiB)" % (rss_max - rss0, rss_bound))
+        report(name, None, "%s; %s; server RSS %d -> max %d KiB (bound +%d KiB)"
+               % (outcome, other, rss0, rss_max, rss_bound))
+    except (Fail, OSError, Closed) as e:
+        report(name, "%s: %s" % (type(e).__name__, e))
+    finally:
+        stop_checked(srv, "ping-flood server")
+
+
+def fragments(n):
+    """One text message of n one-byte fragments (the bytes cycle a-z)."""
+    out = [frame(OP_TEXT, b"a", fin=False)]
+    for i in range(1, n - 1):
+        out.append(frame(OP_CONT, bytes([97 + i % 26]), fin=False))
+    out.append(frame(OP_CONT, bytes([97 + (n - 1) % 26])))
+    return out
+
+
+def case_fragment_flood(exe, n=100000):
+    name = "fragment-flood: %d one-byte fragments are delivered whole under the limit, 1009 past it; " \
+           "memory bounded" % n
+    asan = is_sanitized(exe)
+    try:
+        infos = []
+        want = bytes(97 + i % 26 for i in range(n))
+        pieces = fragments(n)
+        chunks = [b"".join(pieces[i:i + 2000]) for i in range(0, n, 2000)]
+        for limit in (None, n // 2):
+            args = ("--max-message", str(limit)) if limit else ()
+            srv = Server(exe, *args, env=asan_small_quarantine() if asan else None).start()
+            try:
+                probe = EchoProbe(srv.port)
+                c = Conn(srv.port, "/echo", timeout=30)
+                rss0 = srv.rss_kib()
+                out = {"sent": 0, "err": None}
+                t = threading.Thread(target=pump, args=(c.sock, chunks, out), daemon=True)
+                t0 = time.monotonic()
+                t.start()
+                if limit is None:
+                    expect_message(c, OP_TEXT, want, timeout=60)
+                    what = "delivered whole (%d bytes) in %.2f s" % (n, time.monotonic() - t0)
+                    t.join(30)
+                    c.send(OP_TEXT, b"next")
+                    expect_message(c, OP_TEXT, b"next")
+                    clean_close(c)
+                else:
+                    expect_close(c, 1009, timeout=60)
+                    what = "--max-message %d: close 1009 after %.2f s (%d KiB of the %d KiB sent)" % (
+                        limit, time.monotonic() - t0, out["sent"] >> 10, sum(map(len, chunks)) >> 10)
+                    t.join(30)
+                c.close()
+                rss1 = srv.rss_kib()
+                other = probe.finish()
+                # The message is 100 KB; the fragments' frames 700 KB. A
+                # server that kept anything per fragment would grow by
+                # megabytes; 8 MiB bounds the buffers with room to spare.
+                bound = (8 + (16 if asan else 0)) * 1024
+                if rss1 - rss0 > bound:
+                    raise Fail("server RSS grew by %d KiB (bound %d KiB)" % (rss1 - rss0, bound))
+                infos.append("%s, RSS %d -> %d KiB; %s" % (what, rss0, rss1, other))
+            finally:
+                stop_checked(srv, "fragment-flood server (limit %s)" % (limit or "default"))
+        report(name, None, " | ".join(infos))
+    except (Fail, OSError, Closed) as e:
+        report(name, "%s: %s" % (type(e).__name__, e))
+
+
+def case_huge_sizes(exe):
+    name = "huge-sizes: 2^63 and 2^63-1 declared frame lengths, a 100 MiB message, 10,000 upgrade " \
+           "headers, a 1 MiB header line: each its close code or status, RSS bounded"
+    asan = is_sanitized(exe)
+    srv = Server(exe, env=asan_small_quarantine() if asan else None).start()
+    try:
+        probe = EchoProbe(srv.port)
+        rss0 = srv.rss_kib()
+        seen = []
+        # declared lengths, decided from the header alone
+        for declared, code in ((1 << 63, 1002), ((1 << 63) - 1, 1009), (100 << 20, 1009)):
+            c = Conn(srv.port, "/echo", timeout=30)
+            c.write(frame(OP_BINARY, b"x" * 1000, length=declared))
+            expect_close(c, code, timeout=30)
+            c.close()
+            seen.append("declared %d -> %d" % (declared, code))
+        # 100 MiB actually sent, as 1 MiB fragments: 1009 once the message
+        # passes the 16 MiB default, the rest of the upload refused
+        c = Conn(srv.port, "/echo", timeout=30)
+        mib = os.urandom(1 << 20)
+        chunks = [frame(OP_BINARY if i == 0 else OP_CONT, mib, fin=(i == 99)) for i in range(100)]
+        out = {"sent": 0, "err": None}
+        t = threading.Thread(target=pump, args=(c.sock, chunks, out), daemon=True)
+        t.start()
+        expect_close(c, 1009, timeout=60)
+        t.join(60)
+        c.close()
+        seen.append("100 MiB in 1 MiB fragments -> 1009 after %d MiB sent" % (out["sent"] >> 20))
+        # an upgrade request with 10,000 headers, and one with a 1 MiB header line
+        for what, first, filler, total, status in (
+                ("10,000 headers", b"".join(b"X-H%d: v\r\n" % i for i in range(10000)) + b"\r\n", b"", 0, 431),
+                ("a 1 MiB header line", b"X-Long: ", b"v" * 4096, 1 << 20, 431)):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+            req = (b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
+            body = [req + first] + [filler] * (total // max(1, len(filler)))
+            o = {"sent": 0, "err": None}
+            t = threading.Thread(target=pump, args=(s, body, o), daemon=True)
+            t.start()
+            try:
+                st, _, _ = _read_head(s, time.monotonic() + 30)
+            except Closed as e:
+                raise Fail("%s: the server closed without a status (%s)" % (what, e.how))
+            t.join(30)
+            s.close()
+            if st != status:
+                raise Fail("%s: status %d, expected %d" % (what, st, status))
+            seen.append("%s -> %d" % (what, st))
+        rss1 = srv.rss_kib()
+        peak = peak_kib(srv)
+        other = probe.finish()
+        # The 100 MiB message may be held up to the 16 MiB limit before the
+        # 1009; 16 MiB more is slack for the allocator. Under ASan a
+        # growing buffer also sits in the 16 MiB quarantine once replaced,
+        # and realloc always moves (old and new both live while copying):
+        # 32 MiB more. Nothing else here may allocate more than a head.
+        bound = (32 + (32 if asan else 0)) * 1024
+        if peak - rss0 > bound:
+            raise Fail("server peak RSS %d KiB, %d KiB over the baseline (bound %d KiB)" % (peak, peak - rss0, bound))
+        if wait_for(lambda: connections(srv) == 0, 5) is not True:
+            raise Fail("/stats connections %d after every client left" % connections(srv))
+        report(name, None, "%s; RSS %d -> %d KiB, peak %d KiB (bound +%d KiB); %s"
+               % ("; ".join(seen), rss0, rss1, peak, bound, other))
+    except (Fail, OSError, Closed) as e:
+        report(name, "%s: %s" % (type(e).__name__, e))
+    finally:
+        stop_checked(srv, "huge-sizes server")
+
+
 def stop_checked(srv, what):
     status = srv.stop()
     report("%s exits 0 on SIGTERM" % what, None if status == 0 else "status %s\n%s" % (status, srv.stderr_tail()))
@@ -454,7 +932,12 @@ def main():
              ("churn", lambda: case_churn(exe)),
              ("panic", lambda: case_panic(exe)),
              ("drain-answer", lambda: case_drain(exe, True)),
-             ("drain-silent", lambda: case_drain(exe, False))]
+             ("drain-silent", lambda: case_drain(exe, False)),
+             ("slowloris-frames", lambda: case_slowloris_frames(exe)),
+             ("room-reader", lambda: case_room_reader(exe)),
+             ("ping-flood", lambda: case_ping_flood(exe)),
+             ("fragment-flood", lambda: case_fragment_flood(exe)),
+             ("huge-sizes", lambda: case_huge_sizes(exe))]
     for key, fn in cases:
         if filt and filt not in key:
             continue
