@@ -74,9 +74,15 @@ int snow_rt_workers(void)
     return atomic_load(&rt.running) ? rt.nworkers : 0;
 }
 
+static uint64_t live_actors(void);
+
+/* The sum of the per-worker counts (sched_no_live_actors): an actor
+ * spawned or freed while it is read may or may not be in it. */
 int snow_actor_count(void)
 {
-    return (int)atomic_load_explicit(&rt.live, memory_order_relaxed);
+    if (!atomic_load(&rt.running))
+        return 0;
+    return (int)live_actors();
 }
 
 /* ---- run queues ----------------------------------------------------------- */
@@ -356,7 +362,7 @@ static void actor_freed(struct worker *w)
  * at least those up to T, and frees up to T never exceed spawns up to T.
  * Equal sums therefore mean that no actor was alive at T. A spawn later
  * than T is the caller's concern, as it was with one counter. */
-bool sched_no_live_actors(void)
+static uint64_t live_actors(void)
 {
     uint64_t freed = 0, spawned = 0;
     for (int i = 0; i < rt.nworkers; i++)
@@ -364,7 +370,12 @@ bool sched_no_live_actors(void)
     for (int i = 0; i < rt.nworkers; i++)
         spawned += atomic_load(&rt.workers[i].spawned);
     spawned += atomic_load(&rt.ext_spawned);
-    return spawned == freed;
+    return spawned - freed;
+}
+
+bool sched_no_live_actors(void)
+{
+    return live_actors() == 0;
 }
 
 /* A worker with nothing to run found that no actor is alive: wake
