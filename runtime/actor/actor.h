@@ -47,6 +47,11 @@ int64_t actor_deadline_after_ms(int64_t ms);
  * starts on a fresh one when any condition holds. Does not return. */
 __attribute__((noreturn)) void actor_hibernate(SnowIo *io, unsigned events, int64_t deadline_ns,
                                                void (*fn)(void *), void *arg);
+/* In a hibernation continuation: the readiness of the handle it waited on
+ * that it started with (SNOW_WAIT_READABLE / WRITABLE / HANGUP), consumed
+ * as a wait's result is. 0 when it was woken by something else (mail, the
+ * deadline), so a reader need not try the socket before its next wait. */
+unsigned actor_woke_ready(void);
 
 /* Runs fn(arg) and catches a panic raised inside it (snow_panic). Returns 0
  * when fn returned, SNOW_EXIT_PANIC when it panicked (the stack between here

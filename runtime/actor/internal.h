@@ -238,6 +238,9 @@ struct actor {
     /* waiting [owner writes before publishing WAITING; wakers read] */
     _Atomic unsigned wait_events;
     struct SnowIo *wait_io;
+    /* [owner] the readiness of wait_io a hibernation continuation started
+     * with (actor_woke_ready) */
+    unsigned woke;
     struct timer wait_timer;
     int64_t wait_deadline;
     atomic_int kill_reason; /* -1 none; an exit signal to act on */

@@ -69,6 +69,32 @@ static void measure_kernel(struct ws_conn *c)
         atomic_store_explicit(&c->kernel, v, memory_order_relaxed);
 }
 
+/*
+ * After a write of w bytes. The kernel's share only matters against the
+ * outbound limit, so it is not measured after every write (an ioctl per
+ * write was as many system calls as the writes themselves): c->kernel
+ * becomes an upper bound instead, the last measure plus what was written
+ * since (the kernel cannot hold more than it was given, nor more than its
+ * send buffer, twice SO_SNDBUF, itself capped at half the limit). It is
+ * measured when it may matter: output is still queued (the socket did not
+ * take everything, so the peer is behind), or the bound plus the queue
+ * reaches a quarter of the limit. So a sender is refused for the kernel's
+ * share only when the queue itself is past three quarters of the limit, or
+ * on a measured figure.
+ */
+static void kernel_after_write(struct ws_conn *c, size_t w)
+{
+    int64_t cap = (int64_t)(ws_limit(c) < 2 * WS_SNDBUF_MAX ? ws_limit(c) : 2 * WS_SNDBUF_MAX);
+    int64_t k = atomic_load_explicit(&c->kernel, memory_order_relaxed) + (int64_t)w;
+    if (k > cap)
+        k = cap;
+    int64_t q = atomic_load_explicit(&c->queued, memory_order_relaxed);
+    if (!ws_outq_empty(&c->lv->q) || (uint64_t)(k + q) >= ws_limit(c) / 4)
+        measure_kernel(c);
+    else
+        atomic_store_explicit(&c->kernel, k, memory_order_relaxed);
+}
+
 bool ws_call(struct ws_conn *c, void (*fn)(void *), void *arg)
 {
     if (actor_catch(fn, arg) != SNOW_EXIT_PANIC)
@@ -532,6 +558,11 @@ static void read_some(struct ws_conn *c)
             break;
         }
         budget -= (size_t)n < budget ? (size_t)n : budget;
+        /* Fewer bytes than asked from a plain socket: it is empty now, and
+         * the next bytes raise a new (latched) edge, so the read that would
+         * only say EAGAIN is skipped (http_stream_reads_whole). */
+        if ((size_t)n < room && http_stream_reads_whole(c->stream))
+            c->rd_more = false;
         if (c->lingering || c->lv->dec_failed) {
             c->lv->rlen = c->lv->roff = 0; /* nothing more is read after a close */
             continue;
@@ -671,7 +702,7 @@ static void check_deadlines(struct ws_conn *c)
 
 static void flush(struct ws_conn *c)
 {
-    size_t budget = WS_IO_BUDGET;
+    size_t budget = WS_IO_BUDGET, written = 0;
     bool wrote = false;
     while (!ws_outq_empty(&c->lv->q) && !c->wr_blocked && !c->wr_failed && budget) {
         struct iovec iov[64];
@@ -692,6 +723,7 @@ static void flush(struct ws_conn *c)
         ws_outq_consume(&c->lv->q, (size_t)w, &close_out);
         sync_queued(c, before);
         budget -= (size_t)w < budget ? (size_t)w : budget;
+        written += (size_t)w;
         wrote = true;
         if (close_out)
             c->close_written = true;
@@ -705,8 +737,10 @@ static void flush(struct ws_conn *c)
         else if (f < 0)
             c->wr_failed = true;
     }
-    if (wrote || atomic_load_explicit(&c->kernel, memory_order_relaxed))
-        measure_kernel(c);
+    if (wrote)
+        kernel_after_write(c, written);
+    else if (!ws_outq_empty(&c->lv->q) && atomic_load_explicit(&c->kernel, memory_order_relaxed))
+        measure_kernel(c); /* blocked: the peer may be reading meanwhile */
     /* The stall clock runs only while output waits; progress restarts it. */
     if (ws_outq_empty(&c->lv->q))
         c->lv->stall_due = -1;
@@ -729,8 +763,8 @@ static void maybe_hibernate(struct ws_conn *c, int64_t deadline)
     unsigned ev = c->stream->ops->idle_events(c->stream);
     if (!ev)
         return;
-    /* Senders judge the limit by this figure while we sleep. */
-    measure_kernel(c);
+    /* Senders judge the limit by c->kernel while we sleep: the bound kept
+     * by kernel_after_write, measured already when it neared the limit. */
     ws_live_free(c);
     actor_hibernate(c->stream->io, ev | SNOW_WAIT_MAILBOX, deadline, conn_resume, c);
 }
@@ -838,6 +872,9 @@ static void conn_resume(void *arg)
         ws_conn_finish(c);
         return;
     }
-    c->rd_more = true;
+    /* Woken by mail or a deadline, a plain socket has nothing to read: its
+     * readiness is still latched for the next wait (actor_woke_ready). */
+    c->rd_more = !http_stream_reads_whole(c->stream) ||
+                 (actor_woke_ready() & (SNOW_WAIT_READABLE | SNOW_WAIT_HANGUP));
     ws_conn_run(c);
 }
