@@ -251,7 +251,7 @@ static void deliver_one(struct delivery *d, SnowPid pid, uint8_t kind, struct ws
     } else {
         rc = actor_form(d, f);
         if (!rc)
-            rc = actor_send_raw(pid, SNOW_TAG_ROOM_MESSAGE, 0, d->amsg, d->amsg_len);
+            rc = actor_send_backlog(pid, SNOW_TAG_ROOM_MESSAGE, d->amsg, d->amsg_len);
     }
     if (rc == 0)
         atomic_fetch_add_explicit(&rooms_stats.deliveries, 1, memory_order_relaxed);
