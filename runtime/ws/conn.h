@@ -72,14 +72,17 @@ static inline void ws_count(_Atomic uint64_t *c, uint64_t n)
 
 /* ---- the outbound queue (outq.c) ---- */
 
-struct ws_out {
-    struct ws_out *next;
-    struct ws_shared_frame *f; /* one reference */
-};
+/* Data frames held in the queue's own slots before it needs an array. */
+#define WS_OUTQ_INLINE 8
 
 struct ws_outq {
-    struct ws_out *head, *tail; /* data lane */
-    size_t off;                 /* bytes of head->f already written */
+    /* Data lane: a ring of frame references (one each), oldest at first;
+     * in inl until more are queued at once, then in a heap array of cap
+     * slots (ring), so queueing a frame allocates nothing. */
+    struct ws_shared_frame **ring; /* NULL: inl */
+    struct ws_shared_frame *inl[WS_OUTQ_INLINE];
+    uint32_t first, n, cap;        /* cap 0: WS_OUTQ_INLINE */
+    size_t off;                    /* bytes of the oldest frame already written */
     /* Control lane: one pending pong (§5.5.3 lets the latest ping win),
      * one ping, one close. Each is a whole frame, written only at a frame
      * boundary of the data lane; the close goes last, after the data lane
