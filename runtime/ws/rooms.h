@@ -91,6 +91,9 @@ struct room_shard {
 /* The most a publisher delivers itself before handing the rest to a
  * deliverer actor. */
 #define ROOM_BATCH 256
+/* The most consecutive broadcasts a deliverer actor delivers together,
+ * member by member (rooms_fanout.c deliver_jobs). */
+#define ROOM_MERGE 64
 #define ROOM_HISTORY_MAX 65536
 /* Default bound on the bytes a room's ring holds (SnowRoomOpts.history_kib). */
 #define ROOM_HISTORY_KIB_DEFAULT 8192
