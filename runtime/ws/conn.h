@@ -180,6 +180,9 @@ struct ws_conn {
      * once the connection is in the table it changes only under that lock
      * (ws_table_set_phase); the owner, its only writer, reads it freely. */
     uint8_t phase;
+    /* [atomic] who may write the socket while the actor hibernates
+     * (conn.c, direct delivery): enum ws_parked. */
+    _Atomic uint8_t parked;
 
     /* Everything a connection needs only while it is awake; freed while it
      * hibernates (at a frame boundary, nothing queued, close state OPEN,
@@ -283,6 +286,9 @@ void ws_conn_free(struct ws_conn *c);
 void ws_conn_finish(struct ws_conn *c);
 /* Every exit path of the actor (http_conn_on_exit). */
 void ws_conn_on_exit(int reason, void *arg);
+/* The owner takes its socket back from direct delivery (first thing on
+ * waking or ending from hibernation). Returns the enum ws_parked it found. */
+unsigned ws_conn_reclaim(struct ws_conn *c);
 
 /* Runs a callback of the handler catching a panic. Returns true when it
  * panicked (the connection then closes with 1011). */

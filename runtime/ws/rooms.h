@@ -161,7 +161,8 @@ bool ws_conn_accepting(SnowPid pid);
 /* Counters (all relaxed atomics: statistics, not synchronisation). */
 struct rooms_counters {
     atomic_uint_fast64_t rooms, members, broadcasts, deliveries, skipped_backpressure, skipped_closed,
-        replayed, refused_backpressure, deliverers, compressed;
+        replayed, refused_backpressure, deliverers, compressed,
+        direct, direct_partial; /* written by the deliverer itself (conn.c), in part */
 };
 extern struct rooms_counters rooms_stats;
 

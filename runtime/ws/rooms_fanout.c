@@ -201,6 +201,7 @@ struct dead_list {
 struct delivery {
     struct room *room;
     bool yields;        /* a deliverer actor: counts reductions */
+    bool direct;        /* a lone broadcast: ws_conn_deliver_direct */
     /* The mailbox form for plain actor members, built at the first one. */
     unsigned char *amsg;
     size_t amsg_len;
@@ -247,11 +248,18 @@ static void deliver_one(struct delivery *d, SnowPid pid, uint8_t kind, struct ws
 {
     int rc;
     if (kind == ROOM_KIND_WS) {
-        rc = ws_conn_deliver(pid, f);
+        rc = d->direct ? ws_conn_deliver_direct(pid, f) : ws_conn_deliver(pid, f);
     } else {
         rc = actor_form(d, f);
         if (!rc)
             rc = actor_send_backlog(pid, SNOW_TAG_ROOM_MESSAGE, d->amsg, d->amsg_len);
+    }
+    if (rc > 0) {
+        /* ws_conn_deliver_direct wrote it itself: 1 whole, 2 in part. */
+        atomic_fetch_add_explicit(&rooms_stats.direct, 1, memory_order_relaxed);
+        if (rc == 2)
+            atomic_fetch_add_explicit(&rooms_stats.direct_partial, 1, memory_order_relaxed);
+        rc = 0;
     }
     if (rc == 0)
         atomic_fetch_add_explicit(&rooms_stats.deliveries, 1, memory_order_relaxed);
@@ -554,6 +562,9 @@ static void run_queue(struct room *r, uint32_t budget, struct deliverer *dv)
             dv->cur = j;
             dv->snap = s;
         }
+        /* One broadcast: members that hibernate get it written at once;
+         * several: through their actors, one writev each (conn.c). */
+        d->direct = s && !j->next;
         deliver_jobs(d, j, s);
         if (dv) {
             dv->cur = NULL;

@@ -24,5 +24,6 @@ bool rt_wait_until(bool (*cond)(void *), void *arg);
 Suite *rooms_suite(void);
 Suite *rooms_ws_suite(void);
 Suite *rooms_backlog_suite(void);
+Suite *rooms_direct_suite(void);
 
 #endif
