@@ -379,7 +379,10 @@ static int deliver_locked(struct ws_conn *c, void *arg)
         if (c->h->close_on_backpressure && !atomic_exchange(&c->close_asked, true)) {
             struct ws_close_req req = {.code = WS_CLOSE_POLICY, .len = 12};
             memcpy(req.reason, "backpressure", 12);
-            actor_send_raw(c->pid, SNOW_TAG_WS_CLOSE, d->self, &req, sizeof req);
+            /* Pending output until taken, as in api.c request_locked. */
+            atomic_fetch_add_explicit(&c->queued, 1, memory_order_relaxed);
+            if (actor_send_raw(c->pid, SNOW_TAG_WS_CLOSE, d->self, &req, sizeof req) < 0)
+                atomic_fetch_sub_explicit(&c->queued, 1, memory_order_relaxed);
         }
         return SNOW_EBACKPRESSURE;
     }
@@ -764,6 +767,7 @@ static void take_mail(struct ws_conn *c)
             take_frame(c, m);
             break;
         case SNOW_TAG_WS_CLOSE: {
+            atomic_fetch_sub_explicit(&c->queued, 1, memory_order_relaxed); /* the sender's count */
             struct ws_close_req req;
             memset(&req, 0, sizeof req);
             memcpy(&req, m->data, m->len < sizeof req ? m->len : sizeof req);
