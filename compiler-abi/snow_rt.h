@@ -603,8 +603,9 @@ SNOW_API int snow_ws_ping(SnowWsConn *conn, const void *data, size_t len);
  * sent) or -EILSEQ (reason not UTF-8). Any actor. */
 SNOW_API int snow_ws_close(SnowWsConn *conn, int code, const char *reason, size_t len);
 /* Bytes pending for the peer: queued by the runtime plus held in the
- * kernel's send buffer (as last measured by the connection's actor).
- * >= 0, or SNOW_ECLOSED. Any actor. */
+ * kernel's send buffer (as last measured by the connection's actor, plus
+ * what it wrote since: an upper bound, measured again before it reaches a
+ * quarter of the outbound limit). >= 0, or SNOW_ECLOSED. Any actor. */
 SNOW_API int64_t snow_ws_buffered(const SnowWsConn *conn);
 /* Round-trip time of the last answered ping, in milliseconds (>= 0);
  * -ENODATA before the first pong, SNOW_ECLOSED after the end. Any actor. */
@@ -775,14 +776,25 @@ typedef void (*SnowRoomNameFn)(const char *room, size_t room_len, void *arg);
 SNOW_API int snow_ws_rooms(SnowWsConn *conn, SnowRoomNameFn fn, void *arg);
 
 /* Plain actors: pid receives every message published to room as
- * SNOW_TAG_ROOM_MESSAGE (the actor's own mailbox grows with what it does
- * not read). Returns 0, SNOW_ENOPROC (pid 0), -EINVAL, -ENOMEM; pid is
- * monitored, so a pid that is not alive is removed again at once. */
+ * SNOW_TAG_ROOM_MESSAGE (up to its backlog bound of what it does not
+ * read, snow_room_backlog_limit). Returns 0, SNOW_ENOPROC (pid 0),
+ * -EINVAL, -ENOMEM; pid is monitored, so a pid that is not alive is
+ * removed again at once. */
 SNOW_API int snow_room_subscribe(SnowPid pid, const char *room, size_t room_len, SnowRoomPos *pos);
 /* Resumable subscribe: replay as for snow_ws_join_since, as mailbox messages. */
 SNOW_API int snow_room_subscribe_since(SnowPid pid, const char *room, size_t room_len, uint64_t epoch,
                                        uint64_t seq, SnowRoomPos *pos);
 SNOW_API int snow_room_unsubscribe(SnowPid pid, const char *room, size_t room_len);
+/* A subscriber that does not keep up is skipped, as a WebSocket member over
+ * its outbound limit is: while pid's mailbox holds max_messages room
+ * messages it has not received yet, or max_bytes of them (the whole
+ * SNOW_TAG_ROOM_MESSAGE payload), further room messages are not queued for
+ * it and count in SnowRoomCounters.skipped_backpressure; everyone else
+ * still gets them, in order. 0 for either: the default, 8192 messages and
+ * 16 MiB; SIZE_MAX: no bound. The bound covers all of pid's rooms. An actor
+ * at its snow_actor_set_mailbox_limit is skipped the same way (room
+ * messages count among its queued messages). 0 or SNOW_ENOPROC. */
+SNOW_API int snow_room_backlog_limit(SnowPid pid, size_t max_messages, size_t max_bytes);
 /* Rooms of any member pid (connection or actor), as snow_ws_rooms. */
 SNOW_API int snow_room_list(SnowPid pid, SnowRoomNameFn fn, void *arg);
 

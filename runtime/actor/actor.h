@@ -38,6 +38,17 @@ SnowPid actor_spawn(SnowActorFn fn, const void *args, size_t size, const struct 
 /* Sends (tag, data) like snow_actor_send but also with the runtime's
  * reserved tags, as from `from` (0: the runtime). */
 int actor_send_raw(SnowPid pid, uint64_t tag, SnowPid from, const void *data, size_t len);
+/* A runtime message that the receiver may fall behind on (a room message):
+ * refused with SNOW_EBACKPRESSURE, nothing queued, while pid's mailbox
+ * holds its backlog bound of such messages not received yet (count or
+ * bytes, actor_set_backlog), or while it is at its own mailbox limit.
+ * Otherwise as actor_send_raw. */
+int actor_send_backlog(SnowPid pid, uint64_t tag, const void *data, size_t len);
+/* The bound for pid (0: the default, ACTOR_BACKLOG_MSGS / _BYTES; SIZE_MAX:
+ * none). 0 or SNOW_ENOPROC. */
+int actor_set_backlog(SnowPid pid, size_t max_messages, size_t max_bytes);
+#define ACTOR_BACKLOG_MSGS 8192
+#define ACTOR_BACKLOG_BYTES ((size_t)16 << 20)
 
 /* Deadline in absolute rt_now_ns() nanoseconds; < 0 means none. */
 int actor_wait(SnowIo *io, unsigned events, int64_t deadline_ns);
@@ -47,6 +58,11 @@ int64_t actor_deadline_after_ms(int64_t ms);
  * starts on a fresh one when any condition holds. Does not return. */
 __attribute__((noreturn)) void actor_hibernate(SnowIo *io, unsigned events, int64_t deadline_ns,
                                                void (*fn)(void *), void *arg);
+/* In a hibernation continuation: the readiness of the handle it waited on
+ * that it started with (SNOW_WAIT_READABLE / WRITABLE / HANGUP), consumed
+ * as a wait's result is. 0 when it was woken by something else (mail, the
+ * deadline), so a reader need not try the socket before its next wait. */
+unsigned actor_woke_ready(void);
 
 /* Runs fn(arg) and catches a panic raised inside it (snow_panic). Returns 0
  * when fn returned, SNOW_EXIT_PANIC when it panicked (the stack between here

@@ -421,6 +421,7 @@ struct msg *msg_new(uint64_t tag, SnowPid from, const void *data, size_t len)
     m->m.data = (unsigned char *)(m + 1);
     m->next = NULL;
     m->small = small;
+    m->backlog = 0;
     if (len)
         memcpy(m + 1, data, len);
     return m;

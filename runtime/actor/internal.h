@@ -99,7 +99,10 @@ struct msg {
      * m.len, which the receiver can see. The pad keeps the payload 16-byte
      * aligned. */
     uint32_t small;
-    uint32_t pad[3];
+    /* 1: counted in the receiver's room backlog (actor_send_backlog) until
+     * it is received. */
+    uint32_t backlog;
+    uint32_t pad[2];
 };
 
 /* Payload bytes of a cached message buffer: every message up to this size
@@ -238,6 +241,9 @@ struct actor {
     /* waiting [owner writes before publishing WAITING; wakers read] */
     _Atomic unsigned wait_events;
     struct SnowIo *wait_io;
+    /* [owner] the readiness of wait_io a hibernation continuation started
+     * with (actor_woke_ready) */
+    unsigned woke;
     struct timer wait_timer;
     int64_t wait_deadline;
     atomic_int kill_reason; /* -1 none; an exit signal to act on */
@@ -248,6 +254,12 @@ struct actor {
      * under the slot lock, decremented by the owner when it takes one. */
     atomic_ulong queued;
     unsigned long mbox_limit; /* [slot] 0: none; else senders get SNOW_ELIMIT */
+    /* Room messages (actor_send_backlog) queued and not received yet:
+     * added by senders under the slot lock, which makes the check against
+     * the bound and the add one step; taken back by the owner on receive. */
+    atomic_ulong backlog_n, backlog_bytes;
+    unsigned long backlog_max_n;  /* [slot] 0: ACTOR_BACKLOG_MSGS */
+    size_t backlog_max_bytes;     /* [slot] 0: ACTOR_BACKLOG_BYTES */
     struct msg *in_head, *in_tail;  /* [slot] */
     struct msg *priv_head, *priv_tail; /* [owner] moved from inbox, not yet taken */
     uint64_t msg_seq;       /* [slot] seq of the last message pushed */

@@ -76,6 +76,66 @@ int actor_send_raw(SnowPid pid, uint64_t tag, SnowPid from, const void *data, si
     return send_msg(pid, m, !SNOW_TAG_IS_RESERVED(tag));
 }
 
+int actor_send_backlog(SnowPid pid, uint64_t tag, const void *data, size_t len)
+{
+    struct msg *m = msg_new(tag, 0, data, len);
+    if (!m)
+        return -ENOMEM;
+    bool ext = !worker_self();
+    if (ext && !actor_ext_enter()) {
+        msg_free(m);
+        return SNOW_ENOT_RUNNING;
+    }
+    struct proc_slot *s;
+    struct actor *a = proc_lock(pid, &s);
+    int rc = 0;
+    if (!a) {
+        rc = SNOW_ENOPROC;
+    } else {
+        unsigned long max_n = a->backlog_max_n ? a->backlog_max_n : ACTOR_BACKLOG_MSGS;
+        size_t max_b = a->backlog_max_bytes ? a->backlog_max_bytes : ACTOR_BACKLOG_BYTES;
+        /* relaxed: the adds happen under this lock; the owner's takes only
+         * lower the figures, so a stale one errs towards refusing */
+        if (atomic_load_explicit(&a->backlog_n, memory_order_relaxed) >= max_n ||
+            atomic_load_explicit(&a->backlog_bytes, memory_order_relaxed) >= max_b ||
+            (a->mbox_limit && atomic_load_explicit(&a->queued, memory_order_relaxed) >= a->mbox_limit))
+            rc = SNOW_EBACKPRESSURE;
+    }
+    if (rc) {
+        if (a)
+            proc_release(s);
+        msg_free(m);
+    } else {
+        m->backlog = 1;
+        atomic_fetch_add_explicit(&a->backlog_n, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&a->backlog_bytes, len, memory_order_relaxed);
+        struct actor *wake = mailbox_push_locked(a, m);
+        proc_release(s);
+        if (wake)
+            sched_enqueue(wake, true);
+    }
+    if (ext)
+        actor_ext_leave();
+    return rc;
+}
+
+int actor_set_backlog(SnowPid pid, size_t max_messages, size_t max_bytes)
+{
+    bool ext = !worker_self();
+    if (ext && !actor_ext_enter())
+        return SNOW_ENOT_RUNNING;
+    struct proc_slot *s;
+    struct actor *a = proc_lock(pid, &s);
+    if (a) {
+        a->backlog_max_n = max_messages;
+        a->backlog_max_bytes = max_bytes;
+        proc_release(s);
+    }
+    if (ext)
+        actor_ext_leave();
+    return a ? 0 : SNOW_ENOPROC;
+}
+
 int actor_deliver(SnowPid pid, struct msg *m)
 {
     return send_msg(pid, m, false);
@@ -193,6 +253,11 @@ static SnowMessage *receive(const uint64_t *tags, size_t ntags, int timeout_ms)
             m->next = NULL;
             a->last = m;
             atomic_fetch_sub_explicit(&a->queued, 1, memory_order_relaxed); /* a count only */
+            if (m->backlog) {
+                /* relaxed: counts, read by senders as a bound */
+                atomic_fetch_sub_explicit(&a->backlog_n, 1, memory_order_relaxed);
+                atomic_fetch_sub_explicit(&a->backlog_bytes, m->m.len, memory_order_relaxed);
+            }
             return &m->m;
         }
         /* Everything in the private list was examined and skipped: go on

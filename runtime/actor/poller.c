@@ -433,6 +433,12 @@ void actor_hibernate(SnowIo *io, unsigned events, int64_t deadline, void (*fn)(v
     actor_unwind_hibernate(a);
 }
 
+unsigned actor_woke_ready(void)
+{
+    struct actor *a = actor_self();
+    return a ? a->woke : 0;
+}
+
 void snow_actor_hibernate(void (*fn)(void *arg), void *arg)
 {
     actor_hibernate(NULL, SNOW_WAIT_MAILBOX, -1, fn, arg);

@@ -249,10 +249,13 @@ void stack_trampoline(void)
                 /* A hibernation continuation starts as a wait would return:
                  * the readiness it waited for is consumed, so that its next
                  * EAGAIN parks until a new edge (see actor_wait). */
-                if (a->wait_io)
-                    atomic_fetch_and(&a->wait_io->ready,
-                                     ~(atomic_load_explicit(&a->wait_events, memory_order_relaxed) &
-                                       (SNOW_WAIT_READABLE | SNOW_WAIT_WRITABLE)));
+                a->woke = 0;
+                if (a->wait_io) {
+                    unsigned took = atomic_load_explicit(&a->wait_events, memory_order_relaxed) &
+                                    (SNOW_WAIT_READABLE | SNOW_WAIT_WRITABLE);
+                    unsigned had = atomic_fetch_and(&a->wait_io->ready, ~took);
+                    a->woke = had & (took | SNOW_WAIT_HANGUP);
+                }
                 atomic_store_explicit(&a->wait_events, 0, memory_order_relaxed);
                 a->wait_io = NULL;
                 a->fn(a->arg);

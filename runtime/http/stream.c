@@ -216,6 +216,11 @@ static const struct http_stream_ops plain_ops = {
     .destroy = plain_destroy,
 };
 
+bool http_stream_reads_whole(const struct http_stream *s)
+{
+    return s->ops == &plain_ops;
+}
+
 struct http_stream *http_stream_plain(SnowIo *io)
 {
     struct http_stream *s = calloc(1, sizeof *s);

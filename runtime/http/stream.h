@@ -11,6 +11,7 @@
 #ifndef SNOW_HTTP_STREAM_H
 #define SNOW_HTTP_STREAM_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -54,6 +55,14 @@ struct http_stream {
 
 /* A plain stream over io (registered by the calling actor). NULL on ENOMEM. */
 struct http_stream *http_stream_plain(SnowIo *io);
+
+/* True when s reads straight from its socket (a plain stream): a read that
+ * returned fewer bytes than asked then emptied the receive queue, and since
+ * the poller registers sockets edge-triggered and latches every edge, the
+ * next bytes raise readiness again, so no read is needed to see EAGAIN.
+ * False for TLS: the engine may hold decrypted bytes, or the socket records
+ * the engine had no room for. */
+bool http_stream_reads_whole(const struct http_stream *s);
 
 /* Non-blocking primitives. */
 static inline ssize_t http_stream_read_nb(struct http_stream *s, void *buf, size_t n)

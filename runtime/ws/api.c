@@ -91,8 +91,17 @@ static int request_locked(struct ws_conn *c, void *arg)
     struct request *r = arg;
     if (!c || !atomic_load(&c->accepting))
         return SNOW_ECLOSED;
-    if (actor_send_raw(c->pid, r->tag, snow_actor_self(), r->p, r->n) < 0)
+    /* A Close on its way counts as pending output until the connection
+     * takes it (conn.c take_mail): a frame this sender publishes after it
+     * must not be written directly ahead of it (conn.c, direct delivery). */
+    bool close = r->tag == SNOW_TAG_WS_CLOSE;
+    if (close)
+        atomic_fetch_add_explicit(&c->queued, 1, memory_order_relaxed);
+    if (actor_send_raw(c->pid, r->tag, snow_actor_self(), r->p, r->n) < 0) {
+        if (close)
+            atomic_fetch_sub_explicit(&c->queued, 1, memory_order_relaxed);
         return SNOW_ECLOSED;
+    }
     return 0;
 }
 

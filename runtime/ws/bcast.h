@@ -46,6 +46,14 @@ void ws_shared_frame_unref(struct ws_shared_frame *f);
  * pid is not an open WebSocket connection. Implemented by conn.c.
  */
 int ws_conn_deliver(SnowPid pid, struct ws_shared_frame *f);
+/* The same, but a connection that hibernates with nothing queued on a
+ * plain socket gets the frame written by the caller at once, without
+ * waking its actor (conn.c, "direct delivery"). For a lone broadcast:
+ * several frames for one member are cheaper handed to its actor, which
+ * writes them in one writev. Returns as ws_conn_deliver, or 1 when the
+ * frame was written at once, 2 when in part (the connection's actor
+ * writes the rest before anything else). */
+int ws_conn_deliver_direct(SnowPid pid, struct ws_shared_frame *f);
 
 /*
  * pid (a WebSocket connection or a plain subscriber) is ending: remove it

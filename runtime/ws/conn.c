@@ -69,6 +69,32 @@ static void measure_kernel(struct ws_conn *c)
         atomic_store_explicit(&c->kernel, v, memory_order_relaxed);
 }
 
+/*
+ * After a write of w bytes. The kernel's share only matters against the
+ * outbound limit, so it is not measured after every write (an ioctl per
+ * write was as many system calls as the writes themselves): c->kernel
+ * becomes an upper bound instead, the last measure plus what was written
+ * since (the kernel cannot hold more than it was given, nor more than its
+ * send buffer, twice SO_SNDBUF, itself capped at half the limit). It is
+ * measured when it may matter: output is still queued (the socket did not
+ * take everything, so the peer is behind), or the bound plus the queue
+ * reaches a quarter of the limit. So a sender is refused for the kernel's
+ * share only when the queue itself is past three quarters of the limit, or
+ * on a measured figure.
+ */
+static void kernel_after_write(struct ws_conn *c, size_t w)
+{
+    int64_t cap = (int64_t)(ws_limit(c) < 2 * WS_SNDBUF_MAX ? ws_limit(c) : 2 * WS_SNDBUF_MAX);
+    int64_t k = atomic_load_explicit(&c->kernel, memory_order_relaxed) + (int64_t)w;
+    if (k > cap)
+        k = cap;
+    int64_t q = atomic_load_explicit(&c->queued, memory_order_relaxed);
+    if (!ws_outq_empty(&c->lv->q) || (uint64_t)(k + q) >= ws_limit(c) / 4)
+        measure_kernel(c);
+    else
+        atomic_store_explicit(&c->kernel, k, memory_order_relaxed);
+}
+
 bool ws_call(struct ws_conn *c, void (*fn)(void *), void *arg)
 {
     if (actor_catch(fn, arg) != SNOW_EXIT_PANIC)
@@ -238,7 +264,107 @@ static void queue_frame(struct ws_conn *c, struct ws_shared_frame *f)
 struct deliver {
     struct ws_shared_frame *f;
     SnowPid self;
+    bool direct;
 };
+
+/*
+ * Direct delivery. A broadcast to a member that hibernates (nothing
+ * queued, no message half written, its stack given back) would wake it
+ * only for it to write one frame and hibernate again: measured on the
+ * fanout bench with one broadcast in flight, about 2,500 instructions of
+ * waking, taking the mail and going back to sleep around the one sendmsg.
+ * So a lone broadcast is written by the deliverer itself, under this
+ * handshake on c->parked:
+ *
+ *   WS_PARKED_NO     the actor is awake (or waits with its stack): it owns
+ *                    the socket; nobody else writes it.
+ *   WS_PARKED_YES    set by the actor as the last step before it
+ *                    hibernates: a deliverer may take the socket by a CAS
+ *                    to WS_PARKED_GUEST, write one frame without waiting,
+ *                    and put YES back.
+ *   WS_PARKED_REST   the socket took only part of the frame: the rest went
+ *                    to the mailbox (struct ws_rest), and must go out
+ *                    before anything else the actor writes.
+ *
+ * The actor, waking or ending, CASes back to NO first (ws_conn_reclaim),
+ * waiting out a write in progress (one non-blocking sendmsg). Only plain
+ * sockets (a TLS engine is the actor's own), and only while nothing is in
+ * the mailbox for the socket (c->queued is 0 under the table lock: no frame
+ * that this one would overtake) and the kernel's share is small, so a
+ * short write is rare. Several frames for one member (broadcasts queued
+ * behind each other) go through the mailbox instead, and out in one
+ * writev: one system call for all of them, against one each here.
+ */
+enum ws_parked { WS_PARKED_NO = 0, WS_PARKED_YES = 1, WS_PARKED_GUEST = 2, WS_PARKED_REST = 3 };
+
+/* The mailbox form of a frame the socket took only part of. */
+struct ws_rest {
+    struct ws_shared_frame *f; /* first, as in the plain form (life.c) */
+    size_t off;
+};
+
+unsigned ws_conn_reclaim(struct ws_conn *c)
+{
+    for (;;) {
+        /* seq_cst: pairs with the guest's release of the socket, so its
+         * writes to c (kernel, room_seq) are seen from here on. */
+        uint8_t st = atomic_load(&c->parked);
+        if (st == WS_PARKED_NO)
+            return st;
+        if (st == WS_PARKED_GUEST) {
+            __builtin_ia32_pause(); /* a write in progress: one sendmsg */
+            continue;
+        }
+        if (atomic_compare_exchange_weak(&c->parked, &st, WS_PARKED_NO))
+            return st;
+    }
+}
+
+/* Under the table lock, for a frame that fits. 1: written whole, 2: in part
+ * with the rest handed over, 0: deliver it the usual way. */
+static int deliver_direct(struct ws_conn *c, struct ws_shared_frame *f, SnowPid self)
+{
+    if (atomic_load_explicit(&c->queued, memory_order_relaxed) != 0 || atomic_load(&c->close_asked) ||
+        atomic_load_explicit(&c->kernel, memory_order_relaxed) + (int64_t)f->len > WS_SNDBUF_MAX / 2)
+        return 0;
+    uint8_t st = WS_PARKED_YES;
+    if (!atomic_compare_exchange_strong(&c->parked, &st, WS_PARKED_GUEST))
+        return 0;
+    /* The socket is ours until we put it back: the actor waits for that. */
+    if (c->stream && http_stream_reads_whole(c->stream)) {
+        ssize_t w = send(http_stream_fd(c->stream), f->bytes, f->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        /* EAGAIN or an error (the actor finds it on its own): nothing
+         * written, the usual way. */
+        if (w > 0) {
+            uint8_t next = WS_PARKED_YES;
+            if ((size_t)w < f->len) {
+                struct ws_rest rest = {f, (size_t)w};
+                ws_shared_frame_ref(f);
+                atomic_fetch_add_explicit(&c->queued, (int64_t)(f->len - (size_t)w), memory_order_relaxed);
+                if (actor_send_raw(c->pid, SNOW_TAG_WS_BROADCAST, self, &rest, sizeof rest) < 0) {
+                    /* No memory for the rest: the frame is torn, so the
+                     * connection cannot go on (the actor sees REST with
+                     * nothing to finish and fails). */
+                    atomic_fetch_sub_explicit(&c->queued, (int64_t)(f->len - (size_t)w), memory_order_relaxed);
+                    ws_shared_frame_unref(f);
+                }
+                next = WS_PARKED_REST;
+            }
+            if (c->room_epoch || f->room_epoch) {
+                c->room_epoch = f->room_epoch;
+                c->room_seq = f->room_seq;
+            }
+            int64_t k = atomic_load_explicit(&c->kernel, memory_order_relaxed) + w;
+            atomic_store_explicit(&c->kernel, k, memory_order_relaxed);
+            if ((uint64_t)k >= ws_limit(c) / 4)
+                measure_kernel(c);
+            atomic_store(&c->parked, next); /* seq_cst: see ws_conn_reclaim */
+            return next == WS_PARKED_REST ? 2 : 1;
+        }
+    }
+    atomic_store(&c->parked, WS_PARKED_YES);
+    return 0;
+}
 
 /* Under the table lock: the connection cannot go away meanwhile. */
 static int deliver_locked(struct ws_conn *c, void *arg)
@@ -253,9 +379,17 @@ static int deliver_locked(struct ws_conn *c, void *arg)
         if (c->h->close_on_backpressure && !atomic_exchange(&c->close_asked, true)) {
             struct ws_close_req req = {.code = WS_CLOSE_POLICY, .len = 12};
             memcpy(req.reason, "backpressure", 12);
-            actor_send_raw(c->pid, SNOW_TAG_WS_CLOSE, d->self, &req, sizeof req);
+            /* Pending output until taken, as in api.c request_locked. */
+            atomic_fetch_add_explicit(&c->queued, 1, memory_order_relaxed);
+            if (actor_send_raw(c->pid, SNOW_TAG_WS_CLOSE, d->self, &req, sizeof req) < 0)
+                atomic_fetch_sub_explicit(&c->queued, 1, memory_order_relaxed);
         }
         return SNOW_EBACKPRESSURE;
+    }
+    if (d->direct) {
+        int w = deliver_direct(c, d->f, d->self);
+        if (w)
+            return w;
     }
     atomic_fetch_add_explicit(&c->queued, (int64_t)d->f->len, memory_order_relaxed);
     ws_shared_frame_ref(d->f);
@@ -268,7 +402,19 @@ static int deliver_locked(struct ws_conn *c, void *arg)
     return 0;
 }
 
+static int deliver(SnowPid pid, struct ws_shared_frame *f, bool direct);
+
 int ws_conn_deliver(SnowPid pid, struct ws_shared_frame *f)
+{
+    return deliver(pid, f, false);
+}
+
+int ws_conn_deliver_direct(SnowPid pid, struct ws_shared_frame *f)
+{
+    return deliver(pid, f, true);
+}
+
+static int deliver(SnowPid pid, struct ws_shared_frame *f, bool direct)
 {
     if (!f)
         return -EINVAL;
@@ -285,7 +431,7 @@ int ws_conn_deliver(SnowPid pid, struct ws_shared_frame *f)
         queue_frame(own, f);
         return 0;
     }
-    struct deliver d = {f, snow_actor_self()};
+    struct deliver d = {f, snow_actor_self(), direct};
     return ws_table_with(pid, deliver_locked, &d);
 }
 
@@ -532,6 +678,11 @@ static void read_some(struct ws_conn *c)
             break;
         }
         budget -= (size_t)n < budget ? (size_t)n : budget;
+        /* Fewer bytes than asked from a plain socket: it is empty now, and
+         * the next bytes raise a new (latched) edge, so the read that would
+         * only say EAGAIN is skipped (http_stream_reads_whole). */
+        if ((size_t)n < room && http_stream_reads_whole(c->stream))
+            c->rd_more = false;
         if (c->lingering || c->lv->dec_failed) {
             c->lv->rlen = c->lv->roff = 0; /* nothing more is read after a close */
             continue;
@@ -575,6 +726,36 @@ static void begin_drain(struct ws_conn *c)
         ws_conn_close_own(c, WS_CLOSE_GOING_AWAY, "server stopping", 15);
 }
 
+/* A frame from the mailbox, or the rest of one (struct ws_rest). */
+static void take_frame(struct ws_conn *c, SnowMessage *m)
+{
+    struct ws_rest rest = {NULL, 0};
+    memcpy(&rest, m->data, m->len < sizeof rest ? m->len : sizeof rest);
+    struct ws_shared_frame *f = rest.f;
+    size_t left = f->len - rest.off;
+    /* The sender counted it in queued; moving it into the queue keeps
+     * that count, dropping it gives it back. */
+    atomic_fetch_sub_explicit(&c->queued, (int64_t)left, memory_order_relaxed);
+    if (rest.off) {
+        /* Part of it is on the wire: it must be finished, first, even
+         * after a close (the peer would read the Close as payload). */
+        size_t before = c->lv->q.bytes;
+        if (ws_outq_empty(&c->lv->q) && ws_outq_push(&c->lv->q, f) == 0) {
+            c->lv->q.off = rest.off;
+            c->lv->q.bytes -= rest.off;
+            sync_queued(c, before);
+        } else {
+            ws_shared_frame_unref(f);
+            c->wr_failed = true;
+        }
+        return;
+    }
+    if (c->lv->close.state == WS_STATE_OPEN)
+        queue_frame(c, f);
+    else
+        ws_shared_frame_unref(f);
+}
+
 static void take_mail(struct ws_conn *c)
 {
     for (int i = 0; i < WS_MAIL_BUDGET; i++) {
@@ -582,19 +763,11 @@ static void take_mail(struct ws_conn *c)
         if (!m)
             return;
         switch (m->tag) {
-        case SNOW_TAG_WS_BROADCAST: {
-            struct ws_shared_frame *f;
-            memcpy(&f, m->data, sizeof f);
-            /* The sender counted it in queued; moving it into the queue
-             * keeps that count, dropping it gives it back. */
-            atomic_fetch_sub_explicit(&c->queued, (int64_t)f->len, memory_order_relaxed);
-            if (c->lv->close.state == WS_STATE_OPEN)
-                queue_frame(c, f);
-            else
-                ws_shared_frame_unref(f);
+        case SNOW_TAG_WS_BROADCAST:
+            take_frame(c, m);
             break;
-        }
         case SNOW_TAG_WS_CLOSE: {
+            atomic_fetch_sub_explicit(&c->queued, 1, memory_order_relaxed); /* the sender's count */
             struct ws_close_req req;
             memset(&req, 0, sizeof req);
             memcpy(&req, m->data, m->len < sizeof req ? m->len : sizeof req);
@@ -671,7 +844,7 @@ static void check_deadlines(struct ws_conn *c)
 
 static void flush(struct ws_conn *c)
 {
-    size_t budget = WS_IO_BUDGET;
+    size_t budget = WS_IO_BUDGET, written = 0;
     bool wrote = false;
     while (!ws_outq_empty(&c->lv->q) && !c->wr_blocked && !c->wr_failed && budget) {
         struct iovec iov[64];
@@ -692,6 +865,7 @@ static void flush(struct ws_conn *c)
         ws_outq_consume(&c->lv->q, (size_t)w, &close_out);
         sync_queued(c, before);
         budget -= (size_t)w < budget ? (size_t)w : budget;
+        written += (size_t)w;
         wrote = true;
         if (close_out)
             c->close_written = true;
@@ -705,8 +879,10 @@ static void flush(struct ws_conn *c)
         else if (f < 0)
             c->wr_failed = true;
     }
-    if (wrote || atomic_load_explicit(&c->kernel, memory_order_relaxed))
-        measure_kernel(c);
+    if (wrote)
+        kernel_after_write(c, written);
+    else if (!ws_outq_empty(&c->lv->q) && atomic_load_explicit(&c->kernel, memory_order_relaxed))
+        measure_kernel(c); /* blocked: the peer may be reading meanwhile */
     /* The stall clock runs only while output waits; progress restarts it. */
     if (ws_outq_empty(&c->lv->q))
         c->lv->stall_due = -1;
@@ -729,9 +905,11 @@ static void maybe_hibernate(struct ws_conn *c, int64_t deadline)
     unsigned ev = c->stream->ops->idle_events(c->stream);
     if (!ev)
         return;
-    /* Senders judge the limit by this figure while we sleep. */
-    measure_kernel(c);
+    /* Senders judge the limit by c->kernel while we sleep: the bound kept
+     * by kernel_after_write, measured already when it neared the limit. */
     ws_live_free(c);
+    /* From here on a deliverer may write a frame itself (deliver_direct). */
+    atomic_store(&c->parked, WS_PARKED_YES);
     actor_hibernate(c->stream->io, ev | SNOW_WAIT_MAILBOX, deadline, conn_resume, c);
 }
 
@@ -833,11 +1011,25 @@ void ws_conn_run(struct ws_conn *c)
 static void conn_resume(void *arg)
 {
     struct ws_conn *c = arg;
+    unsigned was = ws_conn_reclaim(c);
     if (ws_live_new(c) < 0) {
         c->wr_failed = true; /* no memory to go on: drop the connection */
         ws_conn_finish(c);
         return;
     }
-    c->rd_more = true;
+    if (was == WS_PARKED_REST) {
+        /* The rest of a frame a deliverer began: before anything else
+         * (no other frame was in the mailbox ahead of it). */
+        uint64_t tag = SNOW_TAG_WS_BROADCAST;
+        SnowMessage *m = snow_actor_receive_match(&tag, 1, 0);
+        if (m && m->len == sizeof(struct ws_rest))
+            take_frame(c, m);
+        else
+            c->wr_failed = true; /* torn and nothing to finish it with */
+    }
+    /* Woken by mail or a deadline, a plain socket has nothing to read: its
+     * readiness is still latched for the next wait (actor_woke_ready). */
+    c->rd_more = !http_stream_reads_whole(c->stream) ||
+                 (actor_woke_ready() & (SNOW_WAIT_READABLE | SNOW_WAIT_HANGUP));
     ws_conn_run(c);
 }

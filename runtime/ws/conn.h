@@ -72,14 +72,17 @@ static inline void ws_count(_Atomic uint64_t *c, uint64_t n)
 
 /* ---- the outbound queue (outq.c) ---- */
 
-struct ws_out {
-    struct ws_out *next;
-    struct ws_shared_frame *f; /* one reference */
-};
+/* Data frames held in the queue's own slots before it needs an array. */
+#define WS_OUTQ_INLINE 8
 
 struct ws_outq {
-    struct ws_out *head, *tail; /* data lane */
-    size_t off;                 /* bytes of head->f already written */
+    /* Data lane: a ring of frame references (one each), oldest at first;
+     * in inl until more are queued at once, then in a heap array of cap
+     * slots (ring), so queueing a frame allocates nothing. */
+    struct ws_shared_frame **ring; /* NULL: inl */
+    struct ws_shared_frame *inl[WS_OUTQ_INLINE];
+    uint32_t first, n, cap;        /* cap 0: WS_OUTQ_INLINE */
+    size_t off;                    /* bytes of the oldest frame already written */
     /* Control lane: one pending pong (§5.5.3 lets the latest ping win),
      * one ping, one close. Each is a whole frame, written only at a frame
      * boundary of the data lane; the close goes last, after the data lane
@@ -177,6 +180,9 @@ struct ws_conn {
      * once the connection is in the table it changes only under that lock
      * (ws_table_set_phase); the owner, its only writer, reads it freely. */
     uint8_t phase;
+    /* [atomic] who may write the socket while the actor hibernates
+     * (conn.c, direct delivery): enum ws_parked. */
+    _Atomic uint8_t parked;
 
     /* Everything a connection needs only while it is awake; freed while it
      * hibernates (at a frame boundary, nothing queued, close state OPEN,
@@ -280,6 +286,9 @@ void ws_conn_free(struct ws_conn *c);
 void ws_conn_finish(struct ws_conn *c);
 /* Every exit path of the actor (http_conn_on_exit). */
 void ws_conn_on_exit(int reason, void *arg);
+/* The owner takes its socket back from direct delivery (first thing on
+ * waking or ending from hibernation). Returns the enum ws_parked it found. */
+unsigned ws_conn_reclaim(struct ws_conn *c);
 
 /* Runs a callback of the handler catching a panic. Returns true when it
  * panicked (the connection then closes with 1011). */

@@ -120,7 +120,9 @@ void ws_conn_finish(struct ws_conn *c)
     ws_table_remove(c);
     SnowMessage *m;
     while ((m = snow_actor_receive(0)) != NULL) {
-        if (m->tag == SNOW_TAG_WS_BROADCAST && m->len == sizeof(struct ws_shared_frame *)) {
+        /* A frame, or the rest of one (conn.c, direct delivery): the
+         * reference comes first in both. */
+        if (m->tag == SNOW_TAG_WS_BROADCAST && m->len >= sizeof(struct ws_shared_frame *)) {
             struct ws_shared_frame *f;
             memcpy(&f, m->data, sizeof f);
             ws_shared_frame_unref(f);
@@ -140,5 +142,6 @@ void ws_conn_on_exit(int reason, void *arg)
      * gets no Close, on_close gets 1006 (1011 after a panic). */
     if (reason == SNOW_EXIT_PANIC)
         c->panicked = true;
+    ws_conn_reclaim(c);
     ws_conn_finish(c);
 }

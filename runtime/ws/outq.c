@@ -24,35 +24,75 @@ void ws_outq_init(struct ws_outq *q)
     q->ctl_cur = -1;
 }
 
+static struct ws_shared_frame **slots(struct ws_outq *q)
+{
+    return q->ring ? q->ring : q->inl;
+}
+
+static uint32_t capacity(const struct ws_outq *q)
+{
+    return q->cap ? q->cap : WS_OUTQ_INLINE;
+}
+
+/* The i-th oldest data frame. */
+static struct ws_shared_frame *at(struct ws_outq *q, uint32_t i)
+{
+    return slots(q)[(q->first + i) % capacity(q)];
+}
+
+/* Drops the oldest data frame (its bytes are already off the count). */
+static void pop_first(struct ws_outq *q)
+{
+    ws_shared_frame_unref(slots(q)[q->first]);
+    q->first = (q->first + 1) % capacity(q);
+    q->n--;
+}
+
 void ws_outq_clear(struct ws_outq *q)
 {
-    while (q->head) {
-        struct ws_out *o = q->head;
-        q->head = o->next;
-        ws_shared_frame_unref(o->f);
-        free(o);
-    }
+    while (q->n)
+        pop_first(q);
+    free(q->ring);
     ws_outq_init(q);
 }
 
-static void link_node(struct ws_outq *q, struct ws_out *o)
+/* Room for k more data frames: 0 or -ENOMEM (nothing changed). */
+static int reserve(struct ws_outq *q, size_t k)
 {
-    o->next = NULL;
-    if (q->tail)
-        q->tail->next = o;
-    else
-        q->head = o;
-    q->tail = o;
-    q->bytes += o->f->len;
+    uint32_t cap = capacity(q);
+    if (k <= cap - q->n)
+        return 0;
+    size_t want = cap;
+    while (want - q->n < k) {
+        if (want > UINT32_MAX / 2)
+            return -ENOMEM;
+        want *= 2;
+    }
+    struct ws_shared_frame **v = malloc(want * sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < q->n; i++)
+        v[i] = at(q, i);
+    free(q->ring);
+    q->ring = v;
+    q->cap = (uint32_t)want;
+    q->first = 0;
+    return 0;
+}
+
+/* Appends f (room reserved). */
+static void append(struct ws_outq *q, struct ws_shared_frame *f)
+{
+    slots(q)[(q->first + q->n) % capacity(q)] = f;
+    q->n++;
+    q->bytes += f->len;
 }
 
 int ws_outq_push(struct ws_outq *q, struct ws_shared_frame *f)
 {
-    struct ws_out *o = malloc(sizeof *o);
-    if (!o)
+    if (reserve(q, 1) < 0)
         return -ENOMEM;
-    o->f = f;
-    link_node(q, o);
+    append(q, f);
     return 0;
 }
 
@@ -70,16 +110,15 @@ size_t ws_outq_abort(struct ws_outq *q)
 {
     /* A frame already partly written must still be finished: the peer
      * would otherwise read the Close as payload. */
-    struct ws_out **pp = q->off ? &q->head->next : &q->head;
+    uint32_t keep = q->off ? 1 : 0;
     size_t dropped = 0;
-    while (*pp) {
-        struct ws_out *o = *pp;
-        *pp = o->next;
-        dropped += o->f->len;
-        ws_shared_frame_unref(o->f);
-        free(o);
+    while (q->n > keep) {
+        uint32_t last = (q->first + q->n - 1) % capacity(q);
+        struct ws_shared_frame *f = slots(q)[last];
+        dropped += f->len;
+        ws_shared_frame_unref(f);
+        q->n--;
     }
-    q->tail = q->head;
     q->bytes -= dropped;
     q->close_now = true;
     return dropped;
@@ -101,7 +140,7 @@ static int next_control(const struct ws_outq *q)
         return WS_CTL_PONG;
     if (q->ctl_len[WS_CTL_PING])
         return WS_CTL_PING;
-    if (q->ctl_len[WS_CTL_CLOSE] && (q->close_now || !q->head))
+    if (q->ctl_len[WS_CTL_CLOSE] && (q->close_now || !q->n))
         return WS_CTL_CLOSE;
     return -1;
 }
@@ -124,9 +163,10 @@ int ws_outq_gather(struct ws_outq *q, struct iovec *iov, int max, size_t budget)
             return n; /* nothing after a Close */
     }
     size_t off = q->off;
-    for (struct ws_out *o = q->head; o && n < max && total < budget; o = o->next) {
-        iov[n].iov_base = o->f->bytes + off;
-        iov[n].iov_len = o->f->len - off;
+    for (uint32_t i = 0; i < q->n && n < max && total < budget; i++) {
+        struct ws_shared_frame *f = at(q, i);
+        iov[n].iov_base = f->bytes + off;
+        iov[n].iov_len = f->len - off;
         total += iov[n].iov_len;
         n++;
         off = 0;
@@ -154,20 +194,15 @@ void ws_outq_consume(struct ws_outq *q, size_t n, bool *close_out)
             return;
         }
     }
-    while (n && q->head) {
-        struct ws_out *o = q->head;
-        size_t left = o->f->len - q->off;
+    while (n && q->n) {
+        size_t left = at(q, 0)->len - q->off;
         if (n < left) {
             q->off += n;
             return;
         }
         n -= left;
         q->off = 0;
-        q->head = o->next;
-        if (!q->head)
-            q->tail = NULL;
-        ws_shared_frame_unref(o->f);
-        free(o);
+        pop_first(q);
     }
 }
 
@@ -208,31 +243,26 @@ int ws_outq_message_rsv(struct ws_outq *q, unsigned opcode, unsigned rsv, const 
     /* Every fragment is built first: a message is queued whole or not at
      * all, never torn by a failed allocation. */
     size_t nfrag = n ? (n + WS_SEND_FRAGMENT - 1) / WS_SEND_FRAGMENT : 1;
-    struct ws_out *first = NULL, **tail = &first;
+    if (reserve(q, nfrag) < 0)
+        return -ENOMEM;
+    /* The reserved slots past the last frame hold the fragments until all
+     * exist; only then are they counted in. */
+    struct ws_shared_frame **v = slots(q);
+    uint32_t cap = capacity(q);
     for (size_t i = 0; i < nfrag; i++) {
         size_t at = i * WS_SEND_FRAGMENT;
         size_t len = n - at < WS_SEND_FRAGMENT ? n - at : WS_SEND_FRAGMENT;
-        struct ws_out *o = malloc(sizeof *o);
-        struct ws_shared_frame *f = o ? frame_new(i ? WS_OP_CONT : opcode, i ? 0 : rsv, i + 1 == nfrag, p + at, len) : NULL;
+        struct ws_shared_frame *f = frame_new(i ? WS_OP_CONT : opcode, i ? 0 : rsv, i + 1 == nfrag, p + at, len);
         if (!f) {
-            free(o);
-            while (first) {
-                struct ws_out *next = first->next;
-                ws_shared_frame_unref(first->f);
-                free(first);
-                first = next;
-            }
+            while (i--)
+                ws_shared_frame_unref(v[(q->first + q->n + i) % cap]);
             return -ENOMEM;
         }
-        o->f = f;
-        o->next = NULL;
-        *tail = o;
-        tail = &o->next;
+        v[(q->first + q->n + i) % cap] = f;
     }
-    while (first) {
-        struct ws_out *next = first->next;
-        link_node(q, first);
-        first = next;
+    for (size_t i = 0; i < nfrag; i++) {
+        q->bytes += v[(q->first + q->n) % cap]->len;
+        q->n++;
     }
     return 0;
 }

@@ -91,6 +91,9 @@ struct room_shard {
 /* The most a publisher delivers itself before handing the rest to a
  * deliverer actor. */
 #define ROOM_BATCH 256
+/* The most consecutive broadcasts a deliverer actor delivers together,
+ * member by member (rooms_fanout.c deliver_jobs). */
+#define ROOM_MERGE 64
 #define ROOM_HISTORY_MAX 65536
 /* Default bound on the bytes a room's ring holds (SnowRoomOpts.history_kib). */
 #define ROOM_HISTORY_KIB_DEFAULT 8192
@@ -158,7 +161,8 @@ bool ws_conn_accepting(SnowPid pid);
 /* Counters (all relaxed atomics: statistics, not synchronisation). */
 struct rooms_counters {
     atomic_uint_fast64_t rooms, members, broadcasts, deliveries, skipped_backpressure, skipped_closed,
-        replayed, refused_backpressure, deliverers, compressed;
+        replayed, refused_backpressure, deliverers, compressed,
+        direct, direct_partial; /* written by the deliverer itself (conn.c), in part */
 };
 extern struct rooms_counters rooms_stats;
 

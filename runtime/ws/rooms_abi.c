@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actor/actor.h"
 #include "ws/rooms.h"
 
 static bool name_ok(const char *room, size_t len)
@@ -73,6 +74,13 @@ int snow_room_unsubscribe(SnowPid pid, const char *room, size_t room_len)
     if (!name_ok(room, room_len))
         return -EINVAL;
     return rooms_leave(pid, room, room_len);
+}
+
+int snow_room_backlog_limit(SnowPid pid, size_t max_messages, size_t max_bytes)
+{
+    if (!pid)
+        return SNOW_ENOPROC;
+    return actor_set_backlog(pid, max_messages, max_bytes);
 }
 
 void snow_room_publish_init(SnowRoomPublish *opts)

@@ -201,6 +201,7 @@ struct dead_list {
 struct delivery {
     struct room *room;
     bool yields;        /* a deliverer actor: counts reductions */
+    bool direct;        /* a lone broadcast: ws_conn_deliver_direct */
     /* The mailbox form for plain actor members, built at the first one. */
     unsigned char *amsg;
     size_t amsg_len;
@@ -247,11 +248,18 @@ static void deliver_one(struct delivery *d, SnowPid pid, uint8_t kind, struct ws
 {
     int rc;
     if (kind == ROOM_KIND_WS) {
-        rc = ws_conn_deliver(pid, f);
+        rc = d->direct ? ws_conn_deliver_direct(pid, f) : ws_conn_deliver(pid, f);
     } else {
         rc = actor_form(d, f);
         if (!rc)
-            rc = actor_send_raw(pid, SNOW_TAG_ROOM_MESSAGE, 0, d->amsg, d->amsg_len);
+            rc = actor_send_backlog(pid, SNOW_TAG_ROOM_MESSAGE, d->amsg, d->amsg_len);
+    }
+    if (rc > 0) {
+        /* ws_conn_deliver_direct wrote it itself: 1 whole, 2 in part. */
+        atomic_fetch_add_explicit(&rooms_stats.direct, 1, memory_order_relaxed);
+        if (rc == 2)
+            atomic_fetch_add_explicit(&rooms_stats.direct_partial, 1, memory_order_relaxed);
+        rc = 0;
     }
     if (rc == 0)
         atomic_fetch_add_explicit(&rooms_stats.deliveries, 1, memory_order_relaxed);
@@ -340,38 +348,66 @@ static struct ws_shared_frame *compressed_of(const struct ws_shared_frame *f, un
     return c;
 }
 
-static void deliver_job(struct delivery *d, struct room_job *j, struct room_snap *s)
+/*
+ * Delivers the broadcasts of the list jobs (consecutive in the room's
+ * queue, one snapshot) member by member: each member gets all of them in
+ * sequence order before the next member gets any. A member woken by the
+ * first finds the others already in its mailbox, so it writes them in one
+ * writev; job by job, a member of a large room would be woken (and write)
+ * once per broadcast whenever the deliverer yields between two of them.
+ * Every member still sees the room's sequence order.
+ */
+static void deliver_jobs(struct delivery *d, struct room_job *jobs, struct room_snap *s)
 {
-    if (j->replay_to) {
+    if (jobs->replay_to) {
+        struct room_job *j = jobs; /* a replay is always alone */
         atomic_fetch_add_explicit(&rooms_stats.replayed, j->nreplay, memory_order_relaxed);
         for (uint32_t i = 0; i < j->nreplay; i++)
             deliver_one(d, j->replay_to, j->replay_kind, j->replay[i]);
         return;
     }
-    struct ws_shared_frame *f = j->frame;
     const struct room_snap_pmd *z = snap_pmd(s);
-    if (z && f->payload_len < z->min_threshold)
-        z = NULL;
-    struct ws_shared_frame *cf = NULL;
-    bool tried = false;
+    struct job_form {
+        struct ws_shared_frame *cf; /* the compressed form, once tried */
+        bool tried, compress;
+    } form[ROOM_MERGE];
+    uint32_t k = 0;
+    for (struct room_job *j = jobs; j; j = j->next, k++)
+        form[k] = (struct job_form){.compress = z && j->frame->payload_len >= z->min_threshold};
     for (uint32_t i = 0; i < s->n; i++) {
         const struct room_member *m = &s->v[i];
-        /* A member that joined after this frame was published gets it, if
-         * at all, from its replay: live delivery starts after join_seq. */
-        if (m->pid == j->except || m->join_seq >= f->room_seq)
-            continue;
-        struct ws_shared_frame *use = f;
-        if (z && z->v[i].bits && f->payload_len >= z->v[i].threshold) {
-            if (!tried) {
-                tried = true;
-                cf = compressed_of(f, z->min_bits);
+        k = 0;
+        for (struct room_job *j = jobs; j; j = j->next, k++) {
+            struct ws_shared_frame *f = j->frame;
+            /* A member that joined after this frame was published gets it,
+             * if at all, from its replay: live delivery starts after
+             * join_seq. */
+            if (m->pid == j->except || m->join_seq >= f->room_seq)
+                continue;
+            struct ws_shared_frame *use = f;
+            if (form[k].compress && z->v[i].bits && f->payload_len >= z->v[i].threshold) {
+                if (!form[k].tried) {
+                    form[k].tried = true;
+                    form[k].cf = compressed_of(f, z->min_bits);
+                }
+                if (form[k].cf)
+                    use = form[k].cf;
             }
-            if (cf)
-                use = cf;
+            deliver_one(d, m->pid, m->kind, use);
         }
-        deliver_one(d, m->pid, m->kind, use);
     }
-    ws_shared_frame_unref(cf);
+    k = 0;
+    for (struct room_job *j = jobs; j; j = j->next, k++)
+        ws_shared_frame_unref(form[k].cf);
+}
+
+static void free_jobs(struct room_job *j)
+{
+    while (j) {
+        struct room_job *nx = j->next;
+        fanout_job_free(j);
+        j = nx;
+    }
 }
 
 static void sweep_dead(struct delivery *d)
@@ -389,7 +425,7 @@ static void sweep_dead(struct delivery *d)
  * between two batches. */
 struct deliverer {
     struct room *room;
-    struct room_job *cur;
+    struct room_job *cur; /* the jobs being delivered (a list) */
     struct room_snap *snap;
     struct delivery d;
 };
@@ -404,7 +440,7 @@ static void release_queue(struct room *r, struct room_job *cur, struct room_snap
     r->delivering = false;
     rooms_unref_locked(r);
     pthread_mutex_unlock(&sh->lock);
-    fanout_job_free(cur);
+    free_jobs(cur);
     rooms_snap_unref(snap);
     while (list) {
         struct room_job *nx = list->next;
@@ -510,17 +546,31 @@ static void run_queue(struct room *r, uint32_t budget, struct deliverer *dv)
         }
         if (budget)
             budget -= cost;
+        j->next = NULL;
+        if (dv && s) {
+            /* The deliverer takes the broadcasts queued behind this one
+             * too (the lock is held: the same members), up to a replay. */
+            struct room_job *tail = j;
+            for (uint32_t n = 1; n < ROOM_MERGE && r->qhead && !r->qhead->replay_to; n++) {
+                tail->next = dequeue_locked(r);
+                tail = tail->next;
+                tail->next = NULL;
+            }
+        }
         pthread_mutex_unlock(&sh->lock);
         if (dv) {
             dv->cur = j;
             dv->snap = s;
         }
-        deliver_job(d, j, s);
+        /* One broadcast: members that hibernate get it written at once;
+         * several: through their actors, one writev each (conn.c). */
+        d->direct = s && !j->next;
+        deliver_jobs(d, j, s);
         if (dv) {
             dv->cur = NULL;
             dv->snap = NULL;
         }
-        fanout_job_free(j);
+        free_jobs(j);
         rooms_snap_unref(s);
         sweep_dead(d);
         pthread_mutex_lock(&sh->lock);

@@ -23,5 +23,7 @@ bool rt_wait_until(bool (*cond)(void *), void *arg);
 
 Suite *rooms_suite(void);
 Suite *rooms_ws_suite(void);
+Suite *rooms_backlog_suite(void);
+Suite *rooms_direct_suite(void);
 
 #endif
