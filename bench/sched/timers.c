@@ -17,7 +17,7 @@ struct timer_rx {
     SnowPid driver;
     long expect;
     int64_t *late; /* expect slots, ns past the due time */
-    int64_t first, last;
+    int64_t first = 0, last = 0;
     int64_t status;
 };
 
@@ -105,7 +105,7 @@ int run_timers(void)
     int64_t *late = malloc((size_t)n * sizeof *late);
     if (!late)
         return fail("out of memory");
-    int64_t first, last;
+    int64_t first = 0, last = 0;
     int rc = timer_phase(n, late, spread_ms, &first, &last);
     if (rc == 0) {
         int64_t p50 = bench_percentile(late, (size_t)n, 0.50);
