@@ -44,6 +44,14 @@ int actor_wait(SnowIo *io, unsigned events, int64_t deadline_ns);
 /* snow_io_open for a socket that is already non-blocking (accept4 with
  * SOCK_NONBLOCK): the same, without the two fcntl calls. */
 SnowIo *actor_io_open_nonblocking(int fd, int *err);
+/* True once the poller has seen the peer's FIN or an error on io. With the
+ * edge-triggered registration that makes a short read conclusive: if this
+ * is false after a read that returned less than asked, the socket was
+ * empty, and any byte or FIN that comes later sets the readable bit again,
+ * so the next read can wait for a wake-up instead of finding EAGAIN. (A FIN
+ * that came with the bytes just read raises no further edge; this bit is
+ * what still tells of it.) */
+bool actor_io_peer_closed(const SnowIo *io);
 int64_t actor_deadline_after_ms(int64_t ms);
 
 /* Like actor_wait, but the stack is given back while parked and fn(arg)

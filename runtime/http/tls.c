@@ -244,11 +244,6 @@ struct tls_stream {
     br_ssl_server_context sc;
     int eof;   /* the socket reached end of stream */
     int err;   /* sticky socket error */
-    /* The last read came back short: the socket was empty then, and with
-     * the poller's edge-triggered registration a new arrival sets the
-     * readable bit again, so the next read waits for a wake-up instead of
-     * finding EAGAIN. Cleared when the stream parks for readability. */
-    int drained;
     size_t stage_off, stage_len; /* staged ciphertext at stage[off..len) */
     unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];
     unsigned char stage[STAGE_CAP];
@@ -317,7 +312,7 @@ static int read_records(struct tls_stream *t)
         br_ssl_engine_recvrec_ack(eng, direct);
         t->stage_len = got - direct;
         t->stage_off = 0;
-        t->drained = got < len + sizeof t->stage;
+        t->base.drained = got < len + sizeof t->stage && !actor_io_peer_closed(t->base.io);
         feed_staged(t);
         return 1;
     }
@@ -329,7 +324,7 @@ static int read_records(struct tls_stream *t)
         t->err = -errno;
         return t->err;
     }
-    t->drained = 1;
+    t->base.drained = 1;
     return 0;
 }
 
@@ -367,7 +362,7 @@ static int pump(struct tls_stream *t, int dirs)
         if (recv && (st & BR_SSL_RECVREC) && !t->err) {
             if (feed_staged(t)) {
                 step = 1;
-            } else if (!t->eof && !t->drained) {
+            } else if (!t->eof && !t->base.drained) {
                 int r = read_records(t);
                 if (r < 0)
                     return r;
@@ -521,7 +516,7 @@ static int tls_wait(struct http_stream *s, unsigned events, int64_t deadline)
     /* The readable bit this wait consumed stands for bytes that came after
      * the last short read: the next pump must read again. */
     if ((unsigned)w & (SNOW_WAIT_READABLE | SNOW_WAIT_HANGUP))
-        t->drained = 0;
+        t->base.drained = 0;
     unsigned out = (unsigned)w & (SNOW_WAIT_MAILBOX | SNOW_WAIT_TIMEOUT | SNOW_WAIT_HANGUP);
     /* Socket progress is reported as the direction the caller asked for:
      * the caller retries its operation, which pumps again. */
@@ -538,7 +533,7 @@ static unsigned tls_idle_events(struct http_stream *s)
         return 0;
     /* The caller parks on the socket itself (actor_hibernate), and the
      * readable bit that wakes it is consumed there, not in tls_wait. */
-    t->drained = 0;
+    t->base.drained = 0;
     unsigned need = 0;
     if (st & BR_SSL_SENDREC)
         need |= SNOW_WAIT_WRITABLE;
