@@ -303,6 +303,18 @@ SnowIo *actor_io_open_nonblocking(int fd, int *err)
     return io_open(fd, err, false);
 }
 
+bool actor_io_take_readable(SnowIo *io)
+{
+    /* seq_cst RMW, as in actor_wait: an edge the poller sets after this is
+     * kept for the next look */
+    return (atomic_fetch_and(&io->ready, ~(unsigned)SNOW_WAIT_READABLE) & SNOW_WAIT_READABLE) != 0;
+}
+
+void actor_io_keep_readable(SnowIo *io)
+{
+    atomic_fetch_or(&io->ready, SNOW_WAIT_READABLE); /* seq_cst, as above */
+}
+
 bool actor_io_peer_closed(const SnowIo *io)
 {
     /* seq_cst: pairs with the poller's fetch_or of the bits (poller_poll) */

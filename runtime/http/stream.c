@@ -160,8 +160,10 @@ void http_stream_close(struct http_stream *s)
  * read was one system call in three on a busy connection. */
 static ssize_t plain_read(struct http_stream *s, void *buf, size_t n)
 {
-    if (s->drained)
+    /* An edge since the short read means bytes (or the FIN) came. */
+    if (!actor_io_take_readable(s->io) && s->drained)
         return -EAGAIN;
+    s->drained = 0;
     ssize_t r = read(snow_io_fd(s->io), buf, n);
     /* errno is read at once: after a park this coroutine may run on
      * another worker thread, with another errno. */
@@ -169,10 +171,14 @@ static ssize_t plain_read(struct http_stream *s, void *buf, size_t n)
         int e = errno == EWOULDBLOCK ? EAGAIN : errno;
         if (e == EAGAIN)
             s->drained = 1;
+        else
+            actor_io_keep_readable(s->io);
         return -e;
     }
     if (r > 0 && (size_t)r < n && !actor_io_peer_closed(s->io))
         s->drained = 1;
+    else
+        actor_io_keep_readable(s->io);
     return r;
 }
 

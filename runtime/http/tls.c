@@ -305,6 +305,10 @@ static int read_records(struct tls_stream *t)
     size_t len;
     unsigned char *buf = br_ssl_engine_recvrec_buf(eng, &len);
     struct iovec v[2] = {{buf, len}, {t->stage, sizeof t->stage}};
+    /* The readable bit is taken before the read, so that an edge for bytes
+     * that come after it is seen (stream.h, drained). */
+    actor_io_take_readable(t->base.io);
+    t->base.drained = 0;
     ssize_t n = readv(snow_io_fd(t->base.io), v, 2);
     if (n > 0) {
         size_t got = (size_t)n;
@@ -312,7 +316,10 @@ static int read_records(struct tls_stream *t)
         br_ssl_engine_recvrec_ack(eng, direct);
         t->stage_len = got - direct;
         t->stage_off = 0;
-        t->base.drained = got < len + sizeof t->stage && !actor_io_peer_closed(t->base.io);
+        if (got < len + sizeof t->stage && !actor_io_peer_closed(t->base.io))
+            t->base.drained = 1;
+        else
+            actor_io_keep_readable(t->base.io);
         feed_staged(t);
         return 1;
     }
@@ -322,6 +329,7 @@ static int read_records(struct tls_stream *t)
     }
     if (errno != EAGAIN && errno != EWOULDBLOCK) {
         t->err = -errno;
+        actor_io_keep_readable(t->base.io);
         return t->err;
     }
     t->base.drained = 1;
@@ -362,7 +370,7 @@ static int pump(struct tls_stream *t, int dirs)
         if (recv && (st & BR_SSL_RECVREC) && !t->err) {
             if (feed_staged(t)) {
                 step = 1;
-            } else if (!t->eof && !t->base.drained) {
+            } else if (!t->eof && (!t->base.drained || actor_io_take_readable(t->base.io))) {
                 int r = read_records(t);
                 if (r < 0)
                     return r;
