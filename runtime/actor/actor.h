@@ -44,21 +44,6 @@ int actor_wait(SnowIo *io, unsigned events, int64_t deadline_ns);
 /* snow_io_open for a socket that is already non-blocking (accept4 with
  * SOCK_NONBLOCK): the same, without the two fcntl calls. */
 SnowIo *actor_io_open_nonblocking(int fd, int *err);
-/* True once the poller has seen the peer's FIN or an error on io. With the
- * edge-triggered registration that makes a short read conclusive: if this
- * is false after a read that returned less than asked, the socket was
- * empty, and any byte or FIN that comes later sets the readable bit again,
- * so the next read can wait for a wake-up instead of finding EAGAIN. (A FIN
- * that came with the bytes just read raises no further edge; this bit is
- * what still tells of it.) */
-bool actor_io_peer_closed(const SnowIo *io);
-/* For a reader about to read io: takes the readable bit (true when an edge
- * came since it was last taken). A read that then fills the caller's
- * buffer may have left bytes behind, which raise no new edge: the reader
- * puts the bit back (actor_io_keep_readable) so that a wait still returns
- * at once, as if the bit had never been taken. */
-bool actor_io_take_readable(SnowIo *io);
-void actor_io_keep_readable(SnowIo *io);
 int64_t actor_deadline_after_ms(int64_t ms);
 
 /* Like actor_wait, but the stack is given back while parked and fn(arg)

@@ -80,18 +80,11 @@ void poller_interrupt(void)
     (void)n;
 }
 
-/* The peer's FIN has been seen (EPOLLRDHUP). Kept in the handle's ready
- * bits and, unlike READABLE, never consumed by a wait: see
- * actor_io_peer_closed. */
-#define IO_PEER_CLOSED (1u << 17)
-
 static unsigned bits_of(uint32_t ev)
 {
     unsigned b = 0;
     if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLPRI))
         b |= SNOW_WAIT_READABLE;
-    if (ev & EPOLLRDHUP)
-        b |= IO_PEER_CLOSED;
     if (ev & EPOLLOUT)
         b |= SNOW_WAIT_WRITABLE;
     if (ev & (EPOLLERR | EPOLLHUP))
@@ -301,24 +294,6 @@ SnowIo *snow_io_open(int fd, int *err)
 SnowIo *actor_io_open_nonblocking(int fd, int *err)
 {
     return io_open(fd, err, false);
-}
-
-bool actor_io_take_readable(SnowIo *io)
-{
-    /* seq_cst RMW, as in actor_wait: an edge the poller sets after this is
-     * kept for the next look */
-    return (atomic_fetch_and(&io->ready, ~(unsigned)SNOW_WAIT_READABLE) & SNOW_WAIT_READABLE) != 0;
-}
-
-void actor_io_keep_readable(SnowIo *io)
-{
-    atomic_fetch_or(&io->ready, SNOW_WAIT_READABLE); /* seq_cst, as above */
-}
-
-bool actor_io_peer_closed(const SnowIo *io)
-{
-    /* seq_cst: pairs with the poller's fetch_or of the bits (poller_poll) */
-    return (atomic_load(&((SnowIo *)io)->ready) & (IO_PEER_CLOSED | SNOW_WAIT_HANGUP)) != 0;
 }
 
 static void io_release(struct SnowIo *io, bool close_fd)

@@ -155,30 +155,13 @@ void http_stream_close(struct http_stream *s)
 
 /* ---- plain TCP ---- */
 
-/* After a read that came back short, the read that would find EAGAIN is
- * left out (stream.h, drained): readers loop until -EAGAIN, and that last
- * read was one system call in three on a busy connection. */
 static ssize_t plain_read(struct http_stream *s, void *buf, size_t n)
 {
-    /* An edge since the short read means bytes (or the FIN) came. */
-    if (!actor_io_take_readable(s->io) && s->drained)
-        return -EAGAIN;
-    s->drained = 0;
     ssize_t r = read(snow_io_fd(s->io), buf, n);
     /* errno is read at once: after a park this coroutine may run on
      * another worker thread, with another errno. */
-    if (r < 0) {
-        int e = errno == EWOULDBLOCK ? EAGAIN : errno;
-        if (e == EAGAIN)
-            s->drained = 1;
-        else
-            actor_io_keep_readable(s->io);
-        return -e;
-    }
-    if (r > 0 && (size_t)r < n && !actor_io_peer_closed(s->io))
-        s->drained = 1;
-    else
-        actor_io_keep_readable(s->io);
+    if (r < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
     return r;
 }
 
@@ -203,19 +186,12 @@ static int plain_flush(struct http_stream *s)
 
 static int plain_wait(struct http_stream *s, unsigned events, int64_t deadline)
 {
-    int w = actor_wait(s->io, events, deadline);
-    /* The readable bit this wait consumed stands for what came after the
-     * last short read. */
-    if (w > 0 && (w & (SNOW_WAIT_READABLE | SNOW_WAIT_HANGUP)))
-        s->drained = 0;
-    return w;
+    return actor_wait(s->io, events, deadline);
 }
 
 static unsigned plain_idle_events(struct http_stream *s)
 {
-    /* The caller parks on the socket itself (actor_hibernate), where the
-     * readable bit is consumed: the read after it must be made. */
-    s->drained = 0;
+    (void)s;
     return SNOW_WAIT_READABLE;
 }
 

@@ -53,10 +53,6 @@ struct http_stream {
     struct http_stream **back;
     /* shutdown has run: closing the stream does not send it again. */
     int shut;
-    /* The last socket read came back short with no FIN seen
-     * (actor_io_peer_closed): the next read reports -EAGAIN without a
-     * system call until a wait on the socket reports it readable. */
-    int drained;
 };
 
 /* A plain stream over io (registered by the calling actor). NULL on ENOMEM. */

@@ -229,11 +229,11 @@ void http_tls_config_free(struct http_tls_config *c)
 /*
  * Input staging. BearSSL takes records one at a time and asks for exactly
  * the bytes up to the end of the current record, so reading straight into
- * its buffer costs two reads a record (the 5-byte header, then the rest)
- * and a third that finds the socket empty. Instead each socket read is a
- * readv into the engine's buffer (the current record, without a copy)
- * followed by the staging buffer, which catches the records behind it;
- * those are fed to the engine from there without another system call.
+ * its buffer costs two reads a record (the 5-byte header, then the rest).
+ * Instead each socket read is a readv into the engine's buffer (the current
+ * record, without a copy) followed by the staging buffer, which catches the
+ * records behind it; those are fed to the engine from there without another
+ * system call.
  * The staging buffer holds one full record, so one read takes a whole
  * record behind the current one.
  */
@@ -305,10 +305,6 @@ static int read_records(struct tls_stream *t)
     size_t len;
     unsigned char *buf = br_ssl_engine_recvrec_buf(eng, &len);
     struct iovec v[2] = {{buf, len}, {t->stage, sizeof t->stage}};
-    /* The readable bit is taken before the read, so that an edge for bytes
-     * that come after it is seen (stream.h, drained). */
-    actor_io_take_readable(t->base.io);
-    t->base.drained = 0;
     ssize_t n = readv(snow_io_fd(t->base.io), v, 2);
     if (n > 0) {
         size_t got = (size_t)n;
@@ -316,10 +312,6 @@ static int read_records(struct tls_stream *t)
         br_ssl_engine_recvrec_ack(eng, direct);
         t->stage_len = got - direct;
         t->stage_off = 0;
-        if (got < len + sizeof t->stage && !actor_io_peer_closed(t->base.io))
-            t->base.drained = 1;
-        else
-            actor_io_keep_readable(t->base.io);
         feed_staged(t);
         return 1;
     }
@@ -329,10 +321,8 @@ static int read_records(struct tls_stream *t)
     }
     if (errno != EAGAIN && errno != EWOULDBLOCK) {
         t->err = -errno;
-        actor_io_keep_readable(t->base.io);
         return t->err;
     }
-    t->base.drained = 1;
     return 0;
 }
 
@@ -370,7 +360,7 @@ static int pump(struct tls_stream *t, int dirs)
         if (recv && (st & BR_SSL_RECVREC) && !t->err) {
             if (feed_staged(t)) {
                 step = 1;
-            } else if (!t->eof && (!t->base.drained || actor_io_take_readable(t->base.io))) {
+            } else if (!t->eof) {
                 int r = read_records(t);
                 if (r < 0)
                     return r;
@@ -521,10 +511,6 @@ static int tls_wait(struct http_stream *s, unsigned events, int64_t deadline)
     int w = actor_wait(t->base.io, need | (events & SNOW_WAIT_MAILBOX), deadline);
     if (w < 0)
         return w;
-    /* The readable bit this wait consumed stands for bytes that came after
-     * the last short read: the next pump must read again. */
-    if ((unsigned)w & (SNOW_WAIT_READABLE | SNOW_WAIT_HANGUP))
-        t->base.drained = 0;
     unsigned out = (unsigned)w & (SNOW_WAIT_MAILBOX | SNOW_WAIT_TIMEOUT | SNOW_WAIT_HANGUP);
     /* Socket progress is reported as the direction the caller asked for:
      * the caller retries its operation, which pumps again. */
@@ -539,9 +525,7 @@ static unsigned tls_idle_events(struct http_stream *s)
     unsigned st = br_ssl_engine_current_state(&t->sc.eng);
     if ((st & (BR_SSL_RECVAPP | BR_SSL_CLOSED)) || t->err || t->eof || t->stage_len)
         return 0;
-    /* The caller parks on the socket itself (actor_hibernate), and the
-     * readable bit that wakes it is consumed there, not in tls_wait. */
-    t->base.drained = 0;
+
     unsigned need = 0;
     if (st & BR_SSL_SENDREC)
         need |= SNOW_WAIT_WRITABLE;
