@@ -236,7 +236,7 @@ static void io_free(struct SnowIo *io)
     rt_spin_unlock(&rt.poller.lock);
 }
 
-SnowIo *snow_io_open(int fd, int *err)
+static SnowIo *io_open(int fd, int *err, bool set_nonblocking)
 {
     struct actor *a = actor_self();
     int e = 0;
@@ -245,10 +245,12 @@ SnowIo *snow_io_open(int fd, int *err)
         e = SNOW_ENOT_ACTOR;
         goto out;
     }
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-        e = -errno;
-        goto out;
+    if (set_nonblocking) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+            e = -errno;
+            goto out;
+        }
     }
     io = io_alloc();
     if (!io) {
@@ -282,6 +284,16 @@ out:
     if (err)
         *err = e;
     return io;
+}
+
+SnowIo *snow_io_open(int fd, int *err)
+{
+    return io_open(fd, err, true);
+}
+
+SnowIo *actor_io_open_nonblocking(int fd, int *err)
+{
+    return io_open(fd, err, false);
 }
 
 static void io_release(struct SnowIo *io, bool close_fd)

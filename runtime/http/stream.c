@@ -197,6 +197,9 @@ static unsigned plain_idle_events(struct http_stream *s)
 
 static void plain_shutdown(struct http_stream *s)
 {
+    if (s->shut)
+        return;
+    s->shut = 1;
     shutdown(snow_io_fd(s->io), SHUT_WR);
 }
 

@@ -39,7 +39,8 @@ struct http_stream_ops {
      * events to wait for before a read can make progress, or 0 when it can
      * already (bytes decoded and buffered, or the session closed). */
     unsigned (*idle_events)(struct http_stream *s);
-    /* Tells the peer we are done (TLS close_notify, TCP FIN); best effort. */
+    /* Tells the peer we are done (TLS close_notify, TCP FIN); best effort,
+     * once: later calls do nothing. */
     void (*shutdown)(struct http_stream *s);
     /* Releases the fd (deregistering it from the poller) and the memory. */
     void (*destroy)(struct http_stream *s);
@@ -51,6 +52,8 @@ struct http_stream {
     /* When set, closing the stream clears *back: the lender (an HTTP
      * connection that detached the stream) learns it is gone. */
     struct http_stream **back;
+    /* shutdown has run: closing the stream does not send it again. */
+    int shut;
 };
 
 /* A plain stream over io (registered by the calling actor). NULL on ENOMEM. */

@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "actor/actor.h"
@@ -224,12 +226,27 @@ void http_tls_config_free(struct http_tls_config *c)
 
 /* ---- the stream ---- */
 
+/*
+ * Input staging. BearSSL takes records one at a time and asks for exactly
+ * the bytes up to the end of the current record, so reading straight into
+ * its buffer costs two reads a record (the 5-byte header, then the rest).
+ * Instead each socket read is a readv into the engine's buffer (the current
+ * record, without a copy) followed by the staging buffer, which catches the
+ * records behind it; those are fed to the engine from there without another
+ * system call.
+ * The staging buffer holds one full record, so one read takes a whole
+ * record behind the current one.
+ */
+#define STAGE_CAP BR_SSL_BUFSIZE_INPUT
+
 struct tls_stream {
     struct http_stream base;
     br_ssl_server_context sc;
     int eof;   /* the socket reached end of stream */
     int err;   /* sticky socket error */
+    size_t stage_off, stage_len; /* staged ciphertext at stage[off..len) */
     unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];
+    unsigned char stage[STAGE_CAP];
 };
 
 static const uint16_t rsa_suites[] = {
@@ -256,11 +273,69 @@ static int engine_error(struct tls_stream *t)
     return e == BR_ERR_OK ? SNOW_ECLOSED : SNOW_ETLS;
 }
 
+/* Moves staged ciphertext into the engine while it wants records.
+ * Returns 1 when bytes moved. */
+static int feed_staged(struct tls_stream *t)
+{
+    br_ssl_engine_context *eng = &t->sc.eng;
+    int moved = 0;
+    while (t->stage_off < t->stage_len && (br_ssl_engine_current_state(eng) & BR_SSL_RECVREC)) {
+        size_t len;
+        unsigned char *buf = br_ssl_engine_recvrec_buf(eng, &len);
+        size_t k = t->stage_len - t->stage_off;
+        if (k > len)
+            k = len;
+        memcpy(buf, t->stage + t->stage_off, k);
+        t->stage_off += k;
+        br_ssl_engine_recvrec_ack(eng, k);
+        moved = 1;
+    }
+    if (t->stage_off == t->stage_len)
+        t->stage_off = t->stage_len = 0;
+    return moved;
+}
+
+/* One socket read for the engine: the current record's remaining bytes go
+ * straight into its buffer, what follows into the staging buffer (empty
+ * here: staged bytes are always fed first). Returns 1 when bytes (or the
+ * end of stream) came, 0 when the socket had nothing, or an error. */
+static int read_records(struct tls_stream *t)
+{
+    br_ssl_engine_context *eng = &t->sc.eng;
+    size_t len;
+    unsigned char *buf = br_ssl_engine_recvrec_buf(eng, &len);
+    struct iovec v[2] = {{buf, len}, {t->stage, sizeof t->stage}};
+    ssize_t n = readv(snow_io_fd(t->base.io), v, 2);
+    if (n > 0) {
+        size_t got = (size_t)n;
+        size_t direct = got < len ? got : len;
+        br_ssl_engine_recvrec_ack(eng, direct);
+        t->stage_len = got - direct;
+        t->stage_off = 0;
+        feed_staged(t);
+        return 1;
+    }
+    if (n == 0) {
+        t->eof = 1;
+        return 1;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        t->err = -errno;
+        return t->err;
+    }
+    return 0;
+}
+
+enum { PUMP_SEND = 1, PUMP_RECV = 2 };
+
 /*
- * Moves records without waiting. Returns 1 when something moved, 0 when
+ * Moves records without waiting, in the directions asked: a writer only
+ * sends (a read on its behalf would mostly find nothing), except while
+ * the engine takes no application data (the handshake), when only the
+ * peer's records can move it on. Returns 1 when something moved, 0 when
  * nothing could (the socket would block), or a negative error.
  */
-static int pump(struct tls_stream *t)
+static int pump(struct tls_stream *t, int dirs)
 {
     br_ssl_engine_context *eng = &t->sc.eng;
     int moved = 0;
@@ -281,19 +356,15 @@ static int pump(struct tls_stream *t)
                 return t->err;
             }
         }
-        if ((st & BR_SSL_RECVREC) && !t->eof && !t->err) {
-            size_t len;
-            unsigned char *buf = br_ssl_engine_recvrec_buf(eng, &len);
-            ssize_t n = read(snow_io_fd(t->base.io), buf, len);
-            if (n > 0) {
-                br_ssl_engine_recvrec_ack(eng, (size_t)n);
+        bool recv = (dirs & PUMP_RECV) || !(st & BR_SSL_SENDAPP);
+        if (recv && (st & BR_SSL_RECVREC) && !t->err) {
+            if (feed_staged(t)) {
                 step = 1;
-            } else if (n == 0) {
-                t->eof = 1;
-                step = 1;
-            } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                t->err = -errno;
-                return t->err;
+            } else if (!t->eof) {
+                int r = read_records(t);
+                if (r < 0)
+                    return r;
+                step |= r;
             }
         }
         if (!step)
@@ -302,26 +373,43 @@ static int pump(struct tls_stream *t)
     }
 }
 
+/* Copies decoded application data out, record after record, while the
+ * caller has room and the records are here without a system call. */
+static size_t take_app(struct tls_stream *t, unsigned char *out, size_t n)
+{
+    br_ssl_engine_context *eng = &t->sc.eng;
+    size_t done = 0;
+    while (done < n) {
+        unsigned st = br_ssl_engine_current_state(eng);
+        if (st & BR_SSL_RECVAPP) {
+            size_t len;
+            unsigned char *p = br_ssl_engine_recvapp_buf(eng, &len);
+            if (len > n - done)
+                len = n - done;
+            memcpy(out + done, p, len);
+            br_ssl_engine_recvapp_ack(eng, len);
+            done += len;
+        } else if (!(st & BR_SSL_RECVREC) || !feed_staged(t)) {
+            break;
+        }
+    }
+    return done;
+}
+
 static ssize_t tls_read(struct http_stream *s, void *buf, size_t n)
 {
     struct tls_stream *t = (struct tls_stream *)s;
     br_ssl_engine_context *eng = &t->sc.eng;
     for (;;) {
+        size_t got = take_app(t, buf, n);
+        if (got)
+            return (ssize_t)got;
         unsigned st = br_ssl_engine_current_state(eng);
-        if (st & BR_SSL_RECVAPP) {
-            size_t len;
-            unsigned char *p = br_ssl_engine_recvapp_buf(eng, &len);
-            if (len > n)
-                len = n;
-            memcpy(buf, p, len);
-            br_ssl_engine_recvapp_ack(eng, len);
-            return (ssize_t)len;
-        }
         if (st & BR_SSL_CLOSED) {
             /* A clean close_notify reads as end of stream. */
             return br_ssl_engine_last_error(eng) == BR_ERR_OK ? 0 : SNOW_ETLS;
         }
-        int r = pump(t);
+        int r = pump(t, PUMP_SEND | PUMP_RECV);
         if (r < 0)
             return r;
         if (r == 0) {
@@ -363,7 +451,7 @@ static ssize_t tls_writev(struct http_stream *s, const struct iovec *iov, int io
         }
         /* The record buffer is full or the handshake is not done: move
          * records, and give up for now if nothing moves. */
-        int r = pump(t);
+        int r = pump(t, PUMP_SEND);
         if (r < 0)
             return done ? (ssize_t)done : r;
         if (r == 0)
@@ -382,7 +470,7 @@ static int tls_flush(struct http_stream *s)
             return engine_error(t);
         if (!(st & BR_SSL_SENDREC))
             return 0;
-        int r = pump(t);
+        int r = pump(t, PUMP_SEND);
         if (r < 0)
             return r;
         if (r == 0)
@@ -395,7 +483,8 @@ static int tls_wait(struct http_stream *s, unsigned events, int64_t deadline)
     struct tls_stream *t = (struct tls_stream *)s;
     unsigned st = br_ssl_engine_current_state(&t->sc.eng);
     unsigned ready = 0;
-    if ((events & SNOW_WAIT_READABLE) && (st & (BR_SSL_RECVAPP | BR_SSL_CLOSED)))
+    if ((events & SNOW_WAIT_READABLE) &&
+        ((st & (BR_SSL_RECVAPP | BR_SSL_CLOSED)) || (t->stage_len && (st & BR_SSL_RECVREC))))
         ready |= SNOW_WAIT_READABLE;
     if ((events & SNOW_WAIT_WRITABLE) && (st & BR_SSL_CLOSED))
         ready |= SNOW_WAIT_WRITABLE;
@@ -434,8 +523,9 @@ static unsigned tls_idle_events(struct http_stream *s)
 {
     struct tls_stream *t = (struct tls_stream *)s;
     unsigned st = br_ssl_engine_current_state(&t->sc.eng);
-    if ((st & (BR_SSL_RECVAPP | BR_SSL_CLOSED)) || t->err || t->eof)
+    if ((st & (BR_SSL_RECVAPP | BR_SSL_CLOSED)) || t->err || t->eof || t->stage_len)
         return 0;
+
     unsigned need = 0;
     if (st & BR_SSL_SENDREC)
         need |= SNOW_WAIT_WRITABLE;
@@ -447,10 +537,13 @@ static unsigned tls_idle_events(struct http_stream *s)
 static void tls_shutdown(struct http_stream *s)
 {
     struct tls_stream *t = (struct tls_stream *)s;
+    if (s->shut)
+        return;
+    s->shut = 1;
     /* close_notify, sent only if it fits without waiting: a peer that stopped
      * reading must not hold the actor here. */
     br_ssl_engine_close(&t->sc.eng);
-    pump(t);
+    pump(t, PUMP_SEND);
     shutdown(snow_io_fd(s->io), SHUT_WR);
 }
 

@@ -48,11 +48,6 @@ bool http_str_eq_ci2(struct http_str a, struct http_str b)
     return true;
 }
 
-bool http_str_eq_ci(struct http_str s, const char *lit)
-{
-    return http_str_eq_ci2(s, (struct http_str){lit, strlen(lit)});
-}
-
 bool http_list_next(struct http_str v, size_t *pos, struct http_str *item)
 {
     size_t i = *pos;

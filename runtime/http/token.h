@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 /* A view of bytes that live elsewhere (usually the connection's read
  * buffer); not NUL-terminated. */
@@ -38,8 +39,15 @@ bool http_is_token(struct http_str s);
 
 /* ASCII case-insensitive equality, as field names, list items such as
  * "upgrade" and scheme names compare (RFC 9110 §5.1, §7.8). */
-bool http_str_eq_ci(struct http_str s, const char *lit);
 bool http_str_eq_ci2(struct http_str a, struct http_str b);
+/* Inline, so that the length of a literal is a constant and a name of
+ * another length is told apart without a call: the header lookups of one
+ * request make dozens of these comparisons. */
+static inline bool http_str_eq_ci(struct http_str s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.n == n && http_str_eq_ci2(s, (struct http_str){lit, n});
+}
 
 /*
  * The next non-empty element of a comma-separated list (RFC 9110 §5.6.1),
