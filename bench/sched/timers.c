@@ -17,7 +17,7 @@ struct timer_rx {
     SnowPid driver;
     long expect;
     int64_t *late; /* expect slots, ns past the due time */
-    int64_t first = 0, last = 0;
+    int64_t first, last;
     int64_t status;
 };
 
