@@ -35,6 +35,7 @@
  * max(2 x live, SNOW_GC_MIN_KIB).
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -408,6 +409,22 @@ int snow_gc_stats(SnowGcStats *st)
         st->pause_ns = sp->pause_ns;
     }
     return 0;
+}
+
+size_t actor_gc_state_bytes(size_t *chunk_bytes)
+{
+    struct actor *a = actor_self();
+    const struct heap_space *sp = a ? a->heap.space : NULL;
+    if (chunk_bytes)
+        *chunk_bytes = sp ? sp->mapped : 0;
+    if (!sp)
+        return 0;
+    size_t n = malloc_usable_size((void *)sp);
+    if (sp->index != sp->index_inline)
+        n += malloc_usable_size(sp->index);
+    n += sp->roots ? malloc_usable_size(sp->roots) : 0;
+    n += sp->gray ? malloc_usable_size(sp->gray) : 0;
+    return n;
 }
 
 static struct heap_space *own_space(void)

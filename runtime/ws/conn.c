@@ -732,6 +732,10 @@ static void maybe_hibernate(struct ws_conn *c, int64_t deadline)
     /* Senders judge the limit by this figure while we sleep. */
     measure_kernel(c);
     ws_live_free(c);
+    /* The HTTP connection's stack frames go with this stack: from here on
+     * its record is needed only for the exit path, in its compact form. */
+    c->hc = http_conn_compact(c->hc);
+    ws_idle_enter(c);
     actor_hibernate(c->stream->io, ev | SNOW_WAIT_MAILBOX, deadline, conn_resume, c);
 }
 
@@ -833,6 +837,7 @@ void ws_conn_run(struct ws_conn *c)
 static void conn_resume(void *arg)
 {
     struct ws_conn *c = arg;
+    ws_idle_leave(c);
     if (ws_live_new(c) < 0) {
         c->wr_failed = true; /* no memory to go on: drop the connection */
         ws_conn_finish(c);

@@ -22,5 +22,6 @@ Suite *conn_life_suite(void);
 Suite *conn_handlers_suite(void);
 Suite *conn_deadline_suite(void);
 Suite *conn_outbound_suite(void);
+Suite *conn_idle_suite(void);
 
 #endif
