@@ -3,8 +3,9 @@
  * read, decoded and answered a message hibernate; the runtime's own
  * accounting of what each held while parked (ws_idle_totals, taken when
  * it wakes) shows no awake part (read buffer, decoder, reassembly,
- * outbound queue), the HTTP connection's compact record only, and no
- * collector state for an actor that never allocated in its heap.
+ * outbound queue), the HTTP connection's compact record only, no
+ * collector state for an actor that never allocated in its heap, and only
+ * the heap's core (no free-list table, no mark stack) for one that did.
  */
 #include <malloc.h>
 #include <pthread.h>
@@ -108,8 +109,14 @@ START_TEST(idle_user_data_survives_in_the_heap)
     struct ws_idle_totals t;
     ws_idle_totals(&t);
     ck_assert_uint_ge(t.samples - before.samples, 1);
-    /* This one has a heap: the kept copy and the slot array live there. */
+    /* This one has a heap (the kept copy and its index). Parked, its
+     * collector state is the heap's core and the one root slot's array:
+     * no per-class free-list table, no mark stack. */
     ck_assert_uint_gt(t.heap_chunks - before.heap_chunks, 0);
+    uint64_t n = t.samples - before.samples;
+    uint64_t state = (t.heap_state - before.heap_state) / n;
+    ck_assert_uint_gt(state, 0);
+    ck_assert_msg(state <= 256, "an idle heap keeps %llu bytes of collector state", (unsigned long long)state);
     ck_assert_uint_eq(t.live - before.live, 0);
     wsc_close(&c);
     wait_closes(1);
