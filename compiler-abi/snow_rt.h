@@ -620,7 +620,9 @@ SNOW_API SnowWsConn *snow_ws_conn(SnowPid pid);
 /* Per-connection user data, owned by the program (the runtime never frees
  * or reads it; a collector treats it as a root of the connection's actor).
  * Only the connection's own actor may set or read it: from another actor
- * set returns SNOW_ECLOSED / -EPERM and get returns NULL. */
+ * set returns SNOW_ECLOSED / -EPERM and get returns NULL. set returns 0, or
+ * -ENOMEM when user points into the actor's heap and no memory is left to
+ * make it a root. */
 SNOW_API int snow_ws_set_user(SnowWsConn *conn, void *user);
 SNOW_API void *snow_ws_user(const SnowWsConn *conn);
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Memory and CPU of idle WebSocket connections.
 
-    bench/ws/idle_conns.py BUILD_DIR [N [DEFLATE]]
+    bench/ws/idle_conns.py [--census] BUILD_DIR [N [DEFLATE]]
 
 Starts snow-echo on 127.0.0.1 (port 0, heartbeat off so that nothing at all
 happens while idle), opens N WebSocket connections (default 5,000; at most
@@ -20,11 +20,20 @@ DEFLATE (default none) measures permessage-deflate: "nct" runs snow-echo
 offers permessage-deflate and its message is a 200-byte JSON text sent
 compressed (so both directions compress and, with context takeover, each
 connection gets its zlib streams). The line then says deflate=MODE.
+
+--census runs the server under BUILD_DIR/bench/ws/libsnow-alloc-census.so
+(alloc_census.c), takes a census of its live malloc blocks at the baseline
+and at the measurement, and prints what one idle connection holds, by call
+site (resolved with addr2line) and block size:
+
+    census per_conn blocks=B usable_bytes=U
+    census SITE SIZE USABLE PER_CONN
 """
 import base64
 import os
 import re
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -86,20 +95,75 @@ def read_frame(s, buf):
         buf += chunk
 
 
+def census(pid, path):
+    """Asks the preloaded census for a dump; returns {(site, size, usable): count}."""
+    before = os.path.getsize(path) if os.path.exists(path) else 0
+    os.kill(pid, signal.SIGUSR2)
+    text = ""
+    for _ in range(400):
+        time.sleep(0.05)
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            f.seek(before)
+            text = f.read()
+        if text.endswith("census end\n"):
+            break
+    else:
+        raise SystemExit("no census from %d" % pid)
+    got = {}
+    for line in text.splitlines():
+        w = line.split()
+        if len(w) == 5:
+            got[(w[1], int(w[2]), int(w[3]))] = int(w[4])
+    return got
+
+
+def census_report(exe, base, now, n):
+    sites = sorted({k[0] for k in now if k[0] != "?"})
+    names = {}
+    if sites:
+        out = subprocess.run(["addr2line", "-f", "-s", "-e", exe] + sites, capture_output=True, text=True).stdout
+        lines = out.splitlines()
+        for i, s in enumerate(sites):
+            if 2 * i + 1 < len(lines):
+                names[s] = "%s(%s)" % (lines[2 * i], lines[2 * i + 1])
+    rows = []
+    for k, c in now.items():
+        d = c - base.get(k, 0)
+        if d * 10 >= n:  # held by at least one connection in ten
+            rows.append((k, d))
+    blocks = sum(d for _, d in rows)
+    usable = sum(k[2] * d for k, d in rows)
+    print("census per_conn blocks=%.2f usable_bytes=%.0f" % (blocks / n, usable / n))
+    for k, d in sorted(rows, key=lambda r: -r[0][2] * r[1]):
+        print("census %s %d %d %.2f" % (names.get(k[0], k[0]), k[1], k[2], d / n))
+
+
 def main():
-    build = sys.argv[1]
-    n = min(int(sys.argv[2]) if len(sys.argv) > 2 else 5000, 19900)
-    mode = sys.argv[3] if len(sys.argv) > 3 else "none"
+    args = sys.argv[1:]
+    with_census = "--census" in args
+    args = [a for a in args if a != "--census"]
+    build = args[0]
+    n = min(int(args[1]) if len(args) > 1 else 5000, 19900)
+    mode = args[2] if len(args) > 2 else "none"
     flags = {"none": [], "nct": ["--deflate-no-context-takeover"], "takeover": ["--deflate"]}[mode]
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     echo = os.path.join(build, "compiler-abi", "examples", "snow-echo")
+    env = dict(os.environ)
+    census_path = None
+    if with_census:
+        census_path = "/tmp/alloc-census.idle.%d" % os.getpid()
+        env["LD_PRELOAD"] = os.path.abspath(os.path.join(build, "bench", "ws", "libsnow-alloc-census.so"))
+        env["ALLOC_CENSUS_OUT"] = census_path
     srv = subprocess.Popen([echo, "--host", "127.0.0.1", "--port", "0", "--ping-interval", "0", *flags],
-                           stdout=subprocess.PIPE, text=True)
+                           stdout=subprocess.PIPE, text=True, env=env)
     try:
         port = int(re.search(r"listening on (\d+)", srv.stdout.readline()).group(1))
         time.sleep(0.2)
         base = rss_kib(srv.pid)
+        base_census = census(srv.pid, census_path) if with_census else None
         socks = []
         for _ in range(n):
             s = socket.create_connection(("127.0.0.1", port), timeout=20)
@@ -137,11 +201,15 @@ def main():
         cpu = (c1 - c0) / os.sysconf("SC_CLK_TCK") / (t1 - t0) * 100
         print("bench ws_idle conns=%d rss_per_conn_bytes=%.0f cpu_pct=%.1f%s" %
               (n, grown * 1024 / n, cpu, "" if mode == "none" else " deflate=" + mode))
+        if with_census:
+            census_report(echo, base_census, census(srv.pid, census_path), n)
         for s in socks:
             s.close()
     finally:
         srv.terminate()
         srv.wait(timeout=10)
+        if census_path and os.path.exists(census_path):
+            os.unlink(census_path)
 
 
 if __name__ == "__main__":

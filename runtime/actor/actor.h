@@ -87,6 +87,10 @@ const char *actor_panic_message(void);
  * SNOW_ENOT_ACTOR. */
 int actor_gc_root_add(void **slot);
 int actor_gc_root_remove(void **slot);
+/* Bytes of the calling actor's collector state (the heap's bookkeeping,
+ * free-list table, root slots, mark stack) in malloc blocks; *chunk_bytes (when not NULL)
+ * gets the bytes of its chunks and large objects. 0 without a heap. */
+size_t actor_gc_state_bytes(size_t *chunk_bytes);
 /* True when p points into an allocated (not freed) object of the calling
  * actor's heap. For diagnostics and tests. */
 bool actor_gc_owns(const void *p);

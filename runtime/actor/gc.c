@@ -28,13 +28,15 @@
  *
  * The sweep walks every chunk: unmarked objects are freed (poisoned for
  * ASan, filled with GC_DEBUG_FILL when SNOW_GC_DEBUG=1), free slots are
- * threaded onto the class free lists in address order, dead large objects
+ * threaded onto the class free lists in address order (a hibernation
+ * collection drops the lists' table instead: see gc.h), dead large objects
  * are unmapped, and chunks left empty are unmapped too, except for spares
  * kept while the heap stays below its next threshold (all go on
  * hibernation). The next collection comes when the bytes handed out reach
  * max(2 x live, SNOW_GC_MIN_KIB).
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,11 +53,11 @@
 
 /* The collector reads stack memory that ASan guards (redzones between
  * locals) and words of any value: never instrumented. That includes words
- * other threads may update at the same time (an atomic counter inside a
- * WebSocket connection's state, which lives in its actor's heap): a
- * conservative scan only asks whether a word looks like a pointer into this
- * heap, and such counters are never pointers, so ThreadSanitizer is told
- * to skip these reads too. */
+ * other threads may update at the same time (an atomic counter in an
+ * object of the heap that other actors read): a conservative scan only
+ * asks whether a word looks like a pointer into this heap, and such
+ * counters are never pointers, so ThreadSanitizer is told to skip these
+ * reads too. */
 #define NO_ASAN __attribute__((no_sanitize_address, no_sanitize("thread")))
 
 /* Gray stack kept between collections up to this many entries (32 KiB). */
@@ -212,9 +214,9 @@ static inline void free_object(struct gc_obj *o, size_t slot, bool debug)
 static void sweep(struct heap_space *sp, bool hibernating)
 {
     bool debug = gc_config()->debug_fill;
-    struct gc_obj *tail[GC_NCLASSES];
+    struct gc_obj *heads[GC_NCLASSES], *tail[GC_NCLASSES];
     for (int i = 0; i < GC_NCLASSES; i++) {
-        sp->free[i] = NULL;
+        heads[i] = NULL;
         tail[i] = NULL;
     }
     size_t live = 0;
@@ -265,11 +267,20 @@ static void sweep(struct heap_space *sp, bool hibernating)
         if (tail[c->cls])
             tail[c->cls]->next = head;
         else
-            sp->free[c->cls] = head;
+            heads[c->cls] = head;
         if (last)
             tail[c->cls] = last;
     }
     sp->n = j;
+    /* Going idle: no table (the next allocation rebuilds it from the free
+     * slots, which are exactly these lists). Else the lists, or NULL
+     * without memory for the table, which comes to the same. */
+    if (hibernating) {
+        free(sp->free);
+        sp->free = NULL;
+    } else if (sp->free || (sp->free = calloc(GC_NCLASSES, sizeof *sp->free))) {
+        memcpy(sp->free, heads, sizeof heads);
+    }
     sp->live = sp->used = live;
     size_t twice = live * 2, floor = gc_config()->min_threshold;
     sp->next_gc = twice > floor ? twice : floor;
@@ -408,6 +419,23 @@ int snow_gc_stats(SnowGcStats *st)
         st->pause_ns = sp->pause_ns;
     }
     return 0;
+}
+
+size_t actor_gc_state_bytes(size_t *chunk_bytes)
+{
+    struct actor *a = actor_self();
+    const struct heap_space *sp = a ? a->heap.space : NULL;
+    if (chunk_bytes)
+        *chunk_bytes = sp ? sp->mapped : 0;
+    if (!sp)
+        return 0;
+    size_t n = malloc_usable_size((void *)sp);
+    if (sp->index != sp->index_inline)
+        n += malloc_usable_size(sp->index);
+    n += sp->roots ? malloc_usable_size(sp->roots) : 0;
+    n += sp->gray ? malloc_usable_size(sp->gray) : 0;
+    n += sp->free ? malloc_usable_size(sp->free) : 0;
+    return n;
 }
 
 static struct heap_space *own_space(void)

@@ -72,7 +72,11 @@ struct heap_space {
     uint32_t n, cap;
     uintptr_t lo, hi;        /* bounds of everything in index: fast rejection */
     struct gc_chunk *index_inline[2];  /* index while the heap has at most two chunks */
-    struct gc_obj *free[GC_NCLASSES];  /* free slots per class, in address order */
+    /* GC_NCLASSES heads of the free slots per class, in address order, in
+     * a block of their own: NULL after a hibernation collection, so an
+     * idle actor keeps no per-class table, and rebuilt from the chunks'
+     * free slots (gc_free_lists) by the next allocation. */
+    struct gc_obj **free;
     struct gc_chunk *spare;  /* empty chunks kept for reuse (below the threshold) */
     size_t mapped;           /* bytes of all chunks, spares and large objects */
     size_t used;             /* slot bytes handed out and not yet swept */
@@ -100,6 +104,10 @@ const struct gc_config *gc_config(void);
 /* Maps a chunk and inserts it in the index; releases one. */
 struct gc_chunk *gc_chunk_new(struct heap_space *sp, uint32_t cls, size_t block);
 void gc_chunk_release(struct heap_space *sp, struct gc_chunk *c);
+/* Makes sp->free when it is NULL: every free slot (flags 0) of every
+ * small-object chunk, per class, in address order, as a sweep leaves
+ * them. 0 or -ENOMEM. */
+int gc_free_lists(struct heap_space *sp);
 /* Slot bytes of a block holding size bytes; 0 when size is too large. */
 size_t gc_block_size(size_t size);
 

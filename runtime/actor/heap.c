@@ -188,6 +188,34 @@ static struct heap_space *space_new(void)
     return sp;
 }
 
+int gc_free_lists(struct heap_space *sp)
+{
+    if (sp->free)
+        return 0;
+    struct gc_obj **f = calloc(GC_NCLASSES, sizeof *f);
+    if (!f)
+        return -ENOMEM;
+    struct gc_obj *tail[GC_NCLASSES] = {0};
+    for (uint32_t i = 0; i < sp->n; i++) {
+        struct gc_chunk *c = sp->index[i];
+        if (c->cls == GC_CLASS_LARGE)
+            continue;
+        for (char *p = c->data; p < c->limit; p += c->slot) {
+            struct gc_obj *o = (struct gc_obj *)p;
+            if (o->flags)
+                continue;
+            o->next = NULL;
+            if (tail[c->cls])
+                tail[c->cls]->next = o;
+            else
+                f[c->cls] = o;
+            tail[c->cls] = o;
+        }
+    }
+    sp->free = f;
+    return 0;
+}
+
 /* Puts every slot of a new (or reused spare) chunk onto the class's free
  * list, which is empty when this is called. */
 static void thread_slots(struct heap_space *sp, struct gc_chunk *c)
@@ -209,6 +237,8 @@ static void thread_slots(struct heap_space *sp, struct gc_chunk *c)
  * spare or new chunk. */
 static struct gc_obj *take_slot(struct heap_space *sp, uint32_t cls, size_t slot)
 {
+    if (RT_UNLIKELY(!sp->free) && gc_free_lists(sp) < 0)
+        return NULL;
     struct gc_obj *o = sp->free[cls];
     if (RT_UNLIKELY(!o)) {
         struct gc_chunk *c = gc_chunk_new(sp, cls, slot);
@@ -277,6 +307,7 @@ void heap_free_all(struct heap *h)
             free(sp->index);
         free(sp->roots);
         free(sp->gray);
+        free(sp->free);
         free(sp);
     }
     msg_free_list(h->kept);
@@ -304,7 +335,7 @@ void *snow_gc_alloc(size_t size)
         return NULL;
     struct heap_space *sp = a->heap.space;
     size_t block = gc_block_size(size);
-    if (RT_LIKELY(sp && block && block <= GC_LARGE_BLOCK)) {
+    if (RT_LIKELY(sp && sp->free && block && block <= GC_LARGE_BLOCK)) {
         uint32_t cls = class_of(block);
         size_t slot = class_block(cls);
         struct gc_obj *o = sp->free[cls];

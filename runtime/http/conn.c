@@ -27,6 +27,7 @@
  * write_timeout_ms. Serialising a response is response.c's part.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,10 +48,22 @@
  * so a kept-alive connection does not hold (and charge) them while idle. */
 #define KEEP_RES_BUF_MAX (64 * 1024)
 
-struct http_conn {
+/* What an upgraded connection still needs once it parks with its stack
+ * given back: all http_conn_compact keeps. */
+struct http_conn_core {
     struct SnowHttpServer *srv;
     struct http_stream *stream; /* NULL once detached */
     struct http_stream *lent;   /* the detached stream until it is closed */
+    void (*on_exit)(int reason, void *arg);
+    void *on_exit_arg;
+    struct http_conn_link link; /* in the server's list of connections */
+    size_t charged;             /* bytes of the server's buffering budget held */
+    int upgraded;               /* counted in the server's nupgraded */
+    int compact;                /* only this core exists (http_conn_compact) */
+};
+
+struct http_conn {
+    struct http_conn_core k;    /* first: a compact record is just this */
     char *buf;
     size_t cap, len, start;     /* current request at buf[start..len) */
     size_t next;                /* offset of the next request after the current one */
@@ -64,14 +77,9 @@ struct http_conn {
     struct http_outbuf out;
     int64_t accepted_ns;
     int64_t request_deadline;   /* head + body of the current request */
-    size_t charged;             /* bytes of the server's buffering budget held */
     int status;                 /* the error to answer after REQ_ANSWER */
-    void (*on_exit)(int reason, void *arg);
-    void *on_exit_arg;
-    struct http_conn_link link; /* in the server's list of connections */
     int64_t idle_until;         /* idle deadline carried across a hibernation */
     int reading_first;          /* read_head is waiting for the first request */
-    int upgraded;               /* counted in the server's nupgraded */
 };
 
 /* What reading a request (head, then body) came to. */
@@ -100,6 +108,7 @@ enum fill_result {
 };
 
 static void conn_loop(struct http_conn *c, int first);
+static void conn_terminate(int reason, void *arg);
 static void conn_hibernate_or_return(struct http_conn *c, int64_t deadline);
 
 /* The per-request state. Its parameter and query arrays (5 KiB) are
@@ -134,11 +143,11 @@ static size_t held_bytes(const struct http_conn *c)
 static void account(struct http_conn *c)
 {
     size_t now = held_bytes(c);
-    if (now > c->charged)
-        http_server_charge_anyway(c->srv, now - c->charged);
-    else if (now < c->charged)
-        http_server_uncharge(c->srv, c->charged - now);
-    c->charged = now;
+    if (now > c->k.charged)
+        http_server_charge_anyway(c->k.srv, now - c->k.charged);
+    else if (now < c->k.charged)
+        http_server_uncharge(c->k.srv, c->k.charged - now);
+    c->k.charged = now;
 }
 
 static int flush_out(struct http_conn *c)
@@ -146,7 +155,7 @@ static int flush_out(struct http_conn *c)
     if (!c->out.len)
         return 0;
     struct iovec v = {c->out.p, c->out.len};
-    int r = http_stream_writev_stall(c->stream, &v, 1, c->srv->write_timeout_ms);
+    int r = http_stream_writev_stall(c->k.stream, &v, 1, c->k.srv->write_timeout_ms);
     c->out.len = 0;
     return r;
 }
@@ -173,7 +182,7 @@ static void drop_mail_between_requests(void)
  * came to ask for something and get their 503. */
 static bool stop_reading(const struct http_conn *c)
 {
-    return atomic_load(&c->srv->stopping) && !(c->reading_first && atomic_load(&c->srv->draining));
+    return atomic_load(&c->k.srv->stopping) && !(c->reading_first && atomic_load(&c->k.srv->draining));
 }
 
 /*
@@ -189,7 +198,7 @@ static ssize_t read_or_stop(struct http_conn *c, void *buf, size_t n, int64_t de
     for (;;) {
         if (stop_reading(c))
             return SNOW_ECLOSED;
-        ssize_t r = http_stream_read_nb(c->stream, buf, n);
+        ssize_t r = http_stream_read_nb(c->k.stream, buf, n);
         if (r != -EAGAIN)
             return r;
         drop_mail_between_requests();
@@ -198,7 +207,7 @@ static ssize_t read_or_stop(struct http_conn *c, void *buf, size_t n, int64_t de
         if (deadline >= 0 && rt_now_ns() >= deadline)
             return SNOW_ETIMEOUT;
         conn_hibernate_or_return(c, deadline);
-        int w = http_stream_wait(c->stream, SNOW_WAIT_READABLE | SNOW_WAIT_MAILBOX, deadline);
+        int w = http_stream_wait(c->k.stream, SNOW_WAIT_READABLE | SNOW_WAIT_MAILBOX, deadline);
         if (w < 0)
             return w;
         if ((w & SNOW_WAIT_TIMEOUT) && !(w & (SNOW_WAIT_READABLE | SNOW_WAIT_HANGUP)))
@@ -212,14 +221,14 @@ static enum fill_result grow(struct http_conn *c, size_t nc)
     size_t before = c->cap > READ_BUF_INITIAL ? c->cap - READ_BUF_INITIAL : 0;
     size_t after = nc > READ_BUF_INITIAL ? nc - READ_BUF_INITIAL : 0;
     size_t more = after > before ? after - before : 0;
-    if (more && http_server_charge(c->srv, more) < 0)
+    if (more && http_server_charge(c->k.srv, more) < 0)
         return FILL_NO_BUDGET;
     char *p = realloc(c->buf, nc);
     if (!p) {
-        http_server_uncharge(c->srv, more);
+        http_server_uncharge(c->k.srv, more);
         return FILL_ERROR;
     }
-    c->charged += more;
+    c->k.charged += more;
     c->buf = p;
     c->cap = nc;
     return FILL_READ;
@@ -253,7 +262,7 @@ static enum fill_result fill(struct http_conn *c, int64_t deadline, size_t max, 
     if (c->len == c->cap)
         return FILL_FULL;
     ssize_t n = idle ? read_or_stop(c, c->buf + c->len, c->cap - c->len, deadline)
-                     : http_stream_read(c->stream, c->buf + c->len, c->cap - c->len, deadline);
+                     : http_stream_read(c->k.stream, c->buf + c->len, c->cap - c->len, deadline);
     if (n > 0) {
         c->len += (size_t)n;
         return FILL_READ;
@@ -279,7 +288,7 @@ static int64_t earlier(int64_t a, int64_t b)
 static ssize_t parse_head(struct http_conn *c)
 {
     return http_parse_request(&c->parser, c->buf + c->start, c->len - c->start, &c->req->r, c->hdrs, c->nhdrs,
-                              &c->srv->lim);
+                              &c->k.srv->lim);
 }
 
 static enum req_outcome answer(struct http_conn *c, int status)
@@ -292,7 +301,7 @@ static enum req_outcome answer(struct http_conn *c, int status)
  * the peer leaves or idles out before sending a byte. */
 static enum req_outcome read_head(struct http_conn *c, int first)
 {
-    const struct http_limits *lim = &c->srv->lim;
+    const struct http_limits *lim = &c->k.srv->lim;
     /* The first request's head must arrive within the header timeout of the
      * accept; later ones may idle first, then get the header timeout from
      * their first byte. */
@@ -359,7 +368,7 @@ static int send_continue(struct http_conn *c)
  * request's overall deadline. */
 static int64_t body_deadline(struct http_conn *c)
 {
-    return earlier(actor_deadline_after_ms(c->srv->lim.body_timeout_ms), c->request_deadline);
+    return earlier(actor_deadline_after_ms(c->k.srv->lim.body_timeout_ms), c->request_deadline);
 }
 
 static enum req_outcome body_fill_failed(struct http_conn *c, enum fill_result f)
@@ -378,7 +387,7 @@ static enum req_outcome body_fill_failed(struct http_conn *c, enum fill_result f
 
 static enum req_outcome read_body(struct http_conn *c)
 {
-    const struct http_limits *lim = &c->srv->lim;
+    const struct http_limits *lim = &c->k.srv->lim;
     struct http_request *r = &c->req->r;
     size_t head_len = r->head_len;
     if (r->chunked) {
@@ -442,7 +451,7 @@ static enum req_outcome read_body(struct http_conn *c)
  * LINGER_MS, and the budget should not count it. */
 static void linger_close(struct http_conn *c)
 {
-    if (!c->stream)
+    if (!c->k.stream)
         return;
     if (c->cap > READ_BUF_INITIAL) {
         char *p = realloc(c->buf, READ_BUF_INITIAL);
@@ -457,11 +466,11 @@ static void linger_close(struct http_conn *c)
     free(c->out.p);
     c->out = (struct http_outbuf){0};
     account(c);
-    c->stream->ops->shutdown(c->stream);
+    c->k.stream->ops->shutdown(c->k.stream);
     int64_t deadline = actor_deadline_after_ms(LINGER_MS);
     size_t total = 0;
     while (total < LINGER_BYTES && c->buf) {
-        ssize_t n = http_stream_read(c->stream, c->buf, c->cap, deadline);
+        ssize_t n = http_stream_read(c->k.stream, c->buf, c->cap, deadline);
         if (n <= 0)
             break;
         total += (size_t)n;
@@ -482,7 +491,7 @@ static int queue_response(struct http_conn *c, int keep_alive)
          * the head. */
         struct iovec v[2] = {{c->out.p, c->out.len}, {(void *)http_res_body(res), res->body_len}};
         c->out.len = 0;
-        return http_stream_writev_stall(c->stream, v, 2, c->srv->write_timeout_ms);
+        return http_stream_writev_stall(c->k.stream, v, 2, c->k.srv->write_timeout_ms);
     }
     return 0;
 }
@@ -496,7 +505,7 @@ static void send_error(struct http_conn *c, int status)
      * rest of the head was bad. */
     c->res.head_only = c->parser.is_head;
     http_res_error(&c->res, status);
-    int retry = status == 503 ? http_server_retry_after(c->srv) : 0;
+    int retry = status == 503 ? http_server_retry_after(c->k.srv) : 0;
     if (retry > 0) {
         char v[16];
         int n = snprintf(v, sizeof v, "%d", retry);
@@ -526,7 +535,7 @@ static void run_chain(void *arg)
  * connection goes on serving. */
 static int run_caught(struct http_conn *c, const struct http_match *m, int before_only)
 {
-    struct chain ch = {c->srv->router, m, c->req, &c->res, before_only, 0};
+    struct chain ch = {c->k.srv->router, m, c->req, &c->res, before_only, 0};
     if (actor_catch(run_chain, &ch) == SNOW_EXIT_PANIC) {
         rt_log(RT_LOG_WARN, "http: handler panicked: %s", actor_panic_message());
         http_res_error(&c->res, 500);
@@ -546,9 +555,9 @@ static int upgrade(struct http_conn *c, const struct http_match *m)
     up.conn = c;
     up.req = c->req;
     up.handler = m->ws;
-    up.secure = c->srv->tls != NULL;
-    up.stopping = atomic_load(&c->srv->stopping);
-    up.retry_after = up.stopping ? http_server_retry_after(c->srv) : 0;
+    up.secure = c->k.srv->tls != NULL;
+    up.stopping = atomic_load(&c->k.srv->stopping);
+    up.retry_after = up.stopping ? http_server_retry_after(c->k.srv) : 0;
     http_conn_detach(c, &up.stream, &up.leftover);
     int r = m->upgrade(&up);
     if (r < 0)
@@ -581,7 +590,7 @@ static enum after_response handle(struct http_conn *c, const struct http_match *
      * of any next request: the connection cannot go on. */
     int unread_body = m->kind != HTTP_ROUTE_HANDLER && has_body(&req->r);
     int keep = req->r.keep_alive && !res->close && !unread_body &&
-               !atomic_load_explicit(&c->srv->stopping, memory_order_relaxed);
+               !atomic_load_explicit(&c->k.srv->stopping, memory_order_relaxed);
     int q = queue_response(c, keep);
     res->lend = NULL;
     res->lend_len = 0;
@@ -611,10 +620,10 @@ static enum req_outcome route_and_read_body(struct http_conn *c, struct http_mat
     }
     req->body = NULL;
     req->body_len = 0;
-    http_router_lookup(c->srv->router, req, m);
+    http_router_lookup(c->k.srv->router, req, m);
     /* During a drain every new request is refused; an upgrade is refused
      * by its entry point, which counts it for its route. */
-    if (m->kind != HTTP_ROUTE_UPGRADE && atomic_load(&c->srv->draining))
+    if (m->kind != HTTP_ROUTE_UPGRADE && atomic_load(&c->k.srv->draining))
         return answer(c, 503);
     if (m->kind == HTTP_ROUTE_HANDLER)
         return read_body(c);
@@ -701,7 +710,7 @@ static void conn_hibernate_or_return(struct http_conn *c, int64_t deadline)
 {
     if (c->len != c->start || c->out.len)
         return;
-    unsigned ev = c->stream->ops->idle_events(c->stream);
+    unsigned ev = c->k.stream->ops->idle_events(c->k.stream);
     if (!ev)
         return;
     free(c->buf);
@@ -719,7 +728,7 @@ static void conn_hibernate_or_return(struct http_conn *c, int64_t deadline)
     http_res_init(&c->res);
     account(c);
     c->idle_until = deadline;
-    actor_hibernate(c->stream->io, ev | SNOW_WAIT_MAILBOX, deadline, conn_resume, c);
+    actor_hibernate(c->k.stream->io, ev | SNOW_WAIT_MAILBOX, deadline, conn_resume, c);
 }
 
 static void conn_resume(void *arg)
@@ -737,12 +746,12 @@ static void conn_resume(void *arg)
 
 int http_conn_detach(struct http_conn *c, struct http_stream **stream, struct http_str *leftover)
 {
-    if (!c->stream)
+    if (!c->k.stream)
         return SNOW_EHTTP_DETACHED;
-    *stream = c->stream;
-    c->stream = NULL;
-    c->lent = *stream;
-    (*stream)->back = &c->lent;
+    *stream = c->k.stream;
+    c->k.stream = NULL;
+    c->k.lent = *stream;
+    (*stream)->back = &c->k.lent;
     *leftover = (struct http_str){c->buf + c->next, c->len - c->next};
     return 0;
 }
@@ -768,32 +777,43 @@ void http_conn_release(struct http_conn *c)
 
 void http_conn_upgraded(struct http_conn *c, int drain_timeout_ms)
 {
-    if (c->upgraded)
+    if (c->k.upgraded)
         return;
-    c->upgraded = 1;
-    http_server_upgraded(c->srv, drain_timeout_ms);
+    c->k.upgraded = 1;
+    http_server_upgraded(c->k.srv, drain_timeout_ms);
+}
+
+/* The core of a full or a compact record: a compact one is a core only,
+ * so whatever may meet one goes through this. */
+static struct http_conn_core *core_of(struct http_conn *c)
+{
+    return (struct http_conn_core *)(void *)c;
 }
 
 void http_conn_on_exit(struct http_conn *c, void (*fn)(int reason, void *arg), void *arg)
 {
-    c->on_exit = fn;
-    c->on_exit_arg = arg;
+    struct http_conn_core *k = core_of(c);
+    k->on_exit = fn;
+    k->on_exit_arg = arg;
 }
 
 static void conn_free(struct http_conn *c)
 {
-    struct SnowHttpServer *srv = c->srv;
-    http_server_conn_unlink(srv, &c->link);
-    http_server_uncharge(srv, c->charged);
-    free(c->buf);
-    free(c->hdrs);
-    if (c->req) {
-        free(c->req->scratch);
-        free(c->req);
+    struct http_conn_core *k = core_of(c);
+    struct SnowHttpServer *srv = k->srv;
+    http_server_conn_unlink(srv, &k->link);
+    http_server_uncharge(srv, k->charged);
+    if (!k->compact) {
+        free(c->buf);
+        free(c->hdrs);
+        if (c->req) {
+            free(c->req->scratch);
+            free(c->req);
+        }
+        free(c->out.p);
+        http_res_fini(&c->res);
     }
-    free(c->out.p);
-    http_res_fini(&c->res);
-    int upgraded = c->upgraded;
+    int upgraded = k->upgraded;
     free(c);
     if (upgraded)
         http_server_upgraded_done(srv);
@@ -801,16 +821,48 @@ static void conn_free(struct http_conn *c)
     http_server_unref(srv);
 }
 
+size_t http_conn_bytes(struct http_conn *c)
+{
+    size_t n = malloc_usable_size(c);
+    if (core_of(c)->compact)
+        return n;
+    n += c->buf ? malloc_usable_size(c->buf) : 0;
+    n += c->hdrs ? malloc_usable_size(c->hdrs) : 0;
+    n += c->req ? malloc_usable_size(c->req) + (c->req->scratch ? malloc_usable_size(c->req->scratch) : 0) : 0;
+    n += c->out.p ? malloc_usable_size(c->out.p) : 0;
+    return n + c->res.body_cap;
+}
+
+struct http_conn *http_conn_compact(struct http_conn *c)
+{
+    if (core_of(c)->compact || c->k.stream || c->buf || c->req || c->out.p || c->res.body_cap)
+        return c;
+    struct http_conn_core *n = malloc(sizeof *n);
+    if (!n)
+        return c; /* the full record serves as well */
+    *n = c->k;
+    n->compact = 1;
+    if (n->lent)
+        n->lent->back = &n->lent;
+    http_server_conn_move(c->k.srv, &c->k.link, &n->link);
+    free(c);
+    /* A compact record is only ever reached through its core. */
+    struct http_conn *r = (struct http_conn *)(void *)n;
+    snow_actor_set_terminate(conn_terminate, r);
+    return r;
+}
+
 /* Every exit path of the actor ends here: return, panic, kill, shutdown. */
 static void conn_terminate(int reason, void *arg)
 {
     struct http_conn *c = arg;
-    if (c->on_exit)
-        c->on_exit(reason, c->on_exit_arg);
-    if (c->stream)
-        http_stream_close(c->stream);
-    if (c->lent)
-        http_stream_close(c->lent);
+    struct http_conn_core *k = core_of(c);
+    if (k->on_exit)
+        k->on_exit(reason, k->on_exit_arg);
+    if (k->stream)
+        http_stream_close(k->stream);
+    if (k->lent)
+        http_stream_close(k->lent);
     conn_free(c);
 }
 
@@ -831,7 +883,7 @@ void http_conn_main(void *arg)
     snow_actor_set_terminate(NULL, NULL);
     struct http_conn *c = calloc(1, sizeof *c);
     if (c) {
-        c->srv = srv;
+        c->k.srv = srv;
         c->accepted_ns = a.accepted_ns;
         c->nhdrs = srv->lim.max_headers;
         c->cap = READ_BUF_INITIAL;
@@ -851,8 +903,8 @@ void http_conn_main(void *arg)
         return;
     }
     snow_actor_set_terminate(conn_terminate, c);
-    c->link.pid = snow_actor_self();
-    http_server_conn_link(srv, &c->link);
+    c->k.link.pid = snow_actor_self();
+    http_server_conn_link(srv, &c->k.link);
     int err;
     /* accept4 made it non-blocking already. */
     SnowIo *io = actor_io_open_nonblocking(a.fd, &err);
@@ -860,8 +912,8 @@ void http_conn_main(void *arg)
         close(a.fd);
         return;
     }
-    c->stream = srv->tls ? http_stream_tls(io, srv->tls) : http_stream_plain(io);
-    if (!c->stream) {
+    c->k.stream = srv->tls ? http_stream_tls(io, srv->tls) : http_stream_plain(io);
+    if (!c->k.stream) {
         snow_io_close(io);
         return;
     }

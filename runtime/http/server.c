@@ -120,6 +120,22 @@ void http_server_conn_unlink(struct SnowHttpServer *s, struct http_conn_link *l)
     pthread_mutex_unlock(&s->conns_lock);
 }
 
+void http_server_conn_move(struct SnowHttpServer *s, struct http_conn_link *from, struct http_conn_link *to)
+{
+    pthread_mutex_lock(&s->conns_lock);
+    to->pid = from->pid;
+    if (from->next) {
+        to->prev = from->prev;
+        to->next = from->next;
+        from->prev->next = to;
+        from->next->prev = to;
+        from->prev = from->next = NULL;
+    } else {
+        to->prev = to->next = NULL;
+    }
+    pthread_mutex_unlock(&s->conns_lock);
+}
+
 /* Asks every connection to end: each finishes the request it is serving
  * and closes instead of waiting for another (conn.c, read_or_stop). */
 static void stop_conns(struct SnowHttpServer *s)

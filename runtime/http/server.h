@@ -67,6 +67,9 @@ void http_server_charge_anyway(struct SnowHttpServer *s, size_t more);
 /* Adds / removes a connection actor from the server's list. */
 void http_server_conn_link(struct SnowHttpServer *s, struct http_conn_link *l);
 void http_server_conn_unlink(struct SnowHttpServer *s, struct http_conn_link *l);
+/* Puts to in from's place in the list (from is left unlinked); to gets
+ * from's pid. Nothing happens to the list when from is not in it. */
+void http_server_conn_move(struct SnowHttpServer *s, struct http_conn_link *from, struct http_conn_link *to);
 
 /* Runs a connection actor on fd, an already connected stream socket
  * (any family), exactly as for one the listener accepted: fd is the
@@ -107,6 +110,17 @@ void http_conn_release(struct http_conn *c);
  * listener for up to drain_timeout_ms, answering new requests with 503,
  * until they have all ended. */
 void http_conn_upgraded(struct http_conn *c, int drain_timeout_ms);
+
+/* For an upgraded connection that is about to park with its stack given
+ * back (nothing on a stack refers to c any more), after http_conn_release:
+ * moves what its exit path needs (server, lent stream, exit callback, list
+ * link, counts) into a small record, frees c and returns the record, which
+ * replaces c everywhere (it is the terminate callback's argument from then
+ * on). Returns c itself when c is compact already, still holds buffers or
+ * there is no memory. */
+struct http_conn *http_conn_compact(struct http_conn *c);
+/* Bytes c holds in malloc blocks (its record and buffers), for accounting. */
+size_t http_conn_bytes(struct http_conn *c);
 
 /* Registers fn(reason, arg) to run when the connection actor ends on any
  * path, before the connection frees its memory. For the upgrade entry

@@ -204,6 +204,17 @@ int snow_ws_set_user(SnowWsConn *conn, void *user)
     struct ws_conn *c = own(conn, &err);
     if (!c)
         return err;
+    /* The record is not in the actor's heap, so the slot is made a root
+     * of that heap's collector once it points into the heap: user data
+     * allocated there stays alive while the connection holds it (one
+     * slot, registered once; user data elsewhere needs none, and an actor
+     * without a heap gets none for it). */
+    if (user && !c->user_rooted && actor_gc_owns(user)) {
+        int r = actor_gc_root_add(&c->user);
+        if (r < 0)
+            return r;
+        c->user_rooted = true;
+    }
     c->user = user;
     return 0;
 }

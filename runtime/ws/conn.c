@@ -908,6 +908,10 @@ static void maybe_hibernate(struct ws_conn *c, int64_t deadline)
     /* Senders judge the limit by c->kernel while we sleep: the bound kept
      * by kernel_after_write, measured already when it neared the limit. */
     ws_live_free(c);
+    /* The HTTP connection's stack frames go with this stack: from here on
+     * its record is needed only for the exit path, in its compact form. */
+    c->hc = http_conn_compact(c->hc);
+    ws_idle_enter(c);
     /* From here on a deliverer may write a frame itself (deliver_direct). */
     atomic_store(&c->parked, WS_PARKED_YES);
     actor_hibernate(c->stream->io, ev | SNOW_WAIT_MAILBOX, deadline, conn_resume, c);
@@ -1012,6 +1016,7 @@ static void conn_resume(void *arg)
 {
     struct ws_conn *c = arg;
     unsigned was = ws_conn_reclaim(c);
+    ws_idle_leave(c);
     if (ws_live_new(c) < 0) {
         c->wr_failed = true; /* no memory to go on: drop the connection */
         ws_conn_finish(c);

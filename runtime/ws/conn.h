@@ -209,10 +209,12 @@ struct ws_conn {
     bool unflushed;           /* the stream still holds output (TLS records) */
     bool reaped_heartbeat, reaped_stall, reaped_bp;
     bool in_table;
+    bool user_rooted;         /* &user is a root slot of the actor's heap */
+    bool idle_counted;        /* hibernated: counted in ws_idle_totals */
     uint16_t proto_len;       /* chosen subprotocol, in proto_buf */
-    char *proto_buf;
-    /* The program's user data. The record lives in the actor's heap and is
-     * the hibernation argument, so a collector of that heap finds it. */
+    char *proto_buf;          /* malloc'd */
+    /* The program's user data: a root slot of the actor's heap once set
+     * (the record itself is malloc'd, see upgrade.c). */
     void *user;
     /* The last room frame queued (bcast.h): its room's epoch and sequence
      * number, kept across hibernation for handlers to read. */
@@ -289,6 +291,29 @@ void ws_conn_on_exit(int reason, void *arg);
 /* The owner takes its socket back from direct delivery (first thing on
  * waking or ending from hibernation). Returns the enum ws_parked it found. */
 unsigned ws_conn_reclaim(struct ws_conn *c);
+
+/* What hibernated connections held, by the runtime's own accounting
+ * (malloc_usable_size of each block, the heap's chunk bytes), summed over
+ * every wake-up from hibernation and every end while hibernated: taken
+ * then, the state is exactly what the connection held while parked (after
+ * the hibernation collection). An idle connection should hold its record,
+ * the HTTP layer's compact record and its stream, and nothing awake. */
+struct ws_idle_totals {
+    uint64_t hibernated;  /* connections hibernated now */
+    uint64_t samples;     /* wake-ups (and ends) the sums below cover */
+    uint64_t record;      /* struct ws_conn and its subprotocol name */
+    uint64_t live;        /* the awake part: decoder, reassembly, queue, read buffer */
+    uint64_t http;        /* the HTTP connection record and its buffers */
+    uint64_t stream;      /* the stream object */
+    uint64_t heap_state;  /* the actor's collector state (actor_gc_state_bytes) */
+    uint64_t heap_chunks; /* the actor's heap chunks */
+    uint64_t pmd;         /* zlib streams kept for context takeover */
+};
+void ws_idle_totals(struct ws_idle_totals *out);
+/* On the connection's actor: just before it hibernates / when it wakes or
+ * ends hibernated. */
+void ws_idle_enter(struct ws_conn *c);
+void ws_idle_leave(struct ws_conn *c);
 
 /* Runs a callback of the handler catching a panic. Returns true when it
  * panicked (the connection then closes with 1011). */

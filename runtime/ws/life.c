@@ -6,6 +6,7 @@
  * outside a handler, the runtime shutting down.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,6 +66,55 @@ static void report_close(struct ws_conn *c)
     }
 }
 
+/* ---- accounting of hibernated connections ---- */
+
+#define IDLE_PARTS 9
+
+/* In the order of struct ws_idle_totals. Relaxed: statistics, nothing is
+ * ordered by them. */
+static _Atomic uint64_t idle[IDLE_PARTS];
+
+static size_t usable(const void *p)
+{
+    return p ? malloc_usable_size((void *)p) : 0;
+}
+
+void ws_idle_enter(struct ws_conn *c)
+{
+    atomic_fetch_add_explicit(&idle[0], 1, memory_order_relaxed);
+    c->idle_counted = true;
+}
+
+void ws_idle_leave(struct ws_conn *c)
+{
+    if (!c->idle_counted)
+        return;
+    c->idle_counted = false;
+    size_t chunks;
+    uint64_t v[IDLE_PARTS] = {0, 1};
+    v[2] = usable(c) + usable(c->proto_buf);
+    if (c->lv) {
+        struct ws_live *lv = c->lv;
+        v[3] = usable(lv) + usable(lv->rbuf) + usable(lv->reasm.buf.data) + lv->q.bytes;
+    }
+    v[4] = c->hc ? http_conn_bytes(c->hc) : 0;
+    v[5] = usable(c->stream);
+    v[6] = actor_gc_state_bytes(&chunks);
+    v[7] = chunks;
+    v[8] = c->pmd.reserved;
+    atomic_fetch_sub_explicit(&idle[0], 1, memory_order_relaxed);
+    for (int i = 1; i < IDLE_PARTS; i++)
+        atomic_fetch_add_explicit(&idle[i], v[i], memory_order_relaxed);
+}
+
+void ws_idle_totals(struct ws_idle_totals *out)
+{
+    uint64_t *f[IDLE_PARTS] = {&out->hibernated, &out->samples,    &out->record,      &out->live, &out->http,
+                               &out->stream,     &out->heap_state, &out->heap_chunks, &out->pmd};
+    for (int i = 0; i < IDLE_PARTS; i++)
+        *f[i] = atomic_load_explicit(&idle[i], memory_order_relaxed);
+}
+
 static void *grow(void *ctx, void *old, size_t cap)
 {
     (void)ctx;
@@ -105,13 +155,20 @@ void ws_live_free(struct ws_conn *c)
 
 void ws_conn_free(struct ws_conn *c)
 {
-    /* The struct and proto_buf are in the actor's heap: freed with it. */
     ws_live_free(c);
     ws_pmd_conn_fini(c);
+    /* The root slot goes with the record (on the owning actor: a
+     * terminate callback elsewhere ends the heap with the actor). */
+    if (c->user_rooted && snow_actor_self() == c->pid)
+        actor_gc_root_remove(&c->user);
+    free(c->proto_buf);
+    free(c);
 }
 
 void ws_conn_finish(struct ws_conn *c)
 {
+    /* Ended while hibernated (a kill, the runtime stopping). */
+    ws_idle_leave(c);
     report_close(c);
     atomic_store(&c->accepting, false);
     ws_rooms_member_gone(c->pid);

@@ -81,11 +81,12 @@ static void config_of(const SnowWsHandler *h, bool secure, struct ws_handshake_c
 
 static struct ws_conn *conn_new(const SnowWsHandler *h, struct ws_route *route, struct http_upgrade *up)
 {
-    /* The connection lives in its actor's heap (zeroed, freed when the
-     * actor ends, after ws_conn_finish): an idle connection then costs no
-     * allocation of its own beyond the heap's first chunk, and as the
-     * hibernation argument it is a root for a collector of that heap. */
-    struct ws_conn *c = snow_gc_alloc(sizeof *c);
+    /* The connection is malloc'd, not in its actor's heap: an actor that
+     * never allocates there (an echo) then has no heap at all, and a
+     * connection costs one block of its own. The program's user data, the
+     * one pointer of it into that heap, is a root slot instead
+     * (snow_ws_set_user). */
+    struct ws_conn *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->pid = snow_actor_self();
@@ -95,8 +96,10 @@ static struct ws_conn *conn_new(const SnowWsHandler *h, struct ws_route *route, 
     c->stream = up->stream;
     atomic_init(&c->rtt_ms, -ENODATA);
     atomic_init(&c->accepting, true);
-    if (ws_live_new(c) < 0)
+    if (ws_live_new(c) < 0) {
+        free(c);
         return NULL;
+    }
     c->ping_due = c->pong_due = -1;
     c->phase = WS_PHASE_CONNECTING;
     /* The leftover bytes are the first frames: they become the read buffer. */
@@ -141,7 +144,7 @@ static int accept_conn(struct ws_conn *c, struct http_upgrade *up, struct ws_han
 {
     if (hs->protocol.n) {
         /* The chosen name outlives the request's buffers. */
-        if (hs->protocol.n > UINT16_MAX || !(c->proto_buf = snow_gc_alloc(hs->protocol.n)))
+        if (hs->protocol.n > UINT16_MAX || !(c->proto_buf = malloc(hs->protocol.n)))
             return -ENOMEM;
         memcpy(c->proto_buf, hs->protocol.p, hs->protocol.n);
         c->proto_len = (uint16_t)hs->protocol.n;

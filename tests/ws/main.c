@@ -1,5 +1,6 @@
 #include <stdlib.h>
 
+#include "conn_routes.h"
 #include "util.h"
 
 int main(void)
@@ -12,7 +13,11 @@ int main(void)
     srunner_add_suite(sr, close_suite());
     srunner_add_suite(sr, handshake_suite());
     srunner_add_suite(sr, outq_suite());
-    srunner_add_suite(sr, conn_suite());
+    srunner_add_suite(sr, conn_life_suite());
+    srunner_add_suite(sr, conn_handlers_suite());
+    srunner_add_suite(sr, conn_deadline_suite());
+    srunner_add_suite(sr, conn_outbound_suite());
+    srunner_add_suite(sr, conn_idle_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -15,47 +15,15 @@
 #include <zlib.h>
 
 #include "rt.h"
+#include "conn_util.h"
 #include "util.h"
 #include "ws/bcast.h"
 #include "ws/pmd.h"
 #include "ws/rooms.h"
 #include "wsclient.h"
 
-static SnowHttpServer *srv;
-static int port;
-
-static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int closes;
-    int last_code;
-} ev = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
-
-static void record_close(SnowWsConn *conn, int code, const char *reason, size_t len, void *arg)
-{
-    (void)conn, (void)reason, (void)len, (void)arg;
-    pthread_mutex_lock(&ev.lock);
-    ev.closes++;
-    ev.last_code = code;
-    pthread_cond_broadcast(&ev.cond);
-    pthread_mutex_unlock(&ev.lock);
-}
-
-static void wait_closes(int n)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += 15;
-    pthread_mutex_lock(&ev.lock);
-    while (ev.closes < n)
-        if (pthread_cond_timedwait(&ev.cond, &ev.lock, &ts) != 0)
-            break;
-    int got = ev.closes;
-    pthread_mutex_unlock(&ev.lock);
-    ck_assert_int_eq(got, n);
-}
-
-static void echo(SnowWsConn *conn, const void *data, size_t len, int is_text, void *arg)
+/* Echoes, whatever the send answers (a closing connection refuses). */
+static void echo_any(SnowWsConn *conn, const void *data, size_t len, int is_text, void *arg)
 {
     (void)arg;
     if (is_text)
@@ -95,19 +63,17 @@ static void room_message(SnowWsConn *conn, const void *data, size_t len, int is_
     } else if (len >= 4 && memcmp(s, "pub:", 4) == 0) {
         snow_ws_broadcast(PMD_ROOM, strlen(PMD_ROOM), s + 4, len - 4, is_text);
     } else {
-        echo(conn, data, len, is_text, arg);
+        echo_any(conn, data, len, is_text, arg);
     }
 }
 
-static void start(void)
+static void routes(SnowRouter *r)
 {
-    ck_assert_int_eq(snow_rt_init(2), 0);
-    SnowRouter *r = snow_router_new();
     SnowWsHandler *all[] = {&h_plain, &h_def, &h_all, &h_nct, &h_small, &h_bits, &h_bc, &h_bcplain, &h_room, &h_roomplain};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         snow_ws_handler_init(all[i]);
         all[i]->on_close = record_close;
-        all[i]->on_message = echo;
+        all[i]->on_message = echo_any;
         all[i]->ping_interval_ms = 0;
         all[i]->deflate = all[i] != &h_plain && all[i] != &h_bcplain && all[i] != &h_roomplain;
         all[i]->outbound_limit = 8u << 20;
@@ -131,22 +97,16 @@ static void start(void)
     h_roomplain.on_message = room_message;
     ck_assert_int_eq(snow_router_ws(r, "/room", &h_room), 0);
     ck_assert_int_eq(snow_router_ws(r, "/roomplain", &h_roomplain), 0);
-    int err;
-    srv = snow_http_server_start(r, "127.0.0.1", 0, NULL, &err);
-    ck_assert_msg(srv != NULL, "start: %s", snow_strerror(err));
-    snow_router_free(r);
-    port = snow_http_server_port(srv);
-    pthread_mutex_lock(&ev.lock);
-    ev.closes = 0;
-    pthread_mutex_unlock(&ev.lock);
+}
+
+static void start(void)
+{
+    server_start(routes);
 }
 
 static void stop(void)
 {
-    snow_http_server_stop(srv);
-    srv = NULL;
-    snow_rt_shutdown();
-    snow_rt_run();
+    server_stop();
 }
 
 /* ---- a compressing client ---- */
@@ -299,19 +259,6 @@ static bool pc_expect(struct pc *p, unsigned op, const void *want, size_t len)
     ck_assert(len == 0 || memcmp(d, want, len) == 0);
     free(d);
     return z;
-}
-
-static unsigned expect_close(struct wsc *c)
-{
-    struct wsframe f;
-    do {
-        ck_assert_int_eq(wsc_read(c, &f), 0);
-        if (f.op != 8)
-            free(f.data);
-    } while (f.op != 8);
-    unsigned code = wsframe_code(&f);
-    free(f.data);
-    return code;
 }
 
 static uint8_t *json(size_t n, unsigned seed)
@@ -523,7 +470,7 @@ START_TEST(bomb_1009_bounded)
     ck_assert_uint_eq(expect_close(&p.c), 1009);
     pc_close(&p);
     wait_closes(1);
-    ck_assert_int_eq(ev.last_code, 1009);
+    ck_assert_int_eq(seen().last_code, 1009);
     /* ~1 GiB of output was possible; the process grew by a few MiB. */
     long grew = maxrss_kib() - before;
     ck_assert_msg(grew < 48 * 1024, "peak RSS grew by %ld KiB", grew);

@@ -33,7 +33,6 @@ Suite *encoder_suite(void);
 Suite *message_suite(void);
 Suite *close_suite(void);
 Suite *handshake_suite(void);
-Suite *conn_suite(void);
 Suite *outq_suite(void);
 
 /* A growable byte buffer. */
