@@ -66,6 +66,11 @@ __attribute__((noreturn)) void actor_hibernate(SnowIo *io, unsigned events, int6
  * as a wait's result is. 0 when it was woken by something else (mail, the
  * deadline), so a reader need not try the socket before its next wait. */
 unsigned actor_woke_ready(void);
+/* Whether the poller has seen the peer shut its side of io's socket
+ * (EPOLLRDHUP or EPOLLHUP; sticky). A reader that skips the read that
+ * would say EAGAIN after a short read must read on while this holds: the
+ * end of the stream raised its edge already. */
+bool actor_io_peer_shut(SnowIo *io);
 
 /* Runs fn(arg) and catches a panic raised inside it (snow_panic). Returns 0
  * when fn returned, SNOW_EXIT_PANIC when it panicked (the stack between here

@@ -448,6 +448,13 @@ enum { SW_YIELD = 1, SW_PARK, SW_HIBERNATE, SW_EXIT };
  * Reported as SNOW_WAIT_MAILBOX. */
 #define ACTOR_WAIT_NEW_MAIL (1u << 16)
 
+/* In SnowIo.ready only: the peer has shut its side (EPOLLRDHUP). Set by
+ * the poller with the readiness bits and never consumed by a wait, so a
+ * reader that emptied the socket with a short read can tell that the end
+ * of the stream is still to be read although no new edge will come
+ * (actor_io_peer_shut). */
+#define ACTOR_IO_PEER_SHUT (1u << 17)
+
 struct runtime {
     int nworkers;
     struct worker *workers;

@@ -89,7 +89,17 @@ static unsigned bits_of(uint32_t ev)
         b |= SNOW_WAIT_WRITABLE;
     if (ev & (EPOLLERR | EPOLLHUP))
         b |= SNOW_WAIT_HANGUP | SNOW_WAIT_READABLE | SNOW_WAIT_WRITABLE;
+    if (ev & (EPOLLRDHUP | EPOLLHUP))
+        b |= ACTOR_IO_PEER_SHUT;
     return b;
+}
+
+bool actor_io_peer_shut(SnowIo *io)
+{
+    /* seq_cst: the poller's fetch_or happened before the wake-up that let
+     * the reader see the bytes in front of the end of the stream, or it
+     * comes later with a new edge that wakes the reader again. */
+    return io && (atomic_load(&io->ready) & ACTOR_IO_PEER_SHUT);
 }
 
 bool poller_role_held(void)

@@ -840,7 +840,16 @@ struct http_conn *http_conn_compact(struct http_conn *c)
     struct http_conn_core *n = malloc(sizeof *n);
     if (!n)
         return c; /* the full record serves as well */
-    *n = c->k;
+    /* Every field but the link: the neighbours in the server's list write
+     * c->k.link under its lock, so only http_server_conn_move, holding
+     * that lock, reads it. */
+    n->srv = c->k.srv;
+    n->stream = c->k.stream;
+    n->lent = c->k.lent;
+    n->on_exit = c->k.on_exit;
+    n->on_exit_arg = c->k.on_exit_arg;
+    n->charged = c->k.charged;
+    n->upgraded = c->k.upgraded;
     n->compact = 1;
     if (n->lent)
         n->lent->back = &n->lent;

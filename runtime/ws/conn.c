@@ -680,8 +680,10 @@ static void read_some(struct ws_conn *c)
         budget -= (size_t)n < budget ? (size_t)n : budget;
         /* Fewer bytes than asked from a plain socket: it is empty now, and
          * the next bytes raise a new (latched) edge, so the read that would
-         * only say EAGAIN is skipped (http_stream_reads_whole). */
-        if ((size_t)n < room && http_stream_reads_whole(c->stream))
+         * only say EAGAIN is skipped (http_stream_reads_whole). Not once
+         * the peer has shut its side: that edge came with the bytes just
+         * read, and only the next read sees the end of the stream. */
+        if ((size_t)n < room && http_stream_reads_whole(c->stream) && !actor_io_peer_shut(c->stream->io))
             c->rd_more = false;
         if (c->lingering || c->lv->dec_failed) {
             c->lv->rlen = c->lv->roff = 0; /* nothing more is read after a close */

@@ -325,6 +325,30 @@ START_TEST(abrupt_drops_report_1006)
 }
 END_TEST
 
+START_TEST(end_of_stream_behind_last_bytes)
+{
+    /* A peer that sends its last frames and shuts its side at once: the
+     * end of the stream may arrive with the bytes, raising no edge of its
+     * own after the read that takes them. The server must still see it
+     * (no heartbeat here to reap the connection otherwise). */
+    conn_start();
+    enum { N = 50 };
+    for (int i = 0; i < N; i++) {
+        struct wsc c;
+        ck_assert_int_eq(wsc_open(&c, port, "/echo", NULL, NULL, 0), 101);
+        ck_assert_int_eq(wsc_frame(&c, 0x81, "last", 4), 0);
+        ck_assert_int_eq(shutdown(c.fd, SHUT_WR), 0);
+        expect_message(&c, 1, "last", 4);
+        ck_assert(wsc_eof(&c));
+        wsc_close(&c);
+    }
+    wait_closes(N);
+    ck_assert_int_eq(seen().last_code, 1006);
+    ck_assert_int_eq(snow_ws_connection_count(), 0);
+    conn_stop();
+}
+END_TEST
+
 START_TEST(on_connect_panic_500)
 {
     conn_start();
@@ -386,6 +410,7 @@ Suite *conn_life_suite(void)
     tcase_add_test(t, close_from_handler);
     tcase_add_test(t, panic_closes_1011);
     tcase_add_test(t, abrupt_drops_report_1006);
+    tcase_add_test(t, end_of_stream_behind_last_bytes);
     tcase_add_test(t, on_connect_panic_500);
     tcase_add_test(t, kill_reports_1006_once);
     suite_add_tcase(s, t);
