@@ -55,14 +55,8 @@ static bool due(int64_t deadline, int64_t now)
     return deadline >= 0 && now >= deadline;
 }
 
-/* Owner-side changes to the queue keep the shared byte count in step. */
-static void sync_queued(struct ws_conn *c, size_t before)
-{
-    atomic_fetch_add_explicit(&c->queued, (int64_t)c->lv->q.bytes - (int64_t)before, memory_order_relaxed);
-}
-
 /* SIOCOUTQ: bytes the kernel holds that the peer has not acknowledged. */
-static void measure_kernel(struct ws_conn *c)
+void ws_conn_measure_kernel(struct ws_conn *c)
 {
     int v = 0;
     if (c->stream && ioctl(http_stream_fd(c->stream), SIOCOUTQ, &v) == 0)
@@ -90,7 +84,7 @@ static void kernel_after_write(struct ws_conn *c, size_t w)
         k = cap;
     int64_t q = atomic_load_explicit(&c->queued, memory_order_relaxed);
     if (!ws_outq_empty(&c->lv->q) || (uint64_t)(k + q) >= ws_limit(c) / 4)
-        measure_kernel(c);
+        ws_conn_measure_kernel(c);
     else
         atomic_store_explicit(&c->kernel, k, memory_order_relaxed);
 }
@@ -125,7 +119,7 @@ static int start_close(struct ws_conn *c, unsigned code, const char *reason, siz
     if (abort)
         ws_outq_abort(&c->lv->q);
     ws_outq_control(&c->lv->q, WS_CTL_CLOSE, frame, (size_t)len);
-    sync_queued(c, before);
+    ws_conn_sync_queued(c, before);
     c->lv->close_due = earliest(c->lv->close_due, later(c->h->close_timeout_ms));
     c->ping_due = c->pong_due = -1;
     return 0;
@@ -161,24 +155,6 @@ int ws_conn_close_own(struct ws_conn *c, unsigned code, const char *reason, size
 
 /* ---- sending from the owner ---- */
 
-/* What is pending for the peer: queued (own queue and frames in the
- * mailbox) plus the kernel's share. */
-static int64_t pending(const struct ws_conn *c)
-{
-    return atomic_load_explicit(&c->queued, memory_order_relaxed) +
-           atomic_load_explicit(&c->kernel, memory_order_relaxed);
-}
-
-/* The rule shared with ws_conn_deliver: a frame is taken while what is
- * pending is below the limit, so one message of any allowed size can be
- * sent and memory stays bounded by the limit plus one message; at the
- * limit everything is refused until the peer has read. */
-static bool fits(struct ws_conn *c, size_t n)
-{
-    (void)n;
-    return (uint64_t)pending(c) < ws_limit(c);
-}
-
 /* Flow control: reading pauses while half the limit is queued, so a peer
  * that sends faster than it reads is slowed down by TCP instead of having
  * the answers to its messages refused. Only the queue counts here, not the
@@ -194,17 +170,17 @@ static void flush(struct ws_conn *c);
 /* Over the limit on the owner's own actor: what is queued may simply not
  * have been written yet (a turn writes at its end), so write what the
  * socket takes now, without waiting, and look again. */
-static bool fits_after_flush(struct ws_conn *c, size_t n)
+bool ws_conn_fits_after_flush(struct ws_conn *c)
 {
-    if (fits(c, n))
+    if (ws_conn_fits(c))
         return true;
     if (c->phase == WS_PHASE_OPEN && c->stream && !c->wr_failed && !c->wr_blocked)
         flush(c);
-    measure_kernel(c);
-    return fits(c, n);
+    ws_conn_measure_kernel(c);
+    return ws_conn_fits(c);
 }
 
-static int refuse_backpressure(struct ws_conn *c)
+int ws_conn_refuse_backpressure(struct ws_conn *c)
 {
     ws_count(&c->route->bp_refused, 1);
     if (c->h->close_on_backpressure && c->lv->close.state == WS_STATE_OPEN) {
@@ -218,15 +194,15 @@ int ws_conn_send_own(struct ws_conn *c, unsigned opcode, const void *p, size_t n
 {
     if (!atomic_load(&c->accepting))
         return SNOW_ECLOSED;
-    if (!fits_after_flush(c, n))
-        return refuse_backpressure(c);
+    if (!ws_conn_fits_after_flush(c))
+        return ws_conn_refuse_backpressure(c);
     size_t before = c->lv->q.bytes;
     int r = ws_pmd_send(c, opcode, p, n);
     if (r == 1)
         r = ws_outq_message(&c->lv->q, opcode, p, n);
     if (r < 0)
         return r;
-    sync_queued(c, before);
+    ws_conn_sync_queued(c, before);
     ws_count(&c->route->msgs_out, 1);
     ws_count(&c->route->bytes_out, n);
     return 0;
@@ -242,197 +218,11 @@ int ws_conn_ping_own(struct ws_conn *c, const void *p, size_t n)
         return len;
     size_t before = c->lv->q.bytes;
     ws_outq_control(&c->lv->q, WS_CTL_PING, frame, (size_t)len);
-    sync_queued(c, before);
+    ws_conn_sync_queued(c, before);
     c->user_ping_ns = rt_now_ns();
     c->user_ping_len = (uint8_t)n;
     c->user_ping_hash = ws_payload_hash(p, n);
     return 0;
-}
-
-static void queue_frame(struct ws_conn *c, struct ws_shared_frame *f)
-{
-    if (c->room_epoch || f->room_epoch) {
-        c->room_epoch = f->room_epoch;
-        c->room_seq = f->room_seq;
-    }
-    size_t before = c->lv->q.bytes;
-    if (ws_outq_push(&c->lv->q, f) < 0)
-        ws_shared_frame_unref(f);
-    sync_queued(c, before);
-}
-
-struct deliver {
-    struct ws_shared_frame *f;
-    SnowPid self;
-    bool direct;
-};
-
-/*
- * Direct delivery. A broadcast to a member that hibernates (nothing
- * queued, no message half written, its stack given back) would wake it
- * only for it to write one frame and hibernate again: measured on the
- * fanout bench with one broadcast in flight, about 2,500 instructions of
- * waking, taking the mail and going back to sleep around the one sendmsg.
- * So a lone broadcast is written by the deliverer itself, under this
- * handshake on c->parked:
- *
- *   WS_PARKED_NO     the actor is awake (or waits with its stack): it owns
- *                    the socket; nobody else writes it.
- *   WS_PARKED_YES    set by the actor as the last step before it
- *                    hibernates: a deliverer may take the socket by a CAS
- *                    to WS_PARKED_GUEST, write one frame without waiting,
- *                    and put YES back.
- *   WS_PARKED_REST   the socket took only part of the frame: the rest went
- *                    to the mailbox (struct ws_rest), and must go out
- *                    before anything else the actor writes.
- *
- * The actor, waking or ending, CASes back to NO first (ws_conn_reclaim),
- * waiting out a write in progress (one non-blocking sendmsg). Only plain
- * sockets (a TLS engine is the actor's own), and only while nothing is in
- * the mailbox for the socket (c->queued is 0 under the table lock: no frame
- * that this one would overtake) and the kernel's share is small, so a
- * short write is rare. Several frames for one member (broadcasts queued
- * behind each other) go through the mailbox instead, and out in one
- * writev: one system call for all of them, against one each here.
- */
-enum ws_parked { WS_PARKED_NO = 0, WS_PARKED_YES = 1, WS_PARKED_GUEST = 2, WS_PARKED_REST = 3 };
-
-/* The mailbox form of a frame the socket took only part of. */
-struct ws_rest {
-    struct ws_shared_frame *f; /* first, as in the plain form (life.c) */
-    size_t off;
-};
-
-unsigned ws_conn_reclaim(struct ws_conn *c)
-{
-    for (;;) {
-        /* seq_cst: pairs with the guest's release of the socket, so its
-         * writes to c (kernel, room_seq) are seen from here on. */
-        uint8_t st = atomic_load(&c->parked);
-        if (st == WS_PARKED_NO)
-            return st;
-        if (st == WS_PARKED_GUEST) {
-            __builtin_ia32_pause(); /* a write in progress: one sendmsg */
-            continue;
-        }
-        if (atomic_compare_exchange_weak(&c->parked, &st, WS_PARKED_NO))
-            return st;
-    }
-}
-
-/* Under the table lock, for a frame that fits. 1: written whole, 2: in part
- * with the rest handed over, 0: deliver it the usual way. */
-static int deliver_direct(struct ws_conn *c, struct ws_shared_frame *f, SnowPid self)
-{
-    if (atomic_load_explicit(&c->queued, memory_order_relaxed) != 0 || atomic_load(&c->close_asked) ||
-        atomic_load_explicit(&c->kernel, memory_order_relaxed) + (int64_t)f->len > WS_SNDBUF_MAX / 2)
-        return 0;
-    uint8_t st = WS_PARKED_YES;
-    if (!atomic_compare_exchange_strong(&c->parked, &st, WS_PARKED_GUEST))
-        return 0;
-    /* The socket is ours until we put it back: the actor waits for that. */
-    if (c->stream && http_stream_reads_whole(c->stream)) {
-        ssize_t w = send(http_stream_fd(c->stream), f->bytes, f->len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        /* EAGAIN or an error (the actor finds it on its own): nothing
-         * written, the usual way. */
-        if (w > 0) {
-            uint8_t next = WS_PARKED_YES;
-            if ((size_t)w < f->len) {
-                struct ws_rest rest = {f, (size_t)w};
-                ws_shared_frame_ref(f);
-                atomic_fetch_add_explicit(&c->queued, (int64_t)(f->len - (size_t)w), memory_order_relaxed);
-                if (actor_send_raw(c->pid, SNOW_TAG_WS_BROADCAST, self, &rest, sizeof rest) < 0) {
-                    /* No memory for the rest: the frame is torn, so the
-                     * connection cannot go on (the actor sees REST with
-                     * nothing to finish and fails). */
-                    atomic_fetch_sub_explicit(&c->queued, (int64_t)(f->len - (size_t)w), memory_order_relaxed);
-                    ws_shared_frame_unref(f);
-                }
-                next = WS_PARKED_REST;
-            }
-            if (c->room_epoch || f->room_epoch) {
-                c->room_epoch = f->room_epoch;
-                c->room_seq = f->room_seq;
-            }
-            int64_t k = atomic_load_explicit(&c->kernel, memory_order_relaxed) + w;
-            atomic_store_explicit(&c->kernel, k, memory_order_relaxed);
-            if ((uint64_t)k >= ws_limit(c) / 4)
-                measure_kernel(c);
-            atomic_store(&c->parked, next); /* seq_cst: see ws_conn_reclaim */
-            return next == WS_PARKED_REST ? 2 : 1;
-        }
-    }
-    atomic_store(&c->parked, WS_PARKED_YES);
-    return 0;
-}
-
-/* Under the table lock: the connection cannot go away meanwhile. */
-static int deliver_locked(struct ws_conn *c, void *arg)
-{
-    struct deliver *d = arg;
-    if (!c || !atomic_load(&c->accepting))
-        return SNOW_ECLOSED;
-    if (!ws_pmd_frame_ok(c, d->f))
-        return -EINVAL;
-    if (!fits(c, d->f->len)) {
-        ws_count(&c->route->bp_refused, 1);
-        if (c->h->close_on_backpressure && !atomic_exchange(&c->close_asked, true)) {
-            struct ws_close_req req = {.code = WS_CLOSE_POLICY, .len = 12};
-            memcpy(req.reason, "backpressure", 12);
-            /* Pending output until taken, as in api.c request_locked. */
-            atomic_fetch_add_explicit(&c->queued, 1, memory_order_relaxed);
-            if (actor_send_raw(c->pid, SNOW_TAG_WS_CLOSE, d->self, &req, sizeof req) < 0)
-                atomic_fetch_sub_explicit(&c->queued, 1, memory_order_relaxed);
-        }
-        return SNOW_EBACKPRESSURE;
-    }
-    if (d->direct) {
-        int w = deliver_direct(c, d->f, d->self);
-        if (w)
-            return w;
-    }
-    atomic_fetch_add_explicit(&c->queued, (int64_t)d->f->len, memory_order_relaxed);
-    ws_shared_frame_ref(d->f);
-    /* The mailbox orders this frame after the sender's earlier ones. */
-    if (actor_send_raw(c->pid, SNOW_TAG_WS_BROADCAST, d->self, &d->f, sizeof d->f) < 0) {
-        atomic_fetch_sub_explicit(&c->queued, (int64_t)d->f->len, memory_order_relaxed);
-        ws_shared_frame_unref(d->f);
-        return SNOW_ECLOSED;
-    }
-    return 0;
-}
-
-static int deliver(SnowPid pid, struct ws_shared_frame *f, bool direct);
-
-int ws_conn_deliver(SnowPid pid, struct ws_shared_frame *f)
-{
-    return deliver(pid, f, false);
-}
-
-int ws_conn_deliver_direct(SnowPid pid, struct ws_shared_frame *f)
-{
-    return deliver(pid, f, true);
-}
-
-static int deliver(SnowPid pid, struct ws_shared_frame *f, bool direct)
-{
-    if (!f)
-        return -EINVAL;
-    struct ws_conn *own = ws_conn_self(pid);
-    if (own) {
-        /* From the connection's own handler: straight into its queue. */
-        if (!atomic_load(&own->accepting))
-            return SNOW_ECLOSED;
-        if (!ws_pmd_frame_ok(own, f))
-            return -EINVAL;
-        if (!fits_after_flush(own, f->len))
-            return refuse_backpressure(own);
-        ws_shared_frame_ref(f);
-        queue_frame(own, f);
-        return 0;
-    }
-    struct deliver d = {f, snow_actor_self(), direct};
-    return ws_table_with(pid, deliver_locked, &d);
 }
 
 /* ---- reading ---- */
@@ -522,7 +312,7 @@ static void on_control(struct ws_conn *c, const struct ws_event *ev)
         int len = ws_frame_control(frame, WS_OP_PONG, ev->data, ev->len);
         size_t before = c->lv->q.bytes;
         ws_outq_control(&c->lv->q, WS_CTL_PONG, frame, (size_t)len);
-        sync_queued(c, before);
+        ws_conn_sync_queued(c, before);
         return;
     }
     case WS_OP_PONG:
@@ -539,7 +329,7 @@ static void on_control(struct ws_conn *c, const struct ws_event *ev)
              * Close), bounded by the close timeout. */
             size_t before = c->lv->q.bytes;
             ws_outq_control(&c->lv->q, WS_CTL_CLOSE, frame, (size_t)len);
-            sync_queued(c, before);
+            ws_conn_sync_queued(c, before);
             c->lv->close_due = earliest(c->lv->close_due, later(c->h->close_timeout_ms));
         }
         return;
@@ -745,7 +535,7 @@ static void take_frame(struct ws_conn *c, SnowMessage *m)
         if (ws_outq_empty(&c->lv->q) && ws_outq_push(&c->lv->q, f) == 0) {
             c->lv->q.off = rest.off;
             c->lv->q.bytes -= rest.off;
-            sync_queued(c, before);
+            ws_conn_sync_queued(c, before);
         } else {
             ws_shared_frame_unref(f);
             c->wr_failed = true;
@@ -753,7 +543,7 @@ static void take_frame(struct ws_conn *c, SnowMessage *m)
         return;
     }
     if (c->lv->close.state == WS_STATE_OPEN)
-        queue_frame(c, f);
+        ws_conn_queue_frame(c, f);
     else
         ws_shared_frame_unref(f);
 }
@@ -806,7 +596,7 @@ static void send_heartbeat(struct ws_conn *c, int64_t now)
     int len = ws_frame_control(frame, WS_OP_PING, &token, sizeof token);
     size_t before = c->lv->q.bytes;
     ws_outq_control(&c->lv->q, WS_CTL_PING, frame, (size_t)len);
-    sync_queued(c, before);
+    ws_conn_sync_queued(c, before);
     c->ping_sent_ns = now;
     c->ping_due = -1;
     c->pong_due = now + (int64_t)(c->h->pong_timeout_ms > 0 ? c->h->pong_timeout_ms : 1) * 1000000;
@@ -865,7 +655,7 @@ static void flush(struct ws_conn *c)
         bool close_out;
         size_t before = c->lv->q.bytes;
         ws_outq_consume(&c->lv->q, (size_t)w, &close_out);
-        sync_queued(c, before);
+        ws_conn_sync_queued(c, before);
         budget -= (size_t)w < budget ? (size_t)w : budget;
         written += (size_t)w;
         wrote = true;
@@ -884,7 +674,7 @@ static void flush(struct ws_conn *c)
     if (wrote)
         kernel_after_write(c, written);
     else if (!ws_outq_empty(&c->lv->q) && atomic_load_explicit(&c->kernel, memory_order_relaxed))
-        measure_kernel(c); /* blocked: the peer may be reading meanwhile */
+        ws_conn_measure_kernel(c); /* blocked: the peer may be reading meanwhile */
     /* The stall clock runs only while output waits; progress restarts it. */
     if (ws_outq_empty(&c->lv->q))
         c->lv->stall_due = -1;

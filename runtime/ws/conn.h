@@ -288,6 +288,77 @@ void ws_conn_free(struct ws_conn *c);
 void ws_conn_finish(struct ws_conn *c);
 /* Every exit path of the actor (http_conn_on_exit). */
 void ws_conn_on_exit(int reason, void *arg);
+/*
+ * Direct delivery. A broadcast to a member that hibernates (nothing
+ * queued, no message half written, its stack given back) would wake it
+ * only for it to write one frame and hibernate again: measured on the
+ * fanout bench with one broadcast in flight, about 2,500 instructions of
+ * waking, taking the mail and going back to sleep around the one sendmsg.
+ * So a lone broadcast is written by the deliverer itself, under this
+ * handshake on c->parked:
+ *
+ *   WS_PARKED_NO     the actor is awake (or waits with its stack): it owns
+ *                    the socket; nobody else writes it.
+ *   WS_PARKED_YES    set by the actor as the last step before it
+ *                    hibernates: a deliverer may take the socket by a CAS
+ *                    to WS_PARKED_GUEST, write one frame without waiting,
+ *                    and put YES back.
+ *   WS_PARKED_REST   the socket took only part of the frame: the rest went
+ *                    to the mailbox (struct ws_rest), and must go out
+ *                    before anything else the actor writes.
+ *
+ * The actor, waking or ending, CASes back to NO first (ws_conn_reclaim),
+ * waiting out a write in progress (one non-blocking sendmsg). Only plain
+ * sockets (a TLS engine is the actor's own), and only while nothing is in
+ * the mailbox for the socket (c->queued is 0 under the table lock: no frame
+ * that this one would overtake) and the kernel's share is small, so a
+ * short write is rare. Several frames for one member (broadcasts queued
+ * behind each other) go through the mailbox instead, and out in one
+ * writev: one system call for all of them, against one each here.
+ */
+enum ws_parked { WS_PARKED_NO = 0, WS_PARKED_YES = 1, WS_PARKED_GUEST = 2, WS_PARKED_REST = 3 };
+
+/* The mailbox form of a frame the socket took only part of. */
+struct ws_rest {
+    struct ws_shared_frame *f; /* first, as in the plain form (life.c) */
+    size_t off;
+};
+
+
+/* Owner-side changes to the queue keep the shared byte count in step. */
+static inline void ws_conn_sync_queued(struct ws_conn *c, size_t before)
+{
+    atomic_fetch_add_explicit(&c->queued, (int64_t)c->lv->q.bytes - (int64_t)before, memory_order_relaxed);
+}
+
+/* What is pending for the peer: queued (own queue and frames in the
+ * mailbox) plus the kernel's share. */
+static inline int64_t ws_conn_pending(const struct ws_conn *c)
+{
+    return atomic_load_explicit(&c->queued, memory_order_relaxed) +
+           atomic_load_explicit(&c->kernel, memory_order_relaxed);
+}
+
+/* The rule shared by the owner and every deliverer: a frame is taken while
+ * what is pending is below the limit, so one message of any allowed size
+ * can be sent and memory stays bounded by the limit plus one message; at
+ * the limit everything is refused until the peer has read. */
+static inline bool ws_conn_fits(const struct ws_conn *c)
+{
+    return (uint64_t)ws_conn_pending(c) < ws_limit(c);
+}
+
+/* SIOCOUTQ into c->kernel: bytes the kernel holds that the peer has not
+ * acknowledged. */
+void ws_conn_measure_kernel(struct ws_conn *c);
+/* On the owner's actor, over the limit: writes what the socket takes now,
+ * without waiting, and looks again. */
+bool ws_conn_fits_after_flush(struct ws_conn *c);
+/* Counts a refusal and closes with 1008 when the route says so. */
+int ws_conn_refuse_backpressure(struct ws_conn *c);
+/* On the owner's actor: a shared frame (already referenced) to the queue. */
+void ws_conn_queue_frame(struct ws_conn *c, struct ws_shared_frame *f);
+
 /* The owner takes its socket back from direct delivery (first thing on
  * waking or ending from hibernation). Returns the enum ws_parked it found. */
 unsigned ws_conn_reclaim(struct ws_conn *c);
