@@ -489,6 +489,7 @@ int main(int argc, char **argv)
         if (!g.sh.pinned)
             return 2;
         g.sh.sni = g.o.sni;
+        wsc_pick_suites(&g.sh);
     }
     size_t max = g.o.size;
     if (strcmp(g.o.mode, "smoke") == 0 && max < LG_SMOKE_MAX)

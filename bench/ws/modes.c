@@ -105,7 +105,8 @@ static void echo_open(struct wsc_conn *c)
 {
     g.opened++;
     if (!c->user) {
-        c->user = calloc((size_t)g.o.depth, sizeof(int64_t));
+        /* depth send times, then the messages echoed in the window */
+        c->user = calloc((size_t)g.o.depth + 1, sizeof(int64_t));
         if (!c->user)
             lg_fail("out of memory");
     }
@@ -139,6 +140,7 @@ static void echo_message(struct wsc_conn *c, int op, const uint8_t *p, size_t n)
     if (in_window(now)) {
         E.msgs++;
         E.bytes += n;
+        ((int64_t *)c->user)[g.o.depth]++;
         lg_hist_add(&E.h, now - ((int64_t *)c->user)[seq % (uint64_t)g.o.depth]);
     }
     if (now < win.t_end)
@@ -184,6 +186,15 @@ int lg_mode_echo(void)
     if (!win.at_end)
         lg_cpu_mark(&win.b);
     g.tick = NULL;
+    /* Fairness: the fewest and the most messages one connection had
+     * echoed in the window. */
+    int64_t cmin = INT64_MAX, cmax = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t k = ((int64_t *)g.conns[i].user)[g.o.depth];
+        cmin = k < cmin ? k : cmin;
+        cmax = k > cmax ? k : cmax;
+    }
+    unsigned suite = wsc_tls_suite(&g.conns[0]);
     lg_close_all();
     double secs = window_seconds();
     lg_result("bench ws_echo msgs_per_s=%.0f mb_per_s=%.2f rtt_p50_us=%.1f rtt_p99_us=%.1f rtt_p999_us=%.1f",
@@ -191,6 +202,9 @@ int lg_mode_echo(void)
               lg_hist_pct_us(&E.h, 0.99), lg_hist_pct_us(&E.h, 0.999));
     lg_result(" conns=%d size=%zu depth=%d seconds=%g msgs=%" PRIu64 " tls=%d text=%d", n, g.o.size, g.o.depth,
               secs, E.msgs, g.o.tls, g.o.text);
+    lg_result(" conn_msgs_min=%" PRId64 " conn_msgs_max=%" PRId64, cmin, cmax);
+    if (g.o.tls)
+        lg_result(" tls_suite=0x%04x", suite);
     cpu_keys(&win.a, &win.b);
     return 0;
 }
@@ -353,6 +367,10 @@ static bool hs_all_done(void)
 int lg_mode_handshake(void)
 {
     int n = g.o.concurrency;
+    /* Each connection writes its request, then its Close only after the
+     * 101 (which acknowledges the request): Nagle's algorithm never holds
+     * either back, and TCP_NODELAY would be one more system call each. */
+    g.sh.nagle = true;
     lg_conns(n);
     H.restart = calloc((size_t)n, sizeof *H.restart);
     for (int i = 0; i < n; i++)

@@ -19,6 +19,7 @@
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,12 +37,42 @@
 
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
+/* Input staging, as in the server's stream (runtime/http/tls.c): BearSSL
+ * asks for exactly the bytes up to the end of the current record, so a read
+ * straight into its buffer costs two reads a record (header, then body).
+ * Each socket read is a readv into the engine's buffer and then this one,
+ * which catches the records behind it. */
+#define STAGE_CAP BR_SSL_BUFSIZE_INPUT
+
 struct wsc_tls {
     br_ssl_client_context cc;
     br_x509_minimal_context xc;
     br_x509_knownkey_context kk;
+    size_t stage_off, stage_len; /* staged ciphertext at stage[off..len) */
     unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];
+    unsigned char stage[STAGE_CAP];
 };
+
+static const uint16_t suites_aes[] = {
+    BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,       BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,       BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    BR_TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,       BR_TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256,
+};
+
+static const uint16_t suites_chacha[] = {
+    BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,       BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,       BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    BR_TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,       BR_TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256,
+};
+
+void wsc_pick_suites(struct wsc_shared *sh)
+{
+    bool aes = br_aes_x86ni_ctr_get_vtable() != NULL || br_aes_pwr8_ctr_get_vtable() != NULL;
+    sh->suites = aes ? suites_aes : suites_chacha;
+    sh->nsuites = sizeof suites_aes / sizeof suites_aes[0];
+}
 
 void wsc_shared_seed(struct wsc_shared *sh)
 {
@@ -103,7 +134,7 @@ static void set_want_out(struct wsc_conn *c, bool want)
 {
     if (c->want_out == want || c->state == WSC_DONE)
         return;
-    struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = c};
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | (want ? EPOLLOUT : 0), .data.ptr = c};
     if (epoll_ctl(c->sh->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
         c->want_out = want;
 }
@@ -146,6 +177,15 @@ void wsc_release(struct wsc_conn *c)
 unsigned wsc_tls_state(const struct wsc_conn *c)
 {
     return c->t && c->state != WSC_DONE ? br_ssl_engine_current_state(&c->t->cc.eng) : 0;
+}
+
+unsigned wsc_tls_suite(const struct wsc_conn *c)
+{
+    if (!c->t)
+        return 0;
+    br_ssl_session_parameters sp;
+    br_ssl_engine_get_session_parameters(&c->t->cc.eng, &sp);
+    return sp.cipher_suite;
 }
 
 size_t wsc_pending(const struct wsc_conn *c)
@@ -231,7 +271,7 @@ static void write_plain(struct wsc_conn *c)
     set_want_out(c, c->woff < c->wlen);
 }
 
-static void handle_tls(struct wsc_conn *c);
+static void handle_tls(struct wsc_conn *c, bool read_socket);
 
 void wsc_flush(struct wsc_conn *c)
 {
@@ -240,7 +280,7 @@ void wsc_flush(struct wsc_conn *c)
     if (c->in_parse || c->state == WSC_DONE || c->state == WSC_CONNECTING)
         return;
     if (c->t)
-        handle_tls(c);
+        handle_tls(c, false);
     else
         write_plain(c);
 }
@@ -545,12 +585,18 @@ static void on_eof(struct wsc_conn *c)
         finish(c, false, "server closed TCP without a Close frame");
 }
 
-static void read_plain(struct wsc_conn *c)
+/* peer_shut: epoll reported the server's FIN (EPOLLRDHUP) before this
+ * read. A read that then returns less than it asked for has taken every
+ * byte sent before the FIN, so the end of stream is known without the read
+ * that would return 0. */
+static void read_plain(struct wsc_conn *c, bool peer_shut)
 {
     struct wsc_shared *sh = c->sh;
     ssize_t n;
+    size_t asked;
     if (c->rlen == 0) {
-        n = read(c->fd, sh->scratch, sh->scratch_cap);
+        asked = sh->scratch_cap;
+        n = read(c->fd, sh->scratch, asked);
         if (n > 0) {
             sh->now_ns = now_ns();
             c->in_parse = true;
@@ -562,6 +608,8 @@ static void read_plain(struct wsc_conn *c)
                 memcpy(c->rbuf, sh->scratch + used, rest);
                 c->rlen = rest;
             }
+            if (peer_shut && (size_t)n < asked && c->state != WSC_DONE)
+                on_eof(c);
             return;
         }
     } else {
@@ -569,13 +617,15 @@ static void read_plain(struct wsc_conn *c)
         if (c->need > c->rlen && c->need > want)
             want = c->need;
         c->rbuf = grow(c->rbuf, &c->rcap, want);
-        n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+        asked = c->rcap - c->rlen;
+        n = read(c->fd, c->rbuf + c->rlen, asked);
         if (n > 0) {
             sh->now_ns = now_ns();
             c->rlen += (size_t)n;
-            if (c->need > c->rlen)
-                return; /* the frame is still incomplete: nothing to parse */
-            parse_rbuf(c);
+            if (c->need <= c->rlen)
+                parse_rbuf(c); /* else the frame is still incomplete: nothing to parse */
+            if (peer_shut && (size_t)n < asked && c->state != WSC_DONE)
+                on_eof(c);
             return;
         }
     }
@@ -590,13 +640,36 @@ static void read_plain(struct wsc_conn *c)
 
 /* --- TLS */
 
-/* Moves bytes between the socket, the engine, rbuf and wbuf until nothing
- * moves. Returns 1 when application data arrived, 0 when not, -1 at EOF
- * (or a close_notify), -2 when the connection failed. */
-static int tls_pump(struct wsc_conn *c)
+/* Feeds staged ciphertext to the engine while it takes records. */
+static bool feed_staged(struct wsc_tls *t)
 {
-    br_ssl_engine_context *eng = &c->t->cc.eng;
-    bool out_blocked = false, in_blocked = false;
+    br_ssl_engine_context *eng = &t->cc.eng;
+    bool moved = false;
+    while (t->stage_off < t->stage_len && (br_ssl_engine_current_state(eng) & BR_SSL_RECVREC)) {
+        size_t len;
+        unsigned char *b = br_ssl_engine_recvrec_buf(eng, &len);
+        size_t k = t->stage_len - t->stage_off < len ? t->stage_len - t->stage_off : len;
+        memcpy(b, t->stage + t->stage_off, k);
+        t->stage_off += k;
+        br_ssl_engine_recvrec_ack(eng, k);
+        moved = true;
+    }
+    if (t->stage_off == t->stage_len)
+        t->stage_off = t->stage_len = 0;
+    return moved;
+}
+
+/* Moves bytes between the socket, the engine, rbuf and wbuf until nothing
+ * moves, reading the socket at most once (read_socket): what else is
+ * waiting there is reported again by the (level-triggered) epoll, after
+ * every other ready connection had its turn. Staged records are always fed.
+ * Returns 1 when application data arrived, 0 when not, -1 at EOF (or a
+ * close_notify), -2 when the connection failed. */
+static int tls_pump(struct wsc_conn *c, bool read_socket)
+{
+    struct wsc_tls *t = c->t;
+    br_ssl_engine_context *eng = &t->cc.eng;
+    bool out_blocked = false;
     int got = 0;
     char why[96];
     for (;;) {
@@ -611,7 +684,7 @@ static int tls_pump(struct wsc_conn *c)
         }
         bool progress = false;
         size_t len;
-        if (st & BR_SSL_SENDREC) {
+        if ((st & BR_SSL_SENDREC) && !out_blocked) {
             unsigned char *b = br_ssl_engine_sendrec_buf(eng, &len);
             ssize_t n = send(c->fd, b, len, MSG_NOSIGNAL);
             if (n > 0) {
@@ -646,21 +719,30 @@ static int tls_pump(struct wsc_conn *c)
             }
             progress = true;
         }
-        if ((st & BR_SSL_RECVREC) && !in_blocked) {
-            unsigned char *b = br_ssl_engine_recvrec_buf(eng, &len);
-            ssize_t n = read(c->fd, b, len);
-            if (n > 0) {
-                c->sh->now_ns = now_ns();
-                br_ssl_engine_recvrec_ack(eng, (size_t)n);
+        if (st & BR_SSL_RECVREC) {
+            if (feed_staged(t)) {
                 progress = true;
-            } else if (n == 0) {
-                return -1;
-            } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                in_blocked = true;
-            } else if (errno != EINTR) {
-                snprintf(why, sizeof why, "read: %s", strerror(errno));
-                finish(c, false, why);
-                return -2;
+            } else if (read_socket) {
+                read_socket = false;
+                unsigned char *b = br_ssl_engine_recvrec_buf(eng, &len);
+                struct iovec v[2] = {{b, len}, {t->stage, sizeof t->stage}};
+                ssize_t n = readv(c->fd, v, 2);
+                if (n > 0) {
+                    c->sh->now_ns = now_ns();
+                    size_t direct = (size_t)n < len ? (size_t)n : len;
+                    br_ssl_engine_recvrec_ack(eng, direct);
+                    t->stage_off = 0;
+                    t->stage_len = (size_t)n - direct;
+                    progress = true;
+                } else if (n == 0) {
+                    return -1;
+                } else if (errno == EINTR) {
+                    read_socket = true;
+                } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                    snprintf(why, sizeof why, "read: %s", strerror(errno));
+                    finish(c, false, why);
+                    return -2;
+                }
             }
         }
         if (!progress)
@@ -670,10 +752,13 @@ static int tls_pump(struct wsc_conn *c)
     return got;
 }
 
-static void handle_tls(struct wsc_conn *c)
+/* One turn of a TLS connection: one socket read, every record it brought
+ * decoded and parsed, the replies pushed out. */
+static void handle_tls(struct wsc_conn *c, bool read_socket)
 {
     for (;;) {
-        int r = tls_pump(c);
+        int r = tls_pump(c, read_socket);
+        read_socket = false;
         if (r == -2 || c->state == WSC_DONE)
             return;
         if (r == -1) {
@@ -686,9 +771,10 @@ static void handle_tls(struct wsc_conn *c)
         if (r == 0 || c->rlen == 0 || (c->need && c->need > c->rlen))
             return;
         parse_rbuf(c);
-        if (c->state == WSC_DONE || c->woff == c->wlen)
+        if (c->state == WSC_DONE || (c->woff == c->wlen && !c->t->stage_len))
             return;
-        /* Replies were queued by the callbacks: pump again. */
+        /* Replies were queued by the callbacks, or records are staged:
+         * pump again, without another socket read. */
     }
 }
 
@@ -780,7 +866,8 @@ int wsc_connect(struct wsc_conn *c, struct wsc_shared *sh, const struct wsc_ops 
     if (c->fd < 0)
         return -errno;
     int one = 1;
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (!sh->nagle)
+        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (src) {
         struct sockaddr_in sa = {.sin_family = AF_INET};
         setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
@@ -797,7 +884,7 @@ int wsc_connect(struct wsc_conn *c, struct wsc_shared *sh, const struct wsc_ops 
         close(c->fd);
         return -e;
     }
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP, .data.ptr = c};
     if (epoll_ctl(sh->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
         int e = errno;
         close(c->fd);
@@ -830,7 +917,12 @@ int wsc_connect(struct wsc_conn *c, struct wsc_shared *sh, const struct wsc_ops 
             }
         }
         struct wsc_tls *t = c->t;
+        t->stage_off = t->stage_len = 0;
         br_ssl_client_init_full(&t->cc, &t->xc, NULL, 0);
+        /* AES-GCM first when the CPU has AES instructions, as browsers
+         * order it (BearSSL's own list puts ChaCha20 first): the server may
+         * still choose by its own order. */
+        br_ssl_engine_set_suites(&t->cc.eng, sh->suites, sh->nsuites);
         if (sh->pinned->key_type == BR_KEYTYPE_RSA)
             br_x509_knownkey_init_rsa(&t->kk, &sh->pinned->key.rsa, BR_KEYTYPE_KEYX | BR_KEYTYPE_SIGN);
         else
@@ -852,9 +944,15 @@ void wsc_event(struct wsc_conn *c, uint32_t events)
     if (c->state == WSC_CONNECTING) {
         if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
             return;
+        /* Writable without an error condition: the connect succeeded
+         * (connect(2)); SO_ERROR is read only to say why one failed. */
         int err = 0;
-        socklen_t el = sizeof err;
-        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+        if (events & (EPOLLERR | EPOLLHUP)) {
+            socklen_t el = sizeof err;
+            getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+            if (!err)
+                err = ECONNREFUSED;
+        }
         if (err) {
             char why[96];
             snprintf(why, sizeof why, "connect: %s", strerror(err));
@@ -864,11 +962,11 @@ void wsc_event(struct wsc_conn *c, uint32_t events)
         c->state = WSC_HANDSHAKE;
     }
     if (c->t) {
-        handle_tls(c);
+        handle_tls(c, (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) != 0);
         return;
     }
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-        read_plain(c);
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+        read_plain(c, (events & (EPOLLRDHUP | EPOLLHUP)) != 0);
     if (c->state != WSC_DONE)
         write_plain(c);
 }

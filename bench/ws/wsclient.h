@@ -51,7 +51,11 @@ struct wsc_shared {
     bool tls;
     const br_x509_pkey *pinned; /* server key for TLS (from --tls-ca) */
     const char *sni;
+    const uint16_t *suites;  /* cipher suites offered, in order (wsc_pick_suites) */
+    size_t nsuites;
     uint64_t max_message;  /* a larger server message is a failure */
+    bool nagle;            /* leave Nagle's algorithm on (no TCP_NODELAY): for
+                            * modes that never have two small writes in flight */
     uint8_t *scratch;      /* shared read buffer */
     size_t scratch_cap;
     int64_t now_ns;        /* time of the last read batch (CLOCK_MONOTONIC) */
@@ -92,6 +96,10 @@ struct wsc_conn {
     void *user;
 };
 
+/* Sets sh->suites: the ECDHE suites, AES-GCM first when the CPU has AES
+ * instructions, ChaCha20-Poly1305 first when not. */
+void wsc_pick_suites(struct wsc_shared *sh);
+
 /* Seeds sh->rng from the kernel. */
 void wsc_shared_seed(struct wsc_shared *sh);
 uint64_t wsc_rand(struct wsc_shared *sh);
@@ -121,6 +129,9 @@ void wsc_release(struct wsc_conn *c);
 /* For diagnostics: BearSSL's engine state bits (BR_SSL_SENDREC, ...), 0
  * for a plain connection. */
 unsigned wsc_tls_state(const struct wsc_conn *c);
+/* The cipher suite the TLS handshake agreed on (its IANA number), 0 for
+ * a plain connection. */
+unsigned wsc_tls_suite(const struct wsc_conn *c);
 /* Bytes queued and not yet written. */
 size_t wsc_pending(const struct wsc_conn *c);
 

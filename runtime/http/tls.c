@@ -32,8 +32,12 @@ struct http_tls_config {
     size_t chain_len;
     int key_type;        /* BR_KEYTYPE_RSA or BR_KEYTYPE_EC */
     int issuer_key_type; /* key type of the CA that signed the leaf */
+    const uint16_t *suites; /* in the order the server prefers (pick_suites) */
+    size_t nsuites;
     br_skey_decoder_context skey; /* holds the key material; never reused */
 };
+
+static void pick_suites(struct http_tls_config *c);
 
 static void der_append(void *ctx, const void *data, size_t len)
 {
@@ -208,6 +212,7 @@ int http_tls_config_load(struct http_tls_config **out, const char *cert_file, co
         http_tls_config_free(c);
         return r;
     }
+    pick_suites(c);
     *out = c;
     return 0;
 }
@@ -249,7 +254,17 @@ struct tls_stream {
     unsigned char stage[STAGE_CAP];
 };
 
-static const uint16_t rsa_suites[] = {
+/*
+ * Cipher suites, in the server's order of preference, which the engine
+ * enforces (BR_OPT_ENFORCE_SERVER_PREFERENCES): a client's order says what
+ * is fast on the client, and BearSSL's own client, for one, lists
+ * ChaCha20-Poly1305 first whatever the hardware. With AES instructions in
+ * the CPU (BearSSL's x86ni or pwr8 code, chosen by the engine's defaults)
+ * AES-GCM costs a fraction of ChaCha20's portable code per byte, so it
+ * comes first; without them ChaCha20-Poly1305 is both faster and
+ * constant-time, and leads.
+ */
+static const uint16_t rsa_suites_aes[] = {
     BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
     BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
     BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
@@ -257,13 +272,48 @@ static const uint16_t rsa_suites[] = {
     BR_TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384,
 };
 
-static const uint16_t ec_suites[] = {
+static const uint16_t rsa_suites_chacha[] = {
+    BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    BR_TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256,
+    BR_TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384,
+};
+
+static const uint16_t ec_suites_aes[] = {
     BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
     BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
     BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
     BR_TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,
     BR_TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384,
 };
+
+static const uint16_t ec_suites_chacha[] = {
+    BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    BR_TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,
+    BR_TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384,
+};
+
+static bool aes_in_hardware(void)
+{
+    return br_aes_x86ni_ctr_get_vtable() != NULL || br_aes_pwr8_ctr_get_vtable() != NULL;
+}
+
+/* Decided once per configuration: the CPU check is a cpuid, which a
+ * virtual machine may trap. */
+static void pick_suites(struct http_tls_config *c)
+{
+    bool aes = aes_in_hardware();
+    if (c->key_type == BR_KEYTYPE_RSA) {
+        c->suites = aes ? rsa_suites_aes : rsa_suites_chacha;
+        c->nsuites = RT_ARRAY_LEN(rsa_suites_aes);
+    } else {
+        c->suites = aes ? ec_suites_aes : ec_suites_chacha;
+        c->nsuites = RT_ARRAY_LEN(ec_suites_aes);
+    }
+}
 
 static int engine_error(struct tls_stream *t)
 {
@@ -573,19 +623,18 @@ struct http_stream *http_stream_tls(SnowIo *io, const struct http_tls_config *cf
     t->base.io = io;
     if (cfg->key_type == BR_KEYTYPE_RSA) {
         br_ssl_server_init_full_rsa(&t->sc, cfg->chain, cfg->chain_len, br_skey_decoder_get_rsa(&cfg->skey));
-        br_ssl_engine_set_suites(&t->sc.eng, rsa_suites, RT_ARRAY_LEN(rsa_suites));
     } else {
         br_ssl_server_init_full_ec(&t->sc, cfg->chain, cfg->chain_len, (unsigned)cfg->issuer_key_type,
                                    br_skey_decoder_get_ec(&cfg->skey));
-        br_ssl_engine_set_suites(&t->sc.eng, ec_suites, RT_ARRAY_LEN(ec_suites));
     }
+    br_ssl_engine_set_suites(&t->sc.eng, cfg->suites, cfg->nsuites);
     br_ssl_engine_set_versions(&t->sc.eng, BR_TLS12, BR_TLS12);
     /* A renegotiation is a full handshake, with a private-key operation
      * on our side, that the client may ask for at any time and as often
      * as it likes: a CPU denial of service for one TCP connection. Nothing
      * here needs it, so a client's ClientHello after the first handshake
      * is answered with a no_renegotiation alert (RFC 5246 §7.2.2). */
-    br_ssl_engine_add_flags(&t->sc.eng, BR_OPT_NO_RENEGOTIATION);
+    br_ssl_engine_add_flags(&t->sc.eng, BR_OPT_NO_RENEGOTIATION | BR_OPT_ENFORCE_SERVER_PREFERENCES);
     br_ssl_engine_set_buffer(&t->sc.eng, t->iobuf, sizeof t->iobuf, 1);
     if (!br_ssl_server_reset(&t->sc)) {
         free(t);

@@ -3,6 +3,9 @@
 and TLS (a certificate made here with the openssl CLI):
 
   - TLS renegotiation is refused (openssl s_client asks for it);
+  - the server's cipher suite order wins over the client's: AES-GCM when the
+    CPU has AES instructions, ChaCha20-Poly1305 when it has not, whichever
+    the client lists first;
   - the write timeout is "no progress": a slow but steady reader gets the
     whole response, a stalled one is cut off;
   - built-in answers (404, 405) come from the head alone, without reading
@@ -134,6 +137,32 @@ def renegotiation(tls):
     check("RENEGOTIATING" in out, "TLS: s_client asked for a renegotiation")
     check(hellos == 1, "TLS: renegotiation refused, one ServerHello only (got %d)" % hellos)
     check("no_renegotiation" in out, "TLS: answered with a no_renegotiation alert")
+    s.stop()
+
+
+def cpu_has_aes():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                return "aes" in line.split(":", 1)[1].split()
+    return False
+
+
+def suite_order(tls):
+    s = Server(tls)
+    want = "AES128-GCM" if cpu_has_aes() else "CHACHA20"
+    for offer in ("ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256",
+                  "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305"):
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=TIMEOUT)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        ctx.set_ciphers(offer)
+        c = ctx.wrap_socket(c)
+        got = c.cipher()[0]
+        c.close()
+        check(want in got, "TLS: offered %s first, the server chose %s (want %s)" % (offer.split(":")[0], got, want))
     s.stop()
 
 
@@ -274,6 +303,7 @@ def main():
             print("openssl: %s" % r.stderr.decode())
             return 1
         renegotiation((cert, key))
+        suite_order((cert, key))
         for tls, label in ((None, "plain"), ((cert, key), "TLS")):
             slow_and_stalled_readers(tls, label)
             no_body_for_builtin_answers(tls, label)

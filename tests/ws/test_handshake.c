@@ -3,6 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <bearssl.h>
+
+#include "base64.h"
 #include "rt.h"
 #include "util.h"
 #include "ws/handshake.h"
@@ -133,6 +136,36 @@ START_TEST(test_accept_vector)
     char out[WS_ACCEPT_LEN + 1];
     ws_accept_key("dGhlIHNhbXBsZSBub25jZQ==", 24, out);
     ck_assert_str_eq(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+}
+END_TEST
+
+/* The accept key against BearSSL's portable SHA-1 for keys of every
+ * length the one-shot path takes (0..83 bytes: one or two blocks) and past
+ * it, with varied bytes: the hardware path, where the CPU has it, must give
+ * the same digest. */
+START_TEST(test_accept_matches_portable_sha1)
+{
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    char key[140];
+    uint32_t x = 2463534242u;
+    for (size_t n = 0; n < sizeof key; n++) {
+        for (int round = 0; round < 8; round++) {
+            for (size_t i = 0; i < n; i++) {
+                x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+                key[i] = (char)(33 + x % 94);
+            }
+            br_sha1_context h;
+            unsigned char d[br_sha1_SIZE];
+            br_sha1_init(&h);
+            br_sha1_update(&h, key, n);
+            br_sha1_update(&h, guid, sizeof guid - 1);
+            br_sha1_out(&h, d);
+            char want[WS_ACCEPT_LEN + 1], got[WS_ACCEPT_LEN + 1];
+            want[rt_base64_encode(want, d, sizeof d)] = '\0';
+            ws_accept_key(key, n, got);
+            ck_assert_msg(strcmp(got, want) == 0, "key of %zu bytes: %s, want %s", n, got, want);
+        }
+    }
 }
 END_TEST
 
@@ -478,6 +511,7 @@ Suite *handshake_suite(void)
     TCase *tc = tcase_create("validate");
     tcase_set_timeout(tc, CASE_TIMEOUT);
     tcase_add_test(tc, test_accept_vector);
+    tcase_add_test(tc, test_accept_matches_portable_sha1);
     tcase_add_test(tc, test_rfc_request_accepted);
     tcase_add_loop_test(tc, test_refusal_rows, 0, (int)(sizeof rows / sizeof rows[0]));
     tcase_add_test(tc, test_header_lists_accepted);
