@@ -381,9 +381,13 @@ enum { PUMP_SEND = 1, PUMP_RECV = 2 };
 /*
  * Moves records without waiting, in the directions asked: a writer only
  * sends (a read on its behalf would mostly find nothing), except while
- * the engine takes no application data (the handshake), when only the
- * peer's records can move it on. Returns 1 when something moved, 0 when
- * nothing could (the socket would block), or a negative error.
+ * the engine neither takes application data nor has a record to send
+ * (the handshake waiting for the peer's flight), when only the peer's
+ * records can move it on. A full record buffer also stops the engine from
+ * taking application data: that is the writer's own record to send, not
+ * a reason to read (which used to cost one readv, mostly EAGAIN, per
+ * 16 KiB record written). Returns 1 when something moved, 0 when nothing
+ * could (the socket would block), or a negative error.
  */
 static int pump(struct tls_stream *t, int dirs)
 {
@@ -406,7 +410,7 @@ static int pump(struct tls_stream *t, int dirs)
                 return t->err;
             }
         }
-        bool recv = (dirs & PUMP_RECV) || !(st & BR_SSL_SENDAPP);
+        bool recv = (dirs & PUMP_RECV) || !(st & (BR_SSL_SENDAPP | BR_SSL_SENDREC));
         if (recv && (st & BR_SSL_RECVREC) && !t->err) {
             if (feed_staged(t)) {
                 step = 1;
