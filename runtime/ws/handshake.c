@@ -400,6 +400,70 @@ void ws_accept_key(const char *key, size_t n, char out[WS_ACCEPT_LEN + 1])
     out[len] = '\0';
 }
 
+/* The handshake's headers, gathered in one pass over the request's
+ * header list: a look-up by name per header (Host, Upgrade, Connection,
+ * Sec-WebSocket-Version, Sec-WebSocket-Key, Origin) was a pass each, the
+ * name's length measured every time. The first of each and the counts, as
+ * the checks below need them; Upgrade and Connection may come in several
+ * lines, any of which may carry the token (RFC 9110 §5.3). */
+struct hs_headers {
+    const struct http_header *host, *version, *key, *origin;
+    size_t nhost, nversion, nkey, norigin;
+    bool upgrade_websocket, connection_upgrade;
+};
+
+static bool lists_token(struct http_str v, const char *tok)
+{
+    struct http_str item;
+    size_t pos = 0;
+    while (http_list_next(v, &pos, &item))
+        if (http_str_eq_ci(item, tok))
+            return true;
+    return false;
+}
+
+static void count_into(const struct http_header *h, const struct http_header **first, size_t *n)
+{
+    if (!(*n)++)
+        *first = h;
+}
+
+static void gather_headers(const struct http_request *req, struct hs_headers *g)
+{
+    memset(g, 0, sizeof *g);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct http_header *h = &req->headers[i];
+        switch (h->name.n) {
+        case 4:
+            if (http_str_eq_ci(h->name, "Host"))
+                count_into(h, &g->host, &g->nhost);
+            break;
+        case 6:
+            if (http_str_eq_ci(h->name, "Origin"))
+                count_into(h, &g->origin, &g->norigin);
+            break;
+        case 7:
+            if (!g->upgrade_websocket && http_str_eq_ci(h->name, "Upgrade"))
+                g->upgrade_websocket = lists_token(h->value, "websocket");
+            break;
+        case 10:
+            if (!g->connection_upgrade && http_str_eq_ci(h->name, "Connection"))
+                g->connection_upgrade = lists_token(h->value, "upgrade");
+            break;
+        case 17:
+            if (http_str_eq_ci(h->name, "Sec-WebSocket-Key"))
+                count_into(h, &g->key, &g->nkey);
+            break;
+        case 21:
+            if (http_str_eq_ci(h->name, "Sec-WebSocket-Version"))
+                count_into(h, &g->version, &g->nversion);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
 int ws_handshake_check(const struct http_request *req, const struct ws_handshake_config *cfg,
                        struct ws_handshake *hs)
 {
@@ -413,24 +477,27 @@ int ws_handshake_check(const struct http_request *req, const struct ws_handshake
     if (req->minor_version < 1)
         return reject(hs, WS_REJECT_HTTP_VERSION);
 
-    if (http_header_count(req, "Host", &h) != 1 || h->value.n == 0)
-        return reject(hs, WS_REJECT_HOST);
-    struct http_str host = h->value;
+    struct hs_headers g;
+    gather_headers(req, &g);
 
-    if (!http_header_has_token(req, "Upgrade", "websocket"))
+    if (g.nhost != 1 || g.host->value.n == 0)
+        return reject(hs, WS_REJECT_HOST);
+    struct http_str host = g.host->value;
+
+    if (!g.upgrade_websocket)
         return reject(hs, WS_REJECT_UPGRADE);
-    if (!http_header_has_token(req, "Connection", "upgrade"))
+    if (!g.connection_upgrade)
         return reject(hs, WS_REJECT_CONNECTION);
 
-    size_t nver = http_header_count(req, "Sec-WebSocket-Version", &h);
-    if (nver > 1)
+    if (g.nversion > 1)
         return reject(hs, WS_REJECT_VERSION_DUP);
-    if (nver == 0 || h->value.n != 2 || memcmp(h->value.p, "13", 2) != 0)
+    h = g.version;
+    if (g.nversion == 0 || h->value.n != 2 || memcmp(h->value.p, "13", 2) != 0)
         return reject(hs, WS_REJECT_VERSION);
 
     uint8_t nonce[18];
-    if (http_header_count(req, "Sec-WebSocket-Key", &h) != 1 ||
-        rt_base64_decode(nonce, sizeof nonce, h->value.p, h->value.n) != 16)
+    h = g.key;
+    if (g.nkey != 1 || rt_base64_decode(nonce, sizeof nonce, h->value.p, h->value.n) != 16)
         return reject(hs, WS_REJECT_KEY);
     hs->key = h->value;
 
@@ -442,12 +509,11 @@ int ws_handshake_check(const struct http_request *req, const struct ws_handshake
             parse_extensions(req->headers[i].value, hs) < 0)
             return reject(hs, WS_REJECT_EXTENSIONS);
 
-    size_t norigin = http_header_count(req, "Origin", &h);
-    if (norigin > 1)
+    if (g.norigin > 1)
         return reject(hs, WS_REJECT_ORIGIN);
-    if (norigin)
-        hs->origin = h->value;
-    if (!origin_allowed(req, cfg, hs->origin, host, norigin == 1))
+    if (g.norigin)
+        hs->origin = g.origin->value;
+    if (!origin_allowed(req, cfg, hs->origin, host, g.norigin == 1))
         return reject(hs, WS_REJECT_ORIGIN);
 
     ws_accept_key(hs->key.p, hs->key.n, hs->accept);
