@@ -7,6 +7,7 @@ Suite *chunked_suite(void);
 Suite *router_suite(void);
 Suite *server_suite(void);
 Suite *response_suite(void);
+Suite *tls_suite(void);
 
 int main(void)
 {
@@ -16,6 +17,7 @@ int main(void)
     srunner_add_suite(sr, response_suite());
 #ifdef HTTP_TEST_SERVER
     srunner_add_suite(sr, server_suite());
+    srunner_add_suite(sr, tls_suite());
 #endif
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

@@ -1,0 +1,289 @@
+/*
+ * tls_test.c: the TLS stream (runtime/http/tls.c) against BearSSL's client
+ * engine over a socketpair, inside one actor, without parking: both ends
+ * are pumped in turn until they have nothing more to do.
+ *
+ * What a write turn does with the peer's records: it sends the records it
+ * fills and reads nothing, so input that arrived meanwhile waits for the
+ * connection's next read (and its next turn), and every record it wrote is
+ * in the socket once flush returns.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bearssl.h>
+
+#include "http/stream.h"
+#include "http/tls.h"
+
+#define WRITE_BYTES (48 * 1024) /* three full records and a part */
+#define PEER_BYTES 100
+
+struct peer {
+    int fd;
+    br_ssl_client_context cc;
+    br_x509_minimal_context xc;
+    br_x509_knownkey_context kk;
+    unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];
+    unsigned char got[WRITE_BYTES];
+    size_t ngot;
+};
+
+static char dir[64];
+static char cert_path[96], key_path[96];
+static br_x509_decoder_context xd;
+static unsigned char der[8192];
+static size_t der_len;
+static atomic_int verdict; /* 0 running, 1 passed, 2 failed */
+static char why[256];
+
+static void append_der(void *ctx, const void *p, size_t n)
+{
+    (void)ctx;
+    if (der_len + n <= sizeof der) {
+        memcpy(der + der_len, p, n);
+        der_len += n;
+    }
+}
+
+/* The certificate's public key, for the client to pin. */
+static const br_x509_pkey *load_pinned(void)
+{
+    FILE *f = fopen(cert_path, "rb");
+    if (!f)
+        return NULL;
+    static unsigned char pem[8192];
+    size_t n = fread(pem, 1, sizeof pem, f);
+    fclose(f);
+    br_pem_decoder_context pc;
+    br_pem_decoder_init(&pc);
+    der_len = 0;
+    const unsigned char *p = pem;
+    bool done = false;
+    while (n > 0 && !done) {
+        size_t k = br_pem_decoder_push(&pc, p, n);
+        p += k;
+        n -= k;
+        int ev = br_pem_decoder_event(&pc);
+        if (ev == BR_PEM_BEGIN_OBJ)
+            br_pem_decoder_setdest(&pc, append_der, NULL);
+        else if (ev == BR_PEM_END_OBJ)
+            done = true;
+        else if (ev == BR_PEM_ERROR)
+            return NULL;
+    }
+    br_x509_decoder_init(&xd, NULL, NULL);
+    br_x509_decoder_push(&xd, der, der_len);
+    return br_x509_decoder_last_error(&xd) ? NULL : br_x509_decoder_get_pkey(&xd);
+}
+
+/* Moves the client's records both ways and takes its plaintext. */
+static void pump_peer(struct peer *c)
+{
+    br_ssl_engine_context *eng = &c->cc.eng;
+    for (int i = 0; i < 1000; i++) {
+        unsigned st = br_ssl_engine_current_state(eng);
+        bool moved = false;
+        size_t len;
+        if (st & BR_SSL_SENDREC) {
+            unsigned char *b = br_ssl_engine_sendrec_buf(eng, &len);
+            ssize_t n = send(c->fd, b, len, MSG_NOSIGNAL);
+            if (n > 0) {
+                br_ssl_engine_sendrec_ack(eng, (size_t)n);
+                moved = true;
+            }
+        }
+        if (st & BR_SSL_RECVAPP) {
+            unsigned char *b = br_ssl_engine_recvapp_buf(eng, &len);
+            if (len > sizeof c->got - c->ngot)
+                len = sizeof c->got - c->ngot;
+            memcpy(c->got + c->ngot, b, len);
+            c->ngot += len;
+            br_ssl_engine_recvapp_ack(eng, len);
+            if (len)
+                moved = true;
+        }
+        if (st & BR_SSL_RECVREC) {
+            unsigned char *b = br_ssl_engine_recvrec_buf(eng, &len);
+            ssize_t n = read(c->fd, b, len);
+            if (n > 0) {
+                br_ssl_engine_recvrec_ack(eng, (size_t)n);
+                moved = true;
+            }
+        }
+        if (!moved)
+            return;
+    }
+}
+
+static int pending(int fd)
+{
+    int n = -1;
+    return ioctl(fd, FIONREAD, &n) == 0 ? n : -1;
+}
+
+static void give_up(const char *msg)
+{
+    snprintf(why, sizeof why, "%s", msg);
+    atomic_store(&verdict, 2);
+}
+
+static void writer_actor(void *arg)
+{
+    (void)arg;
+    static struct peer c;
+    static unsigned char out[WRITE_BYTES], in[4096];
+    struct http_tls_config *cfg = NULL;
+    if (http_tls_config_load(&cfg, cert_path, key_path) != 0)
+        {
+        give_up("http_tls_config_load failed");
+        return;
+    }
+    const br_x509_pkey *pk = load_pinned();
+    if (!pk)
+        {
+        give_up("certificate not decodable");
+        return;
+    }
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0)
+        {
+        give_up("socketpair failed");
+        return;
+    }
+    int err = 0;
+    SnowIo *io = snow_io_open(sv[0], &err);
+    struct http_stream *s = io ? http_stream_tls(io, cfg) : NULL;
+    if (!s)
+        {
+        give_up("no TLS stream");
+        return;
+    }
+    memset(&c, 0, sizeof c);
+    c.fd = sv[1];
+    br_ssl_client_init_full(&c.cc, &c.xc, NULL, 0);
+    br_x509_knownkey_init_ec(&c.kk, &pk->key.ec, BR_KEYTYPE_KEYX | BR_KEYTYPE_SIGN);
+    br_ssl_engine_set_x509(&c.cc.eng, &c.kk.vtable);
+    br_ssl_engine_set_buffer(&c.cc.eng, c.iobuf, sizeof c.iobuf, 1);
+    br_ssl_client_reset(&c.cc, "localhost", 0);
+
+    /* The handshake: the server's reads pump it; done when the client may
+     * send data and the server has taken every handshake record. */
+    ssize_t r = 0;
+    for (int i = 0; i < 1000; i++) {
+        pump_peer(&c);
+        r = s->ops->read(s, in, sizeof in);
+        if ((br_ssl_engine_current_state(&c.cc.eng) & BR_SSL_SENDAPP) && pending(sv[0]) == 0 &&
+            pending(sv[1]) == 0 && r == -EAGAIN)
+            break;
+    }
+    if (!(br_ssl_engine_current_state(&c.cc.eng) & BR_SSL_SENDAPP) || r != -EAGAIN)
+        {
+        give_up("the TLS handshake did not complete");
+        return;
+    }
+
+    /* The peer's record arrives, then the server writes several records. */
+    size_t len;
+    unsigned char *b = br_ssl_engine_sendapp_buf(&c.cc.eng, &len);
+    memset(b, 'p', PEER_BYTES);
+    br_ssl_engine_sendapp_ack(&c.cc.eng, PEER_BYTES);
+    br_ssl_engine_flush(&c.cc.eng, 0);
+    pump_peer(&c);
+    int peer_record = pending(sv[0]);
+    if (peer_record <= PEER_BYTES)
+        {
+        give_up("the peer's record is not in the server's socket");
+        return;
+    }
+    for (size_t i = 0; i < sizeof out; i++)
+        out[i] = (unsigned char)(i * 7 + 1);
+    size_t done = 0;
+    while (done < sizeof out) {
+        struct iovec rest = {out + done, sizeof out - done};
+        ssize_t w = s->ops->writev(s, &rest, 1);
+        if (w <= 0)
+            {
+        give_up("the write was refused although the socket has room");
+        return;
+    }
+        done += (size_t)w;
+    }
+    if (s->ops->flush(s) != 0)
+        {
+        give_up("flush left records in the engine");
+        return;
+    }
+    /* The write turn read nothing: the peer's record still waits. */
+    if (pending(sv[0]) != peer_record) {
+        snprintf(why, sizeof why, "the writer read the peer's record: %d of %d bytes left in the socket",
+                 pending(sv[0]), peer_record);
+        atomic_store(&verdict, 2);
+        return;
+    }
+    /* Every record written is out: the peer decrypts all of it. */
+    pump_peer(&c);
+    if (c.ngot != sizeof out || memcmp(c.got, out, sizeof out) != 0)
+        {
+        give_up("the peer did not get every byte written");
+        return;
+    }
+    /* And the next read takes the peer's data. */
+    r = s->ops->read(s, in, sizeof in);
+    if (r != PEER_BYTES || in[0] != 'p' || in[PEER_BYTES - 1] != 'p')
+        {
+        give_up("the server's read did not return the peer's data");
+        return;
+    }
+    http_stream_close(s);
+    close(sv[1]);
+    http_tls_config_free(cfg);
+    atomic_store(&verdict, 1);
+}
+
+START_TEST(writer_reads_nothing_and_flushes_all)
+{
+    snprintf(dir, sizeof dir, "/tmp/snow-tls-test.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(cert_path, sizeof cert_path, "%s/cert.pem", dir);
+    snprintf(key_path, sizeof key_path, "%s/key.pem", dir);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout %s -out %s "
+             "-days 2 -subj /CN=localhost >/dev/null 2>&1",
+             key_path, cert_path);
+    ck_assert_int_eq(system(cmd), 0);
+    atomic_store(&verdict, 0);
+    ck_assert_int_eq(snow_rt_init(1), 0);
+    ck_assert(snow_actor_spawn(writer_actor, NULL, 0) != 0);
+    for (int i = 0; i < 3000 && !atomic_load(&verdict); i++) {
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    snow_rt_shutdown();
+    snow_rt_run();
+    unlink(cert_path);
+    unlink(key_path);
+    rmdir(dir);
+    ck_assert_msg(atomic_load(&verdict) == 1, "%s", atomic_load(&verdict) ? why : "the actor did not finish");
+}
+END_TEST
+
+Suite *tls_suite(void)
+{
+    Suite *s = suite_create("http_tls");
+    TCase *tc = tcase_create("stream");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, writer_reads_nothing_and_flushes_all);
+    suite_add_tcase(s, tc);
+    return s;
+}
