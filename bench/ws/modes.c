@@ -91,29 +91,58 @@ static struct {
     uint64_t msgs, bytes;
     struct lg_hist h;
     int finished;
+    size_t span, step; /* lg_expected's offsets: (seq * 131 + id * 17) mod span */
 } E;
+
+/* Per connection: where in the template the next message to send and the
+ * next echo to check begin, and the send times of the messages in flight in
+ * a ring of --depth; each moves on by an addition, so a message costs no
+ * division (the offsets are lg_expected's, kept incrementally). */
+struct echo_conn {
+    size_t off_send, off_recv;
+    int slot_send, slot_recv;
+    int64_t in_window; /* messages echoed in the measured window */
+    int64_t sent_at[];
+};
+
+static const uint8_t *echo_payload(size_t off)
+{
+    return g.o.size ? (g.o.text ? g.tmpl_txt : g.tmpl_bin) + off : g.tmpl_bin;
+}
+
+static void next_off(size_t *off)
+{
+    *off += E.step;
+    if (*off >= E.span)
+        *off -= E.span;
+}
 
 static void echo_send(struct wsc_conn *c)
 {
-    uint64_t seq = c->sent++;
-    size_t n = g.o.size;
-    ((int64_t *)c->user)[seq % (uint64_t)g.o.depth] = g.sh.now_ns;
-    wsc_queue(c, g.o.text ? 1 : 2, lg_expected(g.o.text, seq, c->id, n), n);
+    struct echo_conn *e = c->user;
+    c->sent++;
+    e->sent_at[e->slot_send] = g.sh.now_ns;
+    if (++e->slot_send == g.o.depth)
+        e->slot_send = 0;
+    wsc_queue(c, g.o.text ? 1 : 2, echo_payload(e->off_send), g.o.size);
+    next_off(&e->off_send);
 }
 
 static void echo_open(struct wsc_conn *c)
 {
     g.opened++;
     if (!c->user) {
-        /* depth send times, then the messages echoed in the window */
-        c->user = calloc((size_t)g.o.depth + 1, sizeof(int64_t));
-        if (!c->user)
+        struct echo_conn *e = calloc(1, sizeof *e + (size_t)g.o.depth * sizeof e->sent_at[0]);
+        if (!e)
             lg_fail("out of memory");
+        e->off_send = e->off_recv = (size_t)((uint64_t)c->id * 17u % E.span);
+        c->user = e;
     }
 }
 
 static void echo_message(struct wsc_conn *c, int op, const uint8_t *p, size_t n)
 {
+    struct echo_conn *e = c->user;
     uint64_t seq = c->recvd;
     if (seq >= c->sent)
         lg_fail("connection %d: a message it never sent came back (%zu bytes)", c->id, n);
@@ -121,27 +150,33 @@ static void echo_message(struct wsc_conn *c, int op, const uint8_t *p, size_t n)
         lg_fail("connection %d: message %" PRIu64 " came back with opcode %d", c->id, seq, op);
     if (n != g.o.size)
         lg_fail("connection %d: message %" PRIu64 " came back with %zu bytes, sent %zu", c->id, seq, n, g.o.size);
-    const uint8_t *want = lg_expected(g.o.text, seq, c->id, n);
+    const uint8_t *want = echo_payload(e->off_recv);
     if (memcmp(p, want, n) != 0) {
         /* A server that drops a message under backpressure sends the next
          * one in its place: say so rather than only "differs". */
-        for (uint64_t later = seq + 1; later < c->sent; later++)
-            if (memcmp(p, lg_expected(g.o.text, later, c->id, n), n) == 0)
+        size_t off = e->off_recv;
+        for (uint64_t later = seq + 1; later < c->sent; later++) {
+            next_off(&off);
+            if (memcmp(p, echo_payload(off), n) == 0)
                 lg_fail("connection %d: message %" PRIu64 " came back where %" PRIu64
                         " was due: the server dropped %" PRIu64 " message(s)",
                         c->id, later, seq, later - seq);
+        }
         size_t i = 0;
         while (p[i] == want[i])
             i++;
         lg_fail("connection %d: message %" PRIu64 " differs at byte %zu of %zu", c->id, seq, i, n);
     }
-    int64_t now = g.sh.now_ns;
+    next_off(&e->off_recv);
+    int64_t now = g.sh.now_ns, at = e->sent_at[e->slot_recv];
+    if (++e->slot_recv == g.o.depth)
+        e->slot_recv = 0;
     c->recvd++;
     if (in_window(now)) {
         E.msgs++;
         E.bytes += n;
-        ((int64_t *)c->user)[g.o.depth]++;
-        lg_hist_add(&E.h, now - ((int64_t *)c->user)[seq % (uint64_t)g.o.depth]);
+        e->in_window++;
+        lg_hist_add(&E.h, now - at);
     }
     if (now < win.t_end)
         echo_send(c);
@@ -170,6 +205,8 @@ int lg_mode_echo(void)
 {
     int n = g.o.conns > 0 ? g.o.conns : 100;
     const char *path = g.o.path ? g.o.path : "/echo";
+    E.span = g.tmpl_size / 2 ? g.tmpl_size / 2 : 1;
+    E.step = 131 % E.span;
     lg_conns(n);
     lg_open_batches(n, &echo_ops, path, ROLE_ECHO, 0, true);
     g.tick = window_tick;
@@ -190,7 +227,7 @@ int lg_mode_echo(void)
      * echoed in the window. */
     int64_t cmin = INT64_MAX, cmax = 0;
     for (int i = 0; i < n; i++) {
-        int64_t k = ((int64_t *)g.conns[i].user)[g.o.depth];
+        int64_t k = ((struct echo_conn *)g.conns[i].user)->in_window;
         cmin = k < cmin ? k : cmin;
         cmax = k > cmax ? k : cmax;
     }

@@ -208,14 +208,26 @@ static uint8_t *reserve_out(struct wsc_conn *c, size_t n)
     return q;
 }
 
+/* Copies n payload bytes and applies the mask (RFC 6455 §5.3): the
+ * 4-byte key repeated makes one 64-bit word, xored 32 bytes at a time (the
+ * compiler keeps it in vector registers), then 8, then bytes. */
 static void mask_copy(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4])
 {
-    uint64_t k8;
     uint8_t kb[8];
-    for (int i = 0; i < 8; i++)
-        kb[i] = key[i & 3];
+    memcpy(kb, key, 4);
+    memcpy(kb + 4, key, 4);
+    uint64_t k8;
     memcpy(&k8, kb, 8);
     size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        uint64_t w[4];
+        memcpy(w, src + i, 32);
+        w[0] ^= k8;
+        w[1] ^= k8;
+        w[2] ^= k8;
+        w[3] ^= k8;
+        memcpy(dst + i, w, 32);
+    }
     for (; i + 8 <= n; i += 8) {
         uint64_t w;
         memcpy(&w, src + i, 8);
