@@ -889,8 +889,12 @@ int wsc_connect(struct wsc_conn *c, struct wsc_shared *sh, const struct wsc_ops 
             return -e;
         }
     }
+    if (!sh->addr && inet_pton(AF_INET, sh->host, &sh->addr) != 1) {
+        close(c->fd);
+        return -EINVAL;
+    }
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sh->port)};
-    inet_pton(AF_INET, sh->host, &sa.sin_addr);
+    sa.sin_addr.s_addr = sh->addr;
     if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS) {
         int e = errno;
         close(c->fd);
@@ -913,12 +917,23 @@ int wsc_connect(struct wsc_conn *c, struct wsc_shared *sh, const struct wsc_ops 
     rt_base64_encode(key, raw, sizeof raw);
     key[24] = '\0';
     wsc_accept_for(key, c->accept);
-    char req[512];
-    int n = snprintf(req, sizeof req,
-                     "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                     path, sh->host, sh->port, key);
-    memcpy(reserve_out(c, (size_t)n), req, (size_t)n);
+    if (sh->req_path != path) {
+        int n = snprintf(sh->req_head, sizeof sh->req_head,
+                         "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         "Sec-WebSocket-Key: ",
+                         path, sh->host, sh->port);
+        if (n < 0 || (size_t)n >= sizeof sh->req_head) {
+            fprintf(stderr, "loadgen: request path too long\n");
+            exit(2);
+        }
+        sh->req_head_len = (size_t)n;
+        sh->req_path = path;
+    }
+    static const char tail[] = "\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    uint8_t *q = reserve_out(c, sh->req_head_len + 24 + sizeof tail - 1);
+    memcpy(q, sh->req_head, sh->req_head_len);
+    memcpy(q + sh->req_head_len, key, 24);
+    memcpy(q + sh->req_head_len + 24, tail, sizeof tail - 1);
 
     if (sh->tls) {
         if (!c->t) {

@@ -59,6 +59,12 @@ struct wsc_shared {
     uint8_t *scratch;      /* shared read buffer */
     size_t scratch_cap;
     int64_t now_ns;        /* time of the last read batch (CLOCK_MONOTONIC) */
+    /* Built once, not per connection (wsc_connect): the server's address
+     * and the upgrade request up to the key, for req_path. */
+    uint32_t addr;         /* network order; 0: not parsed yet */
+    const char *req_path;
+    char req_head[400];
+    size_t req_head_len;
     uint64_t rng;          /* xorshift64* state for keys and masks */
 };
 
