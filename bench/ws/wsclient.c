@@ -2,11 +2,12 @@
  * wsclient.c: see wsclient.h. Plain connections read into the shared
  * scratch buffer and parse the frames in place; only an incomplete tail is
  * copied into the connection's own buffer, so an idle connection holds no
- * read buffer of its own. TLS connections pump BearSSL's engine: records
- * in and out over the socket, application data into rbuf, and wbuf into
- * the engine.
+ * read buffer of its own. TLS connections (wsclient_tls.c) pump BearSSL's
+ * engine: records in and out over the socket, application data into rbuf,
+ * and wbuf into the engine.
  */
 #include "wsclient.h"
+#include "wsclient_int.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -19,7 +20,6 @@
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,43 +36,6 @@
 #define MIN_READ_SPACE 16384
 
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
-/* Input staging, as in the server's stream (runtime/http/tls.c): BearSSL
- * asks for exactly the bytes up to the end of the current record, so a read
- * straight into its buffer costs two reads a record (header, then body).
- * Each socket read is a readv into the engine's buffer and then this one,
- * which catches the records behind it. */
-#define STAGE_CAP BR_SSL_BUFSIZE_INPUT
-
-struct wsc_tls {
-    br_ssl_client_context cc;
-    br_x509_minimal_context xc;
-    br_x509_knownkey_context kk;
-    size_t stage_off, stage_len; /* staged ciphertext at stage[off..len) */
-    unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];
-    unsigned char stage[STAGE_CAP];
-};
-
-static const uint16_t suites_aes[] = {
-    BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,       BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-    BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,       BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-    BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-    BR_TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,       BR_TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256,
-};
-
-static const uint16_t suites_chacha[] = {
-    BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-    BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,       BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-    BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,       BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-    BR_TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,       BR_TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256,
-};
-
-void wsc_pick_suites(struct wsc_shared *sh)
-{
-    bool aes = br_aes_x86ni_ctr_get_vtable() != NULL || br_aes_pwr8_ctr_get_vtable() != NULL;
-    sh->suites = aes ? suites_aes : suites_chacha;
-    sh->nsuites = sizeof suites_aes / sizeof suites_aes[0];
-}
 
 void wsc_shared_seed(struct wsc_shared *sh)
 {
@@ -107,14 +70,14 @@ void wsc_accept_for(const char *key, char out[29])
     out[28] = '\0';
 }
 
-static int64_t now_ns(void)
+int64_t wsc_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void *grow(void *p, size_t *cap, size_t need)
+void *wsc_grow(void *p, size_t *cap, size_t need)
 {
     if (*cap >= need)
         return p;
@@ -130,7 +93,7 @@ static void *grow(void *p, size_t *cap, size_t need)
     return q;
 }
 
-static void set_want_out(struct wsc_conn *c, bool want)
+void wsc_set_want_out(struct wsc_conn *c, bool want)
 {
     if (c->want_out == want || c->state == WSC_DONE)
         return;
@@ -139,7 +102,7 @@ static void set_want_out(struct wsc_conn *c, bool want)
         c->want_out = want;
 }
 
-static void finish(struct wsc_conn *c, bool clean, const char *why)
+void wsc_finish(struct wsc_conn *c, bool clean, const char *why)
 {
     if (c->state == WSC_DONE)
         return;
@@ -154,12 +117,12 @@ static void finish(struct wsc_conn *c, bool clean, const char *why)
 static void violate(struct wsc_conn *c, const char *why)
 {
     c->violation = true;
-    finish(c, false, why);
+    wsc_finish(c, false, why);
 }
 
 void wsc_abort(struct wsc_conn *c, const char *why)
 {
-    finish(c, false, why);
+    wsc_finish(c, false, why);
 }
 
 void wsc_release(struct wsc_conn *c)
@@ -172,20 +135,6 @@ void wsc_release(struct wsc_conn *c)
     c->t = NULL;
     c->rcap = c->wcap = c->mcap = 0;
     c->rlen = c->woff = c->wlen = c->mlen = 0;
-}
-
-unsigned wsc_tls_state(const struct wsc_conn *c)
-{
-    return c->t && c->state != WSC_DONE ? br_ssl_engine_current_state(&c->t->cc.eng) : 0;
-}
-
-unsigned wsc_tls_suite(const struct wsc_conn *c)
-{
-    if (!c->t)
-        return 0;
-    br_ssl_session_parameters sp;
-    br_ssl_engine_get_session_parameters(&c->t->cc.eng, &sp);
-    return sp.cipher_suite;
 }
 
 size_t wsc_pending(const struct wsc_conn *c)
@@ -202,7 +151,7 @@ static uint8_t *reserve_out(struct wsc_conn *c, size_t n)
         c->wlen -= c->woff;
         c->woff = 0;
     }
-    c->wbuf = grow(c->wbuf, &c->wcap, c->wlen + n);
+    c->wbuf = wsc_grow(c->wbuf, &c->wcap, c->wlen + n);
     uint8_t *q = c->wbuf + c->wlen;
     c->wlen += n;
     return q;
@@ -275,15 +224,14 @@ static void write_plain(struct wsc_conn *c)
             break;
         char why[96];
         snprintf(why, sizeof why, "write: %s", strerror(errno));
-        finish(c, false, why);
+        wsc_finish(c, false, why);
         return;
     }
     if (c->woff == c->wlen)
         c->woff = c->wlen = 0;
-    set_want_out(c, c->woff < c->wlen);
+    wsc_set_want_out(c, c->woff < c->wlen);
 }
 
-static void handle_tls(struct wsc_conn *c, bool read_socket);
 
 void wsc_flush(struct wsc_conn *c)
 {
@@ -292,7 +240,7 @@ void wsc_flush(struct wsc_conn *c)
     if (c->in_parse || c->state == WSC_DONE || c->state == WSC_CONNECTING)
         return;
     if (c->t)
-        handle_tls(c, false);
+        wsc_tls_turn(c, false);
     else
         write_plain(c);
 }
@@ -307,7 +255,7 @@ void wsc_close(struct wsc_conn *c, uint16_t code)
 {
     if (c->state != WSC_OPEN) {
         if (c->state == WSC_CONNECTING || c->state == WSC_HANDSHAKE)
-            finish(c, false, "closed before the handshake completed");
+            wsc_finish(c, false, "closed before the handshake completed");
         return;
     }
     uint8_t b[2] = {(uint8_t)(code >> 8), (uint8_t)code};
@@ -476,7 +424,7 @@ static void on_frame(struct wsc_conn *c, int op, bool fin, const uint8_t *p, siz
         violate(c, "message larger than the limit");
         return;
     }
-    c->msg = grow(c->msg, &c->mcap, c->mlen + n);
+    c->msg = wsc_grow(c->msg, &c->mcap, c->mlen + n);
     memcpy(c->msg + c->mlen, p, n);
     c->mlen += n;
     if (fin) {
@@ -574,7 +522,7 @@ static size_t parse(struct wsc_conn *c, const uint8_t *data, size_t n)
 }
 
 /* Runs parse with flushes deferred, then keeps the unparsed tail in rbuf. */
-static void parse_rbuf(struct wsc_conn *c)
+void wsc_parse_rbuf(struct wsc_conn *c)
 {
     c->in_parse = true;
     size_t used = parse(c, c->rbuf, c->rlen);
@@ -587,14 +535,14 @@ static void parse_rbuf(struct wsc_conn *c)
     }
 }
 
-static void on_eof(struct wsc_conn *c)
+void wsc_on_eof(struct wsc_conn *c)
 {
     if (c->state == WSC_CLOSED_WAIT)
-        finish(c, true, "closed");
+        wsc_finish(c, true, "closed");
     else if (c->state == WSC_HANDSHAKE)
-        finish(c, false, "server closed the connection during the handshake");
+        wsc_finish(c, false, "server closed the connection during the handshake");
     else
-        finish(c, false, "server closed TCP without a Close frame");
+        wsc_finish(c, false, "server closed TCP without a Close frame");
 }
 
 /* peer_shut: epoll reported the server's FIN (EPOLLRDHUP) before this
@@ -610,256 +558,47 @@ static void read_plain(struct wsc_conn *c, bool peer_shut)
         asked = sh->scratch_cap;
         n = read(c->fd, sh->scratch, asked);
         if (n > 0) {
-            sh->now_ns = now_ns();
+            sh->now_ns = wsc_now_ns();
             c->in_parse = true;
             size_t used = parse(c, sh->scratch, (size_t)n);
             c->in_parse = false;
             if (c->state != WSC_DONE && used < (size_t)n) {
                 size_t rest = (size_t)n - used;
-                c->rbuf = grow(c->rbuf, &c->rcap, rest > c->need ? rest : c->need);
+                c->rbuf = wsc_grow(c->rbuf, &c->rcap, rest > c->need ? rest : c->need);
                 memcpy(c->rbuf, sh->scratch + used, rest);
                 c->rlen = rest;
             }
             if (peer_shut && (size_t)n < asked && c->state != WSC_DONE)
-                on_eof(c);
+                wsc_on_eof(c);
             return;
         }
     } else {
         size_t want = c->rlen + MIN_READ_SPACE;
         if (c->need > c->rlen && c->need > want)
             want = c->need;
-        c->rbuf = grow(c->rbuf, &c->rcap, want);
+        c->rbuf = wsc_grow(c->rbuf, &c->rcap, want);
         asked = c->rcap - c->rlen;
         n = read(c->fd, c->rbuf + c->rlen, asked);
         if (n > 0) {
-            sh->now_ns = now_ns();
+            sh->now_ns = wsc_now_ns();
             c->rlen += (size_t)n;
             if (c->need <= c->rlen)
-                parse_rbuf(c); /* else the frame is still incomplete: nothing to parse */
+                wsc_parse_rbuf(c); /* else the frame is still incomplete: nothing to parse */
             if (peer_shut && (size_t)n < asked && c->state != WSC_DONE)
-                on_eof(c);
+                wsc_on_eof(c);
             return;
         }
     }
     if (n == 0) {
-        on_eof(c);
+        wsc_on_eof(c);
     } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         char why[96];
         snprintf(why, sizeof why, "read: %s", strerror(errno));
-        finish(c, false, why);
+        wsc_finish(c, false, why);
     }
 }
 
 /* --- TLS */
-
-/* Feeds staged ciphertext to the engine while it takes records. */
-static bool feed_staged(struct wsc_tls *t)
-{
-    br_ssl_engine_context *eng = &t->cc.eng;
-    bool moved = false;
-    while (t->stage_off < t->stage_len && (br_ssl_engine_current_state(eng) & BR_SSL_RECVREC)) {
-        size_t len;
-        unsigned char *b = br_ssl_engine_recvrec_buf(eng, &len);
-        size_t k = t->stage_len - t->stage_off < len ? t->stage_len - t->stage_off : len;
-        memcpy(b, t->stage + t->stage_off, k);
-        t->stage_off += k;
-        br_ssl_engine_recvrec_ack(eng, k);
-        moved = true;
-    }
-    if (t->stage_off == t->stage_len)
-        t->stage_off = t->stage_len = 0;
-    return moved;
-}
-
-/* Moves bytes between the socket, the engine, rbuf and wbuf until nothing
- * moves, reading the socket at most once (read_socket): what else is
- * waiting there is reported again by the (level-triggered) epoll, after
- * every other ready connection had its turn. Staged records are always fed.
- * Returns 1 when application data arrived, 0 when not, -1 at EOF (or a
- * close_notify), -2 when the connection failed. */
-static int tls_pump(struct wsc_conn *c, bool read_socket)
-{
-    struct wsc_tls *t = c->t;
-    br_ssl_engine_context *eng = &t->cc.eng;
-    bool out_blocked = false;
-    int got = 0;
-    char why[96];
-    for (;;) {
-        unsigned st = br_ssl_engine_current_state(eng);
-        if (st == BR_SSL_CLOSED) {
-            int err = br_ssl_engine_last_error(eng);
-            if (err == BR_ERR_OK)
-                return -1;
-            snprintf(why, sizeof why, "TLS error %d", err);
-            finish(c, false, why);
-            return -2;
-        }
-        bool progress = false;
-        size_t len;
-        if ((st & BR_SSL_SENDREC) && !out_blocked) {
-            unsigned char *b = br_ssl_engine_sendrec_buf(eng, &len);
-            ssize_t n = send(c->fd, b, len, MSG_NOSIGNAL);
-            if (n > 0) {
-                br_ssl_engine_sendrec_ack(eng, (size_t)n);
-                progress = true;
-            } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                out_blocked = true;
-            } else if (n < 0 && errno != EINTR) {
-                snprintf(why, sizeof why, "write: %s", strerror(errno));
-                finish(c, false, why);
-                return -2;
-            }
-        }
-        if (st & BR_SSL_RECVAPP) {
-            unsigned char *b = br_ssl_engine_recvapp_buf(eng, &len);
-            c->rbuf = grow(c->rbuf, &c->rcap, c->rlen + len);
-            memcpy(c->rbuf + c->rlen, b, len);
-            c->rlen += len;
-            br_ssl_engine_recvapp_ack(eng, len);
-            progress = true;
-            got = 1;
-        }
-        if ((st & BR_SSL_SENDAPP) && c->woff < c->wlen) {
-            unsigned char *b = br_ssl_engine_sendapp_buf(eng, &len);
-            size_t k = c->wlen - c->woff < len ? c->wlen - c->woff : len;
-            memcpy(b, c->wbuf + c->woff, k);
-            br_ssl_engine_sendapp_ack(eng, k);
-            c->woff += k;
-            if (c->woff == c->wlen) {
-                c->woff = c->wlen = 0;
-                br_ssl_engine_flush(eng, 0);
-            }
-            progress = true;
-        }
-        if (st & BR_SSL_RECVREC) {
-            if (feed_staged(t)) {
-                progress = true;
-            } else if (read_socket) {
-                read_socket = false;
-                unsigned char *b = br_ssl_engine_recvrec_buf(eng, &len);
-                struct iovec v[2] = {{b, len}, {t->stage, sizeof t->stage}};
-                ssize_t n = readv(c->fd, v, 2);
-                if (n > 0) {
-                    c->sh->now_ns = now_ns();
-                    size_t direct = (size_t)n < len ? (size_t)n : len;
-                    br_ssl_engine_recvrec_ack(eng, direct);
-                    t->stage_off = 0;
-                    t->stage_len = (size_t)n - direct;
-                    progress = true;
-                } else if (n == 0) {
-                    return -1;
-                } else if (errno == EINTR) {
-                    read_socket = true;
-                } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                    snprintf(why, sizeof why, "read: %s", strerror(errno));
-                    finish(c, false, why);
-                    return -2;
-                }
-            }
-        }
-        if (!progress)
-            break;
-    }
-    set_want_out(c, out_blocked);
-    return got;
-}
-
-/* One turn of a TLS connection: one socket read, every record it brought
- * decoded and parsed, the replies pushed out. */
-static void handle_tls(struct wsc_conn *c, bool read_socket)
-{
-    for (;;) {
-        int r = tls_pump(c, read_socket);
-        read_socket = false;
-        if (r == -2 || c->state == WSC_DONE)
-            return;
-        if (r == -1) {
-            if (c->rlen)
-                parse_rbuf(c);
-            if (c->state != WSC_DONE)
-                on_eof(c);
-            return;
-        }
-        if (r == 0 || c->rlen == 0 || (c->need && c->need > c->rlen))
-            return;
-        parse_rbuf(c);
-        if (c->state == WSC_DONE || (c->woff == c->wlen && !c->t->stage_len))
-            return;
-        /* Replies were queued by the callbacks, or records are staged:
-         * pump again, without another socket read. */
-    }
-}
-
-struct der_sink {
-    unsigned char *d;
-    size_t len, cap;
-    bool overflow;
-};
-
-static void der_append(void *ctx, const void *src, size_t n)
-{
-    struct der_sink *s = ctx;
-    if (s->len + n > s->cap) {
-        s->overflow = true;
-        return;
-    }
-    memcpy(s->d + s->len, src, n);
-    s->len += n;
-}
-
-br_x509_pkey *wsc_load_pinned_key(const char *pem_file)
-{
-    /* The key returned points into the decoder's own storage: one per run. */
-    static br_x509_decoder_context xd;
-    static unsigned char der[65536];
-    struct der_sink s = {der, 0, sizeof der, false};
-    FILE *f = fopen(pem_file, "rb");
-    if (!f) {
-        fprintf(stderr, "loadgen: %s: %s\n", pem_file, strerror(errno));
-        return NULL;
-    }
-    br_pem_decoder_context pc;
-    br_pem_decoder_init(&pc);
-    unsigned char buf[4096];
-    size_t n;
-    bool in_cert = false, done = false, bad = false;
-    while (!done && !bad && (n = fread(buf, 1, sizeof buf, f)) > 0) {
-        unsigned char *p = buf;
-        while (n > 0 && !done && !bad) {
-            size_t k = br_pem_decoder_push(&pc, p, n);
-            p += k;
-            n -= k;
-            switch (br_pem_decoder_event(&pc)) {
-            case BR_PEM_BEGIN_OBJ:
-                in_cert = strcmp(br_pem_decoder_name(&pc), "CERTIFICATE") == 0;
-                br_pem_decoder_setdest(&pc, in_cert ? der_append : NULL, &s);
-                break;
-            case BR_PEM_END_OBJ:
-                done = in_cert;
-                break;
-            case BR_PEM_ERROR:
-                bad = true;
-                break;
-            default:
-                break;
-            }
-        }
-    }
-    fclose(f);
-    if (!done || bad || s.overflow) {
-        fprintf(stderr, "loadgen: %s: no PEM CERTIFICATE in it\n", pem_file);
-        return NULL;
-    }
-    br_x509_decoder_init(&xd, NULL, NULL);
-    br_x509_decoder_push(&xd, der, s.len);
-    br_x509_pkey *pk = br_x509_decoder_get_pkey(&xd);
-    if (br_x509_decoder_last_error(&xd) != 0 || !pk) {
-        fprintf(stderr, "loadgen: %s: certificate not decodable (error %d)\n", pem_file,
-                br_x509_decoder_last_error(&xd));
-        return NULL;
-    }
-    return pk;
-}
 
 int wsc_connect(struct wsc_conn *c, struct wsc_shared *sh, const struct wsc_ops *ops,
                 const char *path, const char *src)
@@ -935,32 +674,8 @@ int wsc_connect(struct wsc_conn *c, struct wsc_shared *sh, const struct wsc_ops 
     memcpy(q + sh->req_head_len, key, 24);
     memcpy(q + sh->req_head_len + 24, tail, sizeof tail - 1);
 
-    if (sh->tls) {
-        if (!c->t) {
-            c->t = calloc(1, sizeof *c->t);
-            if (!c->t) {
-                fprintf(stderr, "loadgen: out of memory\n");
-                exit(2);
-            }
-        }
-        struct wsc_tls *t = c->t;
-        t->stage_off = t->stage_len = 0;
-        br_ssl_client_init_full(&t->cc, &t->xc, NULL, 0);
-        /* AES-GCM first when the CPU has AES instructions, as browsers
-         * order it (BearSSL's own list puts ChaCha20 first): the server may
-         * still choose by its own order. */
-        br_ssl_engine_set_suites(&t->cc.eng, sh->suites, sh->nsuites);
-        if (sh->pinned->key_type == BR_KEYTYPE_RSA)
-            br_x509_knownkey_init_rsa(&t->kk, &sh->pinned->key.rsa, BR_KEYTYPE_KEYX | BR_KEYTYPE_SIGN);
-        else
-            br_x509_knownkey_init_ec(&t->kk, &sh->pinned->key.ec, BR_KEYTYPE_KEYX | BR_KEYTYPE_SIGN);
-        br_ssl_engine_set_x509(&t->cc.eng, &t->kk.vtable);
-        br_ssl_engine_set_buffer(&t->cc.eng, t->iobuf, sizeof t->iobuf, 1);
-        if (!br_ssl_client_reset(&t->cc, sh->sni, 0)) {
-            finish(c, false, "TLS client reset failed");
-            return -EPROTO;
-        }
-    }
+    if (sh->tls && wsc_tls_start(c) < 0)
+        return -EPROTO;
     return 0;
 }
 
@@ -983,13 +698,13 @@ void wsc_event(struct wsc_conn *c, uint32_t events)
         if (err) {
             char why[96];
             snprintf(why, sizeof why, "connect: %s", strerror(err));
-            finish(c, false, why);
+            wsc_finish(c, false, why);
             return;
         }
         c->state = WSC_HANDSHAKE;
     }
     if (c->t) {
-        handle_tls(c, (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) != 0);
+        wsc_tls_turn(c, (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) != 0);
         return;
     }
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
