@@ -26,8 +26,9 @@ void wsc_on_eof(struct wsc_conn *c);
 /* Sets up c->t for a new connection (engine reset, key pinned, suites);
  * < 0 with the connection finished when BearSSL refuses. */
 int wsc_tls_start(struct wsc_conn *c);
-/* One turn of a TLS connection: at most one socket read (read_socket),
- * every record it brought decoded and parsed, the replies pushed out. */
+/* One turn of a TLS connection: socket reads (when read_socket) until one
+ * comes back short or 256 KiB came, every record decoded and parsed, the
+ * replies encrypted and sent together. */
 void wsc_tls_turn(struct wsc_conn *c, bool read_socket);
 
 #endif

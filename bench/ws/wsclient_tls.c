@@ -21,14 +21,24 @@
  * Each socket read is a readv into the engine's buffer and then this one,
  * which catches the records behind it. */
 #define STAGE_CAP BR_SSL_BUFSIZE_INPUT
+/* Records out are gathered here and sent together: BearSSL's output
+ * buffer holds one record, and a send per 16 KiB record made 64 sends of
+ * a 1 MiB message. */
+#define OUT_CAP (4 * BR_SSL_BUFSIZE_OUTPUT)
+/* Bytes one turn may read from the socket: reading stops earlier at a
+ * short read (the socket is empty), and what is left beyond the budget is
+ * reported again by epoll after the other connections' turns. */
+#define READ_BUDGET (256 * 1024)
 
 struct wsc_tls {
     br_ssl_client_context cc;
     br_x509_minimal_context xc;
     br_x509_knownkey_context kk;
     size_t stage_off, stage_len; /* staged ciphertext at stage[off..len) */
+    size_t out_off, out_len;     /* records to send at out[off..len) */
     unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];
     unsigned char stage[STAGE_CAP];
+    unsigned char out[OUT_CAP];
 };
 
 static const uint16_t suites_aes[] = {
@@ -85,13 +95,37 @@ static bool feed_staged(struct wsc_tls *t)
     return moved;
 }
 
+/* Sends what out holds: 1 when bytes went, 0 when the socket is full, -1
+ * when the connection failed. */
+static int send_out(struct wsc_conn *c)
+{
+    struct wsc_tls *t = c->t;
+    for (;;) {
+        ssize_t n = send(c->fd, t->out + t->out_off, t->out_len - t->out_off, MSG_NOSIGNAL);
+        if (n > 0) {
+            t->out_off += (size_t)n;
+            if (t->out_off == t->out_len)
+                t->out_off = t->out_len = 0;
+            return 1;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        char why[96];
+        snprintf(why, sizeof why, "write: %s", strerror(errno));
+        wsc_finish(c, false, why);
+        return -1;
+    }
+}
+
 /* Moves bytes between the socket, the engine, rbuf and wbuf until nothing
- * moves, reading the socket at most once (read_socket): what else is
- * waiting there is reported again by the (level-triggered) epoll, after
- * every other ready connection had its turn. Staged records are always fed.
- * Returns 1 when application data arrived, 0 when not, -1 at EOF (or a
- * close_notify), -2 when the connection failed. */
-static int tls_pump(struct wsc_conn *c, bool read_socket)
+ * moves, reading at most read_budget bytes from the socket (and stopping
+ * at a short read); the records it makes go out in as few sends as out
+ * holds. Staged records are always fed. Returns 1 when application data
+ * arrived, 0 when not, -1 at EOF (or a close_notify), -2 when the
+ * connection failed. */
+static int tls_pump(struct wsc_conn *c, size_t read_budget)
 {
     struct wsc_tls *t = c->t;
     br_ssl_engine_context *eng = &t->cc.eng;
@@ -110,18 +144,20 @@ static int tls_pump(struct wsc_conn *c, bool read_socket)
         }
         bool progress = false;
         size_t len;
-        if ((st & BR_SSL_SENDREC) && !out_blocked) {
-            unsigned char *b = br_ssl_engine_sendrec_buf(eng, &len);
-            ssize_t n = send(c->fd, b, len, MSG_NOSIGNAL);
-            if (n > 0) {
-                br_ssl_engine_sendrec_ack(eng, (size_t)n);
+        if (st & BR_SSL_SENDREC) {
+            if (t->out_len == sizeof t->out && !out_blocked) {
+                int r = send_out(c);
+                if (r < 0)
+                    return -2;
+                out_blocked = r == 0;
+            }
+            if (t->out_len < sizeof t->out) {
+                unsigned char *b = br_ssl_engine_sendrec_buf(eng, &len);
+                size_t k = sizeof t->out - t->out_len < len ? sizeof t->out - t->out_len : len;
+                memcpy(t->out + t->out_len, b, k);
+                t->out_len += k;
+                br_ssl_engine_sendrec_ack(eng, k);
                 progress = true;
-            } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                out_blocked = true;
-            } else if (n < 0 && errno != EINTR) {
-                snprintf(why, sizeof why, "write: %s", strerror(errno));
-                wsc_finish(c, false, why);
-                return -2;
             }
         }
         if (st & BR_SSL_RECVAPP) {
@@ -148,8 +184,7 @@ static int tls_pump(struct wsc_conn *c, bool read_socket)
         if (st & BR_SSL_RECVREC) {
             if (feed_staged(t)) {
                 progress = true;
-            } else if (read_socket) {
-                read_socket = false;
+            } else if (read_budget) {
                 unsigned char *b = br_ssl_engine_recvrec_buf(eng, &len);
                 struct iovec v[2] = {{b, len}, {t->stage, sizeof t->stage}};
                 ssize_t n = readv(c->fd, v, 2);
@@ -160,19 +195,35 @@ static int tls_pump(struct wsc_conn *c, bool read_socket)
                     t->stage_off = 0;
                     t->stage_len = (size_t)n - direct;
                     progress = true;
+                    /* A short read emptied the socket. */
+                    read_budget = (size_t)n < len + sizeof t->stage || (size_t)n >= read_budget
+                                      ? 0
+                                      : read_budget - (size_t)n;
                 } else if (n == 0) {
                     return -1;
-                } else if (errno == EINTR) {
-                    read_socket = true;
-                } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                    snprintf(why, sizeof why, "read: %s", strerror(errno));
-                    wsc_finish(c, false, why);
-                    return -2;
+                } else if (errno != EINTR) {
+                    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                        snprintf(why, sizeof why, "read: %s", strerror(errno));
+                        wsc_finish(c, false, why);
+                        return -2;
+                    }
+                    read_budget = 0;
                 }
             }
         }
-        if (!progress)
-            break;
+        if (progress)
+            continue;
+        /* Nothing more to make: send what was gathered, and go on if that
+         * freed the engine to make more. */
+        if (t->out_len > t->out_off && !out_blocked) {
+            int r = send_out(c);
+            if (r < 0)
+                return -2;
+            out_blocked = r == 0;
+            if (r > 0)
+                continue;
+        }
+        break;
     }
     wsc_set_want_out(c, out_blocked);
     return got;
@@ -180,9 +231,10 @@ static int tls_pump(struct wsc_conn *c, bool read_socket)
 
 void wsc_tls_turn(struct wsc_conn *c, bool read_socket)
 {
+    size_t budget = read_socket ? READ_BUDGET : 0;
     for (;;) {
-        int r = tls_pump(c, read_socket);
-        read_socket = false;
+        int r = tls_pump(c, budget);
+        budget = 0;
         if (r == -2 || c->state == WSC_DONE)
             return;
         if (r == -1) {
@@ -285,6 +337,7 @@ int wsc_tls_start(struct wsc_conn *c)
     }
     struct wsc_tls *t = c->t;
     t->stage_off = t->stage_len = 0;
+    t->out_off = t->out_len = 0;
     br_ssl_client_init_full(&t->cc, &t->xc, NULL, 0);
     /* AES-GCM first when the CPU has AES instructions, as browsers order
      * it (BearSSL's own list puts ChaCha20 first): the server may still
