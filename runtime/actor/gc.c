@@ -360,7 +360,7 @@ static void collect(struct actor *a, const uintptr_t *regs, size_t nregs, const 
         m.cap = 0;
     }
     sp->gray = m.v;
-    sp->gray_cap = m.cap;
+    sp->gray_cap = (uint32_t)m.cap; /* at most GRAY_KEEP here */
     sweep(sp, !stack_lo);
     sp->collecting = false;
     sp->hib_allocated = stack_lo ? UINT64_MAX : gc_allocated(sp);

@@ -96,10 +96,12 @@ struct heap_space {
      * collection has nothing to gain. UINT64_MAX: none yet. */
     uint64_t hib_allocated;
     struct gc_obj **gray;    /* the collector's mark stack, reused */
-    size_t gray_cap;
+    /* Entries of gray: at most GRAY_KEEP (gc.c) are kept between
+     * collections, so 32 bits hold it, and it shares a word with the flag. */
+    uint32_t gray_cap;
+    bool collecting;
     void ***roots;           /* actor_gc_root_add slots */
     uint32_t nroots, roots_cap;
-    bool collecting;
 };
 
 /* Slot bytes ever handed out by the heap. */
