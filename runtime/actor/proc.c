@@ -413,6 +413,20 @@ static void pool_n_add(int d)
     atomic_store_explicit(&rt.actor_pool.n, pool_n() + d, memory_order_relaxed);
 }
 
+/* Clears a cached record. A memset of the constant size compiles to a
+ * string store (`rep stos`), whose start-up costs about as much as the
+ * 34 plain 16-byte stores this loop makes. */
+typedef uint64_t actor_clear_v __attribute__((vector_size(16), may_alias));
+_Static_assert(sizeof(struct actor) % sizeof(actor_clear_v) == 0, "the record is cleared in 16-byte stores");
+
+static inline void actor_clear(struct actor *a)
+{
+    actor_clear_v *p = (actor_clear_v *)a;
+#pragma GCC unroll 64
+    for (size_t i = 0; i < sizeof *a / sizeof *p; i++)
+        p[i] = (actor_clear_v){0, 0};
+}
+
 static struct actor *actor_alloc(struct worker *w)
 {
     struct actor *a = NULL;
@@ -433,7 +447,7 @@ static struct actor *actor_alloc(struct worker *w)
         a = w->actor_cache;
         w->actor_cache = a->next;
         w->actor_cache_n--;
-        memset(a, 0, sizeof *a);
+        actor_clear(a);
         return a;
     }
     return calloc(1, sizeof *a);
