@@ -513,7 +513,9 @@ void actor_cache_fini(void)
 
 /* ---- spawn --------------------------------------------------------------------- */
 
-static SnowPid spawn(SnowActorFn fn, const void *args, size_t size, const struct actor_spawn_opts *opts)
+/* w: the calling worker, NULL from a plain thread. */
+static SnowPid spawn(struct worker *w, SnowActorFn fn, const void *args, size_t size,
+                     const struct actor_spawn_opts *opts)
 {
     /* Refused once shutdown was requested: the process is ending, and an
      * actor that restarts others from its terminate callback (a
@@ -524,7 +526,6 @@ static SnowPid spawn(SnowActorFn fn, const void *args, size_t size, const struct
      * its slot lock (and the run queue's lock hands it to a worker): its
      * fields, atomics included, are initialised with plain or relaxed
      * stores. */
-    struct worker *w = worker_self();
     struct actor *a = actor_alloc(w);
     if (!a)
         return 0;
@@ -585,12 +586,13 @@ static SnowPid spawn(SnowActorFn fn, const void *args, size_t size, const struct
 
 SnowPid actor_spawn(SnowActorFn fn, const void *args, size_t size, const struct actor_spawn_opts *opts)
 {
-    if (worker_self())
-        return spawn(fn, args, size, opts);
+    struct worker *w = worker_self();
+    if (w)
+        return spawn(w, fn, args, size, opts);
     /* A plain thread: the runtime may be tearing down meanwhile. */
     if (!actor_ext_enter())
         return 0;
-    SnowPid pid = spawn(fn, args, size, opts);
+    SnowPid pid = spawn(NULL, fn, args, size, opts);
     actor_ext_leave();
     return pid;
 }
@@ -882,7 +884,9 @@ void actor_finish(struct actor *a)
     memset(&a->watching, 0, sizeof a->watching);
     struct msg *inbox = a->in_head; /* nothing can be appended any more */
     a->in_head = a->in_tail = NULL;
-    atomic_store(&a->inbox_n, 0);
+    /* relaxed: with the slot dead no sender reaches the actor any more,
+     * and only the actor itself reads the count */
+    atomic_store_explicit(&a->inbox_n, 0, memory_order_relaxed);
     rt_spin_unlock(&s->lock);
 
     registry_remove_actor(a);
