@@ -103,11 +103,12 @@ static void push(struct marker *m, struct gc_obj *o)
     m->v[m->n++] = o;
 }
 
-static NO_ASAN void mark_word(struct marker *m, uintptr_t w)
+/* A word inside [sp->lo, sp->hi): marks and pushes the object it points
+ * into, if any. Kept out of line: most scanned words are not pointers into
+ * the heap, and the scanning loops reject those with one compare. */
+static RT_NOINLINE NO_ASAN void mark_near(struct marker *m, uintptr_t w)
 {
     struct heap_space *sp = m->sp;
-    if (w < sp->lo || w >= sp->hi)
-        return;
     struct gc_chunk *c = m->hit;
     if (!c || w < (uintptr_t)c->data || w >= (uintptr_t)c->limit) {
         c = chunk_of(sp, w);
@@ -116,18 +117,31 @@ static NO_ASAN void mark_word(struct marker *m, uintptr_t w)
         m->hit = c;
     }
     uintptr_t off = w - (uintptr_t)c->data;
-    struct gc_obj *o = (struct gc_obj *)(c->data + (c->cls == GC_CLASS_LARGE ? 0 : off - off % c->slot));
+    struct gc_obj *o =
+        (struct gc_obj *)(c->data + (c->cls == GC_CLASS_LARGE ? 0 : gc_slot_index(c, off) * c->slot));
     if ((o->flags & (GC_ALLOC | GC_MARK)) != GC_ALLOC)
         return;
     o->flags |= GC_MARK;
     push(m, o);
 }
 
+static inline NO_ASAN void mark_word(struct marker *m, uintptr_t w)
+{
+    if (w - m->sp->lo < m->sp->hi - m->sp->lo)
+        mark_near(m, w);
+}
+
 static NO_ASAN void scan_range(struct marker *m, const void *lo, const void *hi)
 {
     uintptr_t a = ((uintptr_t)lo + 7) & ~(uintptr_t)7;
-    for (const uintptr_t *p = (const uintptr_t *)a; (const void *)(p + 1) <= hi; p++)
-        mark_word(m, *p);
+    /* The heap's bounds do not change while marking (nothing is mapped or
+     * released before the sweep): read once for the loop. */
+    uintptr_t base = m->sp->lo, span = m->sp->hi - m->sp->lo;
+    for (const uintptr_t *p = (const uintptr_t *)a; (const void *)(p + 1) <= hi; p++) {
+        uintptr_t w = *p;
+        if (w - base < span)
+            mark_near(m, w);
+    }
 }
 
 /* Stack words and registers: as scan_range, plus the ASan fake frames they
@@ -234,24 +248,27 @@ static void sweep(struct heap_space *sp, bool hibernating)
             }
             continue;
         }
+        /* Each free slot is linked with one store, into the previous
+         * one's link word (or head), and the list ends once, after the
+         * loop. */
         struct gc_obj *head = NULL, *last = NULL;
-        size_t here = 0;
-        for (char *s = c->data; s < c->limit; s += c->slot) {
+        struct gc_obj **link = &head;
+        size_t here = 0, slot = c->slot;
+        for (char *s = c->data, *lim = c->limit; s < lim; s += slot) {
             struct gc_obj *o = (struct gc_obj *)s;
-            if (o->flags & GC_MARK) {
+            uint64_t f = o->flags;
+            if (f & GC_MARK) {
                 o->flags = GC_ALLOC;
                 here++;
                 continue;
             }
-            if (o->flags & GC_ALLOC)
-                free_object(o, c->slot, debug);
-            o->next = NULL;
-            if (last)
-                last->next = o;
-            else
-                head = o;
+            if (f & GC_ALLOC)
+                free_object(o, slot, debug);
+            *link = o;
+            link = &o->next;
             last = o;
         }
+        *link = NULL;
         sp->index[j++] = c;
         if (!here) {
             /* Empty: no slots, kept as a spare or released below. */
@@ -281,6 +298,7 @@ static void sweep(struct heap_space *sp, bool hibernating)
     } else if (sp->free || (sp->free = calloc(GC_NCLASSES, sizeof *sp->free))) {
         memcpy(sp->free, heads, sizeof heads);
     }
+    sp->allocated = gc_allocated(sp) - live;
     sp->live = sp->used = live;
     size_t twice = live * 2, floor = gc_config()->min_threshold;
     sp->next_gc = twice > floor ? twice : floor;
@@ -342,10 +360,10 @@ static void collect(struct actor *a, const uintptr_t *regs, size_t nregs, const 
         m.cap = 0;
     }
     sp->gray = m.v;
-    sp->gray_cap = m.cap;
+    sp->gray_cap = (uint32_t)m.cap; /* at most GRAY_KEEP here */
     sweep(sp, !stack_lo);
     sp->collecting = false;
-    sp->hib_clean = !stack_lo;
+    sp->hib_allocated = stack_lo ? UINT64_MAX : gc_allocated(sp);
     sp->collections++;
     sp->pause_ns += (uint64_t)(rt_now_ns() - t0);
 }
@@ -395,7 +413,7 @@ int gc_collect_entry(const uintptr_t *regs, const char *caller_sp)
 void actor_gc_hibernate(struct actor *a)
 {
     struct heap_space *sp = a->heap.space;
-    if (sp && !sp->collecting && !sp->hib_clean)
+    if (sp && !sp->collecting && sp->hib_allocated != gc_allocated(sp))
         collect(a, NULL, 0, NULL);
 }
 
@@ -414,7 +432,7 @@ int snow_gc_stats(SnowGcStats *st)
         st->heap_bytes = sp->mapped;
         st->live_bytes = sp->live;
         st->used_bytes = sp->used;
-        st->allocated_bytes = sp->allocated;
+        st->allocated_bytes = gc_allocated(sp);
         st->collections = sp->collections;
         st->pause_ns = sp->pause_ns;
     }

@@ -61,7 +61,10 @@ struct gc_chunk {
     struct gc_chunk *next; /* spare list */
     uint32_t cls;    /* size class, or GC_CLASS_LARGE */
     uint32_t malloced; /* from malloc, not mmap: freed when empty, never a spare */
-    uint32_t pad_[2];
+    /* floor(2^32 / slot) + 1: the marker finds a slot's index as
+     * (off * slot_inv) >> 32 instead of dividing (gc_slot_index). */
+    uint32_t slot_inv;
+    uint32_t pad_;
 };
 
 _Static_assert(sizeof(struct gc_obj) == 16, "object header is 16 bytes");
@@ -84,14 +87,46 @@ struct heap_space {
     size_t next_gc;          /* collect when used would pass this */
     uint64_t collections;
     uint64_t pause_ns;
-    uint64_t allocated;      /* slot bytes ever handed out */
+    /* Slot bytes ever handed out, less used: the allocation fast path adds
+     * to used only, and a sweep moves what it takes out of used here
+     * (gc_allocated). */
+    uint64_t allocated;
+    /* gc_allocated at the end of the last hibernation collection: while it
+     * is unchanged nothing was allocated since, and a hibernation
+     * collection has nothing to gain. UINT64_MAX: none yet. */
+    uint64_t hib_allocated;
     struct gc_obj **gray;    /* the collector's mark stack, reused */
-    size_t gray_cap;
+    /* Entries of gray: at most GRAY_KEEP (gc.c) are kept between
+     * collections, so 32 bits hold it, and it shares a word with the flag. */
+    uint32_t gray_cap;
+    bool collecting;
     void ***roots;           /* actor_gc_root_add slots */
     uint32_t nroots, roots_cap;
-    bool collecting;
-    bool hib_clean;          /* nothing to gain from a hibernation collection */
 };
+
+/* Slot bytes ever handed out by the heap. */
+static inline uint64_t gc_allocated(const struct heap_space *sp)
+{
+    return sp->allocated + sp->used;
+}
+
+/* The reciprocal for gc_slot_index. */
+static inline uint32_t gc_slot_inv(size_t slot)
+{
+    return (uint32_t)((UINT64_C(1) << 32) / slot) + 1;
+}
+
+/* off / slot for a byte offset into a small-object chunk. With
+ * m = floor(2^32 / slot) + 1, m * slot = 2^32 + e for some 0 < e <= slot,
+ * and (off * m) >> 32 equals off / slot exactly while off * e < 2^32: a
+ * small-object chunk is under 2^16 bytes and a slot at most
+ * GC_LARGE_BLOCK = 2^13, so off * e < 2^29. */
+static inline size_t gc_slot_index(const struct gc_chunk *c, size_t off)
+{
+    return (size_t)(((uint64_t)off * c->slot_inv) >> 32);
+}
+
+_Static_assert(GC_CHUNK_SIZE <= (1 << 16) && GC_LARGE_BLOCK <= (1 << 13), "gc_slot_index stays exact");
 
 struct gc_config {
     size_t min_threshold;

@@ -34,10 +34,25 @@ _Static_assert(sizeof(struct msg) % 16 == 0, "message payload stays 16-byte alig
 static struct gc_config config;
 static pthread_once_t config_once = PTHREAD_ONCE_INIT;
 
+/* The size class of every block size up to GC_LARGE_BLOCK (by block / 16)
+ * and the slot bytes of every class, so that the allocation fast path
+ * looks both up instead of computing them. Filled with the configuration,
+ * which every heap reads when it is created (space_new): no heap exists
+ * before the tables do, and they are read-only after. */
+static uint8_t class_by_block16[GC_LARGE_BLOCK / 16 + 1];
+static uint16_t slot_by_class[GC_NCLASSES];
+
+static uint32_t class_of(size_t block);
+static size_t class_block(uint32_t cls);
+
 static void config_read(void)
 {
     config.min_threshold = (size_t)rt_env_long("SNOW_GC_MIN_KIB", GC_MIN_THRESHOLD / 1024, 16, 1L << 30) * 1024;
     config.debug_fill = rt_env_long("SNOW_GC_DEBUG", 0, 0, 1) == 1;
+    for (size_t b = 32; b <= GC_LARGE_BLOCK; b += 16)
+        class_by_block16[b / 16] = (uint8_t)class_of(b);
+    for (uint32_t c = 0; c < GC_NCLASSES; c++)
+        slot_by_class[c] = (uint16_t)class_block(c);
 }
 
 const struct gc_config *gc_config(void)
@@ -117,6 +132,7 @@ static void chunk_init(struct gc_chunk *c, uint32_t cls, size_t slot)
 {
     c->cls = cls;
     c->slot = slot;
+    c->slot_inv = cls == GC_CLASS_LARGE ? 0 : gc_slot_inv(slot);
     c->data = (char *)c + CHUNK_HEADER;
     c->limit = c->data;
     c->end = (char *)c + c->map_size;
@@ -183,8 +199,10 @@ void gc_chunk_release(struct heap_space *sp, struct gc_chunk *c)
 static struct heap_space *space_new(void)
 {
     struct heap_space *sp = calloc(1, sizeof *sp);
-    if (sp)
+    if (sp) {
         sp->next_gc = gc_config()->min_threshold;
+        sp->hib_allocated = UINT64_MAX;
+    }
     return sp;
 }
 
@@ -261,18 +279,38 @@ static struct gc_obj *take_large(struct heap_space *sp, size_t block)
     return (struct gc_obj *)c->data;
 }
 
+/* Zeroes the payload of a slot for size bytes. Small payloads (most
+ * objects compiled code makes) take inlined 16-byte stores instead of a
+ * call: a slot's payload is size rounded up to 16 bytes (gc_block_size),
+ * so the stores stay inside it. Under ASan exactly size bytes, the part
+ * that was unpoisoned. */
+static inline void zero_payload(char *p, size_t size)
+{
+#ifndef RT_ASAN
+    if (size <= 64) {
+        __builtin_memset(p, 0, 16);
+        if (size > 16)
+            __builtin_memset(p + 16, 0, 16);
+        if (size > 32)
+            __builtin_memset(p + 32, 0, 16);
+        if (size > 48)
+            __builtin_memset(p + 48, 0, 16);
+        return;
+    }
+#endif
+    memset(p, 0, size);
+}
+
 /* zeroed: the payload comes straight from mmap (a large object), so it is
  * zero already and its pages need not be touched. */
 static inline void *init_object(struct heap_space *sp, struct gc_obj *o, size_t size, size_t slot, bool zeroed)
 {
     sp->used += slot;
-    sp->allocated += slot;
-    sp->hib_clean = false;
     UNPOISON(o + 1, size);
     o->size = size;
     o->flags = GC_ALLOC;
     if (!zeroed)
-        memset(o + 1, 0, size);
+        zero_payload((char *)(o + 1), size);
     return o + 1;
 }
 
@@ -334,10 +372,14 @@ void *snow_gc_alloc(size_t size)
     if (!a)
         return NULL;
     struct heap_space *sp = a->heap.space;
-    size_t block = gc_block_size(size);
-    if (RT_LIKELY(sp && sp->free && block && block <= GC_LARGE_BLOCK)) {
-        uint32_t cls = class_of(block);
-        size_t slot = class_block(cls);
+    /* The fast path: a free slot of the class, below the threshold. One
+     * compare covers every size that has a class (the block of size
+     * bytes is at most GC_LARGE_BLOCK), and the class and its slot bytes
+     * are looked up by block / 16 (gc_block_size without the overflow
+     * check, which no size this small needs). */
+    if (RT_LIKELY(sp && sp->free && size <= GC_LARGE_BLOCK - sizeof(struct gc_obj))) {
+        uint32_t cls = class_by_block16[size < 16 ? 2 : (size + sizeof(struct gc_obj) + 15) / 16];
+        size_t slot = slot_by_class[cls];
         struct gc_obj *o = sp->free[cls];
         if (RT_LIKELY(o && sp->used + slot <= sp->next_gc)) {
             sp->free[cls] = o->next;

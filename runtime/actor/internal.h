@@ -301,8 +301,10 @@ struct proc_slot {
 
 int proc_init(void);
 void proc_fini(void);
-/* Installs a in a free slot; sets a->pid and a->slot. */
-int proc_insert(struct actor *a);
+/* Installs a in a free slot, taken through w (the calling worker, or NULL
+ * from a plain thread); sets a->pid and a->slot, and a->kill_reason when
+ * shutdown was requested (proc.c). */
+int proc_insert(struct actor *a, struct worker *w);
 /* Locks the slot of pid and returns its live actor, or NULL (slot unlocked). */
 struct actor *proc_lock(SnowPid pid, struct proc_slot **slot);
 void proc_release(struct proc_slot *slot);

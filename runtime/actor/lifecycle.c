@@ -182,11 +182,10 @@ int snow_rt_run(void)
             break;
         if (atomic_load(&rt.shutdown_req) && !killed) {
             killed = true;
-            /* seq_cst fence between the shutdown flag and the walk's slot
-             * reads: pairs with the fence in actor_spawn between installing
-             * the actor and its load of shutdown_req, so an actor spawned
+            /* The walk reads every slot under its lock after the flag was
+             * read here, and a spawn reads the flag under the lock of the
+             * slot it installs into (proc_insert): an actor spawned
              * concurrently is either seen here or kills itself. */
-            atomic_thread_fence(memory_order_seq_cst);
             proc_each(kill_one, NULL);
             continue;
         }
@@ -200,8 +199,8 @@ int snow_rt_run(void)
 void snow_rt_shutdown(void)
 {
     /* Only atomics and a raw futex call: safe in a signal handler. seq_cst:
-     * the flag before the word, read in the other order by snow_rt_run;
-     * the flag also pairs with actor_spawn's fence and load. */
+     * the flag before the word, read in the other order by snow_rt_run,
+     * which reads the flag before its walk of the table (proc_insert). */
     atomic_store(&rt.shutdown_req, 1);
     atomic_fetch_add(&rt.run_word, 1);
     rt_futex_wake(&rt.run_word, 1);

@@ -116,10 +116,10 @@ static int slot_refill(struct worker *w)
     return 0;
 }
 
-/* A free slot index: from the worker's list, else the shared one. */
-static int64_t slot_take(void)
+/* A free slot index: from the worker's list (w, the calling worker), else
+ * the shared one (w NULL: a plain thread). */
+static int64_t slot_take(struct worker *w)
 {
-    struct worker *w = worker_self();
     if (w) {
         if (!w->slot_cache_n) {
             int err = slot_refill(w);
@@ -151,9 +151,23 @@ static int64_t slot_take(void)
     return idx;
 }
 
-int proc_insert(struct actor *a)
+/* Installs a in a free slot (taken through w, the calling worker or NULL)
+ * and sets a->pid and a->slot.
+ *
+ * Shutdown: once rt.shutdown_req is set, snow_rt_run walks the table
+ * (proc_each) and kills every actor it finds. An actor installed while
+ * that walk runs ends itself instead (kill_reason, acted on at its first
+ * run) when this reads the flag set. The flag is read inside the slot's
+ * critical section, and the walk reads each slot inside one too, after it
+ * read the flag: if the walk's section on this slot comes first, its
+ * unlock orders the flag before our load; if ours comes first, the walk
+ * finds the actor. A slot of a chunk the walk never saw was handed out
+ * through the free lock after the walk read the chunk count under it
+ * (proc_each), which orders the flag before our load the same way. No
+ * fence is needed on this path. */
+int proc_insert(struct actor *a, struct worker *w)
 {
-    int64_t got = slot_take();
+    int64_t got = slot_take(w);
     if (got < 0)
         return (int)got;
     uint32_t idx = (uint32_t)got;
@@ -166,9 +180,13 @@ int proc_insert(struct actor *a)
     s->actor = a;
     a->pid = s->pid;
     a->slot = s;
+    /* relaxed: ordered by the slot lock, as above */
+    if (atomic_load_explicit(&rt.shutdown_req, memory_order_relaxed))
+        atomic_store_explicit(&a->kill_reason, SNOW_EXIT_SHUTDOWN, memory_order_relaxed);
     rt_spin_unlock(&s->lock);
     return 0;
 }
+
 
 static void proc_free_slot(struct proc_slot *s)
 {
@@ -220,10 +238,14 @@ void proc_release(struct proc_slot *slot)
 
 void proc_each(void (*fn)(SnowPid pid, void *arg), void *arg)
 {
-    for (uint32_t c = 0; c < MAX_CHUNKS; c++) {
+    /* The chunk count is read under the free lock, which every slot
+     * handed out passes through: a chunk added after this read only holds
+     * actors installed after it (see proc_insert). */
+    rt_spin_lock(&rt.table.free_lock);
+    uint32_t nchunks = rt.table.nchunks;
+    rt_spin_unlock(&rt.table.free_lock);
+    for (uint32_t c = 0; c < nchunks; c++) {
         struct proc_slot *chunk = atomic_load(&rt.table.chunks[c]);
-        if (!chunk)
-            break;
         for (uint32_t i = 0; i < CHUNK_SLOTS; i++) {
             struct proc_slot *s = &chunk[i];
             rt_spin_lock(&s->lock);
@@ -373,7 +395,10 @@ static bool locked_del(SnowPid pid, size_t off, uint64_t key, uint64_t *val)
  * Spawn and exit are often on different workers (the spawner's and the
  * thief's), so malloc would free across arenas on every exit. Each worker
  * keeps a small list of free actor structs; beyond it they go to a shared,
- * bounded list, and only beyond that back to malloc. */
+ * bounded list, and only beyond that back to malloc. Both directions move
+ * half a local list in one locked step, so a worker where children exit
+ * and the worker that spawns them meet at the pool's lock once per
+ * ACTOR_CACHE_LOCAL / 2 actors, not once per actor. */
 #define ACTOR_CACHE_LOCAL 64
 #define ACTOR_CACHE_SHARED 4096
 
@@ -388,9 +413,22 @@ static void pool_n_add(int d)
     atomic_store_explicit(&rt.actor_pool.n, pool_n() + d, memory_order_relaxed);
 }
 
-static struct actor *actor_alloc(void)
+/* Clears a cached record. A memset of the constant size compiles to a
+ * string store (`rep stos`), whose start-up costs about as much as the
+ * 34 plain 16-byte stores this loop makes. */
+typedef uint64_t actor_clear_v __attribute__((vector_size(16), may_alias));
+_Static_assert(sizeof(struct actor) % sizeof(actor_clear_v) == 0, "the record is cleared in 16-byte stores");
+
+static inline void actor_clear(struct actor *a)
 {
-    struct worker *w = worker_self();
+    actor_clear_v *p = (actor_clear_v *)a;
+#pragma GCC unroll 64
+    for (size_t i = 0; i < sizeof *a / sizeof *p; i++)
+        p[i] = (actor_clear_v){0, 0};
+}
+
+static struct actor *actor_alloc(struct worker *w)
+{
     struct actor *a = NULL;
     if (w && !w->actor_cache && pool_n()) {
         /* Refill half the local list in one locked step. */
@@ -409,7 +447,7 @@ static struct actor *actor_alloc(void)
         a = w->actor_cache;
         w->actor_cache = a->next;
         w->actor_cache_n--;
-        memset(a, 0, sizeof *a);
+        actor_clear(a);
         return a;
     }
     return calloc(1, sizeof *a);
@@ -418,6 +456,21 @@ static struct actor *actor_alloc(void)
 static void actor_release(struct actor *a)
 {
     struct worker *w = worker_self();
+    if (w && w->actor_cache_n == ACTOR_CACHE_LOCAL && pool_n() <= ACTOR_CACHE_SHARED - ACTOR_CACHE_LOCAL / 2) {
+        /* Full: half of the list goes to the pool, cut outside the lock. */
+        struct actor *first = w->actor_cache, *last = first;
+        for (int i = 1; i < ACTOR_CACHE_LOCAL / 2; i++)
+            last = last->next;
+        rt_spin_lock(&rt.actor_pool.lock);
+        if (pool_n() <= ACTOR_CACHE_SHARED - ACTOR_CACHE_LOCAL / 2) {
+            w->actor_cache = last->next;
+            w->actor_cache_n -= ACTOR_CACHE_LOCAL / 2;
+            last->next = rt.actor_pool.free;
+            rt.actor_pool.free = first;
+            pool_n_add(ACTOR_CACHE_LOCAL / 2);
+        }
+        rt_spin_unlock(&rt.actor_pool.lock);
+    }
     if (w && w->actor_cache_n < ACTOR_CACHE_LOCAL) {
         a->next = w->actor_cache;
         w->actor_cache = a;
@@ -460,19 +513,25 @@ void actor_cache_fini(void)
 
 /* ---- spawn --------------------------------------------------------------------- */
 
-static SnowPid spawn(SnowActorFn fn, const void *args, size_t size, const struct actor_spawn_opts *opts)
+/* w: the calling worker, NULL from a plain thread. */
+static SnowPid spawn(struct worker *w, SnowActorFn fn, const void *args, size_t size,
+                     const struct actor_spawn_opts *opts)
 {
     /* Refused once shutdown was requested: the process is ending, and an
      * actor that restarts others from its terminate callback (a
      * supervisor) must not keep it alive. */
     if (!atomic_load(&rt.running) || atomic_load(&rt.shutdown_req) || atomic_load(&rt.stopping) || !fn)
         return 0;
-    struct actor *a = actor_alloc();
+    /* The record is nobody else's until proc_insert publishes it under
+     * its slot lock (and the run queue's lock hands it to a worker): its
+     * fields, atomics included, are initialised with plain or relaxed
+     * stores. */
+    struct actor *a = actor_alloc(w);
     if (!a)
         return 0;
     a->fn = fn;
     a->home = -1;
-    atomic_store(&a->kill_reason, -1);
+    atomic_store_explicit(&a->kill_reason, -1, memory_order_relaxed);
     atomic_init(&a->wait_timer.armed, false);
     a->wait_timer.kind = TIMER_WAKE;
     if (size && size <= ACTOR_ARG_INLINE) {
@@ -498,7 +557,11 @@ static SnowPid spawn(SnowActorFn fn, const void *args, size_t size, const struct
         a->home = (int16_t)opts->worker;
         a->pinned = opts->pinned;
     }
-    if (proc_insert(a)) {
+    /* Shutdown requested while we spawned: proc_insert sets the actor's
+     * kill_reason, and it ends itself at its first run (its terminate
+     * callback runs) as snow_rt_run's walk of the table would have made
+     * it. */
+    if (proc_insert(a, w)) {
         heap_free_all(&a->heap);
         actor_release(a);
         return 0;
@@ -506,32 +569,30 @@ static SnowPid spawn(SnowActorFn fn, const void *args, size_t size, const struct
     a->wait_timer.pid = a->pid;
     sched_actor_spawned();
     SnowPid pid = a->pid;
-    /* Shutdown requested while we spawned: snow_rt_run's walk of the table
-     * may already have passed this slot, so the actor ends itself (its
-     * terminate callback runs) as the walk would have made it. The fence
-     * pairs with the one in snow_rt_run between the flag and the walk. */
-    atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load(&rt.shutdown_req))
-        atomic_store(&a->kill_reason, SNOW_EXIT_SHUTDOWN);
-    struct actor *parent = actor_self();
-    if (opts && opts->link && parent) {
-        /* The child has not run yet, so both sides can be set up directly. */
-        locked_put(parent->pid, LINKS, pid, 0);
-        locked_put(pid, LINKS, parent->pid, 0);
+    if (opts && opts->link) {
+        struct actor *parent = actor_self();
+        if (parent) {
+            /* The child has not run yet, so both sides can be set up directly. */
+            locked_put(parent->pid, LINKS, pid, 0);
+            locked_put(pid, LINKS, parent->pid, 0);
+        }
     }
-    atomic_store(&a->state, A_RUNNABLE);
+    /* relaxed: A_RUNNABLE is what the cleared record holds already, and the
+     * run queue's lock publishes the actor to the worker that runs it */
+    atomic_store_explicit(&a->state, A_RUNNABLE, memory_order_relaxed);
     sched_enqueue(a, false);
     return pid;
 }
 
 SnowPid actor_spawn(SnowActorFn fn, const void *args, size_t size, const struct actor_spawn_opts *opts)
 {
-    if (worker_self())
-        return spawn(fn, args, size, opts);
+    struct worker *w = worker_self();
+    if (w)
+        return spawn(w, fn, args, size, opts);
     /* A plain thread: the runtime may be tearing down meanwhile. */
     if (!actor_ext_enter())
         return 0;
-    SnowPid pid = spawn(fn, args, size, opts);
+    SnowPid pid = spawn(NULL, fn, args, size, opts);
     actor_ext_leave();
     return pid;
 }
@@ -823,7 +884,9 @@ void actor_finish(struct actor *a)
     memset(&a->watching, 0, sizeof a->watching);
     struct msg *inbox = a->in_head; /* nothing can be appended any more */
     a->in_head = a->in_tail = NULL;
-    atomic_store(&a->inbox_n, 0);
+    /* relaxed: with the slot dead no sender reaches the actor any more,
+     * and only the actor itself reads the count */
+    atomic_store_explicit(&a->inbox_n, 0, memory_order_relaxed);
     rt_spin_unlock(&s->lock);
 
     registry_remove_actor(a);
@@ -836,14 +899,22 @@ void actor_finish(struct actor *a)
     for (uint32_t i = 0; i < watchers.cap; i++)
         if (watchers.v[i].key)
             send_down(watchers.v[i].val, watchers.v[i].key, a->pid, reason);
-    free(links.v);
-    free(watchers.v);
-    free(watching.v);
+    /* Most actors had no links, monitors, heap or panic: no calls for
+     * those. */
+    if (links.v)
+        free(links.v);
+    if (watchers.v)
+        free(watchers.v);
+    if (watching.v)
+        free(watching.v);
     msg_free_list(inbox);
     mailbox_free(a);
-    heap_free_all(&a->heap);
-    free(a->panic_msg);
-    a->panic_msg = NULL;
+    if (a->heap.space || a->heap.kept)
+        heap_free_all(&a->heap);
+    if (a->panic_msg) {
+        free(a->panic_msg);
+        a->panic_msg = NULL;
+    }
 }
 
 void actor_free(struct actor *a)

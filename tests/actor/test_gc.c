@@ -17,6 +17,7 @@
 
 #include "harness.h"
 #include "actor/tsan.h" /* RT_TSAN */
+#include "actor/gc.h"   /* gc_slot_index */
 
 #ifdef RT_ASAN
 #include <sanitizer/asan_interface.h>
@@ -863,6 +864,62 @@ START_TEST(gc_message_copies_bounded)
 }
 END_TEST
 
+/* The marker maps an offset into a chunk to its slot with a reciprocal
+ * multiply: exact for every slot size a class can have and every offset a
+ * small-object chunk can hold. */
+START_TEST(gc_slot_index_is_exact)
+{
+    long wrong = 0;
+    for (size_t slot = 32; slot <= GC_LARGE_BLOCK; slot += 16) {
+        struct gc_chunk c = {.slot = slot, .slot_inv = gc_slot_inv(slot)};
+        for (size_t off = 0; off < GC_CHUNK_SIZE; off++)
+            wrong += gc_slot_index(&c, off) != off / slot;
+    }
+    ck_assert_int_eq(wrong, 0);
+}
+END_TEST
+
+/* Every size up to the largest class: the object is zeroed (also when its
+ * slot held an earlier object's bytes), its bytes are its own, and a
+ * collection keeps it. */
+#define SIZES_MAX (GC_LARGE_BLOCK - 16)
+
+static RT_NOINLINE void dirty_every_size(void)
+{
+    for (size_t n = 0; n <= SIZES_MAX; n++)
+        memset(snow_gc_alloc(n), 0xA5, n);
+}
+
+static void sizes_root(void *arg)
+{
+    (void)arg;
+    dirty_every_size();
+    snow_gc_collect(); /* all garbage: the slots go back to the free lists */
+    unsigned char **v = snow_gc_alloc((SIZES_MAX + 1) * sizeof *v);
+    check(v != NULL);
+    for (size_t n = 0; v && n <= SIZES_MAX; n++) {
+        v[n] = snow_gc_alloc(n);
+        int zero = v[n] != NULL;
+        for (size_t i = 0; zero && i < n; i++)
+            zero = v[n][i] == 0;
+        check(zero && ((uintptr_t)v[n] & 15) == 0);
+        if (v[n])
+            fill(v[n], n, (unsigned)n);
+    }
+    snow_gc_collect();
+    for (size_t n = 0; v && n <= SIZES_MAX; n++)
+        check(v[n] && intact(v[n], n, (unsigned)n) && (n == 0 || actor_gc_owns(v[n] + n - 1)));
+}
+
+START_TEST(gc_every_size_zeroed_and_distinct)
+{
+    res_reset();
+    RUN_ROOT(1, sizes_root, NULL);
+    ck_assert_int_eq(atomic_load(&res.bad), 0);
+    ck_assert_int_eq(atomic_load(&res.ok), 1 + 2 * (SIZES_MAX + 1));
+}
+END_TEST
+
 static Suite *gc_suite(void)
 {
     Suite *s = suite_create("gc");
@@ -882,6 +939,8 @@ static Suite *gc_suite(void)
     tcase_add_test(tc, gc_bounded_memory);
     tcase_add_test(tc, gc_rss_falls_after_burst);
     tcase_add_test(tc, gc_message_copies_bounded);
+    tcase_add_test(tc, gc_slot_index_is_exact);
+    tcase_add_test(tc, gc_every_size_zeroed_and_distinct);
     suite_add_tcase(s, tc);
     return s;
 }
