@@ -6,7 +6,7 @@ split into writes of any size, and reads the server's frames strictly: a
 server frame must be unmasked, carry no reserved bits and use a minimal
 length encoding, and a Close payload is checked against RFC 6455 7.4.
 
-Shared by tests/wsconf, tests/wsinterop and tests/wsfault (with runner.py).
+Shared by tests/wsconf, tests/wsinterop and tests/wsfault, as runner.py is.
 """
 import base64
 import hashlib
