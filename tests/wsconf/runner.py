@@ -1,8 +1,8 @@
 """The reporting the black-box runners share (tests/wsconf, tests/wsfault,
-tests/wsinterop; their client is wsclient.py): a line for each case as it
-ends, `ok   NAME (figures)` or `FAIL NAME: why`; the server's exit status on
-SIGTERM as a case of its own; and at the end the failed cases again, the
-time taken and `N passed, N failed` (exit status 1 when any failed).
+tests/wsinterop, tests/reliab): a line for each case as it ends, `ok   NAME
+(figures)` or `FAIL NAME: why`; the server's exit status on SIGTERM as a case
+of its own; and at the end the failed cases again, the time taken and `N
+passed, N failed` (exit status 1 when any failed).
 """
 import sys
 import time

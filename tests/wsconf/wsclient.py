@@ -124,12 +124,7 @@ class Server:
         return len(os.listdir("/proc/%d/fd" % self.proc.pid))
 
     def proc_status(self, field):
-        """A number from /proc/PID/status: VmRSS, VmHWM (KiB), Threads."""
-        with open("/proc/%d/status" % self.proc.pid) as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-        raise RuntimeError("no %s in /proc/%d/status" % (field, self.proc.pid))
+        return proc_status(self.proc.pid, field)
 
     def rss_kib(self):
         return self.proc_status("VmRSS")
@@ -139,6 +134,15 @@ class Server:
         if status != 200:
             raise Fail("GET /stats: status %d" % status)
         return json.loads(body)
+
+
+def proc_status(pid, field):
+    """A number from /proc/PID/status: VmRSS, VmHWM (KiB), Threads."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError("no %s in /proc/%d/status" % (field, pid))
 
 
 def is_sanitized(exe):
