@@ -29,17 +29,13 @@
  * free one). SIGINT/SIGTERM: close every connection with 1001, exit 0.
  */
 #include <errno.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "chat_page.h"
+#include "serve.h"
 #include "snow_rt.h"
 
 #define HISTORY 50          /* messages a room keeps for joins and resumes */
@@ -77,7 +73,6 @@ struct presence_note {
     char room[MAX_ROOM];
 };
 
-static SnowHttpServer *_Atomic server;
 static SnowPid presence_pid;
 
 /* ---- JSON ---------------------------------------------------------------------- */
@@ -502,37 +497,7 @@ static void page(SnowHttpReq *req, SnowHttpRes *res, void *arg)
     snow_http_res_send(res, 200, "text/html; charset=utf-8", chat_page, sizeof chat_page - 1);
 }
 
-static void health(SnowHttpReq *req, SnowHttpRes *res, void *arg)
-{
-    (void)req;
-    (void)arg;
-    snow_http_res_send(res, 200, "text/plain", "ok", 2);
-}
-
-/* ---- signals: an actor waiting on a signalfd ------------------------------------------------------ */
-
-static void signal_actor(void *arg)
-{
-    int fd = *(int *)arg;
-    int err;
-    SnowIo *io = snow_io_open(fd, &err);
-    if (!io)
-        return;
-    for (;;) {
-        struct signalfd_siginfo si;
-        ssize_t r = read(fd, &si, sizeof si);
-        if (r == (ssize_t)sizeof si)
-            break;
-        if (r < 0 && errno != EAGAIN && errno != EINTR)
-            return;
-        snow_wait(io, SNOW_WAIT_READABLE, -1);
-    }
-    int64_t end = snow_now_ms() + EXIT_MS;
-    snow_http_server_stop(atomic_exchange(&server, NULL));
-    while (snow_ws_connection_count() > 0 && snow_now_ms() < end)
-        snow_sleep(20);
-    snow_rt_shutdown();
-}
+/* ---- main ---------------------------------------------------------------------------------------- */
 
 static void usage(void)
 {
@@ -542,26 +507,11 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    const char *host = "127.0.0.1";
-    int port = 8080;
-    SnowHttpOpts opts;
-    snow_http_opts_init(&opts);
-    opts.max_connections = 1 << 20;
-    for (int i = 1; i < argc; i++) {
-        if (i + 1 >= argc)
+    struct serve srv;
+    serve_init(&srv, "snow-chat", EXIT_MS);
+    for (int i = 1; i < argc; i += 2)
+        if (i + 1 >= argc || !serve_flag(&srv, argv[i], argv[i + 1]))
             usage();
-        const char *opt = argv[i], *val = argv[++i];
-        if (strcmp(opt, "--host") == 0)
-            host = val;
-        else if (strcmp(opt, "--port") == 0)
-            port = atoi(val);
-        else if (strcmp(opt, "--tls-cert") == 0)
-            opts.tls_cert_file = val;
-        else if (strcmp(opt, "--tls-key") == 0)
-            opts.tls_key_file = val;
-        else
-            usage();
-    }
 
     static SnowWsHandler route;
     snow_ws_handler_init(&route);
@@ -579,47 +529,21 @@ int main(int argc, char **argv)
     route.deflate_no_context_takeover = 1;
     route.deflate_threshold = DEFLATE_MIN;
 
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (sfd < 0) {
-        perror("snow-chat: signalfd");
+    if (serve_start_runtime(&srv) < 0)
         return 1;
-    }
-    int err = snow_rt_init(0);
-    if (err < 0) {
-        fprintf(stderr, "snow-chat: runtime: %s\n", snow_strerror(err));
-        return 1;
-    }
     presence_pid = snow_actor_spawn(presence_main, NULL, 0);
     SnowRouter *router = snow_router_new();
     if (!presence_pid || !router || snow_router_route(router, "GET", "/", page, NULL) < 0 ||
-        snow_router_route(router, "GET", "/health", health, NULL) < 0 || snow_router_ws(router, "/ws", &route) < 0) {
+        snow_router_route(router, "GET", "/health", serve_health, NULL) < 0 || snow_router_ws(router, "/ws", &route) < 0) {
         fprintf(stderr, "snow-chat: cannot start\n");
         return 1;
     }
-    server = snow_http_server_start(router, host, port, &opts, &err);
-    snow_router_free(router);
-    if (!server) {
-        fprintf(stderr, "snow-chat: cannot listen on %s:%d: %s\n", host, port, snow_strerror(err));
-        snow_rt_shutdown();
-        snow_rt_run();
+    int bound = serve_listen(&srv, router);
+    if (bound < 0)
         return 1;
-    }
-    int bound = snow_http_server_port(server);
-    if (!snow_actor_spawn(signal_actor, &sfd, sizeof sfd)) {
-        fprintf(stderr, "snow-chat: cannot start the signal watcher\n");
-        return 1;
-    }
+    const char *host = srv.host;
     const char *shown = strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 ? "127.0.0.1" : host;
-    printf("listening on %d\n", bound);
-    printf("open %s://%s:%d/ in a browser (Ctrl-C stops)\n", opts.tls_cert_file ? "https" : "http", shown, bound);
+    printf("open %s://%s:%d/ in a browser (Ctrl-C stops)\n", srv.opts.tls_cert_file ? "https" : "http", shown, bound);
     fflush(stdout);
-    snow_rt_run();
-    snow_http_server_stop(atomic_exchange(&server, NULL));
-    return 0;
+    return serve_run(&srv);
 }

@@ -35,23 +35,17 @@
  * requests with 503 meanwhile, wait for the closes (at most 3 s), exit 0
  * (within 5 s).
  */
-#include <errno.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
-#include <unistd.h>
 
+#include "serve.h"
 #include "snow_rt.h"
 
 #define DRAIN_MS 3000
 #define EXIT_MS 4500
 
 static SnowWsHandler echo_route, broadcast_route, proto_route, private_route, panic_route;
-static SnowHttpServer *_Atomic server;
 
 /* ---- echo ---- */
 
@@ -114,13 +108,6 @@ static void broadcast_message(SnowWsConn *conn, const void *data, size_t len, in
 
 /* ---- HTTP ---- */
 
-static void health(SnowHttpReq *req, SnowHttpRes *res, void *arg)
-{
-    (void)req;
-    (void)arg;
-    snow_http_res_send(res, 200, "text/plain", "ok", 2);
-}
-
 static void stats(SnowHttpReq *req, SnowHttpRes *res, void *arg)
 {
     (void)req;
@@ -157,33 +144,6 @@ static void stats(SnowHttpReq *req, SnowHttpRes *res, void *arg)
                      (unsigned long long)rc.skipped_backpressure, (unsigned long long)rc.skipped_closed,
                      snow_actor_count());
     snow_http_res_send(res, 200, "application/json", body, (size_t)n);
-}
-
-/* ---- signals: an actor waiting on a signalfd ---- */
-
-static void signal_actor(void *arg)
-{
-    int fd = *(int *)arg;
-    int err;
-    SnowIo *io = snow_io_open(fd, &err);
-    if (!io)
-        return;
-    for (;;) {
-        struct signalfd_siginfo si;
-        ssize_t r = read(fd, &si, sizeof si);
-        if (r == (ssize_t)sizeof si)
-            break;
-        if (r < 0 && errno != EAGAIN && errno != EINTR)
-            return;
-        snow_wait(io, SNOW_WAIT_READABLE, -1);
-    }
-    /* Drain: the server sends 1001 to every connection and answers new
-     * upgrades with 503; then wait for the closes, bounded. */
-    int64_t end = snow_now_ms() + EXIT_MS;
-    snow_http_server_stop(atomic_exchange(&server, NULL));
-    while (snow_ws_connection_count() > 0 && snow_now_ms() < end)
-        snow_sleep(20);
-    snow_rt_shutdown();
 }
 
 /* ---- main ---- */
@@ -233,13 +193,8 @@ static void setup_route(SnowWsHandler *h)
 
 int main(int argc, char **argv)
 {
-    const char *host = "127.0.0.1";
-    int port = 8080;
-    SnowHttpOpts opts;
-    snow_http_opts_init(&opts);
-    /* WebSocket connections count against the server's limit; the process
-     * file limit (20,000 here) is the real bound. */
-    opts.max_connections = 1 << 20;
+    struct serve srv;
+    serve_init(&srv, "snow-echo", EXIT_MS);
     setup_route(&echo_route);
     echo_route.on_message = echo_message;
     setup_route(&broadcast_route);
@@ -268,15 +223,7 @@ int main(int argc, char **argv)
         if (i + 1 >= argc)
             usage();
         const char *opt = argv[i], *val = argv[++i];
-        if (strcmp(opt, "--host") == 0) {
-            host = val;
-        } else if (strcmp(opt, "--port") == 0) {
-            port = atoi(val);
-        } else if (strcmp(opt, "--tls-cert") == 0) {
-            opts.tls_cert_file = val;
-        } else if (strcmp(opt, "--tls-key") == 0) {
-            opts.tls_key_file = val;
-        } else {
+        if (!serve_flag(&srv, opt, val)) {
             for (size_t k = 0; k < nroutes; k++) {
                 SnowWsHandler *h = routes[k];
                 if (strcmp(opt, "--ping-interval") == 0)
@@ -301,27 +248,10 @@ int main(int argc, char **argv)
         }
     }
 
-    /* Signals go to the signalfd: blocked in every thread (the workers
-     * inherit this mask). */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (sfd < 0) {
-        perror("snow-echo: signalfd");
+    if (serve_start_runtime(&srv) < 0)
         return 1;
-    }
-
-    int err = snow_rt_init(0);
-    if (err < 0) {
-        fprintf(stderr, "snow-echo: runtime: %s\n", snow_strerror(err));
-        return 1;
-    }
     SnowRouter *router = snow_router_new();
-    if (!router || snow_router_route(router, "GET", "/health", health, NULL) < 0 ||
+    if (!router || snow_router_route(router, "GET", "/health", serve_health, NULL) < 0 ||
         snow_router_route(router, "GET", "/stats", stats, NULL) < 0 ||
         snow_router_ws(router, "/broadcast", &broadcast_route) < 0 || snow_router_ws(router, "/proto", &proto_route) < 0 ||
         snow_router_ws(router, "/private", &private_route) < 0 || snow_router_ws(router, "/panic", &panic_route) < 0 ||
@@ -330,22 +260,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "snow-echo: cannot build the router\n");
         return 1;
     }
-    server = snow_http_server_start(router, host, port, &opts, &err);
-    snow_router_free(router); /* the server holds its own reference */
-    if (!server) {
-        fprintf(stderr, "snow-echo: cannot listen on %s:%d: %s\n", host, port, snow_strerror(err));
-        snow_rt_shutdown();
-        snow_rt_run();
+    if (serve_listen(&srv, router) < 0)
         return 1;
-    }
-    int bound = snow_http_server_port(server);
-    if (!snow_actor_spawn(signal_actor, &sfd, sizeof sfd)) {
-        fprintf(stderr, "snow-echo: cannot start the signal watcher\n");
-        return 1;
-    }
-    printf("listening on %d\n", bound);
-    fflush(stdout);
-    snow_rt_run(); /* until a signal drained the server */
-    snow_http_server_stop(atomic_exchange(&server, NULL));
-    return 0;
+    return serve_run(&srv);
 }

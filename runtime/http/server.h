@@ -1,5 +1,6 @@
 /*
- * server.h: the listener (server.c) and the connection actor (conn.c).
+ * server.h: the listener (server.c) and the connection actor (conn.c and
+ * its conn_*.c files, conn.h).
  */
 #ifndef SNOW_HTTP_SERVER_H
 #define SNOW_HTTP_SERVER_H

@@ -6,15 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../guard.h"
-#include "http/parse.h"
-
-static struct guard g;
-
-static void teardown(void)
-{
-    guard_free(&g);
-}
+#include "parse_util.h"
 
 /* o.r: DONE with the whole body decoded, else what the decoder returned
  * (RT_PARSE_INCOMPLETE or RT_PARSE_ERROR). */
@@ -36,7 +28,7 @@ static void decode_cuts(const char *s, size_t n, const size_t *cuts, size_t ncut
 {
     struct http_chunked c;
     http_chunked_init(&c);
-    char *b = guard_place(&g, s, n);
+    char *b = guard_place(&parse_guard, s, n);
     size_t in = 0; /* next input byte in b */
     o->n = 0;
     o->r = RT_PARSE_INCOMPLETE;
@@ -86,17 +78,10 @@ static void check_all_splits(const char *s, size_t n, const struct http_limits *
         ck_assert(o.n == whole->n && memcmp(o.data, whole->data, o.n) == 0);
 }
 
-static struct http_limits deflim(void)
-{
-    struct http_limits l;
-    http_limits_default(&l);
-    return l;
-}
-
 START_TEST(basic)
 {
     const char *s = "5\r\nhello\r\n7;name=val;q=\"a \\\" b\"\r\n, world\r\n0\r\nTrailer-A: x\r\nB: y\r\n\r\nGET";
-    struct http_limits lim = deflim();
+    struct http_limits lim = parse_default_limits();
     struct out o;
     check_all_splits(s, strlen(s), &lim, &o);
     ck_assert_int_eq(o.r, DONE);
@@ -108,7 +93,7 @@ END_TEST
 
 START_TEST(forms)
 {
-    struct http_limits lim = deflim();
+    struct http_limits lim = parse_default_limits();
     struct out o;
     const char *a = "0\r\n\r\n";
     check_all_splits(a, strlen(a), &lim, &o);
@@ -159,7 +144,7 @@ static const struct cbad {
 
 START_TEST(malformed)
 {
-    struct http_limits lim = deflim();
+    struct http_limits lim = parse_default_limits();
     struct out o;
     check_all_splits(cbad_table[_i].in, strlen(cbad_table[_i].in), &lim, &o);
     ck_assert_msg(o.r == RT_PARSE_ERROR && o.status == cbad_table[_i].status, "row %d: r=%d status=%d", _i, o.r,
@@ -169,7 +154,7 @@ END_TEST
 
 START_TEST(body_limit)
 {
-    struct http_limits lim = deflim();
+    struct http_limits lim = parse_default_limits();
     lim.max_body = 10;
     struct out o;
     const char *ok = "5\r\n12345\r\n5\r\n67890\r\n0\r\n\r\n";
@@ -194,7 +179,7 @@ Suite *chunked_suite(void)
 {
     Suite *s = suite_create("http_chunked");
     TCase *tc = tcase_create("chunked");
-    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_add_checked_fixture(tc, NULL, parse_guard_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, basic);
     tcase_add_test(tc, forms);

@@ -7,8 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../guard.h"
-#include "http/parse.h"
+#include "parse_util.h"
 
 #define MAXH 128
 
@@ -19,19 +18,12 @@ struct result {
     struct http_header hdrs[MAXH];
 };
 
-static struct guard g;
-
-static void teardown(void)
-{
-    guard_free(&g);
-}
-
 /* Parses s in one call. The views in out point into the guard buffer. */
 static void parse_once(const char *s, size_t n, const struct http_limits *lim, struct result *out)
 {
     struct http_parser p;
     http_parser_init(&p);
-    char *b = guard_place(&g, s, n);
+    char *b = guard_place(&parse_guard, s, n);
     out->r = http_parse_request(&p, b, n, &out->req, out->hdrs, MAXH, lim);
     out->status = p.status;
 }
@@ -51,7 +43,7 @@ static void parse_split(const char *s, size_t n, const struct http_limits *lim, 
         http_parser_init(&p);
         struct http_request req;
         struct http_header hdrs[MAXH];
-        ssize_t r1 = http_parse_request(&p, guard_place(&g, s, k), k, &req, hdrs, MAXH, lim);
+        ssize_t r1 = http_parse_request(&p, guard_place(&parse_guard, s, k), k, &req, hdrs, MAXH, lim);
         if (r1 == RT_PARSE_ERROR) {
             /* An error may show up early, but it must be the same error. */
             ck_assert_int_eq(whole.r, RT_PARSE_ERROR);
@@ -61,7 +53,7 @@ static void parse_split(const char *s, size_t n, const struct http_limits *lim, 
         ck_assert_msg(r1 == RT_PARSE_INCOMPLETE || r1 == whole.r, "prefix %zu of %zu gave %zd", k, n, r1);
         if (r1 > 0)
             continue;
-        ssize_t r2 = http_parse_request(&p, guard_place(&g, s, n), n, &req, hdrs, MAXH, lim);
+        ssize_t r2 = http_parse_request(&p, guard_place(&parse_guard, s, n), n, &req, hdrs, MAXH, lim);
         ck_assert_int_eq(r2, whole.r);
         if (r2 == RT_PARSE_ERROR)
             ck_assert_int_eq(p.status, whole.status);
@@ -72,19 +64,12 @@ static void parse_split(const char *s, size_t n, const struct http_limits *lim, 
     http_parser_init(&p);
     ssize_t r = RT_PARSE_INCOMPLETE;
     for (size_t k = 1; k <= n && r == RT_PARSE_INCOMPLETE; k++)
-        r = http_parse_request(&p, guard_place(&g, s, k), k, &out->req, out->hdrs, MAXH, lim);
+        r = http_parse_request(&p, guard_place(&parse_guard, s, k), k, &out->req, out->hdrs, MAXH, lim);
     ck_assert_int_eq(r, whole.r);
     if (r == RT_PARSE_ERROR)
         ck_assert_int_eq(p.status, whole.status);
     /* Leave the one-call result (and a buffer holding s) for the caller. */
     parse_once(s, n, lim, out);
-}
-
-static struct http_limits deflim(void)
-{
-    struct http_limits l;
-    http_limits_default(&l);
-    return l;
 }
 
 static int streq(struct http_str s, const char *lit)
@@ -96,7 +81,7 @@ START_TEST(simple_get)
 {
     const char *s = "GET /hello/world?x=1&y=2 HTTP/1.1\r\nHost: example.com\r\nUser-Agent:  t/1 \r\n"
                     "Accept: */*\r\n\r\nNEXT";
-    struct http_limits lim = deflim();
+    struct http_limits lim = parse_default_limits();
     struct result res;
     parse_split(s, strlen(s), &lim, &res);
     ck_assert_int_eq(res.r, (ssize_t)strlen(s) - 4);
@@ -119,7 +104,7 @@ END_TEST
 
 START_TEST(versions_and_connection)
 {
-    struct http_limits lim = deflim();
+    struct http_limits lim = parse_default_limits();
     struct result res;
     const char *a = "GET / HTTP/1.0\r\n\r\n";
     parse_split(a, strlen(a), &lim, &res);
@@ -153,7 +138,7 @@ END_TEST
 
 START_TEST(framing)
 {
-    struct http_limits lim = deflim();
+    struct http_limits lim = parse_default_limits();
     struct result res;
     const char *a = "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 0042\r\n\r\n";
     parse_split(a, strlen(a), &lim, &res);
@@ -170,7 +155,7 @@ END_TEST
 
 START_TEST(target_forms)
 {
-    struct http_limits lim = deflim();
+    struct http_limits lim = parse_default_limits();
     struct result res;
     const char *a = "GET http://example.com/a/b?q=1 HTTP/1.1\r\nHost: example.com\r\n\r\n";
     parse_split(a, strlen(a), &lim, &res);
@@ -262,7 +247,7 @@ static const struct bad {
 
 START_TEST(malformed_table)
 {
-    struct http_limits lim = deflim();
+    struct http_limits lim = parse_default_limits();
     const struct bad *b = &bad_table[_i];
     size_t n = b->len;
     struct result res;
@@ -318,7 +303,7 @@ static void expect_limit(const struct http_limits *lim, int split, size_t line_l
 
 START_TEST(limits)
 {
-    struct http_limits lim = deflim();
+    struct http_limits lim = parse_default_limits();
     lim.max_request_line = 100;
     lim.max_header_bytes = 400;
     lim.max_headers = 10;
@@ -339,7 +324,7 @@ START_TEST(limits)
     struct http_parser p;
     http_parser_init(&p);
     struct http_header h[4];
-    ck_assert_int_eq(http_parse_request(&p, guard_place(&g, buf, 4096), 4096, &res.req, h, 4, &lim), RT_PARSE_ERROR);
+    ck_assert_int_eq(http_parse_request(&p, guard_place(&parse_guard, buf, 4096), 4096, &res.req, h, 4, &lim), RT_PARSE_ERROR);
     ck_assert_int_eq(p.status, 414);
     /* So is an endless header section. */
     build(buf, sizeof buf, 30, 0, 0);
@@ -347,14 +332,14 @@ START_TEST(limits)
     memset(buf + n, 'x', 1000);
     buf[n + 1] = ':';
     http_parser_init(&p);
-    ck_assert_int_eq(http_parse_request(&p, guard_place(&g, buf, n + 1000), n + 1000, &res.req, h, 4, &lim),
+    ck_assert_int_eq(http_parse_request(&p, guard_place(&parse_guard, buf, n + 1000), n + 1000, &res.req, h, 4, &lim),
                      RT_PARSE_ERROR);
     ck_assert_int_eq(p.status, 431);
     /* The caller's array caps the count too. */
-    lim = deflim();
+    lim = parse_default_limits();
     build(buf, sizeof buf, 30, 5, 20);
     http_parser_init(&p);
-    ck_assert_int_eq(http_parse_request(&p, guard_place(&g, buf, strlen(buf)), strlen(buf), &res.req, h, 4, &lim),
+    ck_assert_int_eq(http_parse_request(&p, guard_place(&parse_guard, buf, strlen(buf)), strlen(buf), &res.req, h, 4, &lim),
                      RT_PARSE_ERROR);
     ck_assert_int_eq(p.status, 431);
 }
@@ -362,7 +347,7 @@ END_TEST
 
 START_TEST(default_limits)
 {
-    struct http_limits lim = deflim();
+    struct http_limits lim = parse_default_limits();
     ck_assert_uint_eq(lim.max_request_line, 8192);
     ck_assert_uint_eq(lim.max_header_bytes, 16384);
     ck_assert_uint_eq(lim.max_headers, 100);
@@ -380,11 +365,11 @@ START_TEST(pipelined_resume)
 {
     /* Two requests in one buffer: the second parses from where the first ended. */
     const char *s = "GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n";
-    struct http_limits lim = deflim();
+    struct http_limits lim = parse_default_limits();
     struct http_parser p;
     struct http_request req;
     struct http_header h[8];
-    char *b = guard_place(&g, s, strlen(s));
+    char *b = guard_place(&parse_guard, s, strlen(s));
     http_parser_init(&p);
     ssize_t r = http_parse_request(&p, b, strlen(s), &req, h, 8, &lim);
     ck_assert_int_eq(r, (ssize_t)strlen(s) / 2);
@@ -409,7 +394,7 @@ static const struct bad early_table[] = {
 
 START_TEST(early_request_line)
 {
-    struct http_limits lim = deflim();
+    struct http_limits lim = parse_default_limits();
     const struct bad *b = &early_table[_i];
     struct result res;
     parse_split(b->in, b->len, &lim, &res);
@@ -426,19 +411,23 @@ END_TEST
  * complete or valid, so an error answer can leave its body out. */
 START_TEST(head_known_early)
 {
-    struct http_limits lim = deflim();
+    static const struct {
+        const char *in;
+        int is_head;
+    } rows[] = {
+        {"HEAD / HTTP/1.1\r\nHost: h\r\nBad Field: x\r\n", 1},
+        {"GET / HTTP/1.1\r\n", 0},
+    };
+    struct http_limits lim = parse_default_limits();
     struct result res;
-    struct http_parser p;
-    const char *s = "HEAD / HTTP/1.1\r\nHost: h\r\nBad Field: x\r\n";
-    http_parser_init(&p);
-    char *b = guard_place(&g, s, strlen(s));
-    ck_assert_int_eq(http_parse_request(&p, b, strlen(s), &res.req, res.hdrs, MAXH, &lim), RT_PARSE_INCOMPLETE);
-    ck_assert_int_eq(p.is_head, 1);
-    const char *t = "GET / HTTP/1.1\r\n";
-    http_parser_init(&p);
-    b = guard_place(&g, t, strlen(t));
-    ck_assert_int_eq(http_parse_request(&p, b, strlen(t), &res.req, res.hdrs, MAXH, &lim), RT_PARSE_INCOMPLETE);
-    ck_assert_int_eq(p.is_head, 0);
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        struct http_parser p;
+        size_t n = strlen(rows[i].in);
+        http_parser_init(&p);
+        char *b = guard_place(&parse_guard, rows[i].in, n);
+        ck_assert_int_eq(http_parse_request(&p, b, n, &res.req, res.hdrs, MAXH, &lim), RT_PARSE_INCOMPLETE);
+        ck_assert_int_eq(p.is_head, rows[i].is_head);
+    }
 }
 END_TEST
 
@@ -446,7 +435,7 @@ Suite *parse_suite(void)
 {
     Suite *s = suite_create("http_parse");
     TCase *tc = tcase_create("parse");
-    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_add_checked_fixture(tc, NULL, parse_guard_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, simple_get);
     tcase_add_test(tc, versions_and_connection);

@@ -59,7 +59,12 @@ import sys
 import threading
 import time
 
-results = []
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "wsconf"))
+from runner import Results, take_option  # noqa: E402
+from wsclient import proc_status  # noqa: E402
+
+results = Results()
 
 REQ = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
 HEAD = b"GET / HTTP/1.1\r\nHost: t\r\n"
@@ -196,22 +201,14 @@ def case_slowloris_headers(exe, n=200, gap=0.5):
         resp = read_response(c)
         check(resp is not None and resp[0] == 200, "normal client after the 408s got %r" % (resp,))
         c.close()
-        results.append((name, None, "normal reply in %.1f ms; all %d got 408 after %.1f s" % (
-            latency * 1000, n, after)))
+        results.report(name, None, "normal reply in %.1f ms; all %d got 408 after %.1f s" % (
+            latency * 1000, n, after))
     except (Fail, OSError) as e:
-        results.append((name, e, ""))
+        results.report(name, e)
     finally:
         for s in slow:
             s.close()
         srv.stop()
-
-
-def peak_rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
 
 
 def pusher(sock, first, filler, total):
@@ -236,7 +233,7 @@ def case_huge_heads(exe):
         for _ in range(3):  # warm up: the growth below is measured past this
             normal.sendall(REQ)
             check(read_response(normal)[0] == 200, "warm-up request")
-        rss0 = peak_rss_kib(srv.proc.pid)
+        rss0 = proc_status(srv.proc.pid, "VmHWM")
         inputs = [
             ("10,000 header lines", HEAD + b"".join(b"X-H%d: v\r\n" % i for i in range(10000)) + b"\r\n",
              b"", 0, 431),
@@ -258,22 +255,14 @@ def case_huge_heads(exe):
             check(resp is not None and resp[0] == want, "%s: got %r, want %d" % (what, resp and resp[0], want))
             s.close()
             seen.append("%s -> %d" % (what, want))
-        rss1 = peak_rss_kib(srv.proc.pid)
+        rss1 = proc_status(srv.proc.pid, "VmHWM")
         normal.close()
-        results.append((name, None, "; ".join(seen) + "; server peak RSS grew %d KiB (%d -> %d KiB)" % (
-            rss1 - rss0, rss0, rss1)))
+        results.report(name, None, "; ".join(seen) + "; server peak RSS grew %d KiB (%d -> %d KiB)" % (
+            rss1 - rss0, rss0, rss1))
     except (Fail, OSError) as e:
-        results.append((name, e, ""))
+        results.report(name, e)
     finally:
         srv.stop()
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def one_exchange(port, abort):
@@ -302,19 +291,19 @@ def rss_rounds(name, srv, what, rounds, per_round, tolerance_kib, cycle, settle,
             for i in range(per_round):
                 cycle(srv.port, r, i)
             settle(r)
-            rss.append(rss_kib(srv.proc.pid))
+            rss.append(proc_status(srv.proc.pid, "VmRSS"))
         spent = time.monotonic() - t0
         growth = rss[-1] - rss[0]
         check(growth <= tolerance_kib, "RSS grew %d KiB from round 1 to round %d (allowed %d): %r" % (
             growth, rounds, tolerance_kib, rss))
         code, _ = srv.stop()
         check(code == 0, "%s exited with %r" % (what, code))
-        results.append((name, None, "%d connections in %.1f s; RSS KiB by round %s; last - first = %d KiB, "
-                        "that is %.1f bytes per connection after the first round (allowed %d KiB)" % (
-                            rounds * per_round, spent, rss, growth,
-                            growth * 1024.0 / ((rounds - 1) * per_round), tolerance_kib)))
+        results.report(name, None, "%d connections in %.1f s; RSS KiB by round %s; last - first = %d KiB, "
+                       "that is %.1f bytes per connection after the first round (allowed %d KiB)" % (
+                           rounds * per_round, spent, rss, growth,
+                           growth * 1024.0 / ((rounds - 1) * per_round), tolerance_kib))
     except (Fail, OSError) as e:
-        results.append((name, e, ""))
+        results.report(name, e)
         srv.stop()
 
 
@@ -439,11 +428,11 @@ def case_emfile(exe, nofile=64, n=100):
         code, err = srv.stop()
         check("accept failed (Too many open files)" in err, "no EMFILE back-off in the log: %r" % err[-300:])
         check(code == 0, "snow-hello exited with %r" % code)
-        results.append((name, None, "%d held at the limit, %d waited; all answered %.2f s after the first "
-                        "left; server CPU while squeezed %.0f%% of a core" % (
-                            held, n - held, recovered, squeeze_cpu * 100)))
+        results.report(name, None, "%d held at the limit, %d waited; all answered %.2f s after the first "
+                       "left; server CPU while squeezed %.0f%% of a core" % (
+                           held, n - held, recovered, squeeze_cpu * 100))
     except (Fail, OSError) as e:
-        results.append((name, e, ""))
+        results.report(name, e)
         srv.stop()
     finally:
         for s in conns:
@@ -452,21 +441,9 @@ def case_emfile(exe, nofile=64, n=100):
 
 def main():
     args = sys.argv[1:]
-    filt = None
-    if "-k" in args:
-        i = args.index("-k")
-        filt = args[i + 1]
-        del args[i:i + 2]
-    per_round = None
-    if "--per-round" in args:
-        i = args.index("--per-round")
-        per_round = int(args[i + 1])
-        del args[i:i + 2]
-    ws = None
-    if "--ws" in args:
-        i = args.index("--ws")
-        ws = args[i + 1]
-        del args[i:i + 2]
+    filt = take_option(args, "-k")
+    per_round = int(take_option(args, "--per-round", 0))  # 0: each case's own default
+    ws = take_option(args, "--ws")
     if len(args) != 1:
         print("usage: run.py SNOW_HELLO [--ws SNOW_ECHO] [-k SUBSTRING] [--per-round N]", file=sys.stderr)
         return 2
@@ -479,18 +456,10 @@ def main():
             continue
         if key.startswith("ws-") and ws is None:
             # a case asked for is never dropped quietly
-            results.append((key, Fail("needs --ws SNOW_ECHO"), ""))
+            results.report(key, "needs --ws SNOW_ECHO")
             continue
         fn(exe)
-    failed = 0
-    for name, err, info in results:
-        if err is None:
-            print("ok    %s: %s" % (name, info))
-        else:
-            failed += 1
-            print("FAIL  %s: %s" % (name, err))
-    print("%d passed, %d failed" % (len(results) - failed, failed))
-    return 1 if failed else 0
+    return results.summary()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@
  * collector does, from the connection actor's own roots. The connection's
  * user data (a heap object too) is reachable only through the connection
  * record, so it must survive every collection with its count intact.
+ * The heartbeat runs all along, as on a real connection: its pings come
+ * between echoes and while the connection idles, and the client answers
+ * each one.
  */
 #include <check.h>
 #include <pthread.h>
@@ -26,6 +29,11 @@
  * below this bound; without collection it would pass it after about 20,000
  * messages. */
 #define HEAP_BOUND (2u << 20)
+/* The heartbeat runs through the whole stream: a ping this long after the
+ * last pong, and every CHECKPOINT messages the client waits for one, so
+ * pings, pongs and collections interleave whatever the machine's speed. */
+#define PING_MS 20
+#define CHECKPOINT 100000
 
 struct user {
     uint64_t count;     /* messages seen */
@@ -85,15 +93,40 @@ static void fill(unsigned char *p, uint64_t i)
         p[k] = (unsigned char)((i + k * 31) & 0xff);
 }
 
+/* Reads the next data frame, answering every ping before it with a pong
+ * that carries its payload (RFC 6455 §5.5.3); counts the pings. Returns 0,
+ * or -1 at end of stream. */
+static int read_answering(struct wsc *c, struct wsframe *f, uint64_t *pings)
+{
+    for (;;) {
+        if (wsc_read(c, f) < 0)
+            return -1;
+        if (f->op != 9)
+            return 0;
+        ck_assert_int_eq(wsc_frame(c, 0x8a, f->data, f->len), 0);
+        free(f->data);
+        ++*pings;
+    }
+}
+
+/* Waits for the server's next heartbeat ping and answers it. */
+static void await_ping(struct wsc *c, uint64_t *pings)
+{
+    struct wsframe f;
+    ck_assert_int_eq(wsc_read(c, &f), 0);
+    ck_assert_msg(f.op == 9, "expected a ping with nothing outstanding, got opcode %u", f.op);
+    ck_assert_int_eq(wsc_frame(c, 0x8a, f.data, f.len), 0);
+    free(f.data);
+    ++*pings;
+}
+
 START_TEST(echo_million_messages_heap_bounded)
 {
     ck_assert_int_eq(snow_rt_init(2), 0);
     snow_ws_handler_init(&h_gc);
     h_gc.on_connect = gc_connect;
     h_gc.on_message = gc_message;
-    /* No heartbeat: the client reads only echoes, and a sanitizer build on
-     * a busy machine takes longer than the default 30 s interval. */
-    h_gc.ping_interval_ms = 0;
+    h_gc.ping_interval_ms = PING_MS;
     SnowRouter *r = snow_router_new();
     ck_assert_int_eq(snow_router_ws(r, "/gc", &h_gc), 0);
     int err;
@@ -105,8 +138,13 @@ START_TEST(echo_million_messages_heap_bounded)
     ck_assert_int_eq(wsc_open(&c, snow_http_server_port(srv), "/gc", NULL, NULL, 0), 101);
     static uint8_t batch[WINDOW * (MSG_LEN + 14)];
     unsigned char msg[MSG_LEN];
-    uint64_t sent = 0, got = 0;
+    uint64_t sent = 0, got = 0, pings = 0, checkpoint = 0;
     while (got < MESSAGES) {
+        if (sent >= checkpoint) {
+            /* Every echo is in: the connection idles until its ping. */
+            await_ping(&c, &pings);
+            checkpoint += CHECKPOINT;
+        }
         size_t off = 0;
         uint64_t n = MESSAGES - sent < WINDOW ? MESSAGES - sent : WINDOW;
         for (uint64_t i = 0; i < n; i++) {
@@ -117,7 +155,7 @@ START_TEST(echo_million_messages_heap_bounded)
         sent += n;
         for (; got < sent; got++) {
             struct wsframe f;
-            ck_assert_int_eq(wsc_read(&c, &f), 0);
+            ck_assert_int_eq(read_answering(&c, &f, &pings), 0);
             ck_assert_uint_eq(f.op, 2);
             ck_assert_uint_eq(f.len, MSG_LEN);
             fill(msg, got);
@@ -130,8 +168,10 @@ START_TEST(echo_million_messages_heap_bounded)
     ck_assert_uint_gt(atomic_load(&collections), 0);
     ck_assert_msg(atomic_load(&max_heap) <= HEAP_BOUND, "heap reached %llu bytes",
                   (unsigned long long)atomic_load(&max_heap));
-    fprintf(stderr, "gc-ws: %d messages, heap at most %llu bytes, %llu collections\n", MESSAGES,
-            (unsigned long long)atomic_load(&max_heap), (unsigned long long)atomic_load(&collections));
+    ck_assert_uint_ge(pings, MESSAGES / CHECKPOINT);
+    fprintf(stderr, "gc-ws: %d messages, heap at most %llu bytes, %llu collections, %llu pings answered\n",
+            MESSAGES, (unsigned long long)atomic_load(&max_heap), (unsigned long long)atomic_load(&collections),
+            (unsigned long long)pings);
     wsc_close_frame(&c, 1000, NULL);
     close(c.fd);
     free(c.buf);

@@ -202,17 +202,9 @@ static void *grow(void *ctx, void *old, size_t cap)
 /* A JSON-like payload of n bytes (compressible, not trivially). */
 static uint8_t *payload(size_t n, unsigned seed)
 {
-    uint8_t *p = malloc(n + 1);
-    uint32_t x = seed * 2654435761u + 1;
-    static const char *words[] = {"{\"user\":", "\"alice\"", ",\"msg\":\"", "hello ", "world", "\"}", "42,", "[1,2]"};
-    size_t i = 0;
-    while (i < n) {
-        x = x * 1103515245u + 12345u;
-        const char *w = words[(x >> 16) % 8];
-        for (size_t k = 0; w[k] && i < n; k++)
-            p[i++] = (uint8_t)w[k];
-    }
-    return p;
+    static const char *const words[8] = {"{\"user\":", "\"alice\"", ",\"msg\":\"", "hello ", "world", "\"}", "42,",
+                                         "[1,2]"};
+    return mk_words(n, seed, words);
 }
 
 /* Raw inflate by zlib itself, appending the tail, for cross-checking. */

@@ -263,17 +263,9 @@ static bool pc_expect(struct pc *p, unsigned op, const void *want, size_t len)
 
 static uint8_t *json(size_t n, unsigned seed)
 {
-    uint8_t *p = malloc(n + 1);
-    uint32_t x = seed * 2654435761u + 1;
-    static const char *w[] = {"{\"id\":", "17", ",\"name\":\"", "bob", "\",\"tags\":[", "\"a\",", "\"b\"]}", " "};
-    size_t i = 0;
-    while (i < n) {
-        x = x * 1103515245u + 12345u;
-        const char *s = w[(x >> 16) % 8];
-        for (size_t k = 0; s[k] && i < n; k++)
-            p[i++] = (uint8_t)s[k];
-    }
-    return p;
+    static const char *const words[8] = {"{\"id\":", "17", ",\"name\":\"", "bob", "\",\"tags\":[", "\"a\",", "\"b\"]}",
+                                         " "};
+    return mk_words(n, seed, words);
 }
 
 static void echo_sizes(const char *path, const char *offer, size_t threshold, size_t frag)

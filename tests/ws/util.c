@@ -12,6 +12,21 @@
 
 const uint8_t test_key[4] = {0x37, 0xfa, 0x21, 0x3d};
 
+uint8_t *mk_words(size_t n, unsigned seed, const char *const words[8])
+{
+    uint8_t *p = malloc(n + 1);
+    ck_assert_ptr_nonnull(p);
+    uint32_t x = seed * 2654435761u + 1;
+    size_t i = 0;
+    while (i < n) {
+        x = x * 1103515245u + 12345u;
+        const char *w = words[(x >> 16) % 8];
+        for (size_t k = 0; w[k] && i < n; k++)
+            p[i++] = (uint8_t)w[k];
+    }
+    return p;
+}
+
 void tb_init(struct tbuf *t)
 {
     memset(t, 0, sizeof *t);

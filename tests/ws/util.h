@@ -65,6 +65,11 @@ void mk_frame_ex(struct tbuf *t, uint8_t b0, const uint8_t *key, const void *pay
                  uint64_t declared_len);
 void mk_frame(struct tbuf *t, uint8_t b0, const void *payload, size_t n);
 
+/* n bytes of JSON-like text, compressible but not trivially: words drawn
+ * from words[0..8) by a generator seeded with seed. Allocated (n + 1
+ * bytes); the caller frees it. */
+uint8_t *mk_words(size_t n, unsigned seed, const char *const words[8]);
+
 /* Standard mask key used by mk_frame (the one from RFC 6455 §5.7). */
 extern const uint8_t test_key[4];
 

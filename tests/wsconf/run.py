@@ -28,6 +28,7 @@ import zlib
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wsclient  # noqa: E402
+from runner import Results, take_option  # noqa: E402
 from wsclient import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,  # noqa: E402
                       Closed, Conn, Fail, Server, clean_close, describe, close_payload, expect_close,
                       expect_message, expect_silence, frame, http_get, split_small,
@@ -1112,11 +1113,7 @@ def main():
     args = sys.argv[1:]
     verbose = "-v" in args
     args = [a for a in args if a != "-v"]
-    filt = None
-    if "-k" in args:
-        i = args.index("-k")
-        filt = args[i + 1]
-        del args[i:i + 2]
+    filt = take_option(args, "-k")
     tls = None
     cats = None
     if "--tls" in args:
@@ -1141,9 +1138,7 @@ def main():
             servers[name] = s
         return s
 
-    passed = failed = 0
-    failures = []
-    t_all = time.monotonic()
+    results = Results()
     for case in CASES:
         if cats is not None and case.cid.split(".")[0] not in cats:
             continue
@@ -1154,9 +1149,7 @@ def main():
             try:
                 srv = server(case.server)
             except (RuntimeError, OSError) as e:
-                print("FAIL %s: server did not start: %s" % (name, e))
-                failed += 1
-                failures.append(name)
+                results.report(name, "server did not start: %s" % e)
                 continue
             t0 = time.monotonic()
             err = None
@@ -1175,38 +1168,16 @@ def main():
                 err = (err + "; " if err else "") + "server exited (status %s):\n%s" % (
                     srv.proc.returncode, srv.stderr_tail())
             dt = time.monotonic() - t0
-            if err is None:
-                passed += 1
-                print("ok   %s (%.2fs)" % (name, dt) if verbose else "ok   %s" % name)
-            else:
-                failed += 1
-                failures.append(name)
-                print("FAIL %s: %s" % (name, err))
-            sys.stdout.flush()
+            results.report(name, err, "%.2fs" % dt if verbose and err is None else "")
 
-    # the servers must stop cleanly: exit 0 on SIGTERM (a leak report under
-    # the sanitizers makes the status non-zero)
+    # the servers must stop cleanly: exit 0 on SIGTERM
     if not filt:
         for name, s in servers.items():
-            status = s.stop()
-            what = "server '%s' exits 0 on SIGTERM" % name
-            if status == 0:
-                passed += 1
-                print("ok   stop %s" % what)
-            else:
-                failed += 1
-                failures.append(what)
-                print("FAIL stop %s: status %s\n%s" % (what, status, s.stderr_tail()))
+            results.stop_checked(s, "stop server '%s'" % name)
     else:
         for s in servers.values():
             s.stop()
-    print("# %.1f s" % (time.monotonic() - t_all))
-    if failures:
-        print("failed cases:")
-        for f in failures:
-            print("  " + f)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return results.summary()
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ split into writes of any size, and reads the server's frames strictly: a
 server frame must be unmasked, carry no reserved bits and use a minimal
 length encoding, and a Close payload is checked against RFC 6455 7.4.
 
-Shared by tests/wsconf, tests/wsinterop and tests/wsfault.
+Shared by tests/wsconf, tests/wsinterop and tests/wsfault, as runner.py is.
 """
 import base64
 import hashlib
@@ -123,12 +123,11 @@ class Server:
     def fd_count(self):
         return len(os.listdir("/proc/%d/fd" % self.proc.pid))
 
+    def proc_status(self, field):
+        return proc_status(self.proc.pid, field)
+
     def rss_kib(self):
-        with open("/proc/%d/status" % self.proc.pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        raise RuntimeError("no VmRSS")
+        return self.proc_status("VmRSS")
 
     def stats(self):
         status, _, body = http_get(self.port, "/stats")
@@ -137,10 +136,30 @@ class Server:
         return json.loads(body)
 
 
+def proc_status(pid, field):
+    """A number from /proc/PID/status: VmRSS, VmHWM (KiB), Threads."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError("no %s in /proc/%d/status" % (field, pid))
+
+
 def is_sanitized(exe):
     """True when exe carries AddressSanitizer (its allocator keeps freed memory)."""
     with open(exe, "rb") as f:
         return b"__asan_init" in f.read()
+
+
+def quarantine_env(exe):
+    """The environment for a server whose memory a case measures. ASan keeps
+    freed memory in a quarantine (256 MiB by default); a 16 MiB one keeps RSS
+    meaningful, and the cases add it to their memory tolerances. None when
+    exe is not sanitized."""
+    if not is_sanitized(exe):
+        return None
+    return {"ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") +
+            ":quarantine_size_mb=16:thread_local_quarantine_size_kb=64"}
 
 
 # ---------------------------------------------------------------------------

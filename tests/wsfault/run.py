@@ -55,20 +55,14 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "wsconf"))
+from runner import Results, take_option  # noqa: E402
 from wsclient import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Closed, Conn, Fail,  # noqa: E402
                       Server, _read_head, clean_close, close_payload, describe, expect_close, expect_message, frame,
-                      is_sanitized)
+                      is_sanitized, quarantine_env)
 
-results = []
-
-
-def report(name, err, info=""):
-    results.append((name, err))
-    if err is None:
-        print("ok   %s%s" % (name, (" (%s)" % info) if info else ""))
-    else:
-        print("FAIL %s: %s%s" % (name, err, (" (%s)" % info) if info else ""))
-    sys.stdout.flush()
+results = Results()
+report = results.report
+stop_checked = results.stop_checked
 
 
 def wait_for(pred, timeout, step=0.02):
@@ -86,11 +80,7 @@ def connections(srv):
 
 
 def threads(srv):
-    with open("/proc/%d/status" % srv.pid) as f:
-        for line in f:
-            if line.startswith("Threads:"):
-                return int(line.split()[1])
-    return -1
+    return srv.proc_status("Threads")
 
 
 # ---------------------------------------------------------------------------
@@ -185,12 +175,37 @@ def small_buffer_conn(port, path, timeout):
     return c
 
 
+def read_until_cut(c, who, timeout):
+    """What a client cut off at its outbound limit had been sent: binary
+    messages numbered by their first 8 bytes, whole, in order and once each,
+    then a close 1008 or the end of TCP. Returns (the numbers, how it ended)."""
+    c.sock.settimeout(timeout)
+    seqs, ended = [], None
+    try:
+        while True:
+            fin, op, data = c.recv_frame(timeout=timeout)
+            if op == OP_BINARY:
+                seqs.append(struct.unpack("!Q", data[:8])[0])
+            elif op == OP_CLOSE:
+                ended = describe(op, data)
+                if data[:2] != struct.pack("!H", 1008):
+                    raise Fail("%s: expected close 1008 (or a TCP close), got %s" % (who, ended))
+                break
+    except Closed as e:
+        ended = "TCP %s" % e.how
+    except TimeoutError:
+        raise Fail("%s: neither closed nor sending after the cut" % who)
+    if seqs != sorted(seqs) or len(set(seqs)) != len(seqs):
+        raise Fail("%s: messages out of order or duplicated" % who)
+    return seqs, ended
+
+
 def case_slow_reader(exe):
     limit, wtimeout = 256 * 1024, 2.0
     name = "slow-reader: a client that never reads is cut off; another keeps echoing"
     asan = is_sanitized(exe)
     srv = Server(exe, "--outbound-limit", str(limit), "--write-timeout", str(wtimeout),
-                 env=asan_small_quarantine() if asan else None).start()
+                 env=quarantine_env(exe)).start()
     # The flood is up to 256 MiB; a server that kept what it cannot deliver
     # would grow by that much. What it may hold is one outbound queue (the
     # limit plus one message) and its read buffers: 32 MiB is far above
@@ -245,27 +260,9 @@ def case_slow_reader(exe):
         counted = st.get("closed_write_stall", 0) + st.get("closed_backpressure", 0)
         if "closed_write_stall" in st and counted < 1:
             raise Fail("/stats counts no backpressure or write-stall close: %s" % st)
-        # what the slow client had been sent: whole echoes, in order, then a close 1008 or the end of TCP
-        s.settimeout(2)
-        seqs, ended = [], None
-        try:
-            while True:
-                fin, op, data = slow.recv_frame(timeout=2)
-                if op == OP_BINARY:
-                    seqs.append(struct.unpack("!Q", data[:8])[0])
-                elif op == OP_CLOSE:
-                    ended = describe(op, data)
-                    if data[:2] != struct.pack("!H", 1008):
-                        raise Fail("slow client: expected close 1008 (or a TCP close), got %s" % ended)
-                    break
-        except Closed as e:
-            ended = "TCP %s" % e.how
-        except TimeoutError:
-            raise Fail("slow client: connection neither closed nor sending after the cut")
+        seqs, ended = read_until_cut(slow, "slow client", 2)
         if rss_max - rss0 > rss_bound:
             raise Fail("server RSS grew by %d KiB during the flood (bound %d KiB)" % (rss_max - rss0, rss_bound))
-        if seqs != sorted(seqs) or len(set(seqs)) != len(seqs):
-            raise Fail("slow client's echoes out of order or duplicated")
         lat.sort()
         report(name, None,
                "outbound limit %d KiB, write timeout %.0f s: cut after %.2f s, %d MiB sent, %d echoes "
@@ -278,13 +275,6 @@ def case_slow_reader(exe):
         report(name, "%s: %s" % (type(e).__name__, e))
     finally:
         stop_checked(srv, "slow-reader server")
-
-
-def asan_small_quarantine():
-    """ASan keeps freed memory in a quarantine (256 MiB by default); a 16 MiB
-    one keeps RSS meaningful, and is added to the memory tolerances."""
-    return {"ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") +
-            ":quarantine_size_mb=16:thread_local_quarantine_size_kb=64"}
 
 
 def churn_round(port, n, conns_out=None):
@@ -313,7 +303,7 @@ def churn_round(port, n, conns_out=None):
 def case_churn(exe, total=10000, batch=500):
     name = "churn: %d connections (half aborted with RST) leave connections, fds, threads, RSS at baseline" % total
     asan = is_sanitized(exe)
-    srv = Server(exe, env=asan_small_quarantine() if asan else None).start()
+    srv = Server(exe, env=quarantine_env(exe)).start()
     try:
         # warm-up at the same concurrency: pools and allocator arenas reach
         # the size this load needs before the baseline is taken
@@ -462,14 +452,6 @@ def case_drain(exe, answer):
 # ---------------------------------------------------------------------------
 # abuse at scale: trickled frames, a non-reader in a room, floods, huge sizes
 
-def peak_kib(srv):
-    with open("/proc/%d/status" % srv.pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmHWM")
-
-
 class EchoProbe:
     """A normal client on its own thread: echoes a 1 KiB text message every
     20 ms on one connection and records each round trip, so a case can show
@@ -579,7 +561,7 @@ def case_room_reader(exe, readers=3, msg_size=16 * 1024, window=4):
     name = "room-reader: a /broadcast member that never reads is cut off; the others get every message in order"
     asan = is_sanitized(exe)
     srv = Server(exe, "--outbound-limit", str(limit), "--write-timeout", str(wtimeout),
-                 env=asan_small_quarantine() if asan else None).start()
+                 env=quarantine_env(exe)).start()
     # What the server may hold for the stuck member is its outbound queue
     # (the limit plus one message) and the kernel's buffers, for the others
     # a window of messages: 32 MiB is far above that and far below the
@@ -588,7 +570,6 @@ def case_room_reader(exe, readers=3, msg_size=16 * 1024, window=4):
     conns = []
     try:
         stuck = small_buffer_conn(srv.port, "/broadcast", 10)
-        s = stuck.sock
         conns.append(stuck)
         sender = Conn(srv.port, "/broadcast", timeout=30)
         conns.append(sender)
@@ -662,25 +643,7 @@ def case_room_reader(exe, readers=3, msg_size=16 * 1024, window=4):
         st = srv.stats()
         if st["closed_write_stall"] + st["closed_backpressure"] < 1:
             raise Fail("/stats counts no write-stall or backpressure close: %s" % st)
-        # what reached the stuck member: whole messages in order, then 1008 or the end of TCP
-        seqs, ended = [], None
-        s.settimeout(5)
-        try:
-            while True:
-                fin, op, data = stuck.recv_frame(timeout=5)
-                if op == OP_BINARY:
-                    seqs.append(struct.unpack("!Q", data[:8])[0])
-                elif op == OP_CLOSE:
-                    ended = describe(op, data)
-                    if data[:2] != struct.pack("!H", 1008):
-                        raise Fail("stuck member: expected close 1008 (or a TCP close), got %s" % ended)
-                    break
-        except Closed as e:
-            ended = "TCP %s" % e.how
-        except TimeoutError:
-            raise Fail("stuck member: neither closed nor sending after the cut")
-        if seqs != sorted(seqs) or len(set(seqs)) != len(seqs):
-            raise Fail("stuck member's messages out of order or duplicated")
+        seqs, ended = read_until_cut(stuck, "stuck member", 5)
         if rss_max - rss0 > rss_bound:
             raise Fail("server RSS grew by %d KiB (bound %d KiB)" % (rss_max - rss0, rss_bound))
         lat.sort()
@@ -715,7 +678,7 @@ def case_ping_flood(exe, n=100000):
     name = "ping-flood: %d pings as fast as the socket takes them are answered in order or cut off " \
            "with a close; memory bounded; another connection keeps echoing" % n
     asan = is_sanitized(exe)
-    srv = Server(exe, env=asan_small_quarantine() if asan else None).start()
+    srv = Server(exe, env=quarantine_env(exe)).start()
     # The pings are 1 MB of input; answering them needs a pong queue the
     # size of what the client has not read yet, which the outbound limit
     # (1 MiB) caps. 16 MiB is far above that (plus ASan's quarantine).
@@ -803,7 +766,7 @@ def case_fragment_flood(exe, n=100000):
         chunks = [b"".join(pieces[i:i + 2000]) for i in range(0, n, 2000)]
         for limit in (None, n // 2):
             args = ("--max-message", str(limit)) if limit else ()
-            srv = Server(exe, *args, env=asan_small_quarantine() if asan else None).start()
+            srv = Server(exe, *args, env=quarantine_env(exe)).start()
             try:
                 probe = EchoProbe(srv.port)
                 c = Conn(srv.port, "/echo", timeout=30)
@@ -845,7 +808,7 @@ def case_huge_sizes(exe):
     name = "huge-sizes: 2^63 and 2^63-1 declared frame lengths, a 100 MiB message, 10,000 upgrade " \
            "headers, a 1 MiB header line: each its close code or status, RSS bounded"
     asan = is_sanitized(exe)
-    srv = Server(exe, env=asan_small_quarantine() if asan else None).start()
+    srv = Server(exe, env=quarantine_env(exe)).start()
     try:
         probe = EchoProbe(srv.port)
         rss0 = srv.rss_kib()
@@ -890,7 +853,7 @@ def case_huge_sizes(exe):
                 raise Fail("%s: status %d, expected %d" % (what, st, status))
             seen.append("%s -> %d" % (what, st))
         rss1 = srv.rss_kib()
-        peak = peak_kib(srv)
+        peak = srv.proc_status("VmHWM")
         other = probe.finish()
         # The 100 MiB message may be held up to the 16 MiB limit before the
         # 1009; 16 MiB more is slack for the allocator. Under ASan a
@@ -910,23 +873,13 @@ def case_huge_sizes(exe):
         stop_checked(srv, "huge-sizes server")
 
 
-def stop_checked(srv, what):
-    status = srv.stop()
-    report("%s exits 0 on SIGTERM" % what, None if status == 0 else "status %s\n%s" % (status, srv.stderr_tail()))
-
-
 def main():
     args = sys.argv[1:]
-    filt = None
-    if "-k" in args:
-        i = args.index("-k")
-        filt = args[i + 1]
-        del args[i:i + 2]
+    filt = take_option(args, "-k")
     if len(args) != 1:
         print("usage: run.py SNOW_ECHO [-k SUBSTRING]", file=sys.stderr)
         return 2
     exe = args[0]
-    t0 = time.monotonic()
     cases = [("half-open", lambda: case_half_open(exe)),
              ("slow-reader", lambda: case_slow_reader(exe)),
              ("churn", lambda: case_churn(exe)),
@@ -939,22 +892,9 @@ def main():
              ("fragment-flood", lambda: case_fragment_flood(exe)),
              ("huge-sizes", lambda: case_huge_sizes(exe))]
     for key, fn in cases:
-        if filt and filt not in key:
-            continue
-        try:
-            fn()
-        except Exception as e:  # noqa: BLE001 - a broken case is a failed case
-            import traceback
-            report(key, "%s: %s\n%s" % (type(e).__name__, e, traceback.format_exc()))
-    failed = [n for n, e in results if e is not None]
-    print("# %.1f s" % (time.monotonic() - t0))
-    if failed:
-        print("failed cases:")
-        for n in failed:
-            print("  " + n)
-    print("%d passed, %d failed" % (len(results) - len(failed), len(failed)))
-    return 1 if failed else 0
-
+        if not filt or filt in key:
+            results.run(key, fn)
+    return results.summary()
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -47,8 +47,9 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "wsconf"))
+from runner import Results, take_option  # noqa: E402
 from wsclient import (OP_BINARY, OP_CLOSE, OP_TEXT, Closed, Conn, Fail, Server,  # noqa: E402
-                      clean_close, describe, expect_message, frame, is_sanitized)
+                      clean_close, describe, expect_message, frame, is_sanitized, quarantine_env)
 
 PING, PONG = 1.0, 1.0
 REAP_BOUND = PING + PONG + 4.0
@@ -265,10 +266,8 @@ def churn(srv, seconds, counts, errors, seed):
 
 def snapshot(srv):
     st = srv.stats()
-    with open("/proc/%d/status" % srv.pid) as f:
-        th = next(int(l.split()[1]) for l in f if l.startswith("Threads:"))
     return {"connections": st["connections"], "members": st["room"]["members"], "actors": st["actors"],
-            "threads": th, "fds": srv.fd_count(), "rss": srv.rss_kib()}
+            "threads": srv.proc_status("Threads"), "fds": srv.fd_count(), "rss": srv.rss_kib()}
 
 
 def settle(srv, base, timeout=15):
@@ -284,23 +283,15 @@ def settle(srv, base, timeout=15):
 
 def main():
     args = sys.argv[1:]
-    seconds = 30.0
-    if "--seconds" in args:
-        i = args.index("--seconds")
-        seconds = float(args[i + 1])
-        del args[i:i + 2]
+    seconds = float(take_option(args, "--seconds", 30.0))
     if len(args) != 1:
         print("usage: soak.py SNOW_ECHO [--seconds N]", file=sys.stderr)
         return 2
     exe = args[0]
     asan = is_sanitized(exe)
-    env = None
-    if asan:
-        env = {"ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") +
-               ":quarantine_size_mb=16:thread_local_quarantine_size_kb=64"}
     srv = Server(exe, "--ping-interval", str(PING), "--pong-timeout", str(PONG), "--outbound-limit", str(OUTBOUND),
-                 env=env).start()
-    results = []
+                 env=quarantine_env(exe)).start()
+    results = Results()
     try:
         empty = snapshot(srv)
         # warm-up: the same mix, so every cache reaches this load's size
@@ -347,21 +338,11 @@ def main():
                 raise Fail("%s %d after the soak, baseline %d; %s" % (k, after[k], base[k], info))
         if after["rss"] > base["rss"] + tol:
             raise Fail("RSS grew by %d KiB; %s" % (after["rss"] - base["rss"], info))
-        results.append(("soak", None, "%s; %.1f s in all" % (info, spent)))
+        results.report("soak", None, "%s; %.1f s in all" % (info, spent))
     except (Fail, OSError, Closed) as e:
-        results.append(("soak", "%s: %s" % (type(e).__name__, e), ""))
-    status = srv.stop()
-    results.append(("soak server exits 0 on SIGTERM", None if status == 0 else
-                    "status %s\n%s" % (status, srv.stderr_tail()), ""))
-    failed = 0
-    for name, err, info in results:
-        if err is None:
-            print("ok   %s%s" % (name, (" (%s)" % info) if info else ""))
-        else:
-            failed += 1
-            print("FAIL %s: %s" % (name, err))
-    print("%d passed, %d failed" % (len(results) - failed, failed))
-    return 1 if failed else 0
+        results.report("soak", "%s: %s" % (type(e).__name__, e))
+    results.stop_checked(srv, "soak server")
+    return results.summary()
 
 
 if __name__ == "__main__":

@@ -23,11 +23,11 @@ import struct
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(HERE, "..", "wsconf"))
+from runner import Results, take_option  # noqa: E402
 from wsclient import Server, make_certs  # noqa: E402
 
 try:
@@ -39,16 +39,9 @@ except ImportError as e:  # reported as a failed case
     WS_IMPORT_ERROR = "%s (interpreter %s; Debian package python3-websockets)" % (e, sys.executable)
 
 LIMIT = 4096
-results = []
-FILTER = None
-
-
-def report(name, err):
-    if FILTER and FILTER not in name:
-        return
-    results.append((name, err))
-    print(("ok   %s" % name) if err is None else ("FAIL %s: %s" % (name, err)))
-    sys.stdout.flush()
+results = Results()  # main sets results.only from -k
+report = results.report
+stop_checked = results.stop_checked
 
 
 # ---------------------------------------------------------------------------
@@ -289,7 +282,7 @@ def run_py_cases(cases):
     async def one(fn):
         await asyncio.wait_for(fn(), 90)
     for name, fn in cases:
-        if FILTER and FILTER not in name:
+        if not results.wanted(name):
             continue
         try:
             asyncio.run(one(fn))
@@ -304,7 +297,7 @@ def py_heartbeat(exe):
     """The server pings every 0.3 s (pong timeout 1 s); a real client
     answers by itself and stays connected across many intervals."""
     name = "python: server heartbeat (ping 0.3 s) is answered by the client; connection stays open 3 s"
-    if FILTER and FILTER not in name:
+    if not results.wanted(name):
         return
     srv = Server(exe, "--ping-interval", "0.3", "--pong-timeout", "1").start()
     try:
@@ -337,7 +330,7 @@ def drain(exe, node_ok):
     name = "drain: SIGTERM closes Python and Node clients with 1001, server exits 0"
     if not node_ok:
         name = "drain: SIGTERM closes Python clients with 1001, server exits 0 (no Node clients: node ws failed)"
-    if FILTER and FILTER not in name:
+    if not results.wanted(name):
         return
     srv = Server(exe).start()
     holders = []
@@ -375,11 +368,6 @@ def drain(exe, node_ok):
         srv.kill()
 
 
-def stop_checked(srv, what):
-    status = srv.stop()
-    report("%s exits 0 on SIGTERM" % what, None if status == 0 else "status %s\n%s" % (status, srv.stderr_tail()))
-
-
 def run_node(port, limit_port, tls_port, ca):
     try:
         out = subprocess.run(["node", os.path.join(HERE, "node_client.js"), "cases", str(port), str(limit_port),
@@ -406,17 +394,12 @@ def run_node(port, limit_port, tls_port, ca):
 
 
 def main():
-    global FILTER
     args = sys.argv[1:]
-    if "-k" in args:
-        i = args.index("-k")
-        FILTER = args[i + 1]
-        del args[i:i + 2]
+    results.only = take_option(args, "-k")
     if len(args) != 1:
         print("usage: run.py SNOW_ECHO [-k SUBSTRING]", file=sys.stderr)
         return 2
     exe = args[0]
-    t0 = time.monotonic()
     tmp = tempfile.mkdtemp(prefix="snow-wsinterop-")
     ca = cert = key = None
     try:
@@ -430,9 +413,7 @@ def main():
         limit_srv = Server(exe, "--max-message", str(LIMIT)).start()
     except (RuntimeError, OSError) as e:
         report("snow-echo starts", str(e))
-        print("%d passed, %d failed" % (sum(1 for _, x in results if x is None),
-                                        sum(1 for _, x in results if x is not None)))
-        return 1
+        return results.summary()
     tls_srv = None
     if cert:
         try:
@@ -456,15 +437,7 @@ def main():
         py_heartbeat(exe)
         drain(exe, node_ok)
 
-    failed = [n for n, e in results if e is not None]
-    print("# %.1f s" % (time.monotonic() - t0))
-    if failed:
-        print("failed cases:")
-        for n in failed:
-            print("  " + n)
-    print("%d passed, %d failed" % (len(results) - len(failed), len(failed)))
-    return 1 if failed else 0
-
+    return results.summary()
 
 if __name__ == "__main__":
     sys.exit(main())
