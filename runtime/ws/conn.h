@@ -47,6 +47,9 @@
 #define WS_FLUSH_AT (256 * 1024)
 /* Mailbox messages handled per wake-up before the loop looks at the socket. */
 #define WS_MAIL_BUDGET 256
+/* A connection whose peer sent bytes less than this long ago waits with its
+ * stack and awake part instead of hibernating (conn.c, maybe_hibernate). */
+#define WS_HOT_MS 20
 /* The kernel's share of a connection's outbound limit: SO_SNDBUF is capped
  * at this (the kernel doubles it for its bookkeeping). */
 #define WS_SNDBUF_MAX (128 * 1024)
@@ -158,6 +161,9 @@ struct ws_live {
     struct ws_handshake *hs;  /* during CONNECTING only */
     const SnowHttpReq *req;   /* during CONNECTING only */
     uint16_t fail_code;       /* a close we must start at the next step */
+    bool got_input;           /* this turn read bytes from the peer */
+    int64_t now;              /* rt_now_ns() of this turn's deadline check */
+    int64_t hot_until;        /* no hibernation before this (WS_HOT_MS after input) */
     struct ws_pmd_live pmd;   /* permessage-deflate: the message being inflated */
 };
 
