@@ -77,6 +77,10 @@ static inline void ws_count(_Atomic uint64_t *c, uint64_t n)
 
 /* Data frames held in the queue's own slots before it needs an array. */
 #define WS_OUTQ_INLINE 8
+/* Own frames of up to WS_BATCH_FRAME bytes are written back to back into
+ * the queue's batch buffer of WS_BATCH_CAP bytes (outq.c). */
+#define WS_BATCH_CAP (16 * 1024 - 64)
+#define WS_BATCH_FRAME 4096
 
 struct ws_outq {
     /* Data lane: a ring of frame references (one each), oldest at first;
@@ -96,6 +100,13 @@ struct ws_outq {
     int8_t ctl_cur;              /* lane being written, -1 none */
     bool close_now;              /* the close overtakes queued data (which is dropped) */
     size_t bytes;                /* bytes queued in both lanes */
+    /* Small own frames are not a malloc each: they are appended, whole, to
+     * this one buffer while it is the newest entry of the data lane, so the
+     * replies of one turn are one contiguous piece of one writev. It is the
+     * queue's own (never shared, refs unused), kept while the connection is
+     * awake, and an entry of the ring only while batch_queued. */
+    struct ws_shared_frame *batch;
+    bool batch_queued;
 };
 
 enum { WS_CTL_PONG = 0, WS_CTL_PING = 1, WS_CTL_CLOSE = 2 };
