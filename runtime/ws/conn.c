@@ -253,6 +253,43 @@ struct msg_call {
     int is_text;
 };
 
+/*
+ * The connection whose on_message runs on this thread, so that the sends
+ * of a handler to its own connection find it without the table's lock.
+ * Each access is a function of its own that is never inlined: the handler
+ * may park and resume on another worker thread, and an address of this
+ * thread's slot kept across the call would then name the wrong thread's.
+ * A slot left behind that way (the handler went on elsewhere) names its
+ * actor's PID, which only that actor can match (ws_conn_current compares
+ * it with the caller), and its connection lives as long as that actor
+ * runs its loop.
+ */
+static _Thread_local struct {
+    SnowPid pid;
+    struct ws_conn *c;
+} current;
+
+RT_NOINLINE static void current_set(struct ws_conn *c)
+{
+    current.pid = c->pid;
+    current.c = c;
+}
+
+RT_NOINLINE static void current_clear(struct ws_conn *c)
+{
+    if (current.c == c) {
+        current.pid = 0;
+        current.c = NULL;
+    }
+}
+
+RT_NOINLINE struct ws_conn *ws_conn_current(SnowPid pid)
+{
+    if (pid && current.pid == pid && pid == snow_actor_self())
+        return current.c;
+    return NULL;
+}
+
 static void call_message(void *arg)
 {
     struct msg_call *m = arg;
@@ -274,7 +311,10 @@ static void deliver_message(struct ws_conn *c, const uint8_t *p, size_t n, unsig
     struct msg_call m = {c, p ? (const void *)p : (const void *)"", n, opcode == WS_OP_TEXT};
     c->lv->msg = m.p;
     c->lv->msg_len = n;
+    c->lv->msg_text = m.is_text;
+    current_set(c);
     ws_call(c, call_message, &m);
+    current_clear(c);
     c->lv->msg = NULL;
     c->lv->msg_len = 0;
     ws_pmd_after_message(c);

@@ -169,6 +169,7 @@ struct ws_live {
     int64_t close_due, stall_due, drain_due, spread_due;
     const uint8_t *msg;       /* the message on_message is looking at */
     size_t msg_len;
+    bool msg_text;            /* it is text (valid UTF-8: checked as it came) */
     struct ws_handshake *hs;  /* during CONNECTING only */
     const SnowHttpReq *req;   /* during CONNECTING only */
     uint16_t fail_code;       /* a close we must start at the next step */
@@ -267,6 +268,9 @@ void ws_table_set_phase(struct ws_conn *c, uint8_t phase);
 int ws_table_with(SnowPid pid, int (*fn)(struct ws_conn *c, void *arg), void *arg);
 /* The calling actor's own connection (its table entry), or NULL. */
 struct ws_conn *ws_conn_self(SnowPid pid);
+/* The same without the table's lock while the caller is in its own
+ * connection's on_message (conn.c), else NULL. */
+struct ws_conn *ws_conn_current(SnowPid pid);
 void ws_conn_count_add(int d);
 
 /* Payload of the runtime's SNOW_TAG_WS_CLOSE request to a connection. */

@@ -392,10 +392,21 @@ unsigned ws_unmask(uint8_t *p, size_t n, const uint8_t key[4], unsigned phase)
 {
     phase &= 3;
     uint8_t k8[8];
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* Byte j of a little-endian word is its bits 8j..8j+7: rotating the
+     * key right by 8 * phase bits starts it at key byte phase. */
+    uint32_t k;
+    memcpy(&k, key, 4);
+    if (phase)
+        k = k >> (8 * phase) | k << (32 - 8 * phase);
+    uint64_t m = (uint64_t)k << 32 | k;
+    memcpy(k8, &m, 8);
+#else
     for (unsigned j = 0; j < 8; j++)
         k8[j] = key[(phase + j) & 3];
     uint64_t m;
     memcpy(&m, k8, 8);
+#endif
     size_t i = 0;
     for (; n - i >= 32; i += 32) {
         uint64_t w[4];
