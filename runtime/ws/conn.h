@@ -47,6 +47,9 @@
 #define WS_FLUSH_AT (256 * 1024)
 /* Mailbox messages handled per wake-up before the loop looks at the socket. */
 #define WS_MAIL_BUDGET 256
+/* A connection whose peer sent bytes less than this long ago waits with its
+ * stack and awake part instead of hibernating (conn.c, maybe_hibernate). */
+#define WS_HOT_MS 20
 /* The kernel's share of a connection's outbound limit: SO_SNDBUF is capped
  * at this (the kernel doubles it for its bookkeeping). */
 #define WS_SNDBUF_MAX (128 * 1024)
@@ -74,6 +77,10 @@ static inline void ws_count(_Atomic uint64_t *c, uint64_t n)
 
 /* Data frames held in the queue's own slots before it needs an array. */
 #define WS_OUTQ_INLINE 8
+/* Own frames of up to WS_BATCH_FRAME bytes are written back to back into
+ * the queue's batch buffer of WS_BATCH_CAP bytes (outq.c). */
+#define WS_BATCH_CAP (16 * 1024 - 64)
+#define WS_BATCH_FRAME 4096
 
 struct ws_outq {
     /* Data lane: a ring of frame references (one each), oldest at first;
@@ -93,6 +100,13 @@ struct ws_outq {
     int8_t ctl_cur;              /* lane being written, -1 none */
     bool close_now;              /* the close overtakes queued data (which is dropped) */
     size_t bytes;                /* bytes queued in both lanes */
+    /* Small own frames are not a malloc each: they are appended, whole, to
+     * this one buffer while it is the newest entry of the data lane, so the
+     * replies of one turn are one contiguous piece of one writev. It is the
+     * queue's own (never shared, refs unused), kept while the connection is
+     * awake, and an entry of the ring only while batch_queued. */
+    struct ws_shared_frame *batch;
+    bool batch_queued;
 };
 
 enum { WS_CTL_PONG = 0, WS_CTL_PING = 1, WS_CTL_CLOSE = 2 };
@@ -155,9 +169,13 @@ struct ws_live {
     int64_t close_due, stall_due, drain_due, spread_due;
     const uint8_t *msg;       /* the message on_message is looking at */
     size_t msg_len;
+    bool msg_text;            /* it is text (valid UTF-8: checked as it came) */
     struct ws_handshake *hs;  /* during CONNECTING only */
     const SnowHttpReq *req;   /* during CONNECTING only */
     uint16_t fail_code;       /* a close we must start at the next step */
+    bool got_input;           /* this turn read bytes from the peer */
+    int64_t now;              /* rt_now_ns() of this turn's deadline check */
+    int64_t hot_until;        /* no hibernation before this (WS_HOT_MS after input) */
     struct ws_pmd_live pmd;   /* permessage-deflate: the message being inflated */
 };
 
@@ -250,6 +268,9 @@ void ws_table_set_phase(struct ws_conn *c, uint8_t phase);
 int ws_table_with(SnowPid pid, int (*fn)(struct ws_conn *c, void *arg), void *arg);
 /* The calling actor's own connection (its table entry), or NULL. */
 struct ws_conn *ws_conn_self(SnowPid pid);
+/* The same without the table's lock while the caller is in its own
+ * connection's on_message (conn.c), else NULL. */
+struct ws_conn *ws_conn_current(SnowPid pid);
 void ws_conn_count_add(int d);
 
 /* Payload of the runtime's SNOW_TAG_WS_CLOSE request to a connection. */

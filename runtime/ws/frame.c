@@ -227,6 +227,39 @@ static int frame_end(struct ws_decoder *d, struct ws_event *ev)
     return WS_EV_FRAME_END;
 }
 
+/*
+ * The usual case, a whole header at the start of buf: the same steps as the
+ * collecting path below (on_fixed_header, on_extended_length, on_mask_key,
+ * failing at the same byte), without copying the header piece by piece.
+ * Returns what next_event would for it, with *off past the header, or
+ * WS_EV_NONE with *off 0 when the header is not all there.
+ */
+static int whole_header(struct ws_decoder *d, const uint8_t *buf, size_t len, size_t *off, struct ws_event *ev)
+{
+    *off = 0;
+    if (len < 6)
+        return WS_EV_NONE;
+    unsigned len7 = buf[1] & 0x7Fu;
+    size_t ext = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
+    if (len < 6 + ext)
+        return WS_EV_NONE;
+    d->hdr[0] = buf[0];
+    d->hdr[1] = buf[1];
+    *off = 2;
+    int rc = on_fixed_header(d);
+    if (rc != WS_EV_NONE)
+        return rc;
+    if (ext) {
+        memcpy(d->hdr, buf + 2, ext);
+        *off += ext;
+        if ((rc = on_extended_length(d)) != WS_EV_NONE)
+            return rc;
+    }
+    memcpy(d->hdr, buf + *off, 4);
+    *off += 4;
+    return on_mask_key(d, ev);
+}
+
 /* One step of the decoder: an event kind (> 0) with *used bytes taken,
  * WS_EV_NONE with all len bytes taken, or STEP_FAILED. */
 static int next_event(struct ws_decoder *d, uint8_t *buf, size_t len, size_t *used, struct ws_event *ev)
@@ -234,6 +267,14 @@ static int next_event(struct ws_decoder *d, uint8_t *buf, size_t len, size_t *us
     size_t off = 0;
     int rc;
 
+    if (d->state == WS_DEC_HEADER && d->have == 0) {
+        rc = whole_header(d, buf, len, &off, ev);
+        if (rc != WS_EV_NONE) {
+            *used = off;
+            return rc;
+        }
+        /* off > 0: a control frame's payload follows (state CONTROL). */
+    }
     for (;;) {
         switch (d->state) {
         case WS_DEC_HEADER:
@@ -342,45 +383,47 @@ ssize_t ws_decoder_next(struct ws_decoder *d, uint8_t *buf, size_t len, struct w
 
 /*
  * The key repeats every 4 bytes, so 8 bytes at a time XOR with the key
- * rotated to the current phase, written twice into a 64-bit word. The
- * unaligned head is done byte by byte so the word loop runs on aligned
- * addresses; a multiple of 8 bytes leaves the phase unchanged.
+ * rotated to the current phase, written twice into a 64-bit word; the words
+ * are loaded and stored unaligned (memcpy), so no byte-by-byte head is
+ * needed, and byte i of the tail takes key byte (phase + i) & 3 like the
+ * words.
  */
 unsigned ws_unmask(uint8_t *p, size_t n, const uint8_t key[4], unsigned phase)
 {
-    size_t i = 0;
     phase &= 3;
-    if (n == 0)
-        return phase;
-    while (i < n && ((uintptr_t)(p + i) & 7)) {
-        p[i++] ^= key[phase];
-        phase = (phase + 1) & 3;
+    uint8_t k8[8];
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* Byte j of a little-endian word is its bits 8j..8j+7: rotating the
+     * key right by 8 * phase bits starts it at key byte phase. */
+    uint32_t k;
+    memcpy(&k, key, 4);
+    if (phase)
+        k = k >> (8 * phase) | k << (32 - 8 * phase);
+    uint64_t m = (uint64_t)k << 32 | k;
+    memcpy(k8, &m, 8);
+#else
+    for (unsigned j = 0; j < 8; j++)
+        k8[j] = key[(phase + j) & 3];
+    uint64_t m;
+    memcpy(&m, k8, 8);
+#endif
+    size_t i = 0;
+    for (; n - i >= 32; i += 32) {
+        uint64_t w[4];
+        memcpy(w, p + i, 32);
+        w[0] ^= m;
+        w[1] ^= m;
+        w[2] ^= m;
+        w[3] ^= m;
+        memcpy(p + i, w, 32);
     }
-    if (n - i >= 8) {
-        uint8_t k8[8];
-        for (unsigned j = 0; j < 8; j++)
-            k8[j] = key[(phase + j) & 3];
-        uint64_t m;
-        memcpy(&m, k8, 8);
-        for (; n - i >= 32; i += 32) {
-            uint64_t w[4];
-            memcpy(w, p + i, 32);
-            w[0] ^= m;
-            w[1] ^= m;
-            w[2] ^= m;
-            w[3] ^= m;
-            memcpy(p + i, w, 32);
-        }
-        for (; n - i >= 8; i += 8) {
-            uint64_t w;
-            memcpy(&w, p + i, 8);
-            w ^= m;
-            memcpy(p + i, &w, 8);
-        }
+    for (; n - i >= 8; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        w ^= m;
+        memcpy(p + i, &w, 8);
     }
-    while (i < n) {
-        p[i++] ^= key[phase];
-        phase = (phase + 1) & 3;
-    }
-    return phase;
+    for (; i < n; i++)
+        p[i] ^= k8[i & 7];
+    return (unsigned)((phase + n) & 3);
 }

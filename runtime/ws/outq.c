@@ -40,10 +40,20 @@ static struct ws_shared_frame *at(struct ws_outq *q, uint32_t i)
     return slots(q)[(q->first + i) % capacity(q)];
 }
 
+/* Lets go of a data-lane entry: a shared frame's reference, or the batch
+ * (which stays the queue's, for the next turn). */
+static void release(struct ws_outq *q, struct ws_shared_frame *f)
+{
+    if (f == q->batch)
+        q->batch_queued = false;
+    else
+        ws_shared_frame_unref(f);
+}
+
 /* Drops the oldest data frame (its bytes are already off the count). */
 static void pop_first(struct ws_outq *q)
 {
-    ws_shared_frame_unref(slots(q)[q->first]);
+    release(q, slots(q)[q->first]);
     q->first = (q->first + 1) % capacity(q);
     q->n--;
 }
@@ -53,7 +63,44 @@ void ws_outq_clear(struct ws_outq *q)
     while (q->n)
         pop_first(q);
     free(q->ring);
+    free(q->batch);
     ws_outq_init(q);
+}
+
+/* Bytes of the server frame at p (header and payload; the queue wrote it). */
+static size_t frame_size(const uint8_t *p)
+{
+    uint64_t n = p[1] & 0x7Fu;
+    size_t h = 2;
+    if (n == 126) {
+        n = (uint64_t)p[2] << 8 | p[3];
+        h = 4;
+    } else if (n == 127) {
+        n = 0;
+        for (int i = 0; i < 8; i++)
+            n = n << 8 | p[2 + i];
+        h = 10;
+    }
+    return h + (size_t)n;
+}
+
+/* The end of the batch's frame that holds byte off, or off itself when a
+ * frame starts there (a frame boundary). */
+static size_t batch_frame_end(const struct ws_shared_frame *b, size_t off)
+{
+    size_t i = 0;
+    while (i < off)
+        i += frame_size(b->bytes + i);
+    return i;
+}
+
+/* The oldest entry is written up to a frame boundary (off 0, or between
+ * two frames of the batch), where a control frame may go. */
+static bool at_boundary(struct ws_outq *q)
+{
+    if (!q->off)
+        return true;
+    return q->n && at(q, 0) == q->batch && batch_frame_end(q->batch, q->off) == q->off;
 }
 
 /* Room for k more data frames: 0 or -ENOMEM (nothing changed). */
@@ -116,8 +163,18 @@ size_t ws_outq_abort(struct ws_outq *q)
         uint32_t last = (q->first + q->n - 1) % capacity(q);
         struct ws_shared_frame *f = slots(q)[last];
         dropped += f->len;
-        ws_shared_frame_unref(f);
+        release(q, f);
         q->n--;
+    }
+    if (keep && at(q, 0) == q->batch) {
+        /* Of a batch partly written, only the frame being written stays. */
+        size_t end = batch_frame_end(q->batch, q->off);
+        dropped += q->batch->len - end;
+        q->batch->len = end;
+        if (end == q->off) {
+            q->off = 0;
+            pop_first(q);
+        }
     }
     q->bytes -= dropped;
     q->close_now = true;
@@ -130,11 +187,11 @@ bool ws_outq_close_queued(const struct ws_outq *q)
 }
 
 /* Which control frame may go next: none while a data frame is half out. */
-static int next_control(const struct ws_outq *q)
+static int next_control(struct ws_outq *q)
 {
     if (q->ctl_cur >= 0)
         return q->ctl_cur;
-    if (q->off)
+    if (!at_boundary((struct ws_outq *)q))
         return -1;
     if (q->ctl_len[WS_CTL_PONG])
         return WS_CTL_PONG;
@@ -237,9 +294,57 @@ int ws_outq_message(struct ws_outq *q, unsigned opcode, const void *data, size_t
     return ws_outq_message_rsv(q, opcode, 0, data, n);
 }
 
+/*
+ * A small whole frame into the batch, when the batch is free (not in the
+ * ring: it starts over) or is the newest entry with room left. Returns 0,
+ * 1 when it does not fit there (the caller makes a frame of its own), or
+ * -ENOMEM.
+ */
+static int batch_append(struct ws_outq *q, unsigned opcode, unsigned rsv, const uint8_t *p, size_t n)
+{
+    size_t flen = ws_frame_header_len(n) + n;
+    if (flen > WS_BATCH_FRAME)
+        return 1;
+    struct ws_shared_frame *b = q->batch;
+    if (!b) {
+        if (!(b = malloc(sizeof *b + WS_BATCH_CAP)))
+            return -ENOMEM;
+        memset(b, 0, sizeof *b);
+        atomic_init(&b->refs, 1);
+        q->batch = b;
+    }
+    if (q->batch_queued) {
+        uint32_t last = (q->first + q->n - 1) % capacity(q);
+        if (slots(q)[last] != b || b->len + flen > WS_BATCH_CAP)
+            return 1;
+    } else {
+        if (reserve(q, 1) < 0)
+            return -ENOMEM;
+        b->len = 0;
+    }
+    uint8_t *at_end = b->bytes + b->len;
+    int h = ws_frame_header(at_end, opcode, true, n);
+    if (h < 0)
+        return h;
+    at_end[0] |= (uint8_t)rsv;
+    if (n)
+        memcpy(at_end + h, p, n);
+    b->len += flen;
+    q->bytes += flen;
+    if (!q->batch_queued) {
+        slots(q)[(q->first + q->n) % capacity(q)] = b;
+        q->n++;
+        q->batch_queued = true;
+    }
+    return 0;
+}
+
 int ws_outq_message_rsv(struct ws_outq *q, unsigned opcode, unsigned rsv, const void *data, size_t n)
 {
     const uint8_t *p = data;
+    int r = batch_append(q, opcode, rsv, p, n);
+    if (r <= 0)
+        return r;
     /* Every fragment is built first: a message is queued whole or not at
      * all, never torn by a failed allocation. */
     size_t nfrag = n ? (n + WS_SEND_FRAGMENT - 1) / WS_SEND_FRAGMENT : 1;

@@ -177,8 +177,21 @@ static int panic_connect(SnowWsConn *conn, const SnowHttpReq *req, SnowHttpRes *
     snow_panic("on_connect failed on purpose");
 }
 
+/* Answers every message as text: the message itself when that is valid
+ * UTF-8 (a text message echoed whole is not validated again; a binary one
+ * is), "EILSEQ" as binary when the send refuses it. */
+static void astext_message(SnowWsConn *conn, const void *data, size_t len, int is_text, void *arg)
+{
+    (void)is_text;
+    (void)arg;
+    int r = snow_ws_send_text(conn, data, len);
+    if (r == -EILSEQ)
+        r = snow_ws_send_binary(conn, "EILSEQ", 6);
+    ck_assert_int_eq(r, 0);
+}
+
 SnowWsHandler h_keep, h_pconnect, h_spread, h_echo, h_auth, h_panic, h_flood, h_floodclose, h_stall, h_hb, h_foreign, h_info,
-    h_close, h_origin, h_small;
+    h_close, h_origin, h_small, h_astext;
 
 static const char *const protos[] = {"chat.v1", "chat.v2"};
 static const char *const origins[] = {"https://good.example"};
@@ -193,7 +206,7 @@ static void plain(SnowHttpReq *req, SnowHttpRes *res, void *arg)
 static void routes(SnowRouter *r)
 {
     SnowWsHandler *all[] = {&h_echo, &h_auth,  &h_panic, &h_flood,  &h_floodclose, &h_stall, &h_hb,   &h_foreign,
-                            &h_info, &h_close, &h_origin, &h_small, &h_keep,       &h_pconnect, &h_spread};
+                            &h_info, &h_close, &h_origin, &h_small, &h_keep,       &h_pconnect, &h_spread, &h_astext};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         snow_ws_handler_init(all[i]);
         all[i]->on_close = record_close;
@@ -224,6 +237,7 @@ static void routes(SnowRouter *r)
     h_origin.norigins = 1;
     h_small.max_message = 1000;
     h_keep.on_message = keep_message;
+    h_astext.on_message = astext_message;
     h_pconnect.on_connect = panic_connect;
     h_spread.drain_spread_ms = 300;
     ck_assert_int_eq(snow_router_ws(r, "/keep", &h_keep), 0);
@@ -241,6 +255,7 @@ static void routes(SnowRouter *r)
     ck_assert_int_eq(snow_router_ws(r, "/close", &h_close), 0);
     ck_assert_int_eq(snow_router_ws(r, "/origin", &h_origin), 0);
     ck_assert_int_eq(snow_router_ws(r, "/small", &h_small), 0);
+    ck_assert_int_eq(snow_router_ws(r, "/astext", &h_astext), 0);
     ck_assert_int_eq(snow_router_route(r, "GET", "/plain", plain, NULL), 0);
 }
 

@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "conn_util.h"
+#include "ws/conn.h"
 
 struct conn_events conn_ev = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}};
 
@@ -79,6 +81,18 @@ void wait_closes(int n)
 void wait_opens(int n)
 {
     ck_assert_int_eq(wait_count(&conn_ev.s.opens, n), n);
+}
+
+uint64_t wait_hibernated(uint64_t n)
+{
+    struct ws_idle_totals t;
+    for (int i = 0; i < 2000; i++) {
+        ws_idle_totals(&t);
+        if (t.hibernated >= n)
+            break;
+        usleep(5000);
+    }
+    return t.hibernated;
 }
 
 void wait_bp_result(void)

@@ -52,6 +52,10 @@ void record_open(SnowWsConn *conn, void *arg);
  * ran n times, and assert that they did. */
 void wait_closes(int n);
 void wait_opens(int n);
+/* Waits (bounded: a failure guard only) until n connections hibernate
+ * (a busy one waits WS_HOT_MS after its peer's last bytes first). Returns
+ * the number hibernated. */
+uint64_t wait_hibernated(uint64_t n);
 /* Waits (bounded likewise) until a handler recorded a non-zero bp_result. */
 void wait_bp_result(void);
 

@@ -79,7 +79,7 @@ START_TEST(mailbox_after_hibernation)
     wait_opens(1);
     SnowPid pid = seen().last_pid;
     for (int i = 0; i < 5; i++) {
-        usleep(20000);
+        ck_assert_uint_eq(wait_hibernated(1), 1);
         char msg[16];
         int n = snprintf(msg, sizeof msg, "tick %d", i);
         ck_assert_int_eq(snow_actor_send(pid, 77, msg, (size_t)n), 0);
@@ -100,9 +100,33 @@ START_TEST(msg_keep_outlives_the_call)
     ck_assert_int_eq(wsc_open(&c, port, "/keep", NULL, NULL, 0), 101);
     ck_assert_int_eq(wsc_frame(&c, 0x81, "first words", 11), 0);
     expect_message(&c, 1, "kept", 4);
-    usleep(20000); /* long enough to hibernate in between */
+    ck_assert_uint_eq(wait_hibernated(1), 1); /* the kept message outlives a hibernation */
     ck_assert_int_eq(wsc_frame(&c, 0x81, "later", 5), 0);
     expect_message(&c, 1, "first words", 11);
+    wsc_close(&c);
+    wait_closes(1);
+    conn_stop();
+}
+END_TEST
+
+START_TEST(own_text_send_validates_what_was_not_text)
+{
+    /* The handler sends each message back as text. A text message came
+     * in valid and goes back as it was; binary bytes are checked like any
+     * other text, so invalid ones are refused with -EILSEQ (answered here
+     * with a binary "EILSEQ"), also when they are the very buffer of the
+     * message being delivered. */
+    conn_start();
+    struct wsc c;
+    ck_assert_int_eq(wsc_open(&c, port, "/astext", NULL, NULL, 0), 101);
+    ck_assert_int_eq(wsc_frame(&c, 0x81, "h\xc3\xa9llo", 6), 0);
+    expect_message(&c, 1, "h\xc3\xa9llo", 6);
+    ck_assert_int_eq(wsc_frame(&c, 0x82, "\xff\xfe", 2), 0);
+    expect_message(&c, 2, "EILSEQ", 6);
+    ck_assert_int_eq(wsc_frame(&c, 0x82, "\xc3", 1), 0);
+    expect_message(&c, 2, "EILSEQ", 6);
+    ck_assert_int_eq(wsc_frame(&c, 0x82, "ok", 2), 0);
+    expect_message(&c, 1, "ok", 2);
     wsc_close(&c);
     wait_closes(1);
     conn_stop();
@@ -117,6 +141,7 @@ Suite *conn_handlers_suite(void)
     tcase_add_test(t, foreign_sender_and_handles);
     tcase_add_test(t, mailbox_after_hibernation);
     tcase_add_test(t, msg_keep_outlives_the_call);
+    tcase_add_test(t, own_text_send_validates_what_was_not_text);
     suite_add_tcase(s, t);
     return s;
 }

@@ -19,19 +19,6 @@
 
 #define IDLE_CONNS 16
 
-/* Waits (bounded: a failure guard only) until n connections hibernate. */
-static uint64_t wait_hibernated(uint64_t n)
-{
-    struct ws_idle_totals t;
-    for (int i = 0; i < 2000; i++) {
-        ws_idle_totals(&t);
-        if (t.hibernated >= n)
-            break;
-        usleep(5000);
-    }
-    return t.hibernated;
-}
-
 START_TEST(idle_connections_hold_no_awake_state)
 {
     conn_start();

@@ -370,7 +370,7 @@ START_TEST(kill_reports_1006_once)
     ck_assert_int_eq(wsc_open(&c, port, "/echo", NULL, NULL, 0), 101);
     wait_opens(1);
     SnowWsConn *h = seen().last_conn;
-    usleep(20000); /* idle: killed while hibernating */
+    ck_assert_uint_eq(wait_hibernated(1), 1); /* idle: killed while hibernating */
     ck_assert_int_eq(snow_actor_kill(snow_ws_pid(h), SNOW_EXIT_KILLED), 0);
     ck_assert(wsc_eof(&c));
     wsc_close(&c);
