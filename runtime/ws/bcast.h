@@ -43,17 +43,18 @@ void ws_shared_frame_unref(struct ws_shared_frame *f);
  * holds its own reference. Returns 0, SNOW_EBACKPRESSURE when the
  * connection's outbound limit would be passed (nothing queued; the
  * connection applies its route's backpressure policy), or SNOW_ECLOSED when
- * pid is not an open WebSocket connection. Implemented by conn.c.
+ * pid is not an open WebSocket connection. Implemented by deliver.c.
  */
 int ws_conn_deliver(SnowPid pid, struct ws_shared_frame *f);
-/* The same, but a connection that hibernates with nothing queued on a
- * plain socket gets the frame written by the caller at once, without
- * waking its actor (conn.c, "direct delivery"). For a lone broadcast:
- * several frames for one member are cheaper handed to its actor, which
- * writes them in one writev. Returns as ws_conn_deliver, or 1 when the
- * frame was written at once, 2 when in part (the connection's actor
- * writes the rest before anything else). */
-int ws_conn_deliver_direct(SnowPid pid, struct ws_shared_frame *f);
+/* Frames f[0..n) for one connection, in this order, with one look-up per
+ * WS_DIRECT_MAX frames: rc[i] gets frame i's result as ws_conn_deliver
+ * would return it, or 1 when the caller wrote it to the socket itself, 2
+ * when in part (the connection's actor writes the rest before anything
+ * else). A connection that hibernates with nothing queued on a plain
+ * socket gets as many of them as fit written at once in one writev,
+ * without waking its actor (conn.h, "direct delivery"); the rest go
+ * through its mailbox, behind them. */
+void ws_conn_deliver_batch(SnowPid pid, struct ws_shared_frame *const *f, uint32_t n, int *rc);
 
 /*
  * pid (a WebSocket connection or a plain subscriber) is ending: remove it

@@ -201,7 +201,6 @@ struct dead_list {
 struct delivery {
     struct room *room;
     bool yields;        /* a deliverer actor: counts reductions */
-    bool direct;        /* a lone broadcast: ws_conn_deliver_direct */
     /* The mailbox form for plain actor members, built at the first one. */
     unsigned char *amsg;
     size_t amsg_len;
@@ -244,35 +243,64 @@ static int actor_form(struct delivery *d, const struct ws_shared_frame *f)
     return 0;
 }
 
-static void deliver_one(struct delivery *d, SnowPid pid, uint8_t kind, struct ws_shared_frame *f)
+/*
+ * Frames f[0..n) (in sequence order) to one member: a connection gets them
+ * with one table look-up and, while it hibernates, in one writev from here
+ * (ws_conn_deliver_batch); a plain actor one mailbox message each. The
+ * counters are added once per member, not per frame.
+ */
+static void deliver_member(struct delivery *d, SnowPid pid, uint8_t kind, struct ws_shared_frame *const *f,
+                           uint32_t n)
 {
-    int rc;
-    if (kind == ROOM_KIND_WS) {
-        rc = d->direct ? ws_conn_deliver_direct(pid, f) : ws_conn_deliver(pid, f);
-    } else {
-        rc = actor_form(d, f);
-        if (!rc)
-            rc = actor_send_backlog(pid, SNOW_TAG_ROOM_MESSAGE, d->amsg, d->amsg_len);
+    int rc[ROOM_MERGE];
+    for (uint32_t done = 0; done < n;) {
+        uint32_t k = n - done < ROOM_MERGE ? n - done : ROOM_MERGE;
+        if (kind == ROOM_KIND_WS) {
+            ws_conn_deliver_batch(pid, f + done, k, rc);
+        } else {
+            for (uint32_t i = 0; i < k; i++) {
+                rc[i] = actor_form(d, f[done + i]);
+                if (!rc[i])
+                    rc[i] = actor_send_backlog(pid, SNOW_TAG_ROOM_MESSAGE, d->amsg, d->amsg_len);
+            }
+        }
+        uint64_t ok = 0, direct = 0, partial = 0, skipped = 0;
+        bool dead = false;
+        for (uint32_t i = 0; i < k; i++) {
+            if (rc[i] >= 0) {
+                /* 1: written by us whole, 2: in part. */
+                ok++;
+                direct += rc[i] > 0;
+                partial += rc[i] == 2;
+            } else if (rc[i] == SNOW_EBACKPRESSURE || rc[i] == -ENOMEM) {
+                skipped++;
+            } else if (!dead) {
+                /* Gone (or cannot take the frame): counted once per frame,
+                 * removed from the room once. */
+                dead = true;
+                note_dead(d, pid);
+            } else {
+                atomic_fetch_add_explicit(&rooms_stats.skipped_closed, 1, memory_order_relaxed);
+            }
+        }
+        if (ok)
+            atomic_fetch_add_explicit(&rooms_stats.deliveries, ok, memory_order_relaxed);
+        if (direct)
+            atomic_fetch_add_explicit(&rooms_stats.direct, direct, memory_order_relaxed);
+        if (partial)
+            atomic_fetch_add_explicit(&rooms_stats.direct_partial, partial, memory_order_relaxed);
+        if (skipped)
+            atomic_fetch_add_explicit(&rooms_stats.skipped_backpressure, skipped, memory_order_relaxed);
+        /* One reduction per delivery: the deliverer shares its worker like
+         * compiled code does (a yield every SNOW_REDUCTIONS, 4000 by
+         * default). Yielding much more often would wake every member once
+         * per message instead of once per batch of messages, and cost each
+         * a write. */
+        if (d->yields)
+            for (uint32_t i = 0; i < k; i++)
+                snow_reduction_check();
+        done += k;
     }
-    if (rc > 0) {
-        /* ws_conn_deliver_direct wrote it itself: 1 whole, 2 in part. */
-        atomic_fetch_add_explicit(&rooms_stats.direct, 1, memory_order_relaxed);
-        if (rc == 2)
-            atomic_fetch_add_explicit(&rooms_stats.direct_partial, 1, memory_order_relaxed);
-        rc = 0;
-    }
-    if (rc == 0)
-        atomic_fetch_add_explicit(&rooms_stats.deliveries, 1, memory_order_relaxed);
-    else if (rc == SNOW_EBACKPRESSURE || rc == -ENOMEM)
-        atomic_fetch_add_explicit(&rooms_stats.skipped_backpressure, 1, memory_order_relaxed);
-    else
-        note_dead(d, pid);
-    /* One reduction per delivery: the deliverer shares its worker like
-     * compiled code does (a yield every SNOW_REDUCTIONS, 4000 by default).
-     * Yielding much more often would wake every member once per message
-     * instead of once per batch of messages, and cost each a write. */
-    if (d->yields)
-        snow_reduction_check();
 }
 
 /* ---- compressed once (permessage-deflate) -------------------------------------------------- */
@@ -362,8 +390,7 @@ static void deliver_jobs(struct delivery *d, struct room_job *jobs, struct room_
     if (jobs->replay_to) {
         struct room_job *j = jobs; /* a replay is always alone */
         atomic_fetch_add_explicit(&rooms_stats.replayed, j->nreplay, memory_order_relaxed);
-        for (uint32_t i = 0; i < j->nreplay; i++)
-            deliver_one(d, j->replay_to, j->replay_kind, j->replay[i]);
+        deliver_member(d, j->replay_to, j->replay_kind, j->replay, j->nreplay);
         return;
     }
     const struct room_snap_pmd *z = snap_pmd(s);
@@ -371,11 +398,13 @@ static void deliver_jobs(struct delivery *d, struct room_job *jobs, struct room_
         struct ws_shared_frame *cf; /* the compressed form, once tried */
         bool tried, compress;
     } form[ROOM_MERGE];
+    struct ws_shared_frame *use[ROOM_MERGE];
     uint32_t k = 0;
     for (struct room_job *j = jobs; j; j = j->next, k++)
         form[k] = (struct job_form){.compress = z && j->frame->payload_len >= z->min_threshold};
     for (uint32_t i = 0; i < s->n; i++) {
         const struct room_member *m = &s->v[i];
+        uint32_t n = 0;
         k = 0;
         for (struct room_job *j = jobs; j; j = j->next, k++) {
             struct ws_shared_frame *f = j->frame;
@@ -384,17 +413,18 @@ static void deliver_jobs(struct delivery *d, struct room_job *jobs, struct room_
              * join_seq. */
             if (m->pid == j->except || m->join_seq >= f->room_seq)
                 continue;
-            struct ws_shared_frame *use = f;
             if (form[k].compress && z->v[i].bits && f->payload_len >= z->v[i].threshold) {
                 if (!form[k].tried) {
                     form[k].tried = true;
                     form[k].cf = compressed_of(f, z->min_bits);
                 }
                 if (form[k].cf)
-                    use = form[k].cf;
+                    f = form[k].cf;
             }
-            deliver_one(d, m->pid, m->kind, use);
+            use[n++] = f;
         }
+        if (n)
+            deliver_member(d, m->pid, m->kind, use, n);
     }
     k = 0;
     for (struct room_job *j = jobs; j; j = j->next, k++)
@@ -562,9 +592,6 @@ static void run_queue(struct room *r, uint32_t budget, struct deliverer *dv)
             dv->cur = j;
             dv->snap = s;
         }
-        /* One broadcast: members that hibernate get it written at once;
-         * several: through their actors, one writev each (conn.c). */
-        d->direct = s && !j->next;
         deliver_jobs(d, j, s);
         if (dv) {
             dv->cur = NULL;
