@@ -183,6 +183,12 @@ struct ws_conn {
     /* [atomic] who may write the socket while the actor hibernates
      * (conn.c, direct delivery): enum ws_parked. */
     _Atomic uint8_t parked;
+    /* The socket a deliverer may write while parked is YES: set by the
+     * actor before it stores YES (which publishes it), -1 for a stream
+     * that is not a plain socket (TLS: the engine is the actor's). Kept
+     * here so a deliverer reads one cache line of the connection, not the
+     * stream's. */
+    int direct_fd;
 
     /* Everything a connection needs only while it is awake; freed while it
      * hibernates (at a frame boundary, nothing queued, close state OPEN,
@@ -216,9 +222,6 @@ struct ws_conn {
     /* The program's user data: a root slot of the actor's heap once set
      * (the record itself is malloc'd, see upgrade.c). */
     void *user;
-    /* The last room frame queued (bcast.h): its room's epoch and sequence
-     * number, kept across hibernation for handlers to read. */
-    uint64_t room_epoch, room_seq;
     /* permessage-deflate: the agreement, and zlib streams only for
      * context takeover (pmd.h). */
     struct ws_pmd pmd;

@@ -23,10 +23,6 @@
 
 void ws_conn_queue_frame(struct ws_conn *c, struct ws_shared_frame *f)
 {
-    if (c->room_epoch || f->room_epoch) {
-        c->room_epoch = f->room_epoch;
-        c->room_seq = f->room_seq;
-    }
     size_t before = c->lv->q.bytes;
     if (ws_outq_push(&c->lv->q, f) < 0)
         ws_shared_frame_unref(f);
@@ -37,7 +33,7 @@ unsigned ws_conn_reclaim(struct ws_conn *c)
 {
     for (;;) {
         /* seq_cst: pairs with the guest's release of the socket, so its
-         * writes to c (kernel, room_seq) are seen from here on. */
+         * writes to c (kernel) are seen from here on. */
         uint8_t st = atomic_load(&c->parked);
         if (st == WS_PARKED_NO)
             return st;
@@ -126,7 +122,7 @@ static uint32_t deliver_direct(struct ws_conn *c, const struct batch *b)
     size_t total;
     bool short_of;
     uint32_t m = 0;
-    if (c->stream && http_stream_reads_whole(c->stream)) {
+    if (c->direct_fd >= 0) {
         m = direct_prefix(c, b, &total, &short_of);
         if (short_of) {
             /* c->kernel is an upper bound that only grows between
@@ -142,7 +138,7 @@ static uint32_t deliver_direct(struct ws_conn *c, const struct batch *b)
         for (uint32_t i = 0; i < m; i++)
             iov[i] = (struct iovec){b->f[i]->bytes, b->f[i]->len};
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = m};
-        ssize_t w = sendmsg(http_stream_fd(c->stream), &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t w = sendmsg(c->direct_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         /* EAGAIN or an error (the actor finds it on its own): nothing
          * written, the usual way. */
         if (w > 0) {
@@ -155,11 +151,6 @@ static uint32_t deliver_direct(struct ws_conn *c, const struct batch *b)
                 hand_rest(c, b->f[done], left, b->self);
                 b->rc[done++] = 2;
                 next = WS_PARKED_REST;
-            }
-            const struct ws_shared_frame *last = b->f[done - 1];
-            if (c->room_epoch || last->room_epoch) {
-                c->room_epoch = last->room_epoch;
-                c->room_seq = last->room_seq;
             }
             int64_t k = atomic_load_explicit(&c->kernel, memory_order_relaxed) + w;
             atomic_store_explicit(&c->kernel, k, memory_order_relaxed);
