@@ -53,8 +53,8 @@ int ws_conn_deliver(SnowPid pid, struct ws_shared_frame *f);
  * else). A connection that hibernates with nothing queued on a plain
  * socket gets as many of them as fit written at once in one writev,
  * without waking its actor (conn.h, "direct delivery"); the rest go
- * through its mailbox, behind them. */
-void ws_conn_deliver_batch(SnowPid pid, struct ws_shared_frame *const *f, uint32_t n, int *rc);
+ * through its mailbox, behind them. Returns the number of such writes. */
+int ws_conn_deliver_batch(SnowPid pid, struct ws_shared_frame *const *f, uint32_t n, int *rc);
 
 /*
  * pid (a WebSocket connection or a plain subscriber) is ending: remove it

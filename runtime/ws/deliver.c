@@ -53,6 +53,7 @@ struct batch {
     uint32_t n;
     SnowPid self;
     bool direct;
+    bool wrote; /* out: one writev of the deliverer's own */
 };
 
 /*
@@ -109,7 +110,7 @@ static void hand_rest(struct ws_conn *c, struct ws_shared_frame *f, size_t w, Sn
  * usual way. A frame cut short ends the prefix: what follows goes through
  * the mailbox behind the rest, so the wire order is the batch's order.
  */
-static uint32_t deliver_direct(struct ws_conn *c, const struct batch *b)
+static uint32_t deliver_direct(struct ws_conn *c, struct batch *b)
 {
     if (atomic_load_explicit(&c->queued, memory_order_relaxed) != 0 || atomic_load(&c->close_asked))
         return 0;
@@ -142,6 +143,7 @@ static uint32_t deliver_direct(struct ws_conn *c, const struct batch *b)
         /* EAGAIN or an error (the actor finds it on its own): nothing
          * written, the usual way. */
         if (w > 0) {
+            b->wrote = true;
             size_t left = (size_t)w;
             while (done < m && left >= b->f[done]->len) {
                 left -= b->f[done]->len;
@@ -194,7 +196,7 @@ static int deliver_mail(struct ws_conn *c, struct ws_shared_frame *f, SnowPid se
 /* Under the table lock: the connection cannot go away meanwhile. */
 static int deliver_locked(struct ws_conn *c, void *arg)
 {
-    const struct batch *b = arg;
+    struct batch *b = arg;
     uint32_t i = 0;
     if (!c || !atomic_load(&c->accepting)) {
         for (; i < b->n; i++)
@@ -222,7 +224,7 @@ static int deliver_own(struct ws_conn *own, struct ws_shared_frame *f)
     return 0;
 }
 
-static void deliver(SnowPid pid, const struct batch *b)
+static void deliver(SnowPid pid, struct batch *b)
 {
     struct ws_conn *own = pid == b->self ? ws_conn_self(pid) : NULL;
     if (own) {
@@ -230,7 +232,7 @@ static void deliver(SnowPid pid, const struct batch *b)
             b->rc[i] = deliver_own(own, b->f[i]);
         return;
     }
-    ws_table_with(pid, deliver_locked, (void *)b);
+    ws_table_with(pid, deliver_locked, b);
 }
 
 int ws_conn_deliver(SnowPid pid, struct ws_shared_frame *f)
@@ -238,16 +240,19 @@ int ws_conn_deliver(SnowPid pid, struct ws_shared_frame *f)
     if (!f)
         return -EINVAL;
     int rc;
-    struct batch b = {&f, &rc, 1, snow_actor_self(), false};
+    struct batch b = {&f, &rc, 1, snow_actor_self(), false, false};
     deliver(pid, &b);
     return rc;
 }
 
-void ws_conn_deliver_batch(SnowPid pid, struct ws_shared_frame *const *f, uint32_t n, int *rc)
+int ws_conn_deliver_batch(SnowPid pid, struct ws_shared_frame *const *f, uint32_t n, int *rc)
 {
     SnowPid self = snow_actor_self();
+    int writes = 0;
     for (uint32_t i = 0; i < n; i += WS_DIRECT_MAX) {
-        struct batch b = {f + i, rc + i, n - i < WS_DIRECT_MAX ? n - i : WS_DIRECT_MAX, self, true};
+        struct batch b = {f + i, rc + i, n - i < WS_DIRECT_MAX ? n - i : WS_DIRECT_MAX, self, true, false};
         deliver(pid, &b);
+        writes += b.wrote;
     }
+    return writes;
 }

@@ -256,7 +256,9 @@ static void deliver_member(struct delivery *d, SnowPid pid, uint8_t kind, struct
     for (uint32_t done = 0; done < n;) {
         uint32_t k = n - done < ROOM_MERGE ? n - done : ROOM_MERGE;
         if (kind == ROOM_KIND_WS) {
-            ws_conn_deliver_batch(pid, f + done, k, rc);
+            int writes = ws_conn_deliver_batch(pid, f + done, k, rc);
+            if (writes)
+                atomic_fetch_add_explicit(&rooms_stats.direct_writes, (uint64_t)writes, memory_order_relaxed);
         } else {
             for (uint32_t i = 0; i < k; i++) {
                 rc[i] = actor_form(d, f[done + i]);
