@@ -46,15 +46,22 @@ void ws_shared_frame_unref(struct ws_shared_frame *f);
  * pid is not an open WebSocket connection. Implemented by deliver.c.
  */
 int ws_conn_deliver(SnowPid pid, struct ws_shared_frame *f);
-/* Frames f[0..n) for one connection, in this order, with one look-up per
- * WS_DIRECT_MAX frames: rc[i] gets frame i's result as ws_conn_deliver
- * would return it, or 1 when the caller wrote it to the socket itself, 2
- * when in part (the connection's actor writes the rest before anything
- * else). A connection that hibernates with nothing queued on a plain
- * socket gets as many of them as fit written at once in one writev,
- * without waking its actor (conn.h, "direct delivery"); the rest go
- * through its mailbox, behind them. Returns the number of such writes. */
-int ws_conn_deliver_batch(SnowPid pid, struct ws_shared_frame *const *f, uint32_t n, int *rc);
+/* What became of a batch (ws_conn_deliver_batch), frame by frame. */
+struct ws_batch_result {
+    uint32_t delivered; /* taken: written, or queued for the connection */
+    uint32_t direct;    /* of those, written by the caller itself (whole or in part) */
+    uint32_t partial;   /* of those, cut short: the connection writes the rest */
+    uint32_t refused;   /* over the outbound limit (SNOW_EBACKPRESSURE) */
+    uint32_t failed;    /* the connection is gone or cannot take the frame */
+    uint32_t writes;    /* writevs the caller made */
+};
+/* Frames f[0..n) for one connection, in this order, with one table look-up
+ * per WS_DIRECT_MAX frames, each taken or refused as ws_conn_deliver would.
+ * A connection that hibernates with nothing queued on a plain socket gets
+ * as many of them as fit written at once in one writev, without waking its
+ * actor (conn.h, "direct delivery"); the rest go through its mailbox,
+ * behind them. */
+void ws_conn_deliver_batch(SnowPid pid, struct ws_shared_frame *const *f, uint32_t n, struct ws_batch_result *out);
 
 /*
  * pid (a WebSocket connection or a plain subscriber) is ending: remove it

@@ -49,40 +49,45 @@ unsigned ws_conn_reclaim(struct ws_conn *c)
 /* The frames of one call, all for one connection, in the order given. */
 struct batch {
     struct ws_shared_frame *const *f;
-    int *rc;
     uint32_t n;
     SnowPid self;
-    bool direct;
-    bool wrote; /* out: one writev of the deliverer's own */
+    bool direct;                 /* the caller may write them itself */
+    int rc;                      /* the last frame's result (ws_conn_deliver) */
+    struct ws_batch_result *out; /* tallies */
 };
+
+/* RSV1 frames (compressed) only to connections that agreed on it. */
+static inline bool frame_ok(const struct ws_conn *c, const struct ws_shared_frame *f)
+{
+    return !(f->rsv & WS_RSV1) || ws_pmd_frame_ok(c, f);
+}
 
 /*
  * Under the table lock, holding the socket: how many of b's first frames
- * the deliverer may write itself. They must each be allowed on this
- * connection (deflate) and fit under the outbound limit by the same rule
- * as one by one (pending before the frame below the limit; nothing is
- * queued, so pending is the kernel's share plus what this write adds), and
- * together stay under half the kernel's buffer cap, so a short write is
- * rare. *short_of: the kernel's share is what stopped it.
+ * the deliverer may write itself, their iovecs in iov. They must each be
+ * allowed on this connection (deflate) and fit under the outbound limit by
+ * the same rule as one by one (pending before the frame below the limit;
+ * nothing is queued, so pending is the kernel's share plus what this write
+ * adds), and together stay under half the kernel's buffer cap, so a short
+ * write is rare. *short_of: the kernel's share is what stopped it.
  */
-static uint32_t direct_prefix(const struct ws_conn *c, const struct batch *b, size_t *total, bool *short_of)
+static uint32_t direct_prefix(const struct ws_conn *c, const struct batch *b, struct iovec *iov, bool *short_of)
 {
-    int64_t k = atomic_load_explicit(&c->kernel, memory_order_relaxed);
-    size_t sum = 0;
+    uint64_t k = (uint64_t)atomic_load_explicit(&c->kernel, memory_order_relaxed);
+    uint64_t limit = ws_limit(c), sum = k;
     uint32_t m = 0;
     *short_of = false;
-    while (m < b->n && m < WS_DIRECT_MAX) {
-        const struct ws_shared_frame *f = b->f[m];
-        if (!ws_pmd_frame_ok(c, f))
+    for (; m < b->n; m++) {
+        struct ws_shared_frame *f = b->f[m];
+        if (!frame_ok(c, f))
             break;
-        if ((uint64_t)k + sum >= ws_limit(c) || (uint64_t)k + sum + f->len > WS_SNDBUF_MAX / 2) {
+        if (sum >= limit || sum + f->len > WS_SNDBUF_MAX / 2) {
             *short_of = k > 0;
             break;
         }
+        iov[m] = (struct iovec){f->bytes, f->len};
         sum += f->len;
-        m++;
     }
-    *total = sum;
     return m;
 }
 
@@ -105,10 +110,10 @@ static void hand_rest(struct ws_conn *c, struct ws_shared_frame *f, size_t w, Sn
 /*
  * Under the table lock, for a connection that accepts frames. Writes a
  * prefix of b to the socket of a hibernating member in one writev and
- * returns its length (b->rc filled: 1 written whole, 2 in part with the
- * rest handed over); 0 when nothing was written, and the frames go the
- * usual way. A frame cut short ends the prefix: what follows goes through
- * the mailbox behind the rest, so the wire order is the batch's order.
+ * returns its length (counted in b->out); 0 when nothing was written, and
+ * the frames go the usual way. A frame cut short ends the prefix: its rest
+ * and what follows go through the mailbox, the rest first, so the wire
+ * order is the batch's order.
  */
 static uint32_t deliver_direct(struct ws_conn *c, struct batch *b)
 {
@@ -120,40 +125,37 @@ static uint32_t deliver_direct(struct ws_conn *c, struct batch *b)
     /* The socket is ours until we put it back: the actor waits for that. */
     uint32_t done = 0;
     uint8_t next = WS_PARKED_YES;
-    size_t total;
+    struct iovec iov[WS_DIRECT_MAX];
     bool short_of;
     uint32_t m = 0;
     if (c->direct_fd >= 0) {
-        m = direct_prefix(c, b, &total, &short_of);
+        m = direct_prefix(c, b, iov, &short_of);
         if (short_of) {
             /* c->kernel is an upper bound that only grows between
              * measures (conn.c kernel_after_write): the peer has likely
              * read most of it. Measured here, once per about half the
              * kernel's buffer of direct writes. */
             ws_conn_measure_kernel(c);
-            m = direct_prefix(c, b, &total, &short_of);
+            m = direct_prefix(c, b, iov, &short_of);
         }
     }
     if (m) {
-        struct iovec iov[WS_DIRECT_MAX];
-        for (uint32_t i = 0; i < m; i++)
-            iov[i] = (struct iovec){b->f[i]->bytes, b->f[i]->len};
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = m};
         ssize_t w = sendmsg(c->direct_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         /* EAGAIN or an error (the actor finds it on its own): nothing
          * written, the usual way. */
         if (w > 0) {
-            b->wrote = true;
+            b->out->writes++;
             size_t left = (size_t)w;
-            while (done < m && left >= b->f[done]->len) {
-                left -= b->f[done]->len;
-                b->rc[done++] = 1;
-            }
+            while (done < m && left >= iov[done].iov_len)
+                left -= iov[done++].iov_len;
             if (left) {
-                hand_rest(c, b->f[done], left, b->self);
-                b->rc[done++] = 2;
+                hand_rest(c, b->f[done++], left, b->self);
+                b->out->partial++;
                 next = WS_PARKED_REST;
             }
+            b->out->delivered += done;
+            b->out->direct += done;
             int64_t k = atomic_load_explicit(&c->kernel, memory_order_relaxed) + w;
             atomic_store_explicit(&c->kernel, k, memory_order_relaxed);
             if ((uint64_t)k >= ws_limit(c) / 4 || done < b->n)
@@ -168,7 +170,7 @@ static uint32_t deliver_direct(struct ws_conn *c, struct batch *b)
  * through the mailbox, or refused for the limit. */
 static int deliver_mail(struct ws_conn *c, struct ws_shared_frame *f, SnowPid self)
 {
-    if (!ws_pmd_frame_ok(c, f))
+    if (!frame_ok(c, f))
         return -EINVAL;
     if (!ws_conn_fits(c)) {
         ws_count(&c->route->bp_refused, 1);
@@ -193,6 +195,17 @@ static int deliver_mail(struct ws_conn *c, struct ws_shared_frame *f, SnowPid se
     return 0;
 }
 
+static void tally(struct batch *b, int rc)
+{
+    b->rc = rc;
+    if (rc == 0)
+        b->out->delivered++;
+    else if (rc == SNOW_EBACKPRESSURE)
+        b->out->refused++;
+    else
+        b->out->failed++;
+}
+
 /* Under the table lock: the connection cannot go away meanwhile. */
 static int deliver_locked(struct ws_conn *c, void *arg)
 {
@@ -200,13 +213,13 @@ static int deliver_locked(struct ws_conn *c, void *arg)
     uint32_t i = 0;
     if (!c || !atomic_load(&c->accepting)) {
         for (; i < b->n; i++)
-            b->rc[i] = SNOW_ECLOSED;
+            tally(b, SNOW_ECLOSED);
         return 0;
     }
     if (b->direct)
         i = deliver_direct(c, b);
     for (; i < b->n; i++)
-        b->rc[i] = deliver_mail(c, b->f[i], b->self);
+        tally(b, deliver_mail(c, b->f[i], b->self));
     return 0;
 }
 
@@ -215,7 +228,7 @@ static int deliver_own(struct ws_conn *own, struct ws_shared_frame *f)
 {
     if (!atomic_load(&own->accepting))
         return SNOW_ECLOSED;
-    if (!ws_pmd_frame_ok(own, f))
+    if (!frame_ok(own, f))
         return -EINVAL;
     if (!ws_conn_fits_after_flush(own))
         return ws_conn_refuse_backpressure(own);
@@ -229,7 +242,7 @@ static void deliver(SnowPid pid, struct batch *b)
     struct ws_conn *own = pid == b->self ? ws_conn_self(pid) : NULL;
     if (own) {
         for (uint32_t i = 0; i < b->n; i++)
-            b->rc[i] = deliver_own(own, b->f[i]);
+            tally(b, deliver_own(own, b->f[i]));
         return;
     }
     ws_table_with(pid, deliver_locked, b);
@@ -239,20 +252,19 @@ int ws_conn_deliver(SnowPid pid, struct ws_shared_frame *f)
 {
     if (!f)
         return -EINVAL;
-    int rc;
-    struct batch b = {&f, &rc, 1, snow_actor_self(), false, false};
+    struct ws_batch_result out = {0};
+    struct batch b = {.f = &f, .n = 1, .self = snow_actor_self(), .out = &out};
     deliver(pid, &b);
-    return rc;
+    return b.rc;
 }
 
-int ws_conn_deliver_batch(SnowPid pid, struct ws_shared_frame *const *f, uint32_t n, int *rc)
+void ws_conn_deliver_batch(SnowPid pid, struct ws_shared_frame *const *f, uint32_t n, struct ws_batch_result *out)
 {
+    *out = (struct ws_batch_result){0};
     SnowPid self = snow_actor_self();
-    int writes = 0;
     for (uint32_t i = 0; i < n; i += WS_DIRECT_MAX) {
-        struct batch b = {f + i, rc + i, n - i < WS_DIRECT_MAX ? n - i : WS_DIRECT_MAX, self, true, false};
+        struct batch b = {.f = f + i, .n = n - i < WS_DIRECT_MAX ? n - i : WS_DIRECT_MAX, .self = self,
+                          .direct = true, .out = out};
         deliver(pid, &b);
-        writes += b.wrote;
     }
-    return writes;
 }

@@ -252,57 +252,48 @@ static int actor_form(struct delivery *d, const struct ws_shared_frame *f)
 static void deliver_member(struct delivery *d, SnowPid pid, uint8_t kind, struct ws_shared_frame *const *f,
                            uint32_t n)
 {
-    int rc[ROOM_MERGE];
-    for (uint32_t done = 0; done < n;) {
-        uint32_t k = n - done < ROOM_MERGE ? n - done : ROOM_MERGE;
-        if (kind == ROOM_KIND_WS) {
-            int writes = ws_conn_deliver_batch(pid, f + done, k, rc);
-            if (writes)
-                atomic_fetch_add_explicit(&rooms_stats.direct_writes, (uint64_t)writes, memory_order_relaxed);
-        } else {
-            for (uint32_t i = 0; i < k; i++) {
-                rc[i] = actor_form(d, f[done + i]);
-                if (!rc[i])
-                    rc[i] = actor_send_backlog(pid, SNOW_TAG_ROOM_MESSAGE, d->amsg, d->amsg_len);
-            }
+    struct ws_batch_result r = {0};
+    if (kind == ROOM_KIND_WS) {
+        ws_conn_deliver_batch(pid, f, n, &r);
+    } else {
+        for (uint32_t i = 0; i < n; i++) {
+            int rc = actor_form(d, f[i]);
+            if (!rc)
+                rc = actor_send_backlog(pid, SNOW_TAG_ROOM_MESSAGE, d->amsg, d->amsg_len);
+            if (rc == 0)
+                r.delivered++;
+            else if (rc == SNOW_EBACKPRESSURE || rc == -ENOMEM)
+                r.refused++;
+            else
+                r.failed++;
         }
-        uint64_t ok = 0, direct = 0, partial = 0, skipped = 0;
-        bool dead = false;
-        for (uint32_t i = 0; i < k; i++) {
-            if (rc[i] >= 0) {
-                /* 1: written by us whole, 2: in part. */
-                ok++;
-                direct += rc[i] > 0;
-                partial += rc[i] == 2;
-            } else if (rc[i] == SNOW_EBACKPRESSURE || rc[i] == -ENOMEM) {
-                skipped++;
-            } else if (!dead) {
-                /* Gone (or cannot take the frame): counted once per frame,
-                 * removed from the room once. */
-                dead = true;
-                note_dead(d, pid);
-            } else {
-                atomic_fetch_add_explicit(&rooms_stats.skipped_closed, 1, memory_order_relaxed);
-            }
-        }
-        if (ok)
-            atomic_fetch_add_explicit(&rooms_stats.deliveries, ok, memory_order_relaxed);
-        if (direct)
-            atomic_fetch_add_explicit(&rooms_stats.direct, direct, memory_order_relaxed);
-        if (partial)
-            atomic_fetch_add_explicit(&rooms_stats.direct_partial, partial, memory_order_relaxed);
-        if (skipped)
-            atomic_fetch_add_explicit(&rooms_stats.skipped_backpressure, skipped, memory_order_relaxed);
-        /* One reduction per delivery: the deliverer shares its worker like
-         * compiled code does (a yield every SNOW_REDUCTIONS, 4000 by
-         * default). Yielding much more often would wake every member once
-         * per message instead of once per batch of messages, and cost each
-         * a write. */
-        if (d->yields)
-            for (uint32_t i = 0; i < k; i++)
-                snow_reduction_check();
-        done += k;
     }
+    if (r.delivered)
+        atomic_fetch_add_explicit(&rooms_stats.deliveries, r.delivered, memory_order_relaxed);
+    if (r.direct) {
+        atomic_fetch_add_explicit(&rooms_stats.direct, r.direct, memory_order_relaxed);
+        atomic_fetch_add_explicit(&rooms_stats.direct_writes, r.writes, memory_order_relaxed);
+    }
+    if (r.partial)
+        atomic_fetch_add_explicit(&rooms_stats.direct_partial, r.partial, memory_order_relaxed);
+    if (r.refused)
+        atomic_fetch_add_explicit(&rooms_stats.skipped_backpressure, r.refused, memory_order_relaxed);
+    if (r.failed) {
+        /* Gone (or cannot take the frames): counted per frame, removed
+         * from the room once. */
+        note_dead(d, pid);
+        if (r.failed > 1)
+            atomic_fetch_add_explicit(&rooms_stats.skipped_closed, r.failed - 1, memory_order_relaxed);
+    }
+    /* One reduction per member: the deliverer shares its worker like
+     * compiled code does (a yield every SNOW_REDUCTIONS, 4000 by default).
+     * A member's batch costs about the same whatever its number of frames
+     * (one system call, or one wake-up of the member), so the count follows
+     * members. Yielding much more often would wake every member once per
+     * message instead of once per batch of messages, and cost each a
+     * write. */
+    if (d->yields)
+        snow_reduction_check();
 }
 
 /* ---- compressed once (permessage-deflate) -------------------------------------------------- */
@@ -392,7 +383,9 @@ static void deliver_jobs(struct delivery *d, struct room_job *jobs, struct room_
     if (jobs->replay_to) {
         struct room_job *j = jobs; /* a replay is always alone */
         atomic_fetch_add_explicit(&rooms_stats.replayed, j->nreplay, memory_order_relaxed);
-        deliver_member(d, j->replay_to, j->replay_kind, j->replay, j->nreplay);
+        for (uint32_t i = 0; i < j->nreplay; i += ROOM_MERGE)
+            deliver_member(d, j->replay_to, j->replay_kind, j->replay + i,
+                           j->nreplay - i < ROOM_MERGE ? j->nreplay - i : ROOM_MERGE);
         return;
     }
     const struct room_snap_pmd *z = snap_pmd(s);
