@@ -60,8 +60,11 @@ struct ws_batch_result {
  * A connection that hibernates with nothing queued on a plain socket gets
  * as many of them as fit written at once in one writev, without waking its
  * actor (conn.h, "direct delivery"); the rest go through its mailbox,
- * behind them. */
-void ws_conn_deliver_batch(SnowPid pid, struct ws_shared_frame *const *f, uint32_t n, struct ws_batch_result *out);
+ * behind them. cork[0..cork_cap) (NULL: none) is the caller's scratch
+ * buffer: several frames that fit in it are copied there and written with
+ * one send. */
+void ws_conn_deliver_batch(SnowPid pid, struct ws_shared_frame *const *f, uint32_t n, uint8_t *cork, size_t cork_cap,
+                           struct ws_batch_result *out);
 
 /*
  * pid (a WebSocket connection or a plain subscriber) is ending: remove it

@@ -167,7 +167,6 @@ struct ws_conn {
     struct ws_route *route;
     struct http_conn *hc;
     struct http_stream *stream; /* NULL once closed */
-    struct ws_conn *tnext;      /* [table lock] hash chain */
 
     /* [atomic] read and written under the table lock by other actors */
     _Atomic int64_t queued;   /* bytes accepted for sending, not yet written

@@ -52,6 +52,8 @@ struct batch {
     uint32_t n;
     SnowPid self;
     bool direct;                 /* the caller may write them itself */
+    uint8_t *cork;               /* the caller's buffer for one send (NULL: none) */
+    size_t cork_cap;
     int rc;                      /* the last frame's result (ws_conn_deliver) */
     struct ws_batch_result *out; /* tallies */
 };
@@ -71,7 +73,8 @@ static inline bool frame_ok(const struct ws_conn *c, const struct ws_shared_fram
  * adds), and together stay under half the kernel's buffer cap, so a short
  * write is rare. *short_of: the kernel's share is what stopped it.
  */
-static uint32_t direct_prefix(const struct ws_conn *c, const struct batch *b, struct iovec *iov, bool *short_of)
+static uint32_t direct_prefix(const struct ws_conn *c, const struct batch *b, struct iovec *iov, size_t *total,
+                              bool *short_of)
 {
     uint64_t k = (uint64_t)atomic_load_explicit(&c->kernel, memory_order_relaxed);
     uint64_t limit = ws_limit(c), sum = k;
@@ -88,6 +91,7 @@ static uint32_t direct_prefix(const struct ws_conn *c, const struct batch *b, st
         iov[m] = (struct iovec){f->bytes, f->len};
         sum += f->len;
     }
+    *total = (size_t)(sum - k);
     return m;
 }
 
@@ -126,22 +130,36 @@ static uint32_t deliver_direct(struct ws_conn *c, struct batch *b)
     uint32_t done = 0;
     uint8_t next = WS_PARKED_YES;
     struct iovec iov[WS_DIRECT_MAX];
+    size_t total = 0;
     bool short_of;
     uint32_t m = 0;
     if (c->direct_fd >= 0) {
-        m = direct_prefix(c, b, iov, &short_of);
+        m = direct_prefix(c, b, iov, &total, &short_of);
         if (short_of) {
             /* c->kernel is an upper bound that only grows between
              * measures (conn.c kernel_after_write): the peer has likely
              * read most of it. Measured here, once per about half the
              * kernel's buffer of direct writes. */
             ws_conn_measure_kernel(c);
-            m = direct_prefix(c, b, iov, &short_of);
+            m = direct_prefix(c, b, iov, &total, &short_of);
         }
     }
     if (m) {
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = m};
-        ssize_t w = sendmsg(c->direct_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t w;
+        if (m > 1 && total <= b->cork_cap) {
+            /* Small frames: one buffer costs the kernel one copy instead
+             * of one per frame (measured on the fanout bench: the iovec
+             * walk was most of the difference to a plain send). */
+            size_t at = 0;
+            for (uint32_t i = 0; i < m; i++) {
+                memcpy(b->cork + at, iov[i].iov_base, iov[i].iov_len);
+                at += iov[i].iov_len;
+            }
+            w = send(c->direct_fd, b->cork, total, MSG_NOSIGNAL | MSG_DONTWAIT);
+        } else {
+            struct msghdr mh = {.msg_iov = iov, .msg_iovlen = m};
+            w = sendmsg(c->direct_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
         /* EAGAIN or an error (the actor finds it on its own): nothing
          * written, the usual way. */
         if (w > 0) {
@@ -258,13 +276,14 @@ int ws_conn_deliver(SnowPid pid, struct ws_shared_frame *f)
     return b.rc;
 }
 
-void ws_conn_deliver_batch(SnowPid pid, struct ws_shared_frame *const *f, uint32_t n, struct ws_batch_result *out)
+void ws_conn_deliver_batch(SnowPid pid, struct ws_shared_frame *const *f, uint32_t n, uint8_t *cork, size_t cork_cap,
+                           struct ws_batch_result *out)
 {
     *out = (struct ws_batch_result){0};
     SnowPid self = snow_actor_self();
     for (uint32_t i = 0; i < n; i += WS_DIRECT_MAX) {
         struct batch b = {.f = f + i, .n = n - i < WS_DIRECT_MAX ? n - i : WS_DIRECT_MAX, .self = self,
-                          .direct = true, .out = out};
+                          .direct = true, .cork = cork, .cork_cap = cork ? cork_cap : 0, .out = out};
         deliver(pid, &b);
     }
 }

@@ -198,9 +198,15 @@ struct dead_list {
     uint32_t n;
 };
 
+/* A deliverer actor's buffer for writing a member's small frames with one
+ * send (ws_conn_deliver_batch); a publisher, which delivers one broadcast
+ * at a time, needs none. */
+#define DELIVERY_CORK (8 * 1024)
+
 struct delivery {
     struct room *room;
     bool yields;        /* a deliverer actor: counts reductions */
+    uint8_t *cork;      /* DELIVERY_CORK bytes, or NULL */
     /* The mailbox form for plain actor members, built at the first one. */
     unsigned char *amsg;
     size_t amsg_len;
@@ -254,7 +260,7 @@ static void deliver_member(struct delivery *d, SnowPid pid, uint8_t kind, struct
 {
     struct ws_batch_result r = {0};
     if (kind == ROOM_KIND_WS) {
-        ws_conn_deliver_batch(pid, f, n, &r);
+        ws_conn_deliver_batch(pid, f, n, d->cork, DELIVERY_CORK, &r);
     } else {
         for (uint32_t i = 0; i < n; i++) {
             int rc = actor_form(d, f[i]);
@@ -483,6 +489,8 @@ static void deliverer_terminate(int reason, void *arg)
     dv->room = NULL;
     free(dv->d.amsg);
     dv->d.amsg = NULL;
+    free(dv->d.cork);
+    dv->d.cork = NULL;
 }
 
 /* Runs r's queue until it is empty. budget: deliveries this caller may make
@@ -532,7 +540,8 @@ static void run_queue(struct room *r, uint32_t budget, struct deliverer *dv)
     struct delivery local = {.room = r}, *d = &local;
     if (dv) {
         d = &dv->d;
-        *d = (struct delivery){.room = r, .yields = true};
+        /* Without memory for the buffer, frames go out as an iovec. */
+        *d = (struct delivery){.room = r, .yields = true, .cork = malloc(DELIVERY_CORK)};
     }
     pthread_mutex_lock(&sh->lock);
     for (;;) {
@@ -599,6 +608,8 @@ static void run_queue(struct room *r, uint32_t budget, struct deliverer *dv)
     }
     free(d->amsg);
     d->amsg = NULL;
+    free(d->cork);
+    d->cork = NULL;
 }
 
 void fanout_run(struct room *r)
