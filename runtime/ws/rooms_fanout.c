@@ -7,9 +7,10 @@
  * the queue without a deliverer becomes it. Delivery runs with no lock held
  * over a snapshot of the members (built once and reused until the
  * membership changes), so a broadcast to 10,000 members never blocks joins,
- * leaves or broadcasts of other rooms, and never waits for a member:
- * ws_conn_deliver only queues a reference, and a member over its outbound
- * limit is skipped and counted.
+ * leaves or broadcasts of other rooms, and never waits for a member: a
+ * delivery queues a reference, or writes to a sleeping member's socket what
+ * it takes at once, and a member over its outbound limit is skipped and
+ * counted.
  *
  * Why one deliverer per room: every member then sees the room's messages in
  * sequence order, which is what makes a resumed join exact (a member that
@@ -20,8 +21,8 @@
  * ROOM_BATCH deliveries: a chat room costs no extra actor and no extra
  * hop) and it is not a receiving WebSocket member itself (see
  * delivers_to_self), otherwise a deliverer actor spawned for the room,
- * which counts a reduction per delivery (a yield every SNOW_REDUCTIONS
- * deliveries) so a 10,000-member room shares its worker with everything
+ * which counts a reduction per member (a yield every SNOW_REDUCTIONS
+ * members) so a 10,000-member room shares its worker with everything
  * else, and ends when the queue is empty. The publisher
  * returns at once and never parks; it only learns SNOW_EBACKPRESSURE when
  * the room's queue holds ROOM_QUEUE_MAX undelivered broadcasts. A deliverer
@@ -378,11 +379,12 @@ static struct ws_shared_frame *compressed_of(const struct ws_shared_frame *f, un
 /*
  * Delivers the broadcasts of the list jobs (consecutive in the room's
  * queue, one snapshot) member by member: each member gets all of them in
- * sequence order before the next member gets any. A member woken by the
- * first finds the others already in its mailbox, so it writes them in one
- * writev; job by job, a member of a large room would be woken (and write)
- * once per broadcast whenever the deliverer yields between two of them.
- * Every member still sees the room's sequence order.
+ * sequence order before the next member gets any, in one call: a sleeping
+ * member gets them in one write from here, an awake one finds them all in
+ * its mailbox and writes them in one writev. Job by job, a member of a
+ * large room would be woken (and write) once per broadcast whenever the
+ * deliverer yields between two of them. Every member still sees the room's
+ * sequence order.
  */
 static void deliver_jobs(struct delivery *d, struct room_job *jobs, struct room_snap *s)
 {
