@@ -55,15 +55,21 @@ struct ws_batch_result {
     uint32_t failed;    /* the connection is gone or cannot take the frame */
     uint32_t writes;    /* writevs the caller made */
 };
+/* Who delivers batches: its own pid (ordering of its mailbox sends) and a
+ * scratch buffer cork[0..cork_cap) (NULL: none) for writing several small
+ * frames with one send. */
+struct ws_deliverer {
+    SnowPid self;
+    uint8_t *cork;
+    size_t cork_cap;
+};
 /* Frames f[0..n) for one connection, in this order, with one table look-up
- * per WS_DIRECT_MAX frames, each taken or refused as ws_conn_deliver would.
- * A connection that hibernates with nothing queued on a plain socket gets
- * as many of them as fit written at once in one writev, without waking its
- * actor (conn.h, "direct delivery"); the rest go through its mailbox,
- * behind them. cork[0..cork_cap) (NULL: none) is the caller's scratch
- * buffer: several frames that fit in it are copied there and written with
- * one send. */
-void ws_conn_deliver_batch(SnowPid pid, struct ws_shared_frame *const *f, uint32_t n, uint8_t *cork, size_t cork_cap,
+ * per WS_DIRECT_MAX frames, each taken or refused as ws_conn_deliver would;
+ * the counts are added to *out. A connection that hibernates with nothing
+ * queued on a plain socket gets as many of them as fit written at once in
+ * one write, without waking its actor (conn.h, "direct delivery"); the
+ * rest go through its mailbox, behind them. */
+void ws_conn_deliver_batch(const struct ws_deliverer *by, SnowPid pid, struct ws_shared_frame *const *f, uint32_t n,
                            struct ws_batch_result *out);
 
 /*

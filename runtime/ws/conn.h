@@ -250,6 +250,13 @@ void ws_table_set_phase(struct ws_conn *c, uint8_t phase);
 /* Runs fn(c, arg) with the table lock of pid held, c NULL when pid is not a
  * live connection. Returns fn's result. */
 int ws_table_with(SnowPid pid, int (*fn)(struct ws_conn *c, void *arg), void *arg);
+/* The same without a callback: the live connection of pid (NULL when
+ * none) with its shard's lock held until ws_table_unlock(held). */
+struct ws_table_held {
+    void *lock;
+};
+struct ws_conn *ws_table_lock(SnowPid pid, struct ws_table_held *held);
+void ws_table_unlock(struct ws_table_held *held);
 /* The calling actor's own connection (its table entry), or NULL. */
 struct ws_conn *ws_conn_self(SnowPid pid);
 void ws_conn_count_add(int d);

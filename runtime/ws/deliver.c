@@ -73,7 +73,7 @@ static inline bool frame_ok(const struct ws_conn *c, const struct ws_shared_fram
  * adds), and together stay under half the kernel's buffer cap, so a short
  * write is rare. *short_of: the kernel's share is what stopped it.
  */
-static uint32_t direct_prefix(const struct ws_conn *c, const struct batch *b, struct iovec *iov, size_t *total,
+static inline uint32_t direct_prefix(const struct ws_conn *c, const struct batch *b, struct iovec *iov, size_t *total,
                               bool *short_of)
 {
     uint64_t k = (uint64_t)atomic_load_explicit(&c->kernel, memory_order_relaxed);
@@ -133,16 +133,15 @@ static uint32_t deliver_direct(struct ws_conn *c, struct batch *b)
     size_t total = 0;
     bool short_of;
     uint32_t m = 0;
-    if (c->direct_fd >= 0) {
+    for (bool measured = false; c->direct_fd >= 0; measured = true) {
         m = direct_prefix(c, b, iov, &total, &short_of);
-        if (short_of) {
-            /* c->kernel is an upper bound that only grows between
-             * measures (conn.c kernel_after_write): the peer has likely
-             * read most of it. Measured here, once per about half the
-             * kernel's buffer of direct writes. */
-            ws_conn_measure_kernel(c);
-            m = direct_prefix(c, b, iov, &total, &short_of);
-        }
+        if (!short_of || measured)
+            break;
+        /* c->kernel is an upper bound that only grows between measures
+         * (conn.c kernel_after_write): the peer has likely read most of
+         * it. Measured here, once per about half the kernel's buffer of
+         * direct writes. */
+        ws_conn_measure_kernel(c);
     }
     if (m) {
         ssize_t w;
@@ -265,7 +264,9 @@ static void deliver(SnowPid pid, struct batch *b)
             tally(b, deliver_own(own, b->f[i]));
         return;
     }
-    ws_table_with(pid, deliver_locked, b);
+    struct ws_table_held held;
+    deliver_locked(ws_table_lock(pid, &held), b);
+    ws_table_unlock(&held);
 }
 
 int ws_conn_deliver(SnowPid pid, struct ws_shared_frame *f)
@@ -278,14 +279,12 @@ int ws_conn_deliver(SnowPid pid, struct ws_shared_frame *f)
     return b.rc;
 }
 
-void ws_conn_deliver_batch(SnowPid pid, struct ws_shared_frame *const *f, uint32_t n, uint8_t *cork, size_t cork_cap,
+void ws_conn_deliver_batch(const struct ws_deliverer *by, SnowPid pid, struct ws_shared_frame *const *f, uint32_t n,
                            struct ws_batch_result *out)
 {
-    *out = (struct ws_batch_result){0};
-    SnowPid self = snow_actor_self();
     for (uint32_t i = 0; i < n; i += WS_DIRECT_MAX) {
-        struct batch b = {.f = f + i, .n = n - i < WS_DIRECT_MAX ? n - i : WS_DIRECT_MAX, .self = self,
-                          .direct = true, .cork = cork, .cork_cap = cork ? cork_cap : 0, .out = out};
+        struct batch b = {.f = f + i, .n = n - i < WS_DIRECT_MAX ? n - i : WS_DIRECT_MAX, .self = by->self,
+                          .direct = true, .cork = by->cork, .cork_cap = by->cork ? by->cork_cap : 0, .out = out};
         deliver(pid, &b);
     }
 }

@@ -207,7 +207,8 @@ struct dead_list {
 struct delivery {
     struct room *room;
     bool yields;        /* a deliverer actor: counts reductions */
-    uint8_t *cork;      /* DELIVERY_CORK bytes, or NULL */
+    struct ws_deliverer by;      /* pid, and DELIVERY_CORK bytes of buffer or none */
+    struct ws_batch_result tally; /* added to rooms_stats once per batch of jobs */
     /* The mailbox form for plain actor members, built at the first one. */
     unsigned char *amsg;
     size_t amsg_len;
@@ -217,7 +218,6 @@ struct delivery {
 
 static void note_dead(struct delivery *d, SnowPid pid)
 {
-    atomic_fetch_add_explicit(&rooms_stats.skipped_closed, 1, memory_order_relaxed);
     if (d->dead.n < RT_ARRAY_LEN(d->dead.v))
         d->dead.v[d->dead.n++] = pid;
 }
@@ -259,39 +259,27 @@ static int actor_form(struct delivery *d, const struct ws_shared_frame *f)
 static void deliver_member(struct delivery *d, SnowPid pid, uint8_t kind, struct ws_shared_frame *const *f,
                            uint32_t n)
 {
-    struct ws_batch_result r = {0};
+    struct ws_batch_result *r = &d->tally;
+    uint32_t failed = r->failed;
     if (kind == ROOM_KIND_WS) {
-        ws_conn_deliver_batch(pid, f, n, d->cork, DELIVERY_CORK, &r);
+        ws_conn_deliver_batch(&d->by, pid, f, n, r);
     } else {
         for (uint32_t i = 0; i < n; i++) {
             int rc = actor_form(d, f[i]);
             if (!rc)
                 rc = actor_send_backlog(pid, SNOW_TAG_ROOM_MESSAGE, d->amsg, d->amsg_len);
             if (rc == 0)
-                r.delivered++;
+                r->delivered++;
             else if (rc == SNOW_EBACKPRESSURE || rc == -ENOMEM)
-                r.refused++;
+                r->refused++;
             else
-                r.failed++;
+                r->failed++;
         }
     }
-    if (r.delivered)
-        atomic_fetch_add_explicit(&rooms_stats.deliveries, r.delivered, memory_order_relaxed);
-    if (r.direct) {
-        atomic_fetch_add_explicit(&rooms_stats.direct, r.direct, memory_order_relaxed);
-        atomic_fetch_add_explicit(&rooms_stats.direct_writes, r.writes, memory_order_relaxed);
-    }
-    if (r.partial)
-        atomic_fetch_add_explicit(&rooms_stats.direct_partial, r.partial, memory_order_relaxed);
-    if (r.refused)
-        atomic_fetch_add_explicit(&rooms_stats.skipped_backpressure, r.refused, memory_order_relaxed);
-    if (r.failed) {
-        /* Gone (or cannot take the frames): counted per frame, removed
-         * from the room once. */
+    /* Gone (or cannot take the frames): counted per frame, removed from
+     * the room once. */
+    if (r->failed != failed)
         note_dead(d, pid);
-        if (r.failed > 1)
-            atomic_fetch_add_explicit(&rooms_stats.skipped_closed, r.failed - 1, memory_order_relaxed);
-    }
     /* One reduction per member: the deliverer shares its worker like
      * compiled code does (a yield every SNOW_REDUCTIONS, 4000 by default).
      * A member's batch costs about the same whatever its number of frames
@@ -301,6 +289,26 @@ static void deliver_member(struct delivery *d, SnowPid pid, uint8_t kind, struct
      * write. */
     if (d->yields)
         snow_reduction_check();
+}
+
+/* The counts of the deliveries so far, into rooms_stats: once per batch of
+ * jobs, not once per member. */
+static void flush_tally(struct delivery *d)
+{
+    struct ws_batch_result *r = &d->tally;
+#define ADD(field, v)                                                                    \
+    do {                                                                                 \
+        if (v)                                                                           \
+            atomic_fetch_add_explicit(&rooms_stats.field, (v), memory_order_relaxed);    \
+    } while (0)
+    ADD(deliveries, r->delivered);
+    ADD(direct, r->direct);
+    ADD(direct_partial, r->partial);
+    ADD(direct_writes, r->writes);
+    ADD(skipped_backpressure, r->refused);
+    ADD(skipped_closed, r->failed);
+#undef ADD
+    *r = (struct ws_batch_result){0};
 }
 
 /* ---- compressed once (permessage-deflate) -------------------------------------------------- */
@@ -394,6 +402,7 @@ static void deliver_jobs(struct delivery *d, struct room_job *jobs, struct room_
         for (uint32_t i = 0; i < j->nreplay; i += ROOM_MERGE)
             deliver_member(d, j->replay_to, j->replay_kind, j->replay + i,
                            j->nreplay - i < ROOM_MERGE ? j->nreplay - i : ROOM_MERGE);
+        flush_tally(d);
         return;
     }
     const struct room_snap_pmd *z = snap_pmd(s);
@@ -429,6 +438,7 @@ static void deliver_jobs(struct delivery *d, struct room_job *jobs, struct room_
         if (n)
             deliver_member(d, m->pid, m->kind, use, n);
     }
+    flush_tally(d);
     k = 0;
     for (struct room_job *j = jobs; j; j = j->next, k++)
         ws_shared_frame_unref(form[k].cf);
@@ -491,8 +501,8 @@ static void deliverer_terminate(int reason, void *arg)
     dv->room = NULL;
     free(dv->d.amsg);
     dv->d.amsg = NULL;
-    free(dv->d.cork);
-    dv->d.cork = NULL;
+    free(dv->d.by.cork);
+    dv->d.by.cork = NULL;
 }
 
 /* Runs r's queue until it is empty. budget: deliveries this caller may make
@@ -539,11 +549,12 @@ static bool delivers_to_self(const struct room_job *j, const struct room_snap *s
 static void run_queue(struct room *r, uint32_t budget, struct deliverer *dv)
 {
     struct room_shard *sh = r->shard;
-    struct delivery local = {.room = r}, *d = &local;
+    struct delivery local = {.room = r, .by = {.self = snow_actor_self()}}, *d = &local;
     if (dv) {
         d = &dv->d;
         /* Without memory for the buffer, frames go out as an iovec. */
-        *d = (struct delivery){.room = r, .yields = true, .cork = malloc(DELIVERY_CORK)};
+        *d = (struct delivery){.room = r, .yields = true,
+                               .by = {.self = local.by.self, .cork = malloc(DELIVERY_CORK), .cork_cap = DELIVERY_CORK}};
     }
     pthread_mutex_lock(&sh->lock);
     for (;;) {
@@ -610,8 +621,8 @@ static void run_queue(struct room *r, uint32_t budget, struct deliverer *dv)
     }
     free(d->amsg);
     d->amsg = NULL;
-    free(d->cork);
-    d->cork = NULL;
+    free(d->by.cork);
+    d->by.cork = NULL;
 }
 
 void fanout_run(struct room *r)

@@ -175,6 +175,25 @@ int ws_table_with(SnowPid pid, int (*fn)(struct ws_conn *c, void *arg), void *ar
     return r;
 }
 
+struct ws_conn *ws_table_lock(SnowPid pid, struct ws_table_held *held)
+{
+    held->lock = NULL;
+    if (!pid)
+        return NULL;
+    struct shard *s = shard_of(pid);
+    pthread_mutex_lock(&s->lock);
+    held->lock = &s->lock;
+    struct slot *at = find(s, pid);
+    return at ? at->c : NULL;
+}
+
+void ws_table_unlock(struct ws_table_held *held)
+{
+    if (held->lock)
+        pthread_mutex_unlock(held->lock);
+    held->lock = NULL;
+}
+
 struct ws_conn *ws_conn_self(SnowPid pid)
 {
     /* Only the owner may keep the pointer past the lock: it is the one
