@@ -43,17 +43,34 @@ void ws_shared_frame_unref(struct ws_shared_frame *f);
  * holds its own reference. Returns 0, SNOW_EBACKPRESSURE when the
  * connection's outbound limit would be passed (nothing queued; the
  * connection applies its route's backpressure policy), or SNOW_ECLOSED when
- * pid is not an open WebSocket connection. Implemented by conn.c.
+ * pid is not an open WebSocket connection. Implemented by deliver.c.
  */
 int ws_conn_deliver(SnowPid pid, struct ws_shared_frame *f);
-/* The same, but a connection that hibernates with nothing queued on a
- * plain socket gets the frame written by the caller at once, without
- * waking its actor (conn.c, "direct delivery"). For a lone broadcast:
- * several frames for one member are cheaper handed to its actor, which
- * writes them in one writev. Returns as ws_conn_deliver, or 1 when the
- * frame was written at once, 2 when in part (the connection's actor
- * writes the rest before anything else). */
-int ws_conn_deliver_direct(SnowPid pid, struct ws_shared_frame *f);
+/* What became of a batch (ws_conn_deliver_batch), frame by frame. */
+struct ws_batch_result {
+    uint32_t delivered; /* taken: written, or queued for the connection */
+    uint32_t direct;    /* of those, written by the caller itself (whole or in part) */
+    uint32_t partial;   /* of those, cut short: the connection writes the rest */
+    uint32_t refused;   /* over the outbound limit (SNOW_EBACKPRESSURE) */
+    uint32_t failed;    /* the connection is gone or cannot take the frame */
+    uint32_t writes;    /* writevs the caller made */
+};
+/* Who delivers batches: its own pid (ordering of its mailbox sends) and a
+ * scratch buffer cork[0..cork_cap) (NULL: none) for writing several small
+ * frames with one send. */
+struct ws_deliverer {
+    SnowPid self;
+    uint8_t *cork;
+    size_t cork_cap;
+};
+/* Frames f[0..n) for one connection, in this order, with one table look-up
+ * per WS_DIRECT_MAX frames, each taken or refused as ws_conn_deliver would;
+ * the counts are added to *out. A connection that hibernates with nothing
+ * queued on a plain socket gets as many of them as fit written at once in
+ * one write, without waking its actor (conn.h, "direct delivery"); the
+ * rest go through its mailbox, behind them. */
+void ws_conn_deliver_batch(const struct ws_deliverer *by, SnowPid pid, struct ws_shared_frame *const *f, uint32_t n,
+                           struct ws_batch_result *out);
 
 /*
  * pid (a WebSocket connection or a plain subscriber) is ending: remove it

@@ -748,7 +748,9 @@ static void maybe_hibernate(struct ws_conn *c, int64_t deadline)
      * its record is needed only for the exit path, in its compact form. */
     c->hc = http_conn_compact(c->hc);
     ws_idle_enter(c);
-    /* From here on a deliverer may write a frame itself (deliver_direct). */
+    /* From here on a deliverer may write frames itself (deliver_direct);
+     * the store publishes direct_fd with it. */
+    c->direct_fd = http_stream_reads_whole(c->stream) ? http_stream_fd(c->stream) : -1;
     atomic_store(&c->parked, WS_PARKED_YES);
     actor_hibernate(c->stream->io, ev | SNOW_WAIT_MAILBOX, deadline, conn_resume, c);
 }

@@ -185,7 +185,6 @@ struct ws_conn {
     struct ws_route *route;
     struct http_conn *hc;
     struct http_stream *stream; /* NULL once closed */
-    struct ws_conn *tnext;      /* [table lock] hash chain */
 
     /* [atomic] read and written under the table lock by other actors */
     _Atomic int64_t queued;   /* bytes accepted for sending, not yet written
@@ -201,6 +200,12 @@ struct ws_conn {
     /* [atomic] who may write the socket while the actor hibernates
      * (conn.c, direct delivery): enum ws_parked. */
     _Atomic uint8_t parked;
+    /* The socket a deliverer may write while parked is YES: set by the
+     * actor before it stores YES (which publishes it), -1 for a stream
+     * that is not a plain socket (TLS: the engine is the actor's). Kept
+     * here so a deliverer reads one cache line of the connection, not the
+     * stream's. */
+    int direct_fd;
 
     /* Everything a connection needs only while it is awake; freed while it
      * hibernates (at a frame boundary, nothing queued, close state OPEN,
@@ -234,9 +239,6 @@ struct ws_conn {
     /* The program's user data: a root slot of the actor's heap once set
      * (the record itself is malloc'd, see upgrade.c). */
     void *user;
-    /* The last room frame queued (bcast.h): its room's epoch and sequence
-     * number, kept across hibernation for handlers to read. */
-    uint64_t room_epoch, room_seq;
     /* permessage-deflate: the agreement, and zlib streams only for
      * context takeover (pmd.h). */
     struct ws_pmd pmd;
@@ -266,6 +268,13 @@ void ws_table_set_phase(struct ws_conn *c, uint8_t phase);
 /* Runs fn(c, arg) with the table lock of pid held, c NULL when pid is not a
  * live connection. Returns fn's result. */
 int ws_table_with(SnowPid pid, int (*fn)(struct ws_conn *c, void *arg), void *arg);
+/* The same without a callback: the live connection of pid (NULL when
+ * none) with its shard's lock held until ws_table_unlock(held). */
+struct ws_table_held {
+    void *lock;
+};
+struct ws_conn *ws_table_lock(SnowPid pid, struct ws_table_held *held);
+void ws_table_unlock(struct ws_table_held *held);
 /* The calling actor's own connection (its table entry), or NULL. */
 struct ws_conn *ws_conn_self(SnowPid pid);
 /* The same without the table's lock while the caller is in its own
@@ -310,33 +319,36 @@ void ws_conn_finish(struct ws_conn *c);
 /* Every exit path of the actor (http_conn_on_exit). */
 void ws_conn_on_exit(int reason, void *arg);
 /*
- * Direct delivery. A broadcast to a member that hibernates (nothing
- * queued, no message half written, its stack given back) would wake it
- * only for it to write one frame and hibernate again: measured on the
- * fanout bench with one broadcast in flight, about 2,500 instructions of
- * waking, taking the mail and going back to sleep around the one sendmsg.
- * So a lone broadcast is written by the deliverer itself, under this
- * handshake on c->parked:
+ * Direct delivery. Broadcasts to a member that hibernates (nothing queued,
+ * no message half written, its stack given back) would wake it only for it
+ * to write them and hibernate again: measured on the fanout bench, about
+ * 2,500 instructions of waking, taking the mail and going back to sleep
+ * around one sendmsg. So the deliverer writes them itself, all the frames
+ * it has for the member at once (up to WS_DIRECT_MAX) in one writev, under
+ * this handshake on c->parked:
  *
  *   WS_PARKED_NO     the actor is awake (or waits with its stack): it owns
  *                    the socket; nobody else writes it.
  *   WS_PARKED_YES    set by the actor as the last step before it
  *                    hibernates: a deliverer may take the socket by a CAS
- *                    to WS_PARKED_GUEST, write one frame without waiting,
- *                    and put YES back.
- *   WS_PARKED_REST   the socket took only part of the frame: the rest went
+ *                    to WS_PARKED_GUEST, write without waiting (one
+ *                    sendmsg), and put YES back.
+ *   WS_PARKED_REST   the socket took only part of a frame: the rest went
  *                    to the mailbox (struct ws_rest), and must go out
- *                    before anything else the actor writes.
+ *                    before anything else the actor writes; the frames of
+ *                    the batch behind it follow it in the mailbox.
  *
  * The actor, waking or ending, CASes back to NO first (ws_conn_reclaim),
  * waiting out a write in progress (one non-blocking sendmsg). Only plain
  * sockets (a TLS engine is the actor's own), and only while nothing is in
  * the mailbox for the socket (c->queued is 0 under the table lock: no frame
- * that this one would overtake) and the kernel's share is small, so a
- * short write is rare. Several frames for one member (broadcasts queued
- * behind each other) go through the mailbox instead, and out in one
- * writev: one system call for all of them, against one each here.
+ * that these would overtake) and the kernel's share stays small, so a
+ * short write is rare. Frames of a batch that do not fit that share go
+ * through the mailbox behind the ones written.
  */
+/* The most frames one direct writev carries (a deliverer's batch). */
+#define WS_DIRECT_MAX 64
+
 enum ws_parked { WS_PARKED_NO = 0, WS_PARKED_YES = 1, WS_PARKED_GUEST = 2, WS_PARKED_REST = 3 };
 
 /* The mailbox form of a frame the socket took only part of. */

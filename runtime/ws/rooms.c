@@ -22,6 +22,7 @@
  */
 #include "ws/rooms.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,10 +179,13 @@ void rooms_unref_locked(struct room *r)
     free(r);
 }
 
-void rooms_maybe_delete_locked(struct room *r)
+/* With the shard locked: takes r out of the index when nothing keeps it
+ * there (no member, no ring). Returns true when it did: the index's
+ * reference is then the caller's to drop. */
+static bool room_unlink_locked(struct room *r)
 {
     if (r->dead || r->mn || r->hcap)
-        return;
+        return false;
     struct room_shard *sh = r->shard;
     struct room **pp = &sh->buckets[(r->hash >> 6) & (sh->nbuckets - 1)];
     while (*pp != r)
@@ -190,6 +194,25 @@ void rooms_maybe_delete_locked(struct room *r)
     sh->n--;
     r->dead = true;
     atomic_fetch_sub_explicit(&rooms_stats.rooms, 1, memory_order_relaxed);
+    return true;
+}
+
+void rooms_maybe_delete_locked(struct room *r)
+{
+    if (room_unlink_locked(r))
+        rooms_unref_locked(r);
+}
+
+/* With the shard locked: a leaving member drops its reference, and the
+ * index drops its own when the room has nothing left to keep it. The
+ * member's reference outlives the index's, so the two go in one step: the
+ * room is freed, if at all, by the last of them. */
+static void room_release_locked(struct room *r)
+{
+    if (room_unlink_locked(r)) {
+        assert(r->refs > 1); /* never the last: the member's is still held */
+        r->refs--;
+    }
     rooms_unref_locked(r);
 }
 
@@ -643,8 +666,7 @@ int rooms_leave(SnowPid pid, const void *name, size_t len)
     struct room_shard *rs = room->shard; /* room may be freed below */
     pthread_mutex_lock(&rs->lock);
     bool closed = room_remove_locked(room, pid);
-    rooms_maybe_delete_locked(room);
-    rooms_unref_locked(room);
+    room_release_locked(room);
     pthread_mutex_unlock(&rs->lock);
     pthread_mutex_unlock(&ms->lock);
     if (closed)
@@ -686,8 +708,7 @@ void rooms_member_drop(SnowPid pid)
                 cused = need;
             }
         }
-        rooms_maybe_delete_locked(room);
-        rooms_unref_locked(room);
+        room_release_locked(room);
         pthread_mutex_unlock(&rs->lock);
     }
     m->n = 0;

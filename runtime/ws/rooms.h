@@ -162,7 +162,8 @@ bool ws_conn_accepting(SnowPid pid);
 struct rooms_counters {
     atomic_uint_fast64_t rooms, members, broadcasts, deliveries, skipped_backpressure, skipped_closed,
         replayed, refused_backpressure, deliverers, compressed,
-        direct, direct_partial; /* written by the deliverer itself (conn.c), in part */
+        direct, direct_partial, /* written by the deliverer itself (deliver.c), in part */
+        direct_writes;          /* the writevs that wrote them */
 };
 extern struct rooms_counters rooms_stats;
 

@@ -7,9 +7,10 @@
  * the queue without a deliverer becomes it. Delivery runs with no lock held
  * over a snapshot of the members (built once and reused until the
  * membership changes), so a broadcast to 10,000 members never blocks joins,
- * leaves or broadcasts of other rooms, and never waits for a member:
- * ws_conn_deliver only queues a reference, and a member over its outbound
- * limit is skipped and counted.
+ * leaves or broadcasts of other rooms, and never waits for a member: a
+ * delivery queues a reference, or writes to a sleeping member's socket what
+ * it takes at once, and a member over its outbound limit is skipped and
+ * counted.
  *
  * Why one deliverer per room: every member then sees the room's messages in
  * sequence order, which is what makes a resumed join exact (a member that
@@ -20,8 +21,8 @@
  * ROOM_BATCH deliveries: a chat room costs no extra actor and no extra
  * hop) and it is not a receiving WebSocket member itself (see
  * delivers_to_self), otherwise a deliverer actor spawned for the room,
- * which counts a reduction per delivery (a yield every SNOW_REDUCTIONS
- * deliveries) so a 10,000-member room shares its worker with everything
+ * which counts a reduction per member (a yield every SNOW_REDUCTIONS
+ * members) so a 10,000-member room shares its worker with everything
  * else, and ends when the queue is empty. The publisher
  * returns at once and never parks; it only learns SNOW_EBACKPRESSURE when
  * the room's queue holds ROOM_QUEUE_MAX undelivered broadcasts. A deliverer
@@ -198,10 +199,16 @@ struct dead_list {
     uint32_t n;
 };
 
+/* A deliverer actor's buffer for writing a member's small frames with one
+ * send (ws_conn_deliver_batch); a publisher, which delivers one broadcast
+ * at a time, needs none. */
+#define DELIVERY_CORK (8 * 1024)
+
 struct delivery {
     struct room *room;
     bool yields;        /* a deliverer actor: counts reductions */
-    bool direct;        /* a lone broadcast: ws_conn_deliver_direct */
+    struct ws_deliverer by;      /* pid, and DELIVERY_CORK bytes of buffer or none */
+    struct ws_batch_result tally; /* added to rooms_stats once per batch of jobs */
     /* The mailbox form for plain actor members, built at the first one. */
     unsigned char *amsg;
     size_t amsg_len;
@@ -211,7 +218,6 @@ struct delivery {
 
 static void note_dead(struct delivery *d, SnowPid pid)
 {
-    atomic_fetch_add_explicit(&rooms_stats.skipped_closed, 1, memory_order_relaxed);
     if (d->dead.n < RT_ARRAY_LEN(d->dead.v))
         d->dead.v[d->dead.n++] = pid;
 }
@@ -244,35 +250,65 @@ static int actor_form(struct delivery *d, const struct ws_shared_frame *f)
     return 0;
 }
 
-static void deliver_one(struct delivery *d, SnowPid pid, uint8_t kind, struct ws_shared_frame *f)
+/*
+ * Frames f[0..n) (in sequence order) to one member: a connection gets them
+ * with one table look-up and, while it hibernates, in one writev from here
+ * (ws_conn_deliver_batch); a plain actor one mailbox message each. The
+ * counters are added once per member, not per frame.
+ */
+static void deliver_member(struct delivery *d, SnowPid pid, uint8_t kind, struct ws_shared_frame *const *f,
+                           uint32_t n)
 {
-    int rc;
+    struct ws_batch_result *r = &d->tally;
+    uint32_t failed = r->failed;
     if (kind == ROOM_KIND_WS) {
-        rc = d->direct ? ws_conn_deliver_direct(pid, f) : ws_conn_deliver(pid, f);
+        ws_conn_deliver_batch(&d->by, pid, f, n, r);
     } else {
-        rc = actor_form(d, f);
-        if (!rc)
-            rc = actor_send_backlog(pid, SNOW_TAG_ROOM_MESSAGE, d->amsg, d->amsg_len);
+        for (uint32_t i = 0; i < n; i++) {
+            int rc = actor_form(d, f[i]);
+            if (!rc)
+                rc = actor_send_backlog(pid, SNOW_TAG_ROOM_MESSAGE, d->amsg, d->amsg_len);
+            if (rc == 0)
+                r->delivered++;
+            else if (rc == SNOW_EBACKPRESSURE || rc == -ENOMEM)
+                r->refused++;
+            else
+                r->failed++;
+        }
     }
-    if (rc > 0) {
-        /* ws_conn_deliver_direct wrote it itself: 1 whole, 2 in part. */
-        atomic_fetch_add_explicit(&rooms_stats.direct, 1, memory_order_relaxed);
-        if (rc == 2)
-            atomic_fetch_add_explicit(&rooms_stats.direct_partial, 1, memory_order_relaxed);
-        rc = 0;
-    }
-    if (rc == 0)
-        atomic_fetch_add_explicit(&rooms_stats.deliveries, 1, memory_order_relaxed);
-    else if (rc == SNOW_EBACKPRESSURE || rc == -ENOMEM)
-        atomic_fetch_add_explicit(&rooms_stats.skipped_backpressure, 1, memory_order_relaxed);
-    else
+    /* Gone (or cannot take the frames): counted per frame, removed from
+     * the room once. */
+    if (r->failed != failed)
         note_dead(d, pid);
-    /* One reduction per delivery: the deliverer shares its worker like
+    /* One reduction per member: the deliverer shares its worker like
      * compiled code does (a yield every SNOW_REDUCTIONS, 4000 by default).
-     * Yielding much more often would wake every member once per message
-     * instead of once per batch of messages, and cost each a write. */
+     * A member's batch costs about the same whatever its number of frames
+     * (one system call, or one wake-up of the member), so the count follows
+     * members. Yielding much more often would wake every member once per
+     * message instead of once per batch of messages, and cost each a
+     * write. */
     if (d->yields)
         snow_reduction_check();
+}
+
+/* The counts of the deliveries so far, into rooms_stats: once per batch of
+ * jobs, not once per member. */
+static void flush_tally(struct delivery *d)
+{
+    struct ws_batch_result *r = &d->tally;
+#define ADD(field, v)                                                                    \
+    do {                                                                                 \
+        if (v)                                                                           \
+            atomic_fetch_add_explicit(&rooms_stats.field, (v), memory_order_relaxed);    \
+    } while (0)
+    ADD(deliveries, r->delivered);
+    ADD(direct, r->direct);
+    ADD(direct_partial, r->partial);
+    ADD(direct_writes, r->writes);
+    ADD(skipped_backpressure, r->refused);
+    ADD(skipped_closed, r->failed);
+#undef ADD
+    *r = (struct ws_batch_result){0};
 }
 
 /* ---- compressed once (permessage-deflate) -------------------------------------------------- */
@@ -351,19 +387,22 @@ static struct ws_shared_frame *compressed_of(const struct ws_shared_frame *f, un
 /*
  * Delivers the broadcasts of the list jobs (consecutive in the room's
  * queue, one snapshot) member by member: each member gets all of them in
- * sequence order before the next member gets any. A member woken by the
- * first finds the others already in its mailbox, so it writes them in one
- * writev; job by job, a member of a large room would be woken (and write)
- * once per broadcast whenever the deliverer yields between two of them.
- * Every member still sees the room's sequence order.
+ * sequence order before the next member gets any, in one call: a sleeping
+ * member gets them in one write from here, an awake one finds them all in
+ * its mailbox and writes them in one writev. Job by job, a member of a
+ * large room would be woken (and write) once per broadcast whenever the
+ * deliverer yields between two of them. Every member still sees the room's
+ * sequence order.
  */
 static void deliver_jobs(struct delivery *d, struct room_job *jobs, struct room_snap *s)
 {
     if (jobs->replay_to) {
         struct room_job *j = jobs; /* a replay is always alone */
         atomic_fetch_add_explicit(&rooms_stats.replayed, j->nreplay, memory_order_relaxed);
-        for (uint32_t i = 0; i < j->nreplay; i++)
-            deliver_one(d, j->replay_to, j->replay_kind, j->replay[i]);
+        for (uint32_t i = 0; i < j->nreplay; i += ROOM_MERGE)
+            deliver_member(d, j->replay_to, j->replay_kind, j->replay + i,
+                           j->nreplay - i < ROOM_MERGE ? j->nreplay - i : ROOM_MERGE);
+        flush_tally(d);
         return;
     }
     const struct room_snap_pmd *z = snap_pmd(s);
@@ -371,11 +410,13 @@ static void deliver_jobs(struct delivery *d, struct room_job *jobs, struct room_
         struct ws_shared_frame *cf; /* the compressed form, once tried */
         bool tried, compress;
     } form[ROOM_MERGE];
+    struct ws_shared_frame *use[ROOM_MERGE];
     uint32_t k = 0;
     for (struct room_job *j = jobs; j; j = j->next, k++)
         form[k] = (struct job_form){.compress = z && j->frame->payload_len >= z->min_threshold};
     for (uint32_t i = 0; i < s->n; i++) {
         const struct room_member *m = &s->v[i];
+        uint32_t n = 0;
         k = 0;
         for (struct room_job *j = jobs; j; j = j->next, k++) {
             struct ws_shared_frame *f = j->frame;
@@ -384,18 +425,20 @@ static void deliver_jobs(struct delivery *d, struct room_job *jobs, struct room_
              * join_seq. */
             if (m->pid == j->except || m->join_seq >= f->room_seq)
                 continue;
-            struct ws_shared_frame *use = f;
             if (form[k].compress && z->v[i].bits && f->payload_len >= z->v[i].threshold) {
                 if (!form[k].tried) {
                     form[k].tried = true;
                     form[k].cf = compressed_of(f, z->min_bits);
                 }
                 if (form[k].cf)
-                    use = form[k].cf;
+                    f = form[k].cf;
             }
-            deliver_one(d, m->pid, m->kind, use);
+            use[n++] = f;
         }
+        if (n)
+            deliver_member(d, m->pid, m->kind, use, n);
     }
+    flush_tally(d);
     k = 0;
     for (struct room_job *j = jobs; j; j = j->next, k++)
         ws_shared_frame_unref(form[k].cf);
@@ -458,6 +501,8 @@ static void deliverer_terminate(int reason, void *arg)
     dv->room = NULL;
     free(dv->d.amsg);
     dv->d.amsg = NULL;
+    free(dv->d.by.cork);
+    dv->d.by.cork = NULL;
 }
 
 /* Runs r's queue until it is empty. budget: deliveries this caller may make
@@ -504,10 +549,12 @@ static bool delivers_to_self(const struct room_job *j, const struct room_snap *s
 static void run_queue(struct room *r, uint32_t budget, struct deliverer *dv)
 {
     struct room_shard *sh = r->shard;
-    struct delivery local = {.room = r}, *d = &local;
+    struct delivery local = {.room = r, .by = {.self = snow_actor_self()}}, *d = &local;
     if (dv) {
         d = &dv->d;
-        *d = (struct delivery){.room = r, .yields = true};
+        /* Without memory for the buffer, frames go out as an iovec. */
+        *d = (struct delivery){.room = r, .yields = true,
+                               .by = {.self = local.by.self, .cork = malloc(DELIVERY_CORK), .cork_cap = DELIVERY_CORK}};
     }
     pthread_mutex_lock(&sh->lock);
     for (;;) {
@@ -562,9 +609,6 @@ static void run_queue(struct room *r, uint32_t budget, struct deliverer *dv)
             dv->cur = j;
             dv->snap = s;
         }
-        /* One broadcast: members that hibernate get it written at once;
-         * several: through their actors, one writev each (conn.c). */
-        d->direct = s && !j->next;
         deliver_jobs(d, j, s);
         if (dv) {
             dv->cur = NULL;
@@ -577,6 +621,8 @@ static void run_queue(struct room *r, uint32_t budget, struct deliverer *dv)
     }
     free(d->amsg);
     d->amsg = NULL;
+    free(d->by.cork);
+    d->by.cork = NULL;
 }
 
 void fanout_run(struct room *r)

@@ -8,7 +8,13 @@
  * counters and the number of open connections.
  *
  * 64 shards by PID hash: sends to different connections rarely meet on a
- * lock, and a lock is held only for a lookup plus a mailbox append.
+ * lock, and a lock is held only for a lookup plus a mailbox append (or a
+ * deliverer's one write). Each shard is an open-addressing table of (pid,
+ * connection) pairs, at most half full, with backward-shift deletion: a
+ * lookup reads the pids from the table itself, a run of slots in one or
+ * two cache lines, and touches only the connection it finds (a room's
+ * deliverer does one lookup per member of a 10,000-member room; chained
+ * buckets cost a miss per connection walked past).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -20,10 +26,15 @@
 
 #define SHARDS 64
 
+struct slot {
+    SnowPid pid; /* 0: empty */
+    struct ws_conn *c;
+};
+
 struct shard {
     pthread_mutex_t lock;
-    struct ws_conn **b; /* buckets, a power of two */
-    size_t nb, n;
+    struct slot *v; /* cap slots, a power of two (or none) */
+    size_t cap, n;
 };
 
 static struct {
@@ -47,36 +58,67 @@ static struct shard *shard_of(SnowPid pid)
     return &tab.s[mix(pid) % SHARDS];
 }
 
-static struct ws_conn **find(struct shard *s, SnowPid pid)
+static size_t home_of(const struct shard *s, SnowPid pid)
 {
-    if (!s->nb)
+    return (size_t)(mix(pid) / SHARDS) & (s->cap - 1);
+}
+
+/* The slot holding pid, or NULL. */
+static struct slot *find(struct shard *s, SnowPid pid)
+{
+    if (!s->cap)
         return NULL;
-    struct ws_conn **pp = &s->b[(mix(pid) / SHARDS) & (s->nb - 1)];
-    while (*pp && (*pp)->pid != pid)
-        pp = &(*pp)->tnext;
-    return pp;
+    for (size_t i = home_of(s, pid);; i = (i + 1) & (s->cap - 1)) {
+        if (s->v[i].pid == pid)
+            return &s->v[i];
+        if (!s->v[i].pid)
+            return NULL;
+    }
+}
+
+static void put(struct shard *s, SnowPid pid, struct ws_conn *c)
+{
+    size_t i = home_of(s, pid);
+    while (s->v[i].pid)
+        i = (i + 1) & (s->cap - 1);
+    s->v[i] = (struct slot){pid, c};
 }
 
 static int grow(struct shard *s)
 {
-    size_t nb = s->nb ? s->nb * 2 : 16;
-    struct ws_conn **b = calloc(nb, sizeof *b);
-    if (!b)
+    size_t cap = s->cap ? s->cap * 2 : 16;
+    struct slot *v = calloc(cap, sizeof *v), *old = s->v;
+    if (!v)
         return -ENOMEM;
-    for (size_t i = 0; i < s->nb; i++) {
-        struct ws_conn *c = s->b[i];
-        while (c) {
-            struct ws_conn *next = c->tnext;
-            size_t k = (mix(c->pid) / SHARDS) & (nb - 1);
-            c->tnext = b[k];
-            b[k] = c;
-            c = next;
+    size_t ocap = s->cap;
+    s->v = v;
+    s->cap = cap;
+    for (size_t i = 0; i < ocap; i++)
+        if (old[i].pid)
+            put(s, old[i].pid, old[i].c);
+    free(old);
+    return 0;
+}
+
+/* Backward-shift deletion: later entries of the probe run move up, so a
+ * lookup never needs tombstones. */
+static void del(struct shard *s, struct slot *at)
+{
+    size_t mask = s->cap - 1, i = (size_t)(at - s->v), j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (!s->v[j].pid)
+            break;
+        size_t home = home_of(s, s->v[j].pid);
+        /* j moves into the hole at i unless its home lies cyclically in (i, j]. */
+        bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+        if (!stays) {
+            s->v[i] = s->v[j];
+            i = j;
         }
     }
-    free(s->b);
-    s->b = b;
-    s->nb = nb;
-    return 0;
+    s->v[i] = (struct slot){0};
+    s->n--;
 }
 
 int ws_table_add(struct ws_conn *c)
@@ -84,12 +126,11 @@ int ws_table_add(struct ws_conn *c)
     struct shard *s = shard_of(c->pid);
     pthread_mutex_lock(&s->lock);
     int r = 0;
-    if (s->n + 1 > s->nb * 2)
+    /* Load factor at most 1/2 keeps probe runs short. */
+    if ((s->n + 1) * 2 > s->cap)
         r = grow(s);
     if (r == 0) {
-        struct ws_conn **pp = &s->b[(mix(c->pid) / SHARDS) & (s->nb - 1)];
-        c->tnext = *pp;
-        *pp = c;
+        put(s, c->pid, c);
         s->n++;
         c->in_table = true;
     }
@@ -103,11 +144,9 @@ void ws_table_remove(struct ws_conn *c)
         return;
     struct shard *s = shard_of(c->pid);
     pthread_mutex_lock(&s->lock);
-    struct ws_conn **pp = find(s, c->pid);
-    if (pp && *pp == c) {
-        *pp = c->tnext;
-        s->n--;
-    }
+    struct slot *at = find(s, c->pid);
+    if (at && at->c == c)
+        del(s, at);
     c->in_table = false;
     pthread_mutex_unlock(&s->lock);
 }
@@ -130,10 +169,29 @@ int ws_table_with(SnowPid pid, int (*fn)(struct ws_conn *c, void *arg), void *ar
         return fn(NULL, arg);
     struct shard *s = shard_of(pid);
     pthread_mutex_lock(&s->lock);
-    struct ws_conn **pp = find(s, pid);
-    int r = fn(pp ? *pp : NULL, arg);
+    struct slot *at = find(s, pid);
+    int r = fn(at ? at->c : NULL, arg);
     pthread_mutex_unlock(&s->lock);
     return r;
+}
+
+struct ws_conn *ws_table_lock(SnowPid pid, struct ws_table_held *held)
+{
+    held->lock = NULL;
+    if (!pid)
+        return NULL;
+    struct shard *s = shard_of(pid);
+    pthread_mutex_lock(&s->lock);
+    held->lock = &s->lock;
+    struct slot *at = find(s, pid);
+    return at ? at->c : NULL;
+}
+
+void ws_table_unlock(struct ws_table_held *held)
+{
+    if (held->lock)
+        pthread_mutex_unlock(held->lock);
+    held->lock = NULL;
 }
 
 struct ws_conn *ws_conn_self(SnowPid pid)
@@ -144,8 +202,8 @@ struct ws_conn *ws_conn_self(SnowPid pid)
         return NULL;
     struct shard *s = shard_of(pid);
     pthread_mutex_lock(&s->lock);
-    struct ws_conn **pp = find(s, pid);
-    struct ws_conn *c = pp ? *pp : NULL;
+    struct slot *at = find(s, pid);
+    struct ws_conn *c = at ? at->c : NULL;
     pthread_mutex_unlock(&s->lock);
     return c;
 }
