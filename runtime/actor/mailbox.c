@@ -182,9 +182,48 @@ static struct msg *drain_inbox(struct actor *a)
     return head;
 }
 
+static inline bool has_unseen(struct actor *a)
+{
+    /* seq_cst load of inbox_n: the waiter's half of the park/notify
+     * protocol (sched.c) when called after storing WAITING */
+    return atomic_load(&a->inbox_n) || (a->priv_tail && a->priv_tail->seq > a->seen_seq);
+}
+
 bool mailbox_has_unseen(struct actor *a)
 {
-    return atomic_load(&a->inbox_n) || (a->priv_tail && a->priv_tail->seq > a->seen_seq);
+    return has_unseen(a);
+}
+
+/* Parks until a message no receive has examined arrives or an exit signal
+ * is pending. This is actor_wait (poller.c) for the wait of a receive
+ * without a deadline, the wait of every actor that only passes messages,
+ * with the same protocol (sched.c) and nothing else: no I/O handle, no
+ * timer, no clock. Besides its instructions, a hop of a ring of actors
+ * saves actor_wait's stack frame, whose lines have left the cache by the
+ * time the actor resumes. */
+static void wait_new_mail(struct actor *a)
+{
+    /* relaxed: published by the seq_cst store of WAITING below. The signal
+     * bit lets an exit signal wake us (actor_signal_exit). */
+    atomic_store_explicit(&a->wait_events, ACTOR_WAIT_NEW_MAIL | SNOW_WAIT_SIGNAL, memory_order_relaxed);
+    bool sig;
+    for (;;) {
+        /* seq_cst: step 2 of the protocol, before the condition loads */
+        atomic_store(&a->state, A_WAITING);
+        /* seq_cst loads of kill_reason and (in has_unseen) inbox_n: step 3,
+         * each pairing with the notifier's seq_cst write of it */
+        sig = atomic_load(&a->kill_reason) >= 0 && !a->exiting;
+        if (sig || has_unseen(a))
+            break;
+        /* The record stays where it is while the actor runs on another
+         * worker: a is still ours when this returns. */
+        sched_switch_out(SW_PARK);
+    }
+    /* seq_cst, as in actor_wait: notifiers ignore RUNNING */
+    atomic_store(&a->state, A_RUNNING);
+    atomic_store_explicit(&a->wait_events, 0, memory_order_relaxed); /* read only while WAITING/PARKED */
+    if (sig)
+        actor_check_signals(a);
 }
 
 static bool tag_matches(uint64_t tag, const uint64_t *tags, size_t n)
@@ -271,6 +310,11 @@ static SnowMessage *receive(const uint64_t *tags, size_t ntags, int timeout_ms)
             continue;
         if (timeout_ms == 0)
             return NULL;
+        if (deadline < 0) {
+            wait_new_mail(a);
+            m = drain_inbox(a);
+            continue;
+        }
         int got = actor_wait(NULL, ACTOR_WAIT_NEW_MAIL, deadline);
         a = actor_self();
         m = drain_inbox(a);

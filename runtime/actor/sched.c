@@ -209,21 +209,20 @@ void sched_kick_timer(void)
 
 /* The actor a running actor just woke runs next on this worker, within
  * a microsecond or so. Its record and the top of its stack (the frames it
- * parked in, from sp_hint up) have usually left this core's caches when
- * many actors take turns (a ring of 10,000): prefetching them now lets the
- * misses overlap with the rest of the waker's slice instead of stalling the
- * switch. The caller owns the RUNNABLE actor, so its fields are stable;
- * a prefetch never faults. */
+ * parked in, from the saved stack pointer up) have usually left this
+ * core's caches when many actors take turns (a ring of 10,000):
+ * prefetching them now lets the misses overlap with the rest of the
+ * waker's slice instead of stalling the switch. The waker has just written
+ * the first two lines of the record (the mailbox and the state), so only
+ * the third, which a receive reads, is fetched (internal.h). The caller
+ * owns the RUNNABLE actor, so its fields are stable; a prefetch never
+ * faults. */
 #define RESUME_STACK_LINES 6
 
 static void prefetch_resume(struct actor *a)
 {
-    for (size_t off = 64; off < sizeof *a; off += 64)
-        __builtin_prefetch((const char *)a + off, 1);
-    if (!a->stack)
-        return;
-    __builtin_prefetch(a->stack, 1);
-    const char *sp = a->sp_hint;
+    __builtin_prefetch((const char *)a + 128, 1);
+    const char *sp = a->stack ? a->ctx.sp : NULL;
     if (sp)
         for (int i = 0; i < RESUME_STACK_LINES; i++)
             __builtin_prefetch(sp + 64 * i, 1);
@@ -303,13 +302,14 @@ bool actor_notify_begin(struct actor *a, unsigned mask)
 
 /* ---- switching -------------------------------------------------------------- */
 
-static void switch_to_actor(struct worker *w, struct stack *s)
+static void switch_to_actor(struct worker *w, struct actor *a)
 {
+    struct stack *s = a->stack;
 #ifdef RT_ASAN
     __sanitizer_start_switch_fiber(&w->asan_fake, s->lo, s->usable);
 #endif
     actor_tsan_enter(&s->tsan_back, s->tsan_fiber);
-    rt_ctx_switch(&w->sched_ctx, &s->ctx);
+    rt_ctx_switch(&w->sched_ctx, &a->ctx);
 #ifdef RT_ASAN
     __sanitizer_finish_switch_fiber(w->asan_fake, NULL, NULL);
 #endif
@@ -318,13 +318,14 @@ static void switch_to_actor(struct worker *w, struct stack *s)
 void sched_switch_out(int why)
 {
     struct worker *w = worker_self();
-    struct stack *s = w->current->stack;
+    struct actor *a = w->current;
+    struct stack *s = a->stack;
     w->switch_why = why;
 #ifdef RT_ASAN
     __sanitizer_start_switch_fiber(&s->asan_fake, w->sys_stack_lo, w->sys_stack_size);
 #endif
     actor_tsan_leave(s->tsan_back);
-    rt_ctx_switch(&s->ctx, &w->sched_ctx);
+    rt_ctx_switch(&a->ctx, &w->sched_ctx);
 #ifdef RT_ASAN
     __sanitizer_finish_switch_fiber(s->asan_fake, NULL, NULL);
 #endif
@@ -441,13 +442,14 @@ static void run_actor(struct worker *w, struct actor *a)
                 starve(w, a);
                 return;
             }
+            a->ctx = a->stack->ctx; /* where the stack's trampoline waits */
         }
         w->current = a;
         a->reductions = rt.reductions;
         /* relaxed: a progress hint for thieves watching runnext */
         atomic_store_explicit(&w->slices, atomic_load_explicit(&w->slices, memory_order_relaxed) + 1,
                               memory_order_relaxed);
-        switch_to_actor(w, a->stack);
+        switch_to_actor(w, a);
         w->current = NULL;
         switch (w->switch_why) {
         case SW_YIELD:
@@ -457,7 +459,6 @@ static void run_actor(struct worker *w, struct actor *a)
             rq_push(a->pinned ? &w->pq : &w->q, a);
             return;
         case SW_PARK: {
-            a->sp_hint = a->stack->ctx.sp; /* published by the CAS below */
             int exp = A_WAITING;
             /* seq_cst: step 4 of the protocol; fails when a notifier
              * turned WAITING into NOTIFIED */
@@ -466,8 +467,8 @@ static void run_actor(struct worker *w, struct actor *a)
             continue; /* notified while parking: resume it right away */
         }
         case SW_HIBERNATE: {
+            a->stack->ctx = a->ctx; /* the trampoline's switch point goes with the stack */
             stack_put(w, a->stack);
-            a->sp_hint = NULL;
             a->stack = NULL;
             /* relaxed: the owner's own value, stored before it unwound */
             unsigned got = actor_wait_conditions(a, a->wait_io,
@@ -482,6 +483,7 @@ static void run_actor(struct worker *w, struct actor *a)
             continue; /* a condition already holds: start the continuation */
         }
         case SW_EXIT:
+            a->stack->ctx = a->ctx; /* as for SW_HIBERNATE */
             stack_put(w, a->stack);
             a->stack = NULL;
             actor_free(a);
