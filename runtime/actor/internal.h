@@ -252,10 +252,15 @@ struct actor {
     /* mailbox */
     atomic_ulong inbox_n;   /* [slot] written, read lock-free by the owner */
     struct msg *in_head, *in_tail;  /* [slot] */
-    uint64_t msg_seq;       /* [slot] seq of the last message pushed */
-    /* Messages queued (inbox and private list): incremented by senders
-     * under the slot lock, decremented by the owner when it takes one. */
-    atomic_ulong queued;
+    /* Messages queued (inbox and private list) = pushed - taken. Two
+     * counts with one writer each instead of one count that both sides
+     * change, so that neither a send nor a receive needs a locked
+     * instruction for it: pushed [slot] grows under the slot lock (and is
+     * the seq of the last message pushed); taken [owner] grows when a
+     * receive hands a message out (read by senders for the limit,
+     * relaxed: a stale value errs towards refusing). */
+    uint64_t pushed;
+    _Atomic uint64_t taken;
     unsigned long mbox_limit; /* [slot] 0: none; else senders get SNOW_ELIMIT */
     SnowPid pid;
     struct proc_slot *slot;
@@ -300,7 +305,7 @@ struct actor {
     _Alignas(16) unsigned char arg_inline[ACTOR_ARG_INLINE];
 };
 
-_Static_assert(offsetof(struct actor, ctx) < 64 && offsetof(struct actor, mbox_limit) < 128 &&
+_Static_assert(offsetof(struct actor, ctx) < 64 && offsetof(struct actor, mbox_limit) < 128 && offsetof(struct actor, taken) < 128 &&
                    offsetof(struct actor, scan_pos) < 192,
                "a wake-up, a resume and a receive read the first three lines");
 

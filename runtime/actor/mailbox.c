@@ -18,14 +18,12 @@
 struct actor *mailbox_push_locked(struct actor *a, struct msg *m)
 {
     m->next = NULL;
-    m->seq = ++a->msg_seq;
+    m->seq = ++a->pushed;
     if (a->in_tail)
         a->in_tail->next = m;
     else
         a->in_head = m;
     a->in_tail = m;
-    /* relaxed: only counts; the slot lock orders it with the owner's take */
-    atomic_fetch_add_explicit(&a->queued, 1, memory_order_relaxed);
     atomic_fetch_add(&a->inbox_n, 1); /* seq_cst: pairs with the state load below */
     return actor_notify_begin(a, SNOW_WAIT_MAILBOX | ACTOR_WAIT_NEW_MAIL) ? a : NULL;
 }
@@ -33,6 +31,13 @@ struct actor *mailbox_push_locked(struct actor *a, struct msg *m)
 /* limited: the receiver's mailbox limit applies (user messages). Runtime
  * messages (exit and down signals, timers) are always delivered: dropping
  * one would break links, monitors and deadlines. */
+/* Messages queued for a: pushed but not yet taken. Under a's slot lock. */
+static uint64_t queued_locked(struct actor *a)
+{
+    /* relaxed: the owner's count; a stale one makes the result larger */
+    return a->pushed - atomic_load_explicit(&a->taken, memory_order_relaxed);
+}
+
 static int send_locked(SnowPid pid, struct msg *m, bool limited)
 {
     struct proc_slot *s;
@@ -41,8 +46,7 @@ static int send_locked(SnowPid pid, struct msg *m, bool limited)
         msg_free(m);
         return SNOW_ENOPROC;
     }
-    if (limited && a->mbox_limit &&
-        atomic_load_explicit(&a->queued, memory_order_relaxed) >= a->mbox_limit) {
+    if (limited && a->mbox_limit && queued_locked(a) >= a->mbox_limit) {
         proc_release(s);
         msg_free(m);
         return SNOW_ELIMIT;
@@ -98,7 +102,7 @@ int actor_send_backlog(SnowPid pid, uint64_t tag, const void *data, size_t len)
          * lower the figures, so a stale one errs towards refusing */
         if (atomic_load_explicit(&a->backlog_n, memory_order_relaxed) >= max_n ||
             atomic_load_explicit(&a->backlog_bytes, memory_order_relaxed) >= max_b ||
-            (a->mbox_limit && atomic_load_explicit(&a->queued, memory_order_relaxed) >= a->mbox_limit))
+            (a->mbox_limit && queued_locked(a) >= a->mbox_limit))
             rc = SNOW_EBACKPRESSURE;
     }
     if (rc) {
@@ -170,7 +174,10 @@ static struct msg *drain_inbox(struct actor *a)
     rt_spin_lock(&a->slot->lock);
     struct msg *head = a->in_head, *tail = a->in_tail;
     a->in_head = a->in_tail = NULL;
-    atomic_store(&a->inbox_n, 0);
+    /* relaxed under the slot lock: the next sender's seq_cst increment
+     * comes after the unlock and sees it; the protocol's store-then-load
+     * pairs are the sender's increment and the waiter's WAITING store */
+    atomic_store_explicit(&a->inbox_n, 0, memory_order_relaxed);
     rt_spin_unlock(&a->slot->lock);
     if (!head)
         return NULL;
@@ -219,8 +226,9 @@ static void wait_new_mail(struct actor *a)
          * worker: a is still ours when this returns. */
         sched_switch_out(SW_PARK);
     }
-    /* seq_cst, as in actor_wait: notifiers ignore RUNNING */
-    atomic_store(&a->state, A_RUNNING);
+    /* relaxed: notifiers ignore RUNNING (and may have turned WAITING into
+     * NOTIFIED, which this overwrites); nothing is published by it */
+    atomic_store_explicit(&a->state, A_RUNNING, memory_order_relaxed);
     atomic_store_explicit(&a->wait_events, 0, memory_order_relaxed); /* read only while WAITING/PARKED */
     if (sig)
         actor_check_signals(a);
@@ -291,7 +299,9 @@ static SnowMessage *receive(const uint64_t *tags, size_t ntags, int timeout_ms)
                 a->seen_seq = m->seq;
             m->next = NULL;
             a->last = m;
-            atomic_fetch_sub_explicit(&a->queued, 1, memory_order_relaxed); /* a count only */
+            /* relaxed store by the only writer: a count read by senders */
+            atomic_store_explicit(&a->taken, atomic_load_explicit(&a->taken, memory_order_relaxed) + 1,
+                                  memory_order_relaxed);
             if (m->backlog) {
                 /* relaxed: counts, read by senders as a bound */
                 atomic_fetch_sub_explicit(&a->backlog_n, 1, memory_order_relaxed);

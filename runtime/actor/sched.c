@@ -173,9 +173,8 @@ static bool wake_worker(struct worker *w)
  * before the loads of `sleeping` and `poll_blocked`; it pairs with the
  * fence an idle worker puts between its store of those and its loads of
  * the queue lengths (idle, poller_poll). */
-static void wake_idle(struct worker *self)
+static void wake_one_idle(struct worker *self)
 {
-    atomic_thread_fence(memory_order_seq_cst);
     for (int i = 0; i < rt.nworkers; i++) {
         struct worker *v = &rt.workers[i];
         if (v != self && wake_worker(v))
@@ -185,6 +184,12 @@ static void wake_idle(struct worker *self)
      * poll_blocked and its fence (poller_poll) */
     if (atomic_load(&rt.poll_blocked))
         poller_interrupt();
+}
+
+static void wake_idle(struct worker *self)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    wake_one_idle(self);
 }
 
 void sched_kick_timer(void)
@@ -260,8 +265,12 @@ void sched_enqueue(struct actor *a, bool from_waker)
             prefetch_resume(a);
             struct actor *old = atomic_exchange(&w->runnext, a);
             if (!old) {
+                /* No fence before the loads of `sleeping` and poll_blocked
+                 * (wake_idle has one for relaxed queue stores): the
+                 * exchange is a seq_cst RMW and they are seq_cst loads. A
+                 * fence per message was a tenth of a ring hop. */
                 if (w->current && atomic_load(&rt.nspinning) == 0)
-                    wake_idle(w);
+                    wake_one_idle(w);
                 return;
             }
             a = old;
