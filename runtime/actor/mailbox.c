@@ -214,9 +214,9 @@ static void wait_new_mail(struct actor *a)
      * bit lets an exit signal wake us (actor_signal_exit). */
     atomic_store_explicit(&a->wait_events, ACTOR_WAIT_NEW_MAIL | SNOW_WAIT_SIGNAL, memory_order_relaxed);
     bool sig;
+    /* seq_cst: step 2 of the protocol, before the condition loads */
+    atomic_store(&a->state, A_WAITING);
     for (;;) {
-        /* seq_cst: step 2 of the protocol, before the condition loads */
-        atomic_store(&a->state, A_WAITING);
         /* seq_cst loads of kill_reason and (in has_unseen) inbox_n: step 3,
          * each pairing with the notifier's seq_cst write of it */
         sig = atomic_load(&a->kill_reason) >= 0 && !a->exiting;
@@ -225,6 +225,12 @@ static void wait_new_mail(struct actor *a)
         /* The record stays where it is while the actor runs on another
          * worker: a is still ours when this returns. */
         sched_switch_out(SW_PARK);
+        /* Woken, so a condition almost always holds: look before storing
+         * WAITING again, which is only needed to park once more. */
+        sig = atomic_load(&a->kill_reason) >= 0 && !a->exiting;
+        if (sig || has_unseen(a))
+            break;
+        atomic_store(&a->state, A_WAITING); /* seq_cst, as above */
     }
     /* relaxed: notifiers ignore RUNNING (and may have turned WAITING into
      * NOTIFIED, which this overwrites); nothing is published by it */

@@ -748,22 +748,34 @@ static bool spin_for_work(struct worker *w)
 }
 
 /* After each slice: fire due timers (a lock-free peek at the earliest due
- * time), poll I/O when nobody did for IO_POLL_NS, and hand the poll role to
- * a sleeping worker when this one stays busy while timers or I/O handles
- * wait. So a deadline or readiness waits at most about one slice of the
- * actor running here when every worker is busy (README.md). */
+ * time), and when nobody polled for IO_POLL_NS, poll I/O (if handles are
+ * open) and hand the poll role to a sleeping worker when this one stays
+ * busy while timers or I/O handles wait. So a deadline or readiness waits
+ * at most about one slice of the actor running here when every worker is
+ * busy (README.md). The hand-off waits for the same IO_POLL_NS as the
+ * poll: looked at after every slice, it cost a fence per message in a
+ * ring of actors next to an idle worker, whose own idle polls keep
+ * last_poll_ns recent anyway. */
 #define IO_POLL_NS 100000
 
 static void after_slice(struct worker *w)
 {
-    run_timers_if_due();
-    if (poller_open_handles() > 0) {
-        int64_t now = rt_now_ns();
-        if (now - poller_last_poll_ns() >= IO_POLL_NS)
-            poller_poll(false, 0);
-    }
-    if (local_work(w) && !poller_role_held() && (timers_next_due() != INT64_MAX || poller_open_handles() > 0)) {
-        atomic_thread_fence(memory_order_seq_cst); /* as in wake_idle */
+    int64_t due = timers_next_due();
+    long open = poller_open_handles();
+    if (due == INT64_MAX && open <= 0)
+        return;
+    int64_t now = rt_now_ns();
+    if (due <= now)
+        timers_run(now);
+    if (now - poller_last_poll_ns() < IO_POLL_NS)
+        return;
+    if (open > 0)
+        poller_poll(false, 0);
+    /* Not while a worker spins: it takes the poll role itself when it goes
+     * idle. No fence: nothing is published here, and the pairing with a
+     * sleeper (its store of `sleeping`, then its load of the role) is
+     * between seq_cst accesses on both sides (poller_role_held). */
+    if (local_work(w) && !poller_role_held() && atomic_load(&rt.nspinning) == 0) {
         for (int i = 0; i < rt.nworkers; i++)
             if (&rt.workers[i] != w && wake_worker(&rt.workers[i]))
                 break;
