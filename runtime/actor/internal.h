@@ -223,11 +223,13 @@ struct proc_slot;
 #define ACTOR_SCAN_TAGS 8
 
 /* Layout: a message to a parked actor and the switch into it touch the
- * first two cache lines only (state, wait mask, run-queue link, stack,
- * saved stack pointer, inbox, counts, limit), and the receive that follows
- * the third; records are 64-byte aligned (proc.c). In a ring of 10,000
- * actors every record has left the cache by the time the token comes
- * back, so each line touched is a miss. */
+ * first 128 bytes only (state, wait mask, run-queue link, stack, saved
+ * stack pointer, inbox, counts, limit), and the receive that follows the
+ * next 64. In a ring of 10,000 actors every record has left the cache by
+ * the time the token comes back, so each line touched is a miss. Records
+ * come from calloc (16-byte aligned), which puts these 192 bytes on three
+ * or four lines; 64-byte alignment would save the fourth but cost about
+ * 80 bytes per actor in malloc's alignment padding (bench/README.md). */
 struct actor {
     _Atomic int state;
     /* waiting [owner writes before publishing WAITING; wakers read] */
@@ -307,7 +309,7 @@ struct actor {
 
 _Static_assert(offsetof(struct actor, ctx) < 64 && offsetof(struct actor, mbox_limit) < 128 && offsetof(struct actor, taken) < 128 &&
                    offsetof(struct actor, scan_pos) < 192,
-               "a wake-up, a resume and a receive read the first three lines");
+               "a wake-up, a resume and a receive read the first 192 bytes");
 
 /* ---- process table -------------------------------------------------------- */
 

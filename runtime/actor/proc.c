@@ -412,13 +412,7 @@ static struct actor *actor_alloc(void)
         memset(a, 0, sizeof *a);
         return a;
     }
-    /* 64-byte aligned: the fields of a wake-up share two lines (internal.h).
-     * posix_memalign, since aligned_alloc wants the size a multiple of the
-     * alignment. */
-    void *p;
-    if (posix_memalign(&p, 64, sizeof *a))
-        return NULL;
-    return memset(p, 0, sizeof *a);
+    return calloc(1, sizeof *a);
 }
 
 static void actor_release(struct actor *a)
