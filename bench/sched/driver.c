@@ -6,7 +6,7 @@
  * another inside a single driver actor; see bench/README.md for what each
  * one measures and how to read it.
  *
- *   snow-bench-sched [--quick] [--only NAME]
+ *   snow-bench-sched [--quick] [--only NAME] [--ring-size N] [--ring-hops N]
  *
  * Workers: SNOW_WORKERS when set, else 2 (the cross-worker ping-pong needs
  * two). Exit status 0 when every selected scenario completed, 1 when one
@@ -189,9 +189,17 @@ static void scale_down(struct counts *c, long by)
     c->sel_calls /= by;
 }
 
+/* A positive decimal count, or -1. */
+static long count_arg(const char *s)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    return *s && !*end && v > 0 ? v : -1;
+}
+
 static void usage(void)
 {
-    fprintf(stderr, "usage: snow-bench-sched [--quick] [--only NAME]\nscenarios:");
+    fprintf(stderr, "usage: snow-bench-sched [--quick] [--only NAME] [--ring-size N] [--ring-hops N]\nscenarios:");
     for (size_t i = 0; i < RT_ARRAY_LEN(scenarios); i++)
         fprintf(stderr, " %s", scenarios[i].name);
     fputc('\n', stderr);
@@ -201,11 +209,16 @@ int main(int argc, char **argv)
 {
     B.n = full_counts;
     bool quick = false;
+    long ring_size = 0, ring_hops = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             quick = true;
         } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
             B.only = argv[++i];
+        } else if (strcmp(argv[i], "--ring-size") == 0 && i + 1 < argc && (ring_size = count_arg(argv[++i])) >= 2) {
+            continue;
+        } else if (strcmp(argv[i], "--ring-hops") == 0 && i + 1 < argc && (ring_hops = count_arg(argv[++i])) >= 1) {
+            continue;
         } else {
             usage();
             return 2;
@@ -222,6 +235,13 @@ int main(int argc, char **argv)
     }
     if (quick)
         scale_down(&B.n, 10);
+    /* Set after --quick: a profile of the ring at its full size (or at
+     * two hop counts, whose difference is the cost of a hop alone) needs
+     * no other scenario's counts. */
+    if (ring_size)
+        B.n.ring_size = ring_size;
+    if (ring_hops)
+        B.n.ring_hops = ring_hops;
     B.n.parked = fit_map_count(B.n.parked);
 
     /* Two workers unless told otherwise: enough for the cross-worker

@@ -19,6 +19,7 @@
 #include <setjmp.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -71,7 +72,7 @@ void rt_ctx_switch(struct rt_ctx *from, struct rt_ctx *to);
  * header lives at the top of the mapping so a fresh stack's only touched page
  * holds both the header and the first frames. */
 struct stack {
-    struct rt_ctx ctx;  /* saved stack pointer while switched out */
+    struct rt_ctx ctx;  /* saved stack pointer while no actor holds the stack (else in struct actor) */
     char *lo;           /* lowest usable byte (just above the guard page) */
     char *map;          /* start of the mapping (the guard page) */
     size_t usable;      /* bytes between lo and this header */
@@ -221,58 +222,74 @@ struct proc_slot;
 /* Tag sets up to this size keep a selective receive's scan position. */
 #define ACTOR_SCAN_TAGS 8
 
+/* Layout: a message to a parked actor and the switch into it touch the
+ * first 128 bytes only (state, wait mask, run-queue link, stack, saved
+ * stack pointer, inbox, counts, limit), and the receive that follows the
+ * next 64. In a ring of 10,000 actors every record has left the cache by
+ * the time the token comes back, so each line touched is a miss. Records
+ * come from calloc (16-byte aligned), which puts these 192 bytes on three
+ * or four lines; 64-byte alignment would save the fourth but cost about
+ * 80 bytes per actor in malloc's alignment padding (bench/README.md). */
 struct actor {
     _Atomic int state;
+    /* waiting [owner writes before publishing WAITING; wakers read] */
+    _Atomic unsigned wait_events;
     int16_t home;          /* home worker, -1 none */
     uint8_t pinned;
     uint8_t trap_exit;     /* [slot] read by signal senders */
     uint8_t exiting;       /* [owner] finishing: further kills ignored */
+    uint8_t scan_ntags;    /* [owner] tags in scan_tags; 0: no set cached */
     int32_t reductions;    /* [owner] */
-    SnowPid pid;
-    struct proc_slot *slot;
-    struct actor *next;    /* run-queue link */
-    struct stack *stack;   /* NULL before start and while hibernating */
-    /* [owner] the stack pointer saved by the last park (NULL: none), so
-     * that whoever makes the actor runnable can prefetch the frames it
-     * resumes in (sched.c); written by the worker before its PARKED CAS. */
-    char *sp_hint;
-    SnowActorFn fn;        /* entry: spawn function or hibernate continuation */
-    void *arg;
-    /* waiting [owner writes before publishing WAITING; wakers read] */
-    _Atomic unsigned wait_events;
-    struct SnowIo *wait_io;
     /* [owner] the readiness of wait_io a hibernation continuation started
      * with (actor_woke_ready) */
     unsigned woke;
-    struct timer wait_timer;
-    int64_t wait_deadline;
-    atomic_int kill_reason; /* -1 none; an exit signal to act on */
-    int exit_reason;        /* [owner] */
+    struct actor *next;    /* run-queue link */
+    struct stack *stack;   /* NULL before start and while hibernating */
+    /* [owner] The stack pointer saved by the last switch out, while the
+     * actor holds a stack (the stack's own ctx holds it otherwise: a fresh
+     * or pooled stack, sched.c). Kept here rather than in the stack's
+     * header so that resuming reads one line fewer; whoever makes the
+     * actor runnable prefetches the frames it resumes in from it. */
+    struct rt_ctx ctx;
     /* mailbox */
     atomic_ulong inbox_n;   /* [slot] written, read lock-free by the owner */
-    /* Messages queued (inbox and private list): incremented by senders
-     * under the slot lock, decremented by the owner when it takes one. */
-    atomic_ulong queued;
+    struct msg *in_head, *in_tail;  /* [slot] */
+    /* Messages queued (inbox and private list) = pushed - taken. Two
+     * counts with one writer each instead of one count that both sides
+     * change, so that neither a send nor a receive needs a locked
+     * instruction for it: pushed [slot] grows under the slot lock (and is
+     * the seq of the last message pushed); taken [owner] grows when a
+     * receive hands a message out (read by senders for the limit,
+     * relaxed: a stale value errs towards refusing). */
+    uint64_t pushed;
+    _Atomic uint64_t taken;
     unsigned long mbox_limit; /* [slot] 0: none; else senders get SNOW_ELIMIT */
+    SnowPid pid;
+    struct proc_slot *slot;
+    SnowActorFn fn;        /* entry: spawn function or hibernate continuation */
+    void *arg;
+    struct SnowIo *wait_io;
+    /* What a receive reads (the third line) */
+    atomic_int kill_reason; /* -1 none; an exit signal to act on */
+    int exit_reason;        /* [owner] */
+    struct msg *priv_head, *priv_tail; /* [owner] moved from inbox, not yet taken */
+    struct msg *last;       /* [owner] handed out by the last receive */
+    uint64_t seen_seq;      /* [owner] every message up to this seq was examined by a receive */
+    long scanned;           /* [owner] messages examined by receives (statistics) */
+    /* [owner] Selective receive's scan position: every message up to and
+     * including scan_pos was examined by a receive with the tag set in
+     * scan_tags and did not match, so the next receive with that set goes
+     * on from scan_pos->next. NULL: nothing scanned. */
+    struct msg *scan_pos;
+    struct timer wait_timer;
+    int64_t wait_deadline;
     /* Room messages (actor_send_backlog) queued and not received yet:
      * added by senders under the slot lock, which makes the check against
      * the bound and the add one step; taken back by the owner on receive. */
     atomic_ulong backlog_n, backlog_bytes;
     unsigned long backlog_max_n;  /* [slot] 0: ACTOR_BACKLOG_MSGS */
     size_t backlog_max_bytes;     /* [slot] 0: ACTOR_BACKLOG_BYTES */
-    struct msg *in_head, *in_tail;  /* [slot] */
-    struct msg *priv_head, *priv_tail; /* [owner] moved from inbox, not yet taken */
-    uint64_t msg_seq;       /* [slot] seq of the last message pushed */
-    /* [owner] Selective receive's scan position: every message up to and
-     * including scan_pos was examined by a receive with the tag set in
-     * scan_tags and did not match, so the next receive with that set goes
-     * on from scan_pos->next. NULL: nothing scanned. */
-    struct msg *scan_pos;
-    uint64_t scan_tags[ACTOR_SCAN_TAGS];
-    uint8_t scan_ntags;     /* 0: no set cached */
-    uint64_t seen_seq;      /* [owner] every message up to this seq was examined by a receive */
-    long scanned;           /* [owner] messages examined by receives (statistics) */
-    struct msg *last;       /* [owner] handed out by the last receive */
+    uint64_t scan_tags[ACTOR_SCAN_TAGS]; /* [owner] the set scan_pos belongs to */
     struct heap heap;       /* [owner] */
     struct u64_map links;    /* [slot] pid -> 0 */
     struct u64_map watchers; /* [slot] monitors on me: ref -> watcher */
@@ -289,6 +306,10 @@ struct actor {
      * a->arg or a->term_arg points into it). */
     _Alignas(16) unsigned char arg_inline[ACTOR_ARG_INLINE];
 };
+
+_Static_assert(offsetof(struct actor, ctx) < 64 && offsetof(struct actor, mbox_limit) < 128 && offsetof(struct actor, taken) < 128 &&
+                   offsetof(struct actor, scan_pos) < 192,
+               "a wake-up, a resume and a receive read the first 192 bytes");
 
 /* ---- process table -------------------------------------------------------- */
 

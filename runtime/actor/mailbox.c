@@ -18,14 +18,12 @@
 struct actor *mailbox_push_locked(struct actor *a, struct msg *m)
 {
     m->next = NULL;
-    m->seq = ++a->msg_seq;
+    m->seq = ++a->pushed;
     if (a->in_tail)
         a->in_tail->next = m;
     else
         a->in_head = m;
     a->in_tail = m;
-    /* relaxed: only counts; the slot lock orders it with the owner's take */
-    atomic_fetch_add_explicit(&a->queued, 1, memory_order_relaxed);
     atomic_fetch_add(&a->inbox_n, 1); /* seq_cst: pairs with the state load below */
     return actor_notify_begin(a, SNOW_WAIT_MAILBOX | ACTOR_WAIT_NEW_MAIL) ? a : NULL;
 }
@@ -33,6 +31,13 @@ struct actor *mailbox_push_locked(struct actor *a, struct msg *m)
 /* limited: the receiver's mailbox limit applies (user messages). Runtime
  * messages (exit and down signals, timers) are always delivered: dropping
  * one would break links, monitors and deadlines. */
+/* Messages queued for a: pushed but not yet taken. Under a's slot lock. */
+static uint64_t queued_locked(struct actor *a)
+{
+    /* relaxed: the owner's count; a stale one makes the result larger */
+    return a->pushed - atomic_load_explicit(&a->taken, memory_order_relaxed);
+}
+
 static int send_locked(SnowPid pid, struct msg *m, bool limited)
 {
     struct proc_slot *s;
@@ -41,8 +46,7 @@ static int send_locked(SnowPid pid, struct msg *m, bool limited)
         msg_free(m);
         return SNOW_ENOPROC;
     }
-    if (limited && a->mbox_limit &&
-        atomic_load_explicit(&a->queued, memory_order_relaxed) >= a->mbox_limit) {
+    if (limited && a->mbox_limit && queued_locked(a) >= a->mbox_limit) {
         proc_release(s);
         msg_free(m);
         return SNOW_ELIMIT;
@@ -98,7 +102,7 @@ int actor_send_backlog(SnowPid pid, uint64_t tag, const void *data, size_t len)
          * lower the figures, so a stale one errs towards refusing */
         if (atomic_load_explicit(&a->backlog_n, memory_order_relaxed) >= max_n ||
             atomic_load_explicit(&a->backlog_bytes, memory_order_relaxed) >= max_b ||
-            (a->mbox_limit && atomic_load_explicit(&a->queued, memory_order_relaxed) >= a->mbox_limit))
+            (a->mbox_limit && queued_locked(a) >= a->mbox_limit))
             rc = SNOW_EBACKPRESSURE;
     }
     if (rc) {
@@ -170,7 +174,10 @@ static struct msg *drain_inbox(struct actor *a)
     rt_spin_lock(&a->slot->lock);
     struct msg *head = a->in_head, *tail = a->in_tail;
     a->in_head = a->in_tail = NULL;
-    atomic_store(&a->inbox_n, 0);
+    /* relaxed under the slot lock: the next sender's seq_cst increment
+     * comes after the unlock and sees it; the protocol's store-then-load
+     * pairs are the sender's increment and the waiter's WAITING store */
+    atomic_store_explicit(&a->inbox_n, 0, memory_order_relaxed);
     rt_spin_unlock(&a->slot->lock);
     if (!head)
         return NULL;
@@ -182,9 +189,55 @@ static struct msg *drain_inbox(struct actor *a)
     return head;
 }
 
+static inline bool has_unseen(struct actor *a)
+{
+    /* seq_cst load of inbox_n: the waiter's half of the park/notify
+     * protocol (sched.c) when called after storing WAITING */
+    return atomic_load(&a->inbox_n) || (a->priv_tail && a->priv_tail->seq > a->seen_seq);
+}
+
 bool mailbox_has_unseen(struct actor *a)
 {
-    return atomic_load(&a->inbox_n) || (a->priv_tail && a->priv_tail->seq > a->seen_seq);
+    return has_unseen(a);
+}
+
+/* Parks until a message no receive has examined arrives or an exit signal
+ * is pending. This is actor_wait (poller.c) for the wait of a receive
+ * without a deadline, the wait of every actor that only passes messages,
+ * with the same protocol (sched.c) and nothing else: no I/O handle, no
+ * timer, no clock. Besides its instructions, a hop of a ring of actors
+ * saves actor_wait's stack frame, whose lines have left the cache by the
+ * time the actor resumes. */
+static void wait_new_mail(struct actor *a)
+{
+    /* relaxed: published by the seq_cst store of WAITING below. The signal
+     * bit lets an exit signal wake us (actor_signal_exit). */
+    atomic_store_explicit(&a->wait_events, ACTOR_WAIT_NEW_MAIL | SNOW_WAIT_SIGNAL, memory_order_relaxed);
+    bool sig;
+    /* seq_cst: step 2 of the protocol, before the condition loads */
+    atomic_store(&a->state, A_WAITING);
+    for (;;) {
+        /* seq_cst loads of kill_reason and (in has_unseen) inbox_n: step 3,
+         * each pairing with the notifier's seq_cst write of it */
+        sig = atomic_load(&a->kill_reason) >= 0 && !a->exiting;
+        if (sig || has_unseen(a))
+            break;
+        /* The record stays where it is while the actor runs on another
+         * worker: a is still ours when this returns. */
+        sched_switch_out(SW_PARK);
+        /* Woken, so a condition almost always holds: look before storing
+         * WAITING again, which is only needed to park once more. */
+        sig = atomic_load(&a->kill_reason) >= 0 && !a->exiting;
+        if (sig || has_unseen(a))
+            break;
+        atomic_store(&a->state, A_WAITING); /* seq_cst, as above */
+    }
+    /* relaxed: notifiers ignore RUNNING (and may have turned WAITING into
+     * NOTIFIED, which this overwrites); nothing is published by it */
+    atomic_store_explicit(&a->state, A_RUNNING, memory_order_relaxed);
+    atomic_store_explicit(&a->wait_events, 0, memory_order_relaxed); /* read only while WAITING/PARKED */
+    if (sig)
+        actor_check_signals(a);
 }
 
 static bool tag_matches(uint64_t tag, const uint64_t *tags, size_t n)
@@ -252,7 +305,9 @@ static SnowMessage *receive(const uint64_t *tags, size_t ntags, int timeout_ms)
                 a->seen_seq = m->seq;
             m->next = NULL;
             a->last = m;
-            atomic_fetch_sub_explicit(&a->queued, 1, memory_order_relaxed); /* a count only */
+            /* relaxed store by the only writer: a count read by senders */
+            atomic_store_explicit(&a->taken, atomic_load_explicit(&a->taken, memory_order_relaxed) + 1,
+                                  memory_order_relaxed);
             if (m->backlog) {
                 /* relaxed: counts, read by senders as a bound */
                 atomic_fetch_sub_explicit(&a->backlog_n, 1, memory_order_relaxed);
@@ -271,6 +326,11 @@ static SnowMessage *receive(const uint64_t *tags, size_t ntags, int timeout_ms)
             continue;
         if (timeout_ms == 0)
             return NULL;
+        if (deadline < 0) {
+            wait_new_mail(a);
+            m = drain_inbox(a);
+            continue;
+        }
         int got = actor_wait(NULL, ACTOR_WAIT_NEW_MAIL, deadline);
         a = actor_self();
         m = drain_inbox(a);

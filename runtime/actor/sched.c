@@ -173,9 +173,8 @@ static bool wake_worker(struct worker *w)
  * before the loads of `sleeping` and `poll_blocked`; it pairs with the
  * fence an idle worker puts between its store of those and its loads of
  * the queue lengths (idle, poller_poll). */
-static void wake_idle(struct worker *self)
+static void wake_one_idle(struct worker *self)
 {
-    atomic_thread_fence(memory_order_seq_cst);
     for (int i = 0; i < rt.nworkers; i++) {
         struct worker *v = &rt.workers[i];
         if (v != self && wake_worker(v))
@@ -185,6 +184,12 @@ static void wake_idle(struct worker *self)
      * poll_blocked and its fence (poller_poll) */
     if (atomic_load(&rt.poll_blocked))
         poller_interrupt();
+}
+
+static void wake_idle(struct worker *self)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    wake_one_idle(self);
 }
 
 void sched_kick_timer(void)
@@ -209,21 +214,21 @@ void sched_kick_timer(void)
 
 /* The actor a running actor just woke runs next on this worker, within
  * a microsecond or so. Its record and the top of its stack (the frames it
- * parked in, from sp_hint up) have usually left this core's caches when
- * many actors take turns (a ring of 10,000): prefetching them now lets the
- * misses overlap with the rest of the waker's slice instead of stalling the
- * switch. The caller owns the RUNNABLE actor, so its fields are stable;
- * a prefetch never faults. */
+ * parked in, from the saved stack pointer up) have usually left this
+ * core's caches when many actors take turns (a ring of 10,000):
+ * prefetching them now lets the misses overlap with the rest of the
+ * waker's slice instead of stalling the switch. The waker has just written
+ * the first 128 bytes of the record (the mailbox and the state), so only
+ * the next 64, which a receive reads, are fetched (internal.h). The caller
+ * owns the RUNNABLE actor, so its fields are stable; a prefetch never
+ * faults. */
 #define RESUME_STACK_LINES 6
 
 static void prefetch_resume(struct actor *a)
 {
-    for (size_t off = 64; off < sizeof *a; off += 64)
-        __builtin_prefetch((const char *)a + off, 1);
-    if (!a->stack)
-        return;
-    __builtin_prefetch(a->stack, 1);
-    const char *sp = a->sp_hint;
+    __builtin_prefetch((const char *)a + 128, 1);
+    __builtin_prefetch((const char *)a + 191, 1); /* records are 16-byte aligned: maybe two lines */
+    const char *sp = a->stack ? a->ctx.sp : NULL;
     if (sp)
         for (int i = 0; i < RESUME_STACK_LINES; i++)
             __builtin_prefetch(sp + 64 * i, 1);
@@ -261,8 +266,12 @@ void sched_enqueue(struct actor *a, bool from_waker)
             prefetch_resume(a);
             struct actor *old = atomic_exchange(&w->runnext, a);
             if (!old) {
+                /* No fence before the loads of `sleeping` and poll_blocked
+                 * (wake_idle has one for relaxed queue stores): the
+                 * exchange is a seq_cst RMW and they are seq_cst loads. A
+                 * fence per message was a tenth of a ring hop. */
                 if (w->current && atomic_load(&rt.nspinning) == 0)
-                    wake_idle(w);
+                    wake_one_idle(w);
                 return;
             }
             a = old;
@@ -303,13 +312,14 @@ bool actor_notify_begin(struct actor *a, unsigned mask)
 
 /* ---- switching -------------------------------------------------------------- */
 
-static void switch_to_actor(struct worker *w, struct stack *s)
+static void switch_to_actor(struct worker *w, struct actor *a)
 {
+    struct stack *s = a->stack;
 #ifdef RT_ASAN
     __sanitizer_start_switch_fiber(&w->asan_fake, s->lo, s->usable);
 #endif
     actor_tsan_enter(&s->tsan_back, s->tsan_fiber);
-    rt_ctx_switch(&w->sched_ctx, &s->ctx);
+    rt_ctx_switch(&w->sched_ctx, &a->ctx);
 #ifdef RT_ASAN
     __sanitizer_finish_switch_fiber(w->asan_fake, NULL, NULL);
 #endif
@@ -318,13 +328,14 @@ static void switch_to_actor(struct worker *w, struct stack *s)
 void sched_switch_out(int why)
 {
     struct worker *w = worker_self();
-    struct stack *s = w->current->stack;
+    struct actor *a = w->current;
+    struct stack *s = a->stack;
     w->switch_why = why;
 #ifdef RT_ASAN
     __sanitizer_start_switch_fiber(&s->asan_fake, w->sys_stack_lo, w->sys_stack_size);
 #endif
     actor_tsan_leave(s->tsan_back);
-    rt_ctx_switch(&s->ctx, &w->sched_ctx);
+    rt_ctx_switch(&a->ctx, &w->sched_ctx);
 #ifdef RT_ASAN
     __sanitizer_finish_switch_fiber(s->asan_fake, NULL, NULL);
 #endif
@@ -441,13 +452,14 @@ static void run_actor(struct worker *w, struct actor *a)
                 starve(w, a);
                 return;
             }
+            a->ctx = a->stack->ctx; /* where the stack's trampoline waits */
         }
         w->current = a;
         a->reductions = rt.reductions;
         /* relaxed: a progress hint for thieves watching runnext */
         atomic_store_explicit(&w->slices, atomic_load_explicit(&w->slices, memory_order_relaxed) + 1,
                               memory_order_relaxed);
-        switch_to_actor(w, a->stack);
+        switch_to_actor(w, a);
         w->current = NULL;
         switch (w->switch_why) {
         case SW_YIELD:
@@ -457,7 +469,6 @@ static void run_actor(struct worker *w, struct actor *a)
             rq_push(a->pinned ? &w->pq : &w->q, a);
             return;
         case SW_PARK: {
-            a->sp_hint = a->stack->ctx.sp; /* published by the CAS below */
             int exp = A_WAITING;
             /* seq_cst: step 4 of the protocol; fails when a notifier
              * turned WAITING into NOTIFIED */
@@ -466,8 +477,8 @@ static void run_actor(struct worker *w, struct actor *a)
             continue; /* notified while parking: resume it right away */
         }
         case SW_HIBERNATE: {
+            a->stack->ctx = a->ctx; /* the trampoline's switch point goes with the stack */
             stack_put(w, a->stack);
-            a->sp_hint = NULL;
             a->stack = NULL;
             /* relaxed: the owner's own value, stored before it unwound */
             unsigned got = actor_wait_conditions(a, a->wait_io,
@@ -482,6 +493,7 @@ static void run_actor(struct worker *w, struct actor *a)
             continue; /* a condition already holds: start the continuation */
         }
         case SW_EXIT:
+            a->stack->ctx = a->ctx; /* as for SW_HIBERNATE */
             stack_put(w, a->stack);
             a->stack = NULL;
             actor_free(a);
@@ -737,22 +749,34 @@ static bool spin_for_work(struct worker *w)
 }
 
 /* After each slice: fire due timers (a lock-free peek at the earliest due
- * time), poll I/O when nobody did for IO_POLL_NS, and hand the poll role to
- * a sleeping worker when this one stays busy while timers or I/O handles
- * wait. So a deadline or readiness waits at most about one slice of the
- * actor running here when every worker is busy (README.md). */
+ * time), and when nobody polled for IO_POLL_NS, poll I/O (if handles are
+ * open) and hand the poll role to a sleeping worker when this one stays
+ * busy while timers or I/O handles wait. So a deadline or readiness waits
+ * at most about one slice of the actor running here when every worker is
+ * busy (README.md). The hand-off waits for the same IO_POLL_NS as the
+ * poll: looked at after every slice, it cost a fence per message in a
+ * ring of actors next to an idle worker, whose own idle polls keep
+ * last_poll_ns recent anyway. */
 #define IO_POLL_NS 100000
 
 static void after_slice(struct worker *w)
 {
-    run_timers_if_due();
-    if (poller_open_handles() > 0) {
-        int64_t now = rt_now_ns();
-        if (now - poller_last_poll_ns() >= IO_POLL_NS)
-            poller_poll(false, 0);
-    }
-    if (local_work(w) && !poller_role_held() && (timers_next_due() != INT64_MAX || poller_open_handles() > 0)) {
-        atomic_thread_fence(memory_order_seq_cst); /* as in wake_idle */
+    int64_t due = timers_next_due();
+    long open = poller_open_handles();
+    if (due == INT64_MAX && open <= 0)
+        return;
+    int64_t now = rt_now_ns();
+    if (due <= now)
+        timers_run(now);
+    if (now - poller_last_poll_ns() < IO_POLL_NS)
+        return;
+    if (open > 0)
+        poller_poll(false, 0);
+    /* Not while a worker spins: it takes the poll role itself when it goes
+     * idle. No fence: nothing is published here, and the pairing with a
+     * sleeper (its store of `sleeping`, then its load of the role) is
+     * between seq_cst accesses on both sides (poller_role_held). */
+    if (local_work(w) && !poller_role_held() && atomic_load(&rt.nspinning) == 0) {
         for (int i = 0; i < rt.nworkers; i++)
             if (&rt.workers[i] != w && wake_worker(&rt.workers[i]))
                 break;

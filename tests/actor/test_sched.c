@@ -444,6 +444,168 @@ START_TEST(no_stack_waits_without_spinning)
 }
 END_TEST
 
+/* ---- the hop path: runnext, the mailbox-only park ----------------------- */
+
+/* Two actors that wake each other run through the worker's runnext slot
+ * without ever going back to its run queue. A third actor, queued behind
+ * them on the only worker, must still get its turn (find_work bounds the
+ * streak): it sets the flag that stops the pair. Starved, it never would,
+ * and the pair would give up after PAIR_MAX_ROUNDS with the flag unset. */
+#define PAIR_MAX_ROUNDS 5000000L
+
+static atomic_int pair_stop;
+static atomic_long pair_rounds;
+
+struct pair_args {
+    SnowPid peer; /* 0: wait for the peer's pid in the first message */
+};
+
+static void pair_actor(void *arg)
+{
+    SnowPid peer = ((const struct pair_args *)arg)->peer;
+    if (peer) {
+        SnowPid self = snow_actor_self();
+        snow_actor_send(peer, 1, &self, sizeof self);
+    }
+    for (;;) {
+        SnowMessage *m = snow_actor_receive(-1);
+        if (!m)
+            return;
+        if (!peer)
+            memcpy(&peer, m->data, sizeof peer);
+        if (m->tag == 2)
+            return; /* the peer stopped */
+        if (atomic_load(&pair_stop) || atomic_fetch_add(&pair_rounds, 1) >= PAIR_MAX_ROUNDS) {
+            snow_actor_send(peer, 2, NULL, 0);
+            return;
+        }
+        snow_actor_send(peer, 3, NULL, 0);
+    }
+}
+
+static void pair_stopper(void *arg)
+{
+    (void)arg;
+    atomic_store(&pair_stop, 1);
+}
+
+static void pair_root(void *arg)
+{
+    (void)arg;
+    struct pair_args a = {0};
+    SnowPid first = snow_actor_spawn(pair_actor, &a, sizeof a);
+    a.peer = first;
+    snow_actor_spawn(pair_actor, &a, sizeof a);
+    /* Let the pair start: from here on they only wake each other. */
+    while (atomic_load(&pair_rounds) < 1000)
+        snow_actor_yield();
+    snow_actor_spawn(pair_stopper, NULL, 0);
+}
+
+START_TEST(runnext_pair_does_not_starve_the_queue)
+{
+    atomic_store(&pair_stop, 0);
+    atomic_store(&pair_rounds, 0);
+    RUN_ROOT(1, pair_root, NULL);
+    ck_assert_int_eq(atomic_load(&pair_stop), 1);
+    ck_assert_int_lt(atomic_load(&pair_rounds), PAIR_MAX_ROUNDS);
+}
+END_TEST
+
+/* A ring of actors with several tokens going round at once, on two
+ * workers: a node is woken parked (runnext), or finds the next token
+ * already queued, or is stolen by the other worker. Every link must keep
+ * its order (each message carries the link's sequence number) and every
+ * token must come back exactly one lap further each time (none lost or
+ * duplicated). */
+#define RING_NODES 500
+#define RING_TOKENS 4
+#define RING_LAPS 40
+
+enum { RING_NEXT = 1, RING_TOKEN, RING_STOP, RING_DONE };
+
+struct ring_tok {
+    uint64_t link_seq; /* sequence number on the link it travels (0: from the root) */
+    int id;
+    long left; /* hops still to go */
+};
+
+static atomic_long ring_errors, ring_hops;
+
+struct ring_node_args {
+    SnowPid root;
+};
+
+static void ring_member(void *arg)
+{
+    SnowPid root = ((const struct ring_node_args *)arg)->root, next = 0;
+    uint64_t in_seq = 0, out_seq = 0;
+    long seen[RING_TOKENS];
+    for (int i = 0; i < RING_TOKENS; i++)
+        seen[i] = -1;
+    for (;;) {
+        SnowMessage *m = snow_actor_receive(-1);
+        if (!m)
+            return;
+        if (m->tag == RING_NEXT) {
+            memcpy(&next, m->data, sizeof next);
+        } else if (m->tag == RING_TOKEN) {
+            struct ring_tok t;
+            memcpy(&t, m->data, sizeof t);
+            if ((t.link_seq && t.link_seq != ++in_seq) || t.id < 0 || t.id >= RING_TOKENS ||
+                (seen[t.id] >= 0 && seen[t.id] - t.left != RING_NODES))
+                atomic_fetch_add(&ring_errors, 1);
+            seen[t.id] = t.left;
+            atomic_fetch_add(&ring_hops, 1);
+            if (t.left == 0) {
+                snow_actor_send(root, RING_DONE, &t.id, sizeof t.id);
+                continue;
+            }
+            t.left--;
+            t.link_seq = ++out_seq;
+            if (snow_actor_send(next, RING_TOKEN, &t, sizeof t) < 0)
+                atomic_fetch_add(&ring_errors, 1);
+        } else if (m->tag == RING_STOP) {
+            snow_actor_send(next, RING_STOP, NULL, 0);
+            return;
+        }
+    }
+}
+
+static void ring_root(void *arg)
+{
+    (void)arg;
+    struct ring_node_args a = {.root = snow_actor_self()};
+    SnowPid nodes[RING_NODES];
+    for (int i = 0; i < RING_NODES; i++)
+        nodes[i] = snow_actor_spawn(ring_member, &a, sizeof a);
+    for (int i = 0; i < RING_NODES; i++)
+        snow_actor_send(nodes[i], RING_NEXT, &nodes[(i + 1) % RING_NODES], sizeof(SnowPid));
+    /* Every token starts at node 0, from the root (link_seq 0: not on a
+     * link of the ring, so not checked). */
+    for (int i = 0; i < RING_TOKENS; i++) {
+        struct ring_tok t = {.link_seq = 0, .id = i, .left = (long)RING_LAPS * RING_NODES - i};
+        snow_actor_send(nodes[0], RING_TOKEN, &t, sizeof t);
+    }
+    for (int i = 0; i < RING_TOKENS; i++)
+        if (!recv_tag(RING_DONE, 60000))
+            atomic_fetch_add(&ring_errors, 1000);
+    snow_actor_send(nodes[0], RING_STOP, NULL, 0);
+}
+
+START_TEST(ring_tokens_keep_order_and_count)
+{
+    atomic_store(&ring_errors, 0);
+    atomic_store(&ring_hops, 0);
+    RUN_ROOT(2, ring_root, NULL);
+    ck_assert_int_eq(atomic_load(&ring_errors), 0);
+    long want = 0;
+    for (int i = 0; i < RING_TOKENS; i++)
+        want += (long)RING_LAPS * RING_NODES - i + 1;
+    ck_assert_int_eq(atomic_load(&ring_hops), want);
+}
+END_TEST
+
 Suite *sched_suite(void)
 {
     Suite *s = suite_create("sched");
@@ -461,6 +623,8 @@ Suite *sched_suite(void)
     tcase_add_test(tc, workers_from_env);
     tcase_add_test(tc, idle_costs_no_cpu);
     tcase_add_test(tc, no_stack_waits_without_spinning);
+    tcase_add_test(tc, runnext_pair_does_not_starve_the_queue);
+    tcase_add_test(tc, ring_tokens_keep_order_and_count);
     suite_add_tcase(s, tc);
     return s;
 }
