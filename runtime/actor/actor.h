@@ -56,6 +56,15 @@ int actor_wait(SnowIo *io, unsigned events, int64_t deadline_ns);
  * SOCK_NONBLOCK): the same, without the two fcntl calls. */
 SnowIo *actor_io_open_nonblocking(int fd, int *err);
 int64_t actor_deadline_after_ms(int64_t ms);
+/* The earlier of two deadlines, where a negative one means none. */
+static inline int64_t actor_deadline_earliest(int64_t a, int64_t b)
+{
+    if (a < 0)
+        return b;
+    if (b < 0)
+        return a;
+    return a < b ? a : b;
+}
 
 /* Like actor_wait, but the stack is given back while parked and fn(arg)
  * starts on a fresh one when any condition holds. Does not return. */

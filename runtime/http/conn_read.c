@@ -121,15 +121,6 @@ static enum fill_result fill(struct http_conn *c, int64_t deadline, size_t max, 
 
 /* ---- the head ---- */
 
-static int64_t earlier(int64_t a, int64_t b)
-{
-    if (a < 0)
-        return b;
-    if (b < 0)
-        return a;
-    return a < b ? a : b;
-}
-
 static ssize_t parse_head(struct http_conn *c)
 {
     return http_parse_request(&c->parser, c->buf + c->start, c->len - c->start, &c->req->r, c->hdrs, c->nhdrs,
@@ -177,7 +168,7 @@ static enum req_outcome read_head(struct http_conn *c, int first)
             if (r == RT_PARSE_ERROR)
                 return answer(c, c->parser.status);
             if (head < 0)
-                head = earlier(first ? idle : actor_deadline_after_ms(lim->header_timeout_ms), c->request_deadline);
+                head = actor_deadline_earliest(first ? idle : actor_deadline_after_ms(lim->header_timeout_ms), c->request_deadline);
         }
         switch (fill(c, avail ? head : idle, max, !avail)) {
         case FILL_READ:
@@ -215,7 +206,7 @@ static int send_continue(struct http_conn *c)
  * request's overall deadline. */
 static int64_t body_deadline(struct http_conn *c)
 {
-    return earlier(actor_deadline_after_ms(c->k.srv->lim.body_timeout_ms), c->request_deadline);
+    return actor_deadline_earliest(actor_deadline_after_ms(c->k.srv->lim.body_timeout_ms), c->request_deadline);
 }
 
 static enum req_outcome body_fill_failed(struct http_conn *c, enum fill_result f)

@@ -41,15 +41,6 @@ static int64_t later(int64_t ms)
     return ms > 0 ? actor_deadline_after_ms(ms) : -1;
 }
 
-static int64_t earliest(int64_t a, int64_t b)
-{
-    if (a < 0)
-        return b;
-    if (b < 0)
-        return a;
-    return a < b ? a : b;
-}
-
 static bool due(int64_t deadline, int64_t now)
 {
     return deadline >= 0 && now >= deadline;
@@ -120,7 +111,7 @@ static int start_close(struct ws_conn *c, unsigned code, const char *reason, siz
         ws_outq_abort(&c->lv->q);
     ws_outq_control(&c->lv->q, WS_CTL_CLOSE, frame, (size_t)len);
     ws_conn_sync_queued(c, before);
-    c->lv->close_due = earliest(c->lv->close_due, later(c->h->close_timeout_ms));
+    c->lv->close_due = actor_deadline_earliest(c->lv->close_due, later(c->h->close_timeout_ms));
     c->ping_due = c->pong_due = -1;
     return 0;
 }
@@ -370,7 +361,7 @@ static void on_control(struct ws_conn *c, const struct ws_event *ev)
             size_t before = c->lv->q.bytes;
             ws_outq_control(&c->lv->q, WS_CTL_CLOSE, frame, (size_t)len);
             ws_conn_sync_queued(c, before);
-            c->lv->close_due = earliest(c->lv->close_due, later(c->h->close_timeout_ms));
+            c->lv->close_due = actor_deadline_earliest(c->lv->close_due, later(c->h->close_timeout_ms));
         }
         return;
     }
@@ -802,8 +793,8 @@ static void conn_loop(struct ws_conn *c)
             snow_actor_yield();
             continue;
         }
-        int64_t deadline = earliest(earliest(c->ping_due, c->pong_due), earliest(c->lv->close_due, c->lv->stall_due));
-        deadline = earliest(deadline, earliest(c->lv->drain_due, c->lv->spread_due));
+        int64_t deadline = actor_deadline_earliest(actor_deadline_earliest(c->ping_due, c->pong_due), actor_deadline_earliest(c->lv->close_due, c->lv->stall_due));
+        deadline = actor_deadline_earliest(deadline, actor_deadline_earliest(c->lv->drain_due, c->lv->spread_due));
         /* A busy connection does not hibernate between its messages: freeing
          * the awake part and the stack only to build them again at the next
          * message cost about a third of the instructions of a 64-byte echo.
@@ -821,7 +812,7 @@ static void conn_loop(struct ws_conn *c)
         }
         maybe_hibernate(c, deadline);
         if (c->lv->now < c->lv->hot_until)
-            deadline = earliest(deadline, c->lv->hot_until);
+            deadline = actor_deadline_earliest(deadline, c->lv->hot_until);
         unsigned events = SNOW_WAIT_MAILBOX;
         if (!c->eof && !c->lv->paused)
             events |= SNOW_WAIT_READABLE;
