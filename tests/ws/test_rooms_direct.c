@@ -48,6 +48,17 @@ static void *d_run(void *arg)
     return NULL;
 }
 
+/* Starts the test server on r (freed here) and the runtime's thread. */
+static void d_serve(SnowRouter *r)
+{
+    int err = 0;
+    dsrv = snow_http_server_start(r, "127.0.0.1", 0, NULL, &err);
+    snow_router_free(r);
+    ck_assert_ptr_nonnull(dsrv);
+    dport = snow_http_server_port(dsrv);
+    ck_assert_int_eq(pthread_create(&drunner, NULL, d_run, NULL), 0);
+}
+
 static int d_connect_to(const char *path, int rcvbuf)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -128,12 +139,7 @@ START_TEST(direct_delivery_keeps_frames_whole)
     h_direct.outbound_limit = 16 * 1024;
     SnowRouter *r = snow_router_new();
     ck_assert_int_eq(snow_router_ws(r, "/d", &h_direct), 0);
-    int err = 0;
-    dsrv = snow_http_server_start(r, "127.0.0.1", 0, NULL, &err);
-    snow_router_free(r);
-    ck_assert_ptr_nonnull(dsrv);
-    dport = snow_http_server_port(dsrv);
-    ck_assert_int_eq(pthread_create(&drunner, NULL, d_run, NULL), 0);
+    d_serve(r);
 
     int fd = d_connect(4096);
     for (int i = 0; i < 4000 && snow_ws_room_size(DROOM, strlen(DROOM)) != 1; i++)
@@ -288,12 +294,7 @@ static void b_start(int workers)
     h_pub.on_open = b_open;
     h_pub.on_message = b_message;
     ck_assert_int_eq(snow_router_ws(r, "/p", &h_pub), 0);
-    int err = 0;
-    dsrv = snow_http_server_start(r, "127.0.0.1", 0, NULL, &err);
-    snow_router_free(r);
-    ck_assert_ptr_nonnull(dsrv);
-    dport = snow_http_server_port(dsrv);
-    ck_assert_int_eq(pthread_create(&drunner, NULL, d_run, NULL), 0);
+    d_serve(r);
 }
 
 static void b_stop(void)
