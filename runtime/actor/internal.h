@@ -555,6 +555,17 @@ void actor_cache_fini(void);
 /* Delivers an exit signal from `from` with reason to pid. Returns 0, or
  * SNOW_ENOPROC when pid is not alive. */
 int actor_signal_exit(SnowPid pid, SnowPid from, int reason, bool from_link);
+/* The link and monitor sets inside struct actor, by offset (links.c). */
+#define ACTOR_LINKS offsetof(struct actor, links)
+#define ACTOR_WATCHERS offsetof(struct actor, watchers)
+#define ACTOR_WATCHING offsetof(struct actor, watching)
+/* Adds key -> val to the set at off in pid's actor, under its slot lock:
+ * 1 added, 0 there already, SNOW_ENOPROC, -ENOMEM. */
+int actor_set_put(SnowPid pid, size_t off, uint64_t key, uint64_t val);
+/* Removes key from the set at off in pid's actor; true when it was there. */
+bool actor_set_del(SnowPid pid, size_t off, uint64_t key, uint64_t *val);
+/* DOWN for monitor ref to its watcher, if the watcher still holds it. */
+void actor_send_down(SnowPid watcher, uint64_t ref, SnowPid pid, int reason);
 /* Appends a message to the locked slot's actor. Returns the actor when it
  * must be enqueued once the slot lock is released, else NULL. */
 struct actor *mailbox_push_locked(struct actor *a, struct msg *m);
