@@ -21,6 +21,11 @@
  * 20 s passed; returns its last value. */
 bool rt_wait_until(bool (*cond)(void *), void *arg);
 
+/* A blocking client socket on 127.0.0.1:port (a 20 s receive timeout, the
+ * receive buffer set when rcvbuf is not 0) that has sent a WebSocket
+ * upgrade request for path; the response is the caller's to read. */
+int rooms_test_upgrade(int port, const char *path, int rcvbuf);
+
 Suite *rooms_suite(void);
 Suite *rooms_ws_suite(void);
 Suite *rooms_backlog_suite(void);

@@ -61,20 +61,7 @@ static void d_serve(SnowRouter *r)
 
 static int d_connect_to(const char *path, int rcvbuf)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-    struct timeval tv = {.tv_sec = 20};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)dport)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    char req[256];
-    int len = snprintf(req, sizeof req,
-                       "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                       path);
-    ck_assert_int_eq(write(fd, req, (size_t)len), len);
+    int fd = rooms_test_upgrade(dport, path, rcvbuf);
     char head[1024];
     size_t n = 0;
     while (n < 4 || memcmp(head + n - 4, "\r\n\r\n", 4)) {

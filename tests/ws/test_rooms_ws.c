@@ -171,7 +171,7 @@ static void server_down(void)
 
 /* ---- a small blocking client ------------------------------------------------------ */
 
-static int cl_connect(const char *path, int rcvbuf)
+int rooms_test_upgrade(int port, const char *path, int rcvbuf)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     ck_assert_int_ge(fd, 0);
@@ -189,6 +189,11 @@ static int cl_connect(const char *path, int rcvbuf)
                      path);
     ck_assert_int_eq(write(fd, req, (size_t)n), n);
     return fd;
+}
+
+static int cl_connect(const char *path, int rcvbuf)
+{
+    return rooms_test_upgrade(port, path, rcvbuf);
 }
 
 /* Reads the response head; returns the status. */
