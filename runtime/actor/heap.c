@@ -397,47 +397,22 @@ void *snow_gc_alloc(size_t size)
  * come from a per-worker cache, so a send and a receive on a worker cost
  * no malloc/free. The sender and the receiver are often on different
  * workers (a child reporting to its parent), which would fill one cache
- * and empty the other: a full cache hands half of itself to a shared pool,
- * an empty one takes up to half a cache back from it, each in one locked
- * step, and only beyond the pool's bound does a buffer go back to free. */
-#define MSG_CACHE_LOCAL 256
-#define MSG_CACHE_SHARED 4096
+ * and empty the other: whole batches move between a worker's cache and a
+ * shared pool, a pointer each (magazine.c), and only beyond the pool's
+ * bound does a buffer go back to free. A worker keeps up to 256 buffers,
+ * the pool 4,096. */
+static const struct mag_kind msg_kind = {
+    .link = offsetof(struct msg, next),
+    .batch = 128,
+    .pool_max = 32,
+};
 #define MSG_SMALL_BYTES (sizeof(struct msg) + MSG_SMALL)
-
-static int msg_pool_n(void)
-{
-    return atomic_load_explicit(&rt.msg_pool.n, memory_order_relaxed);
-}
-
-static void msg_pool_n_add(int d)
-{
-    /* relaxed under the lock: a hint for the lock-free checks (rt_free_list) */
-    atomic_store_explicit(&rt.msg_pool.n, msg_pool_n() + d, memory_order_relaxed);
-}
 
 static struct msg *msg_small_take(void)
 {
     struct worker *w = worker_self();
-    if (!w)
-        return malloc(MSG_SMALL_BYTES);
-    if (!w->msg_cache && msg_pool_n()) {
-        rt_spin_lock(&rt.msg_pool.lock);
-        while (rt.msg_pool.free && w->msg_cache_n < MSG_CACHE_LOCAL / 2) {
-            struct msg *x = rt.msg_pool.free;
-            rt.msg_pool.free = x->next;
-            msg_pool_n_add(-1);
-            x->next = w->msg_cache;
-            w->msg_cache = x;
-            w->msg_cache_n++;
-        }
-        rt_spin_unlock(&rt.msg_pool.lock);
-    }
-    struct msg *m = w->msg_cache;
-    if (!m)
-        return malloc(MSG_SMALL_BYTES);
-    w->msg_cache = m->next;
-    w->msg_cache_n--;
-    return m;
+    struct msg *m = w ? mag_take(&w->msg_cache, &rt.msg_pool, &msg_kind) : NULL;
+    return m ? m : malloc(MSG_SMALL_BYTES);
 }
 
 static void msg_small_put(struct msg *m)
@@ -447,37 +422,9 @@ static void msg_small_put(struct msg *m)
         free(m);
         return;
     }
-    if (w->msg_cache_n == MSG_CACHE_LOCAL) {
-        /* Hand half to the pool (or free it when the pool is full); the
-         * list is cut outside the lock. */
-        struct msg *first = w->msg_cache, *last = first;
-        for (int i = 1; i < MSG_CACHE_LOCAL / 2; i++)
-            last = last->next;
-        w->msg_cache = last->next;
-        w->msg_cache_n -= MSG_CACHE_LOCAL / 2;
-        bool pooled = false;
-        if (msg_pool_n() <= MSG_CACHE_SHARED - MSG_CACHE_LOCAL / 2) {
-            rt_spin_lock(&rt.msg_pool.lock);
-            if (msg_pool_n() <= MSG_CACHE_SHARED - MSG_CACHE_LOCAL / 2) {
-                last->next = rt.msg_pool.free;
-                rt.msg_pool.free = first;
-                msg_pool_n_add(MSG_CACHE_LOCAL / 2);
-                pooled = true;
-            }
-            rt_spin_unlock(&rt.msg_pool.lock);
-        }
-        if (!pooled) {
-            last->next = NULL;
-            while (first) {
-                struct msg *n = first->next;
-                free(first);
-                first = n;
-            }
-        }
-    }
-    m->next = w->msg_cache;
-    w->msg_cache = m;
-    w->msg_cache_n++;
+    void *spill = mag_put(&w->msg_cache, &rt.msg_pool, &msg_kind, m);
+    if (spill)
+        mag_free_chain(&msg_kind, spill, free);
 }
 
 struct msg *msg_new(uint64_t tag, SnowPid from, const void *data, size_t len)
@@ -522,19 +469,7 @@ void msg_free_list(struct msg *m)
 /* At teardown, after the workers stopped. */
 void msg_cache_fini(void)
 {
-    for (int i = 0; i < rt.nworkers; i++) {
-        struct worker *w = &rt.workers[i];
-        while (w->msg_cache) {
-            struct msg *m = w->msg_cache;
-            w->msg_cache = m->next;
-            free(m);
-        }
-        w->msg_cache_n = 0;
-    }
-    while (rt.msg_pool.free) {
-        struct msg *m = rt.msg_pool.free;
-        rt.msg_pool.free = m->next;
-        free(m);
-    }
-    atomic_store(&rt.msg_pool.n, 0);
+    for (int i = 0; i < rt.nworkers; i++)
+        mag_fini(&rt.workers[i].msg_cache, &msg_kind, free);
+    mag_pool_fini(&rt.msg_pool, &msg_kind, free);
 }

@@ -110,6 +110,44 @@ struct msg {
  * is allocated at this size, so that any of them can serve the next. */
 #define MSG_SMALL 64
 
+/* ---- free-record caches (magazine.c) ---------------------------------------- */
+
+/* The most batches a shared pool holds. */
+#define MAG_POOL_BATCHES 128
+
+/* One kind of record: where its free-list link is, how many records a
+ * batch has, how many batches the shared pool keeps. */
+struct mag_kind {
+    size_t link;
+    int batch;
+    int pool_max; /* at most MAG_POOL_BATCHES */
+};
+
+/* One worker's cache of one kind [the worker's own]. */
+struct mag {
+    void *cur;  /* chain taken from and given to */
+    int cur_n;
+    void *full; /* a complete batch in reserve, or NULL */
+};
+
+/* The shared pool of one kind: whole batches. */
+struct mag_pool {
+    rt_spin_t lock;
+    atomic_int n; /* batches held; written under the lock, read without it as a hint */
+    void *batch[MAG_POOL_BATCHES];
+};
+
+/* A cached free record, or NULL (allocate one). */
+void *mag_take(struct mag *m, struct mag_pool *p, const struct mag_kind *k);
+/* Caches x. Returns NULL, or a chain of k->batch records that neither the
+ * worker nor the pool has room for: the caller frees them
+ * (mag_free_chain). */
+void *mag_put(struct mag *m, struct mag_pool *p, const struct mag_kind *k, void *x);
+void mag_free_chain(const struct mag_kind *k, void *chain, void (*release)(void *));
+/* At teardown, after the workers stopped: releases what is cached. */
+void mag_fini(struct mag *m, const struct mag_kind *k, void (*release)(void *));
+void mag_pool_fini(struct mag_pool *p, const struct mag_kind *k, void (*release)(void *));
+
 struct msg *msg_new(uint64_t tag, SnowPid from, const void *data, size_t len);
 /* Frees one message (to the calling worker's cache when small). */
 void msg_free(struct msg *m);
@@ -239,10 +277,14 @@ struct actor {
     uint8_t trap_exit;     /* [slot] read by signal senders */
     uint8_t exiting;       /* [owner] finishing: further kills ignored */
     uint8_t scan_ntags;    /* [owner] tags in scan_tags; 0: no set cached */
+    /* Where the actor last ran and who woke it lately [whoever owns the
+     * actor: the worker running it, or the waker that made it RUNNABLE]:
+     * an actor woken by ever-different actors goes back to its own worker
+     * instead of following each waker (sched_enqueue). */
+    uint8_t ran_on;        /* index + 1 of the worker it last ran on; 0: none yet */
+    uint8_t wake_flips;    /* wakes by a waker other than the one before, decayed */
     int32_t reductions;    /* [owner] */
-    /* [owner] the readiness of wait_io a hibernation continuation started
-     * with (actor_woke_ready) */
-    unsigned woke;
+    uint16_t waker_tag;    /* a hash of the last waker's pid */
     struct actor *next;    /* run-queue link */
     struct stack *stack;   /* NULL before start and while hibernating */
     /* [owner] The stack pointer saved by the last switch out, while the
@@ -283,6 +325,9 @@ struct actor {
     struct msg *scan_pos;
     struct timer wait_timer;
     int64_t wait_deadline;
+    /* [owner] the readiness of wait_io a hibernation continuation started
+     * with (actor_woke_ready) */
+    unsigned woke;
     /* Room messages (actor_send_backlog) queued and not received yet:
      * added by senders under the slot lock, which makes the check against
      * the bound and the add one step; taken back by the owner on receive. */
@@ -352,8 +397,7 @@ struct rt_table {
     atomic_uint_fast64_t next_ref;
 };
 
-/* proc.c (actor structs), stack.c (stacks), heap.c (message buffers):
- * shared free lists */
+/* stack.c: the shared free list of stacks */
 struct rt_free_list {
     rt_spin_t lock;
     void *free;
@@ -438,10 +482,8 @@ struct worker {
     uint64_t rng;
     struct actor *starved;     /* runnable, but no stack could be had */
     int64_t starved_retry_ns;  /* when to try them again */
-    struct actor *actor_cache; /* freed actor structs, reused by spawn */
-    int actor_cache_n;
-    struct msg *msg_cache;     /* free MSG_SMALL message buffers */
-    int msg_cache_n;
+    struct mag actor_cache;    /* freed actor structs, reused by spawn */
+    struct mag msg_cache;      /* free MSG_SMALL message buffers */
     uint32_t slot_cache;       /* free process-table slots (chained by next_free) */
     int slot_cache_n;
     struct stack *stack_cache; /* a few free stacks without locking */
@@ -494,9 +536,9 @@ struct runtime {
     int32_t reductions;         /* budget per slice */
     _Atomic int64_t starve_log_ns; /* last "no memory for a stack" line */
     struct rt_table table;
-    struct rt_free_list actor_pool;
+    struct mag_pool actor_pool;
     struct rt_free_list stack_pool;
-    struct rt_free_list msg_pool;
+    struct mag_pool msg_pool;
     struct rt_poller poller;
     struct rt_timers timers;
 };

@@ -261,24 +261,16 @@ void proc_each(void (*fn)(SnowPid pid, void *arg), void *arg)
  *
  * Spawn and exit are often on different workers (the spawner's and the
  * thief's), so malloc would free across arenas on every exit. Each worker
- * keeps a small list of free actor structs; beyond it they go to a shared,
- * bounded list, and only beyond that back to malloc. Both directions move
- * half a local list in one locked step, so a worker where children exit
- * and the worker that spawns them meet at the pool's lock once per
- * ACTOR_CACHE_LOCAL / 2 actors, not once per actor. */
-#define ACTOR_CACHE_LOCAL 64
-#define ACTOR_CACHE_SHARED 4096
-
-
-static int pool_n(void)
-{
-    return atomic_load_explicit(&rt.actor_pool.n, memory_order_relaxed);
-}
-
-static void pool_n_add(int d)
-{
-    atomic_store_explicit(&rt.actor_pool.n, pool_n() + d, memory_order_relaxed);
-}
+ * keeps up to 64 free actor structs; beyond that they go to a shared,
+ * bounded pool (4,096), and only beyond that back to malloc. Both
+ * directions move a batch of 32 as one pointer (magazine.c), so a worker
+ * where children exit and the worker that spawns them meet at the pool's
+ * lock once per 32 actors, and neither walks the other's records there. */
+static const struct mag_kind actor_kind = {
+    .link = offsetof(struct actor, next),
+    .batch = 32,
+    .pool_max = 128,
+};
 
 /* Clears a cached record. A memset of the constant size compiles to a
  * string store (`rep stos`), whose start-up costs about as much as the
@@ -296,24 +288,8 @@ static inline void actor_clear(struct actor *a)
 
 static struct actor *actor_alloc(struct worker *w)
 {
-    struct actor *a = NULL;
-    if (w && !w->actor_cache && pool_n()) {
-        /* Refill half the local list in one locked step. */
-        rt_spin_lock(&rt.actor_pool.lock);
-        while (rt.actor_pool.free && w->actor_cache_n < ACTOR_CACHE_LOCAL / 2) {
-            struct actor *x = rt.actor_pool.free;
-            rt.actor_pool.free = x->next;
-            pool_n_add(-1);
-            x->next = w->actor_cache;
-            w->actor_cache = x;
-            w->actor_cache_n++;
-        }
-        rt_spin_unlock(&rt.actor_pool.lock);
-    }
-    if (w && w->actor_cache) {
-        a = w->actor_cache;
-        w->actor_cache = a->next;
-        w->actor_cache_n--;
+    struct actor *a = w ? mag_take(&w->actor_cache, &rt.actor_pool, &actor_kind) : NULL;
+    if (a) {
         actor_clear(a);
         return a;
     }
@@ -323,59 +299,20 @@ static struct actor *actor_alloc(struct worker *w)
 static void actor_release(struct actor *a)
 {
     struct worker *w = worker_self();
-    if (w && w->actor_cache_n == ACTOR_CACHE_LOCAL && pool_n() <= ACTOR_CACHE_SHARED - ACTOR_CACHE_LOCAL / 2) {
-        /* Full: half of the list goes to the pool, cut outside the lock. */
-        struct actor *first = w->actor_cache, *last = first;
-        for (int i = 1; i < ACTOR_CACHE_LOCAL / 2; i++)
-            last = last->next;
-        rt_spin_lock(&rt.actor_pool.lock);
-        if (pool_n() <= ACTOR_CACHE_SHARED - ACTOR_CACHE_LOCAL / 2) {
-            w->actor_cache = last->next;
-            w->actor_cache_n -= ACTOR_CACHE_LOCAL / 2;
-            last->next = rt.actor_pool.free;
-            rt.actor_pool.free = first;
-            pool_n_add(ACTOR_CACHE_LOCAL / 2);
-        }
-        rt_spin_unlock(&rt.actor_pool.lock);
-    }
-    if (w && w->actor_cache_n < ACTOR_CACHE_LOCAL) {
-        a->next = w->actor_cache;
-        w->actor_cache = a;
-        w->actor_cache_n++;
+    if (!w) {
+        free(a);
         return;
     }
-    if (pool_n() < ACTOR_CACHE_SHARED) {
-        rt_spin_lock(&rt.actor_pool.lock);
-        if (pool_n() < ACTOR_CACHE_SHARED) {
-            a->next = rt.actor_pool.free;
-            rt.actor_pool.free = a;
-            pool_n_add(1);
-            a = NULL;
-        }
-        rt_spin_unlock(&rt.actor_pool.lock);
-        if (!a)
-            return;
-    }
-    free(a);
+    void *spill = mag_put(&w->actor_cache, &rt.actor_pool, &actor_kind, a);
+    if (spill)
+        mag_free_chain(&actor_kind, spill, free);
 }
 
 void actor_cache_fini(void)
 {
-    for (int i = 0; i < rt.nworkers; i++) {
-        struct worker *w = &rt.workers[i];
-        while (w->actor_cache) {
-            struct actor *a = w->actor_cache;
-            w->actor_cache = a->next;
-            free(a);
-        }
-        w->actor_cache_n = 0;
-    }
-    while (rt.actor_pool.free) {
-        struct actor *a = rt.actor_pool.free;
-        rt.actor_pool.free = a->next;
-        free(a);
-    }
-    atomic_store(&rt.actor_pool.n, 0);
+    for (int i = 0; i < rt.nworkers; i++)
+        mag_fini(&rt.workers[i].actor_cache, &actor_kind, free);
+    mag_pool_fini(&rt.actor_pool, &actor_kind, free);
 }
 
 /* ---- spawn --------------------------------------------------------------------- */

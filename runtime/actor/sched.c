@@ -234,6 +234,36 @@ static void prefetch_resume(struct actor *a)
             __builtin_prefetch(sp + 64 * i, 1);
 }
 
+/* Who woke an actor lately decides where it runs. A request/response
+ * partner, woken by the same actor again and again, runs next on the
+ * waker's worker (runnext, below). An actor that one actor after another
+ * wakes (a spawner woken by each of its children in turn, a server by its
+ * many clients) goes to the tail of the stealable queue of the worker it
+ * last ran on instead, as every woken process does in Erlang: following
+ * each waker, it would run once per message and park again, dragging its
+ * record and stack between the workers and taking the actors it makes
+ * with it; behind the others, it finds the messages of many wakers when
+ * it runs and handles them in one slice. wake_flips grows by one when the
+ * waker differs from the one before and halves when it is the same:
+ * WAKE_FLIPS_WIDE changes in a row mark the actor, a partner that sticks
+ * unmarks it within a few wakes. The owner of the RUNNABLE actor (the
+ * waker) is the only writer of these fields. */
+#define WAKE_FLIPS_WIDE 4
+#define WAKE_FLIPS_MAX 16
+
+static bool woken_by_many(struct actor *a, SnowPid waker)
+{
+    uint16_t tag = (uint16_t)((waker * 0x9E3779B97F4A7C15ULL) >> 48);
+    if (a->waker_tag == tag) {
+        a->wake_flips >>= 1;
+        return false;
+    }
+    a->waker_tag = tag;
+    if (a->wake_flips < WAKE_FLIPS_MAX)
+        a->wake_flips++;
+    return a->wake_flips >= WAKE_FLIPS_WIDE && a->ran_on;
+}
+
 void sched_enqueue(struct actor *a, bool from_waker)
 {
     struct worker *w = worker_self();
@@ -253,6 +283,11 @@ void sched_enqueue(struct actor *a, bool from_waker)
         return;
     }
     if (w) {
+        if (from_waker && w->current && woken_by_many(a, w->current->pid)) {
+            rq_push(&rt.workers[a->ran_on - 1].q, a);
+            wake_idle(w);
+            return;
+        }
         if (from_waker) {
             /* The woken actor runs next on this worker: the waker usually
              * parks soon (request/response), so this keeps the pair on one
@@ -455,6 +490,7 @@ static void run_actor(struct worker *w, struct actor *a)
             a->ctx = a->stack->ctx; /* where the stack's trampoline waits */
         }
         w->current = a;
+        a->ran_on = w->index < UINT8_MAX ? (uint8_t)(w->index + 1) : 0;
         a->reductions = rt.reductions;
         /* relaxed: a progress hint for thieves watching runnext */
         atomic_store_explicit(&w->slices, atomic_load_explicit(&w->slices, memory_order_relaxed) + 1,

@@ -32,5 +32,6 @@ Suite *stack_suite(void);
 Suite *misc_suite(void);
 Suite *core_suite(void);
 Suite *count_suite(void);
+Suite *magazine_suite(void);
 
 #endif

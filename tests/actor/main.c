@@ -13,6 +13,7 @@ int main(void)
     srunner_add_suite(sr, misc_suite());
     srunner_add_suite(sr, core_suite());
     srunner_add_suite(sr, count_suite());
+    srunner_add_suite(sr, magazine_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

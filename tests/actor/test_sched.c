@@ -188,6 +188,85 @@ START_TEST(yield_alternates)
 }
 END_TEST
 
+/* Where a woken actor runs. On one worker, a collector parked in a receive
+ * is woken by each of WAKERS children in turn, all queued before it: the
+ * first wakes run it right after each waker (runnext), then, woken by
+ * ever-different actors, it waits at the tail of the queue and takes the
+ * later children's messages in one go. A partner that keeps waking it
+ * gets it back first within a few wakes: it spawns a marker actor before
+ * each send, so the marker runs first only while the collector is queued
+ * behind it. */
+#define WAKERS 12
+
+static void wake_log(char c)
+{
+    int i = atomic_fetch_add(&trace_n, 1);
+    if (i < (int)sizeof trace - 1)
+        trace[i] = c;
+}
+
+static void wake_collector(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < WAKERS + 4; i++) {
+        if (!snow_actor_receive(10000))
+            return;
+        wake_log('C');
+    }
+}
+
+static void wake_child(void *arg)
+{
+    wake_log('w');
+    snow_actor_send(*(const SnowPid *)arg, 1, NULL, 0);
+}
+
+static void wake_marker(void *arg)
+{
+    (void)arg;
+    wake_log('m');
+}
+
+static void wake_partner(void *arg)
+{
+    SnowPid c = *(const SnowPid *)arg;
+    for (int i = 0; i < 4; i++) {
+        wake_log('p');
+        snow_actor_spawn(wake_marker, NULL, 0);
+        snow_actor_send(c, 1, NULL, 0);
+        snow_actor_yield();
+    }
+}
+
+static void wake_root(void *arg)
+{
+    (void)arg;
+    SnowPid c = snow_actor_spawn(wake_collector, NULL, 0);
+    snow_actor_yield(); /* the collector parks in its receive */
+    for (int i = 0; i < WAKERS; i++)
+        snow_actor_spawn(wake_child, &c, sizeof c);
+    snow_actor_yield(); /* the children run */
+    snow_actor_spawn(wake_partner, &c, sizeof c);
+}
+
+START_TEST(woken_by_many_waits_its_turn)
+{
+    atomic_store(&trace_n, 0);
+    memset(trace, 0, sizeof trace);
+    RUN_ROOT(1, wake_root, NULL);
+    ck_assert_int_eq(atomic_load(&trace_n), 2 * WAKERS + 12);
+    /* The fourth different waker marks the collector: it waits behind the
+     * other eight children and then takes their nine messages at once.
+     * The partner's first wake is one more change (the marker runs
+     * first); its later ones halve the mark and the collector runs next. */
+    ck_assert_str_eq(trace, "wCwCwCw"
+                            "wwwwwwww"
+                            "CCCCCCCCC"
+                            "pmC"
+                            "pCmpCmpCm");
+}
+END_TEST
+
 /* A busy actor calling snow_reduction_check lets another actor run on the
  * same single worker: without preemption the flag would never be seen. */
 static atomic_int flag;
@@ -616,6 +695,7 @@ Suite *sched_suite(void)
     tcase_add_test(tc, spawn_copies_args_of_every_size);
     tcase_add_test(tc, pids_stay_unique_with_cached_slots);
     tcase_add_test(tc, yield_alternates);
+    tcase_add_test(tc, woken_by_many_waits_its_turn);
     tcase_add_test(tc, reductions_preempt);
     tcase_add_test(tc, work_stealing_moves_work);
     tcase_add_test(tc, pinned_actors_stay_home);
