@@ -389,11 +389,15 @@ void proc_each(void (*fn)(SnowPid pid, void *arg), void *arg);
 #define PROC_MAX_CHUNKS (1u << (PROC_IDX_BITS - PROC_CHUNK_BITS))
 
 /* proc.c: the process table */
+#define PROC_SLOT_BATCHES 64
+
 struct rt_table {
     struct proc_slot *_Atomic chunks[PROC_MAX_CHUNKS];
     uint32_t nchunks;
     rt_spin_t free_lock;
-    uint32_t free_head;
+    uint32_t free_head;  /* [free_lock] single free slots (a new chunk's, a plain thread's) */
+    int nbatches;        /* [free_lock] */
+    uint32_t batch[PROC_SLOT_BATCHES]; /* [free_lock] chains of SLOT_CACHE_BATCH free slots */
     atomic_uint_fast64_t next_ref;
 };
 
@@ -486,6 +490,8 @@ struct worker {
     struct mag msg_cache;      /* free MSG_SMALL message buffers */
     uint32_t slot_cache;       /* free process-table slots (chained by next_free) */
     int slot_cache_n;
+    uint32_t slot_full;        /* a complete batch of free slots in reserve; slot_full_n 0: none */
+    int slot_full_n;
     struct stack *stack_cache; /* a few free stacks without locking */
     int stack_cache_n;
     char *stack_batch;         /* unused address space for new stacks (stack.c) */

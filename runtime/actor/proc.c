@@ -74,18 +74,28 @@ static void grow_locked(struct proc_slot *c)
 
 /* Free slots are cached per worker, like actor structs: a spawner and the
  * workers where its children exit would otherwise take the table's free
- * lock once per spawn and once per exit, from two cores. A worker's list
- * holds up to SLOT_CACHE_LOCAL slots; the shared list is taken and given
- * SLOT_CACHE_BATCH at a time, in one locked step. */
-#define SLOT_CACHE_LOCAL 64
+ * lock once per spawn and once per exit, from two cores. A worker keeps a
+ * chain of up to SLOT_CACHE_BATCH slots and one complete batch in reserve;
+ * complete batches go to and come from the table as one index each
+ * (rt.table.batch), so the lock is held for an array slot, not for a walk
+ * over slots another core freed. Single free slots (a new chunk's, those
+ * a plain thread gives back) wait on free_head and are taken from there
+ * when no batch is left. */
 #define SLOT_CACHE_BATCH 32
 
-/* Moves up to SLOT_CACHE_BATCH slots from the shared list to w's, growing
- * the table when it is empty. 0, SNOW_ELIMIT or -ENOMEM. */
+/* Gives w a chain of up to SLOT_CACHE_BATCH slots: a batch from the table,
+ * else single slots from free_head, growing the table when it is empty.
+ * 0, SNOW_ELIMIT or -ENOMEM. */
 static int slot_refill(struct worker *w)
 {
     struct proc_slot *fresh = NULL;
     rt_spin_lock(&rt.table.free_lock);
+    if (rt.table.nbatches) {
+        w->slot_cache = rt.table.batch[--rt.table.nbatches];
+        w->slot_cache_n = SLOT_CACHE_BATCH;
+        rt_spin_unlock(&rt.table.free_lock);
+        return 0;
+    }
     while (rt.table.free_head == NO_SLOT) {
         if (rt.table.nchunks == MAX_CHUNKS) {
             rt_spin_unlock(&rt.table.free_lock);
@@ -116,15 +126,34 @@ static int slot_refill(struct worker *w)
     return 0;
 }
 
+/* Puts the n slots chained from first on free_head (the table holds as
+ * many batches as it has room for; the rest wait there singly). */
+static void slots_to_free_head(uint32_t first, int n)
+{
+    uint32_t last = first;
+    for (int i = 1; i < n; i++)
+        last = slot_at(last)->next_free;
+    rt_spin_lock(&rt.table.free_lock);
+    slot_at(last)->next_free = rt.table.free_head;
+    rt.table.free_head = first;
+    rt_spin_unlock(&rt.table.free_lock);
+}
+
 /* A free slot index: from the worker's list (w, the calling worker), else
  * the shared one (w NULL: a plain thread). */
 static int64_t slot_take(struct worker *w)
 {
     if (w) {
         if (!w->slot_cache_n) {
-            int err = slot_refill(w);
-            if (err)
-                return err;
+            if (w->slot_full_n) {
+                w->slot_cache = w->slot_full;
+                w->slot_cache_n = w->slot_full_n;
+                w->slot_full_n = 0;
+            } else {
+                int err = slot_refill(w);
+                if (err)
+                    return err;
+            }
         }
         uint32_t idx = w->slot_cache;
         w->slot_cache = slot_at(idx)->next_free;
@@ -138,16 +167,8 @@ static int64_t slot_take(struct worker *w)
     if (err)
         return err;
     uint32_t idx = tmp.slot_cache;
-    uint32_t rest = slot_at(idx)->next_free;
-    if (tmp.slot_cache_n > 1) {
-        uint32_t last = rest;
-        for (int i = 2; i < tmp.slot_cache_n; i++)
-            last = slot_at(last)->next_free;
-        rt_spin_lock(&rt.table.free_lock);
-        slot_at(last)->next_free = rt.table.free_head;
-        rt.table.free_head = rest;
-        rt_spin_unlock(&rt.table.free_lock);
-    }
+    if (tmp.slot_cache_n > 1)
+        slots_to_free_head(slot_at(idx)->next_free, tmp.slot_cache_n - 1);
     return idx;
 }
 
@@ -192,26 +213,32 @@ static void proc_free_slot(struct proc_slot *s)
 {
     uint32_t idx = (uint32_t)(s->pid & ((1u << IDX_BITS) - 1));
     struct worker *w = worker_self();
-    if (w && w->slot_cache_n < SLOT_CACHE_LOCAL) {
-        s->next_free = w->slot_cache;
-        w->slot_cache = idx;
-        w->slot_cache_n++;
+    if (!w) {
+        s->next_free = NO_SLOT;
+        slots_to_free_head(idx, 1);
         return;
     }
-    /* Full (or not a worker): this slot and, from a worker, a batch of its
-     * list go back to the shared list in one locked step. */
-    uint32_t first = idx, last = idx;
-    if (w) {
-        s->next_free = w->slot_cache;
-        for (int i = 0; i < SLOT_CACHE_BATCH; i++)
-            last = slot_at(last)->next_free;
-        w->slot_cache = slot_at(last)->next_free;
-        w->slot_cache_n -= SLOT_CACHE_BATCH;
+    if (w->slot_cache_n == SLOT_CACHE_BATCH) {
+        /* The chain is a complete batch: it becomes the reserve, and the
+         * old reserve goes to the table. */
+        if (w->slot_full_n) {
+            bool kept = false;
+            rt_spin_lock(&rt.table.free_lock);
+            if (rt.table.nbatches < PROC_SLOT_BATCHES) {
+                rt.table.batch[rt.table.nbatches++] = w->slot_full;
+                kept = true;
+            }
+            rt_spin_unlock(&rt.table.free_lock);
+            if (!kept)
+                slots_to_free_head(w->slot_full, w->slot_full_n);
+        }
+        w->slot_full = w->slot_cache;
+        w->slot_full_n = w->slot_cache_n;
+        w->slot_cache_n = 0;
     }
-    rt_spin_lock(&rt.table.free_lock);
-    slot_at(last)->next_free = rt.table.free_head;
-    rt.table.free_head = first;
-    rt_spin_unlock(&rt.table.free_lock);
+    s->next_free = w->slot_cache;
+    w->slot_cache = idx;
+    w->slot_cache_n++;
 }
 
 struct actor *proc_lock(SnowPid pid, struct proc_slot **slot)
