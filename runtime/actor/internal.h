@@ -137,12 +137,37 @@ struct mag_pool {
     void *batch[MAG_POOL_BATCHES];
 };
 
+static inline void **mag_link(const struct mag_kind *k, void *x)
+{
+    return (void **)((char *)x + k->link);
+}
+
+void *mag_take_slow(struct mag *m, struct mag_pool *p, const struct mag_kind *k);
+void *mag_put_slow(struct mag *m, struct mag_pool *p, const struct mag_kind *k, void *x);
+
 /* A cached free record, or NULL (allocate one). */
-void *mag_take(struct mag *m, struct mag_pool *p, const struct mag_kind *k);
+static inline void *mag_take(struct mag *m, struct mag_pool *p, const struct mag_kind *k)
+{
+    if (RT_UNLIKELY(!m->cur_n))
+        return mag_take_slow(m, p, k);
+    void *x = m->cur;
+    m->cur = *mag_link(k, x);
+    m->cur_n--;
+    return x;
+}
+
 /* Caches x. Returns NULL, or a chain of k->batch records that neither the
  * worker nor the pool has room for: the caller frees them
  * (mag_free_chain). */
-void *mag_put(struct mag *m, struct mag_pool *p, const struct mag_kind *k, void *x);
+static inline void *mag_put(struct mag *m, struct mag_pool *p, const struct mag_kind *k, void *x)
+{
+    if (RT_UNLIKELY(m->cur_n == k->batch))
+        return mag_put_slow(m, p, k, x);
+    *mag_link(k, x) = m->cur;
+    m->cur = x;
+    m->cur_n++;
+    return NULL;
+}
 void mag_free_chain(const struct mag_kind *k, void *chain, void (*release)(void *));
 /* At teardown, after the workers stopped: releases what is cached. */
 void mag_fini(struct mag *m, const struct mag_kind *k, void (*release)(void *));

@@ -21,71 +21,60 @@
  */
 #include "actor/internal.h"
 
-static inline void **link_of(const struct mag_kind *k, void *x)
+/* The chain is empty: the reserve batch, else one from the pool. */
+void *mag_take_slow(struct mag *m, struct mag_pool *p, const struct mag_kind *k)
 {
-    return (void **)((char *)x + k->link);
-}
-
-void *mag_take(struct mag *m, struct mag_pool *p, const struct mag_kind *k)
-{
-    if (!m->cur_n) {
-        if (m->full) {
-            m->cur = m->full;
-            m->full = NULL;
+    if (m->full) {
+        m->cur = m->full;
+        m->full = NULL;
+        m->cur_n = k->batch;
+    } else if (atomic_load_explicit(&p->n, memory_order_relaxed)) {
+        rt_spin_lock(&p->lock);
+        /* relaxed under the lock: a hint for the lock-free check */
+        int n = atomic_load_explicit(&p->n, memory_order_relaxed);
+        if (n) {
+            m->cur = p->batch[n - 1];
             m->cur_n = k->batch;
-        } else if (atomic_load_explicit(&p->n, memory_order_relaxed)) {
-            rt_spin_lock(&p->lock);
-            /* relaxed under the lock: a hint for the lock-free check */
-            int n = atomic_load_explicit(&p->n, memory_order_relaxed);
-            if (n) {
-                m->cur = p->batch[n - 1];
-                m->cur_n = k->batch;
-                atomic_store_explicit(&p->n, n - 1, memory_order_relaxed);
-            }
-            rt_spin_unlock(&p->lock);
+            atomic_store_explicit(&p->n, n - 1, memory_order_relaxed);
         }
-        if (!m->cur_n)
-            return NULL;
+        rt_spin_unlock(&p->lock);
     }
+    if (!m->cur_n)
+        return NULL;
     void *x = m->cur;
-    m->cur = *link_of(k, x);
+    m->cur = *mag_link(k, x);
     m->cur_n--;
     return x;
 }
 
-void *mag_put(struct mag *m, struct mag_pool *p, const struct mag_kind *k, void *x)
+/* The chain is a complete batch: it becomes the reserve, and the old
+ * reserve goes to the pool (or back to the caller when the pool is full). */
+void *mag_put_slow(struct mag *m, struct mag_pool *p, const struct mag_kind *k, void *x)
 {
-    void *spill = NULL;
-    if (m->cur_n == k->batch) {
-        if (m->full) {
-            spill = m->full;
-            /* relaxed: a stale count only sends the batch to the lock or
-             * to the caller's free one time too many */
-            if (atomic_load_explicit(&p->n, memory_order_relaxed) < k->pool_max) {
-                rt_spin_lock(&p->lock);
-                int n = atomic_load_explicit(&p->n, memory_order_relaxed); /* as in mag_take */
-                if (n < k->pool_max) {
-                    p->batch[n] = spill;
-                    spill = NULL;
-                    atomic_store_explicit(&p->n, n + 1, memory_order_relaxed);
-                }
-                rt_spin_unlock(&p->lock);
-            }
+    void *spill = m->full;
+    /* relaxed: a stale count only sends the batch to the lock or to the
+     * caller's free one time too many */
+    if (spill && atomic_load_explicit(&p->n, memory_order_relaxed) < k->pool_max) {
+        rt_spin_lock(&p->lock);
+        int n = atomic_load_explicit(&p->n, memory_order_relaxed); /* as in mag_take_slow */
+        if (n < k->pool_max) {
+            p->batch[n] = spill;
+            spill = NULL;
+            atomic_store_explicit(&p->n, n + 1, memory_order_relaxed);
         }
-        m->full = m->cur;
-        m->cur = NULL;
-        m->cur_n = 0;
+        rt_spin_unlock(&p->lock);
     }
-    *link_of(k, x) = m->cur;
+    m->full = m->cur;
+    *mag_link(k, x) = NULL;
     m->cur = x;
-    m->cur_n++;
+    m->cur_n = 1;
     return spill;
 }
 
 static void free_chain(const struct mag_kind *k, void *x, void (*release)(void *))
 {
     while (x) {
-        void *next = *link_of(k, x);
+        void *next = *mag_link(k, x);
         release(x);
         x = next;
     }
