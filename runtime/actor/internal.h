@@ -509,6 +509,7 @@ struct worker {
     struct worker *rn_park_victim; /* last shortened block: whose slot, at which slice count */
     uint32_t rn_park_slices;
     uint64_t rng;
+    int64_t handoff_at;        /* after_slice's next poll or hand-off, at the earliest */
     struct actor *starved;     /* runnable, but no stack could be had */
     int64_t starved_retry_ns;  /* when to try them again */
     struct mag actor_cache;    /* freed actor structs, reused by spawn */
