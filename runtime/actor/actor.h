@@ -125,6 +125,10 @@ double actor_bench_switch_ns(long n);
  * (and the counter drops by one), as when vm.max_map_count or memory runs
  * out. Pooled stacks are still handed out. */
 extern atomic_int actor_fail_stack_maps;
+/* 1 (default): a new batch of stacks gets its guard pages from one
+ * process_madvise; 0: each stack installs its own (the path for kernels
+ * without it). */
+extern atomic_int actor_stack_batch_advice;
 /* While positive, each worker thread start fails (pthread_create, or the
  * thread's alternate signal stack), and the counter drops by one. */
 extern atomic_int actor_fail_thread_starts;

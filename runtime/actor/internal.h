@@ -310,6 +310,9 @@ struct actor {
     uint8_t wake_flips;    /* wakes by a waker other than the one before, decayed */
     int32_t reductions;    /* [owner] */
     uint16_t waker_tag;    /* a hash of the last waker's pid */
+    /* [owner] the readiness of wait_io a hibernation continuation started
+     * with (actor_woke_ready): SNOW_WAIT_READABLE, _WRITABLE, _HANGUP */
+    uint8_t woke;
     struct actor *next;    /* run-queue link */
     struct stack *stack;   /* NULL before start and while hibernating */
     /* [owner] The stack pointer saved by the last switch out, while the
@@ -350,9 +353,6 @@ struct actor {
     struct msg *scan_pos;
     struct timer wait_timer;
     int64_t wait_deadline;
-    /* [owner] the readiness of wait_io a hibernation continuation started
-     * with (actor_woke_ready) */
-    unsigned woke;
     /* Room messages (actor_send_backlog) queued and not received yet:
      * added by senders under the slot lock, which makes the check against
      * the bound and the add one step; taken back by the owner on receive. */
@@ -522,6 +522,7 @@ struct worker {
     int stack_cache_n;
     char *stack_batch;         /* unused address space for new stacks (stack.c) */
     int stack_batch_n;         /* stacks' worth left in it */
+    bool stack_batch_guarded;  /* its guards are installed (stack.c) */
     void *asan_fake;
     void *sys_stack_lo;        /* bounds of the worker thread's own stack (ASan) */
     size_t sys_stack_size;
