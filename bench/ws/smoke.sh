@@ -24,6 +24,10 @@ trap cleanup EXIT
 start() {
     local name=$1
     shift
+    # The background job opens its redirections after this shell has moved
+    # on: the files exist before the first look at them.
+    : >"$dir/$name.out"
+    : >"$dir/$name.err"
     "$echo_bin" --host 127.0.0.1 --port 0 "$@" >"$dir/$name.out" 2>"$dir/$name.err" &
     pid=$!
     port=
