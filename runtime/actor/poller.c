@@ -175,6 +175,13 @@ int poller_poll(bool block, int64_t until_ns)
     if (n < 0)
         n = 0;
     int events = 0;
+    /* Woken owners, in the order of their events: queued as one list
+     * behind what waits already (sched_enqueue_list). Each used to take
+     * the worker's runnext slot in turn, pushing the one before to the
+     * queue, so the last handle reported ran first and a busy worker ran
+     * woken owners before the actors already waiting. */
+    struct actor *woken = NULL, *woken_tail = NULL;
+    uint32_t nwoken = 0;
     for (int i = 0; i < n; i++) {
         uint64_t d = evs[i].data.u64;
         if (!d) {
@@ -197,9 +204,21 @@ int poller_poll(bool block, int64_t until_ns)
             events++;
         }
         rt_spin_unlock(&io->lock);
-        if (wake)
+        if (!wake)
+            continue;
+        if (wake->pinned) {
             sched_enqueue(wake, true);
+            continue;
+        }
+        if (woken_tail)
+            woken_tail->next = wake;
+        else
+            woken = wake;
+        woken_tail = wake;
+        nwoken++;
     }
+    if (woken)
+        sched_enqueue_list(woken, woken_tail, nwoken);
     /* seq_cst: see poller_role_held */
     atomic_store(&rt.poller.role, 0);
     return events;

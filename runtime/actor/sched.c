@@ -340,6 +340,34 @@ void sched_enqueue(struct actor *a, bool from_waker)
     wake_idle(NULL);
 }
 
+void sched_enqueue_list(struct actor *head, struct actor *tail, uint32_t n)
+{
+    struct worker *w = worker_self();
+    if (!w) {
+        for (struct actor *a = head, *nx; a; a = nx) {
+            nx = a->next;
+            sched_enqueue(a, false);
+        }
+        return;
+    }
+    struct runq *q = &w->q;
+    tail->next = NULL;
+    rt_spin_lock(&q->lock);
+    uint32_t before = atomic_load_explicit(&q->n, memory_order_relaxed); /* under the lock */
+    if (q->tail)
+        q->tail->next = head;
+    else
+        q->head = head;
+    q->tail = tail;
+    /* relaxed under the lock, as in rq_push */
+    atomic_store_explicit(&q->n, before + n, memory_order_relaxed);
+    rt_spin_unlock(&q->lock);
+    /* One to run and nothing else queued: this worker runs it next, and
+     * another worker woken for it would find nothing to take. */
+    if (before + n > 1 || w->current)
+        wake_idle(w);
+}
+
 bool actor_notify_begin(struct actor *a, unsigned mask)
 {
     /* seq_cst load and CASes of state: the notifier's half of the

@@ -248,6 +248,59 @@ START_TEST(hibernate_on_socket)
 }
 END_TEST
 
+/* The owners of handles that one poll finds ready run in the order the
+ * kernel reported them (the order the data arrived), on one worker. */
+#define ORDER_N 8
+static int order_fds[ORDER_N];
+static char order_log[ORDER_N + 1];
+static atomic_int order_n;
+
+static void order_reader(void *arg)
+{
+    int i = *(const int *)arg;
+    SnowIo *io = snow_io_open(order_fds[i], NULL);
+    int got = snow_wait(io, SNOW_WAIT_READABLE, 5000);
+    int k = atomic_fetch_add(&order_n, 1);
+    if (k < ORDER_N)
+        order_log[k] = (char)(got == SNOW_WAIT_READABLE ? '0' + i : '?');
+    snow_io_close(io);
+}
+
+static void order_root(void *arg)
+{
+    (void)arg;
+    int peers[ORDER_N];
+    for (int i = 0; i < ORDER_N; i++) {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0)
+            return;
+        order_fds[i] = sv[0];
+        peers[i] = sv[1];
+        snow_actor_spawn(order_reader, &i, sizeof i);
+    }
+    snow_actor_yield(); /* every reader opens its handle and parks */
+    /* The worker polls while this sleeps: the sockets' first (writable)
+     * events are taken, so the writes below decide the order. */
+    snow_sleep(50);
+    for (int i = 0; i < ORDER_N; i++)
+        if (write(peers[i], "x", 1) != 1)
+            return;
+    /* Parked here, the worker polls and finds all eight ready at once. */
+    snow_sleep(200);
+    for (int i = 0; i < ORDER_N; i++)
+        close(peers[i]);
+}
+
+START_TEST(woken_owners_run_in_event_order)
+{
+    atomic_store(&order_n, 0);
+    memset(order_log, 0, sizeof order_log);
+    RUN_ROOT(1, order_root, NULL);
+    ck_assert_int_eq(atomic_load(&order_n), ORDER_N);
+    ck_assert_str_eq(order_log, "01234567");
+}
+END_TEST
+
 Suite *io_suite(void)
 {
     Suite *s = suite_create("io");
@@ -257,6 +310,7 @@ Suite *io_suite(void)
     tcase_add_test(tc, ten_thousand_parked_on_sockets);
     tcase_add_test(tc, exit_closes_owned_fds);
     tcase_add_test(tc, hibernate_on_socket);
+    tcase_add_test(tc, woken_owners_run_in_event_order);
     suite_add_tcase(s, tc);
     return s;
 }
