@@ -167,8 +167,10 @@ WIDE static inline __m128i gf_mul(__m128i a, __m128i b)
 /* Folds n = 2 * nk blocks at p into acc: acc = (acc ^ X0)·H^n ^ X1·H^(n-1)
  * ^ ... ^ X(n-1)·H, with one reduction. k[j] holds the powers for blocks
  * 2j and 2j+1 (the higher one in lane 0, since it multiplies the earlier
- * block). */
-WIDE static inline __m128i fold(__m128i acc, const unsigned char *p, const __m256i *k, int nk)
+ * block), kk[j] the XOR of each power's two halves: Karatsuba's middle
+ * product, (a1 ^ a0)(b1 ^ b0) ^ a1·b1 ^ a0·b0, takes three carry-less
+ * multiplications a block instead of four. */
+WIDE static inline __m128i fold(__m128i acc, const unsigned char *p, const __m256i *k, const __m256i *kk, int nk)
 {
     const __m256i rev = _mm256_setr_epi8(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 15, 14, 13, 12, 11,
                                          10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
@@ -176,18 +178,19 @@ WIDE static inline __m128i fold(__m128i acc, const unsigned char *p, const __m25
     x = _mm256_xor_si256(x, _mm256_zextsi128_si256(acc));
     __m256i lo = _mm256_clmulepi64_epi128(x, k[0], 0x00);
     __m256i hi = _mm256_clmulepi64_epi128(x, k[0], 0x11);
-    __m256i mid = _mm256_xor_si256(_mm256_clmulepi64_epi128(x, k[0], 0x01), _mm256_clmulepi64_epi128(x, k[0], 0x10));
+    __m256i mid = _mm256_clmulepi64_epi128(_mm256_xor_si256(x, _mm256_shuffle_epi32(x, 0x4e)), kk[0], 0x00);
 #pragma GCC unroll 8
     for (int j = 1; j < nk; j++) {
         x = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(p + 32 * j)), rev);
         lo = _mm256_xor_si256(lo, _mm256_clmulepi64_epi128(x, k[j], 0x00));
         hi = _mm256_xor_si256(hi, _mm256_clmulepi64_epi128(x, k[j], 0x11));
-        mid = _mm256_xor_si256(mid, _mm256_clmulepi64_epi128(x, k[j], 0x01));
-        mid = _mm256_xor_si256(mid, _mm256_clmulepi64_epi128(x, k[j], 0x10));
+        mid = _mm256_xor_si256(
+            mid, _mm256_clmulepi64_epi128(_mm256_xor_si256(x, _mm256_shuffle_epi32(x, 0x4e)), kk[j], 0x00));
     }
     __m128i l = _mm_xor_si128(_mm256_castsi256_si128(lo), _mm256_extracti128_si256(lo, 1));
     __m128i h = _mm_xor_si128(_mm256_castsi256_si128(hi), _mm256_extracti128_si256(hi, 1));
     __m128i m = _mm_xor_si128(_mm256_castsi256_si128(mid), _mm256_extracti128_si256(mid, 1));
+    m = _mm_xor_si128(m, _mm_xor_si128(l, h));
     l = _mm_xor_si128(l, _mm_slli_si128(m, 8));
     h = _mm_xor_si128(h, _mm_srli_si128(m, 8));
     return gf_reduce(l, h);
@@ -209,14 +212,16 @@ WIDE void http_tls_ghash_wide(void *y, const void *h, const void *data, size_t l
         pw[0] = hk;
         for (int i = 1; i < npw; i++)
             pw[i] = gf_mul(pw[i - 1], hk);
-        __m256i k[8];
-        for (int j = 0; j < npw / 2; j++)
+        __m256i k[8], kk[8];
+        for (int j = 0; j < npw / 2; j++) {
             k[j] = _mm256_set_m128i(pw[npw - 2 - 2 * j], pw[npw - 1 - 2 * j]);
+            kk[j] = _mm256_xor_si256(k[j], _mm256_shuffle_epi32(k[j], 0x4e));
+        }
         for (; len >= 256; p += 256, len -= 256)
-            acc = fold(acc, p, k, 8);
+            acc = fold(acc, p, k, kk, 8);
         /* The last eight powers, H^8..H, are the last four registers. */
         for (; len >= 128; p += 128, len -= 128)
-            acc = fold(acc, p, k + npw / 2 - 4, 4);
+            acc = fold(acc, p, k + npw / 2 - 4, kk + npw / 2 - 4, 4);
     }
     while (len >= 16) {
         acc = gf_mul(_mm_xor_si128(acc, rev128(_mm_loadu_si128((const __m128i *)p))), hk);
