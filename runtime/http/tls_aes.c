@@ -70,12 +70,28 @@ static void ctr_init(const br_block_ctr_class **vctx, const void *key, size_t le
     ctx->vtable = &http_tls_aes_ctr_wide_vtable;
 }
 
-WIDE static inline __m256i aes_blocks(__m256i x, const __m256i *rk, unsigned nr)
+/* n registers (2n blocks) of key stream from the counters at *ctr,
+ * which advance; n is a constant at every call, so the loops unroll and
+ * the registers stay registers at -O2. */
+WIDE static inline void keystream(__m256i *x, __m256i *ctr, const __m256i *rk, unsigned nr, int n)
 {
-    x = _mm256_xor_si256(x, rk[0]);
-    for (unsigned r = 1; r < nr; r++)
-        x = _mm256_aesenc_epi128(x, rk[r]);
-    return _mm256_aesenclast_epi128(x, rk[nr]);
+    const __m256i two = _mm256_set_epi32(2, 0, 0, 0, 2, 0, 0, 0);
+    const __m256i swap = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 15, 14, 13, 12, 0, 1, 2, 3, 4, 5,
+                                          6, 7, 8, 9, 10, 11, 15, 14, 13, 12);
+#pragma GCC unroll 8
+    for (int i = 0; i < n; i++) {
+        x[i] = _mm256_xor_si256(_mm256_shuffle_epi8(*ctr, swap), rk[0]);
+        *ctr = _mm256_add_epi32(*ctr, two);
+    }
+    for (unsigned r = 1; r < nr; r++) {
+        __m256i k = rk[r];
+#pragma GCC unroll 8
+        for (int i = 0; i < n; i++)
+            x[i] = _mm256_aesenc_epi128(x[i], k);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < n; i++)
+        x[i] = _mm256_aesenclast_epi128(x[i], rk[nr]);
 }
 
 /* As br_aes_x86ni_ctr_run: XORs data with the key stream of the blocks
@@ -98,47 +114,36 @@ WIDE static uint32_t ctr_run(const br_block_ctr_class *const *vctx, const void *
     memcpy(b + 12, &cc, 4);
     __m256i ctr = _mm256_add_epi32(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)b)),
                                    _mm256_set_epi32(1, 0, 0, 0, 0, 0, 0, 0));
-    const __m256i two = _mm256_set_epi32(2, 0, 0, 0, 2, 0, 0, 0);
-    const __m256i swap = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 15, 14, 13, 12, 0, 1, 2, 3, 4, 5,
-                                          6, 7, 8, 9, 10, 11, 15, 14, 13, 12);
     unsigned char *p = data;
-    while (len >= 256) {
-        /* Unrolled, so that the eight registers stay registers at -O2. */
-        __m256i x[8];
+    __m256i x[8];
+    for (; len >= 256; p += 256, len -= 256) {
+        keystream(x, &ctr, rk, nr, 8);
 #pragma GCC unroll 8
         for (int i = 0; i < 8; i++) {
-            x[i] = _mm256_xor_si256(_mm256_shuffle_epi8(ctr, swap), rk[0]);
-            ctr = _mm256_add_epi32(ctr, two);
-        }
-        for (unsigned r = 1; r < nr; r++) {
-            __m256i k = rk[r];
-#pragma GCC unroll 8
-            for (int i = 0; i < 8; i++)
-                x[i] = _mm256_aesenc_epi128(x[i], k);
-        }
-#pragma GCC unroll 8
-        for (int i = 0; i < 8; i++) {
-            x[i] = _mm256_aesenclast_epi128(x[i], rk[nr]);
             __m256i d = _mm256_loadu_si256((const __m256i *)(p + 32 * i));
             _mm256_storeu_si256((__m256i *)(p + 32 * i), _mm256_xor_si256(d, x[i]));
         }
-        p += 256;
-        len -= 256;
     }
-    while (len >= 32) {
-        __m256i k = aes_blocks(_mm256_shuffle_epi8(ctr, swap), rk, nr);
-        ctr = _mm256_add_epi32(ctr, two);
-        __m256i d = _mm256_loadu_si256((const __m256i *)p);
-        _mm256_storeu_si256((__m256i *)p, _mm256_xor_si256(d, k));
-        p += 32;
-        len -= 32;
+    if (len == 0)
+        return end;
+    /* The tail (all of a small record, the tag's one block) in one batch
+     * of the size it needs, its rounds overlapping. */
+    if (len <= 64)
+        keystream(x, &ctr, rk, nr, 2);
+    else if (len <= 128)
+        keystream(x, &ctr, rk, nr, 4);
+    else
+        keystream(x, &ctr, rk, nr, 8);
+    unsigned char ks[256];
+    for (size_t i = 0; i < 8 && 32 * i < len; i++)
+        _mm256_storeu_si256((__m256i *)(ks + 32 * i), x[i]);
+    size_t i = 0;
+    for (; i + 32 <= len; i += 32) {
+        __m256i d = _mm256_loadu_si256((const __m256i *)(p + i));
+        _mm256_storeu_si256((__m256i *)(p + i), _mm256_xor_si256(d, _mm256_loadu_si256((const __m256i *)(ks + i))));
     }
-    if (len > 0) {
-        unsigned char ks[32];
-        _mm256_storeu_si256((__m256i *)ks, aes_blocks(_mm256_shuffle_epi8(ctr, swap), rk, nr));
-        for (size_t i = 0; i < len; i++)
-            p[i] ^= ks[i];
-    }
+    for (; i < len; i++)
+        p[i] ^= ks[i];
     return end;
 }
 
