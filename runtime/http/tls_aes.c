@@ -5,11 +5,11 @@
  *
  * BearSSL's x86 code (br_aes_x86ni_ctr_run, br_ghash_pclmul) works on one
  * 128-bit block per instruction, four blocks in flight, and a wss echo of
- * large messages spent about 28 % of the server's cycles in the two. VAES
- * and VPCLMULQDQ do the same operations on two blocks per 256-bit
- * register; with sixteen AES blocks and eight GHASH blocks in flight per
- * loop, and one GHASH reduction per eight blocks, the per-byte cost drops
- * to a fraction. Both instructions take constant time, as BearSSL's
+ * large messages spent about a third of the server's samples in the two
+ * (bench/README.md). VAES and VPCLMULQDQ do the same operations on two
+ * blocks per 256-bit register; with sixteen AES blocks in flight and
+ * sixteen GHASH blocks per reduction, each half costs about half as much
+ * per byte. Both instructions take constant time, as BearSSL's
  * x86ni/pclmul code does. Results are identical to BearSSL's, which the
  * tests check against br_aes_x86ni_ctr_vtable and br_ghash_ctmul64.
  *
@@ -19,8 +19,9 @@
  * left by one bit and reduced modulo x^128 + x^7 + x^2 + x + 1 in its
  * reflected form (NIST SP 800-38D; Gueron and Kounavis, "Intel
  * Carry-Less Multiplication Instruction and its Usage for Computing the
- * GCM Mode"). Eight blocks are folded at once as
- * (Y ^ X0)·H^8 ^ X1·H^7 ^ ... ^ X7·H, summing the unreduced products.
+ * GCM Mode"). n blocks (sixteen, or eight near the end) are folded at
+ * once as (Y ^ X0)·H^n ^ X1·H^(n-1) ^ ... ^ X(n-1)·H, summing the
+ * unreduced products.
  */
 #include <cpuid.h>
 #include <immintrin.h>
@@ -34,7 +35,7 @@
 /* CPUID leaf 1 (AES, PCLMULQDQ, OSXSAVE, AVX) and leaf 7 (AVX2, VAES,
  * VPCLMULQDQ), and XCR0: the OS saves the 256-bit register state. Read
  * by hand: not every compiler's __builtin_cpu_supports knows VAES. */
-static bool cpu_wide(void)
+bool http_tls_aes_wide(void)
 {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d))
@@ -48,17 +49,6 @@ static bool cpu_wide(void)
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
         return false;
     return (b & bit_AVX2) && (c & (1u << 9)) && (c & (1u << 10)); /* VAES, VPCLMULQDQ */
-}
-
-bool http_tls_aes_wide(void)
-{
-    static int wide = -1; /* racy but idempotent: every thread computes the same */
-    int w = __atomic_load_n(&wide, __ATOMIC_RELAXED);
-    if (w < 0) {
-        w = cpu_wide();
-        __atomic_store_n(&wide, w, __ATOMIC_RELAXED);
-    }
-    return w != 0;
 }
 
 /* ---- AES-CTR ---- */

@@ -9,7 +9,8 @@
 #include <stdbool.h>
 
 /* True when the CPU (and the OS, for the 256-bit register state) offers
- * AVX2, VAES and VPCLMULQDQ; read once. */
+ * AVX2, VAES and VPCLMULQDQ. Runs CPUID, which a virtual machine may trap:
+ * ask once per configuration (tls.c pick_suites). */
 bool http_tls_aes_wide(void);
 
 /* Drop-in replacements for br_aes_x86ni_ctr_vtable and br_ghash_pclmul,
