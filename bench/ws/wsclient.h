@@ -53,6 +53,7 @@ struct wsc_shared {
     const char *sni;
     const uint16_t *suites;  /* cipher suites offered, in order (wsc_pick_suites) */
     size_t nsuites;
+    bool wide_aes;         /* AES-GCM through the runtime's VAES/VPCLMULQDQ code (wsc_pick_suites) */
     uint64_t max_message;  /* a larger server message is a failure */
     bool nagle;            /* leave Nagle's algorithm on (no TCP_NODELAY): for
                             * modes that never have two small writes in flight */

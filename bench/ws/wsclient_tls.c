@@ -12,6 +12,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "http/tls_aes.h"
 #include "wsclient.h"
 #include "wsclient_int.h"
 
@@ -60,6 +61,7 @@ void wsc_pick_suites(struct wsc_shared *sh)
     bool aes = br_aes_x86ni_ctr_get_vtable() != NULL || br_aes_pwr8_ctr_get_vtable() != NULL;
     sh->suites = aes ? suites_aes : suites_chacha;
     sh->nsuites = sizeof suites_aes / sizeof suites_aes[0];
+    sh->wide_aes = aes && http_tls_aes_wide();
 }
 
 unsigned wsc_tls_state(const struct wsc_conn *c)
@@ -343,6 +345,13 @@ int wsc_tls_start(struct wsc_conn *c)
      * it (BearSSL's own list puts ChaCha20 first): the server may still
      * choose by its own order. */
     br_ssl_engine_set_suites(&t->cc.eng, sh->suites, sh->nsuites);
+    /* The runtime's 256-bit AES-GCM halves where the CPU has them (as the
+     * server uses them): BearSSL's own code made the generator the busier
+     * side in the large-message wss cells, whichever server it drove. */
+    if (sh->wide_aes) {
+        br_ssl_engine_set_aes_ctr(&t->cc.eng, &http_tls_aes_ctr_wide_vtable);
+        br_ssl_engine_set_ghash(&t->cc.eng, http_tls_ghash_wide);
+    }
     if (sh->pinned->key_type == BR_KEYTYPE_RSA)
         br_x509_knownkey_init_rsa(&t->kk, &sh->pinned->key.rsa, BR_KEYTYPE_KEYX | BR_KEYTYPE_SIGN);
     else

@@ -18,7 +18,9 @@ void http_tls_config_free(struct http_tls_config *cfg);
 
 /* A TLS 1.2 server stream over io. The handshake runs lazily inside the first
  * read or write, parking on the poller like any other I/O. The ~33 KiB record
- * buffers live in the returned heap object. NULL on ENOMEM. */
+ * buffers live in the returned heap object. After a read that found the
+ * socket empty, reads make no system call (-EAGAIN) until the stream's wait
+ * or a hibernation on its io has seen the socket readable. NULL on ENOMEM. */
 struct http_stream *http_stream_tls(SnowIo *io, const struct http_tls_config *cfg);
 
 #endif
