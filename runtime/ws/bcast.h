@@ -71,6 +71,12 @@ struct ws_deliverer {
  * rest go through its mailbox, behind them. */
 void ws_conn_deliver_batch(const struct ws_deliverer *by, SnowPid pid, struct ws_shared_frame *const *f, uint32_t n,
                            struct ws_batch_result *out);
+/* Asks the cache for what delivering to pid reads: its slot in the
+ * connection table and the first line of conn, the record pid had when the
+ * caller took it (ws_conn_hint, rooms.h); conn may be stale or NULL, it is
+ * never dereferenced. No lock and no effect but timing. Implemented by
+ * table.c. */
+void ws_table_prefetch(SnowPid pid, const void *conn);
 
 /*
  * pid (a WebSocket connection or a plain subscriber) is ending: remove it

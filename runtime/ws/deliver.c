@@ -13,6 +13,7 @@
  * frames, so the member writes them together in one writev.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -20,6 +21,10 @@
 #include "actor/actor.h"
 #include "http/server.h"
 #include "ws/conn.h"
+
+/* What a deliverer reads of a member it writes to, up to direct_fd, is
+ * the record's first cache line (conn.h). */
+_Static_assert(offsetof(struct ws_conn, direct_fd) + sizeof(int) <= 64, "the deliverer's fields span two lines");
 
 void ws_conn_queue_frame(struct ws_conn *c, struct ws_shared_frame *f)
 {
