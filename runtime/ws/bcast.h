@@ -57,11 +57,15 @@ struct ws_batch_result {
 };
 /* Who delivers batches: its own pid (ordering of its mailbox sends) and a
  * scratch buffer cork[0..cork_cap) (NULL: none) for writing several small
- * frames with one send. */
+ * frames with one send. laid (NULL: not so): the frames of the next call,
+ * at most WS_DIRECT_MAX, are already laid out back to back there, as a
+ * caller that gives many members the same frames keeps them, so that a
+ * write of several is sent from there without a copy per member. */
 struct ws_deliverer {
     SnowPid self;
     uint8_t *cork;
     size_t cork_cap;
+    const uint8_t *laid;
 };
 /* Frames f[0..n) for one connection, in this order, with one table look-up
  * per WS_DIRECT_MAX frames, each taken or refused as ws_conn_deliver would;
