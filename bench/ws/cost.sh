@@ -28,7 +28,10 @@
 #   START=9 SECS=14); LOADGEN-ARGS then leave out --seconds and --warmup.
 #
 # Prints the load generator's line, then the counts per unit: system calls
-# by name (and how many failed) or user-space instructions.
+# by name (and how many failed) or user-space instructions. With
+# VALGRIND_OPTS="--cache-sim=yes" (and e.g. --LL=1048576,16,64 for a 1 MiB
+# last level), --window callgrind also prints the simulated cache misses
+# per unit.
 set -euo pipefail
 window=0
 if [ "${1:-}" = --window ]; then
@@ -165,6 +168,11 @@ print(*((d, "room deliveries") if d > m else (m, "messages echoed")))' "$s0" "$s
         dump=$(ls -t "$work"/cg.out.* | head -1)
         ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$dump")
         awk -v t="$ir" -v u="$units" 'BEGIN {printf "instructions=%d instructions_per_unit=%.0f\n", t, t / u}'
+        # With VALGRIND_OPTS=--cache-sim=yes the dump has the simulated
+        # cache's events too (D1mr: first-level data read misses, DLmr:
+        # last-level ones, ...): each per unit.
+        awk -v u="$units" '/^events:/ {for (i = 2; i <= NF; i++) ev[i] = $i}
+            /^(summary|totals):/ && !done {done = 1; for (i = 3; i <= NF; i++) printf "  %-5s %.2f per unit\n", ev[i], $i / u}' "$dump"
     fi
     exit 0
 fi

@@ -57,11 +57,15 @@ struct ws_batch_result {
 };
 /* Who delivers batches: its own pid (ordering of its mailbox sends) and a
  * scratch buffer cork[0..cork_cap) (NULL: none) for writing several small
- * frames with one send. */
+ * frames with one send. laid (NULL: not so): the frames of the next call,
+ * at most WS_DIRECT_MAX, are already laid out back to back there, as a
+ * caller that gives many members the same frames keeps them, so that a
+ * write of several is sent from there without a copy per member. */
 struct ws_deliverer {
     SnowPid self;
     uint8_t *cork;
     size_t cork_cap;
+    const uint8_t *laid;
 };
 /* Frames f[0..n) for one connection, in this order, with one table look-up
  * per WS_DIRECT_MAX frames, each taken or refused as ws_conn_deliver would;
@@ -71,6 +75,12 @@ struct ws_deliverer {
  * rest go through its mailbox, behind them. */
 void ws_conn_deliver_batch(const struct ws_deliverer *by, SnowPid pid, struct ws_shared_frame *const *f, uint32_t n,
                            struct ws_batch_result *out);
+/* Asks the cache for what delivering to pid reads: its slot in the
+ * connection table and the first line of conn, the record pid had when the
+ * caller took it (ws_conn_hint, rooms.h); conn may be stale or NULL, it is
+ * never dereferenced. No lock and no effect but timing. Implemented by
+ * table.c. */
+void ws_table_prefetch(SnowPid pid, const void *conn);
 
 /*
  * pid (a WebSocket connection or a plain subscriber) is ending: remove it

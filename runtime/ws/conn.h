@@ -180,11 +180,12 @@ struct ws_live {
 };
 
 struct ws_conn {
-    SnowPid pid;
+    /* The first cache line holds what a room's deliverer reads for each
+     * member (deliver.c): a 10,000-member room walks 10,000 records per
+     * broadcast, so each costs it one line, not two (upgrade.c allocates
+     * the record at this alignment). */
+    _Alignas(64) SnowPid pid;
     const SnowWsHandler *h;
-    struct ws_route *route;
-    struct http_conn *hc;
-    struct http_stream *stream; /* NULL once closed */
 
     /* [atomic] read and written under the table lock by other actors */
     _Atomic int64_t queued;   /* bytes accepted for sending, not yet written
@@ -206,6 +207,11 @@ struct ws_conn {
      * here so a deliverer reads one cache line of the connection, not the
      * stream's. */
     int direct_fd;
+    /* (end of the deliverer's line) */
+
+    struct ws_route *route;
+    struct http_conn *hc;
+    struct http_stream *stream; /* NULL once closed */
 
     /* Everything a connection needs only while it is awake; freed while it
      * hibernates (at a frame boundary, nothing queued, close state OPEN,

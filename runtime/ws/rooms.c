@@ -502,6 +502,8 @@ int rooms_join(SnowPid pid, enum room_kind kind, const void *name, size_t len, b
                uint64_t since_seq, struct room_join_result *res)
 {
     struct room_join_result out = {0};
+    /* Outside the registry's locks: the table has its own. */
+    const void *conn = kind == ROOM_KIND_WS ? ws_conn_hint(pid) : NULL;
     uint64_t hash = rooms_hash(name, len);
     struct member_shard *ms = member_shard_of(pid);
     struct room_shard *rs = rooms_shard_of(hash);
@@ -568,7 +570,7 @@ int rooms_join(SnowPid pid, enum room_kind kind, const void *name, size_t len, b
             replay->nreplay = nv;
         }
     }
-    struct room_member rm = {.pid = pid, .join_seq = room->seq, .kind = (uint8_t)kind};
+    struct room_member rm = {.pid = pid, .join_seq = room->seq, .conn = conn, .kind = (uint8_t)kind};
     err = member_add(room, &rm);
     if (err) {
         if (replay)

@@ -28,6 +28,10 @@ enum room_kind { ROOM_KIND_WS = 1, ROOM_KIND_ACTOR = 2 };
 struct room_member {
     SnowPid pid;       /* 0: empty hash slot */
     uint64_t join_seq; /* room seq at join: frames <= this are not live for it */
+    /* A connection's record when it joined (ws_conn_hint): only for the
+     * deliverer to prefetch it (ws_table_prefetch), never dereferenced,
+     * since only the table says whether it is still that connection's. */
+    const void *conn;
     uint8_t kind;
 };
 
@@ -157,6 +161,9 @@ void rooms_member_drop(SnowPid pid);
 /* rooms_conn.c: true while the connection whose actor is pid takes frames
  * (CONNECTING or OPEN, no Close queued). */
 bool ws_conn_accepting(SnowPid pid);
+/* The record of the connection whose actor is pid, as an address to
+ * prefetch (struct room_member.conn), or NULL. */
+const void *ws_conn_hint(SnowPid pid);
 
 /* Counters (all relaxed atomics: statistics, not synchronisation). */
 struct rooms_counters {

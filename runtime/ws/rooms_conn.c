@@ -16,3 +16,16 @@ bool ws_conn_accepting(SnowPid pid)
 {
     return ws_table_with(pid, accepting_locked, NULL) > 0;
 }
+
+static int hint_locked(struct ws_conn *c, void *arg)
+{
+    *(const void **)arg = c;
+    return 0;
+}
+
+const void *ws_conn_hint(SnowPid pid)
+{
+    const void *c = NULL;
+    ws_table_with(pid, hint_locked, &c);
+    return c;
+}

@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,9 +59,14 @@ static struct shard *shard_of(SnowPid pid)
     return &tab.s[mix(pid) % SHARDS];
 }
 
+static size_t home_in(size_t cap, SnowPid pid)
+{
+    return (size_t)(mix(pid) / SHARDS) & (cap - 1);
+}
+
 static size_t home_of(const struct shard *s, SnowPid pid)
 {
-    return (size_t)(mix(pid) / SHARDS) & (s->cap - 1);
+    return home_in(s->cap, pid);
 }
 
 /* The slot holding pid, or NULL. */
@@ -91,8 +97,10 @@ static int grow(struct shard *s)
     if (!v)
         return -ENOMEM;
     size_t ocap = s->cap;
-    s->v = v;
-    s->cap = cap;
+    /* Atomic stores (under the lock, like every write): ws_table_prefetch
+     * reads these two without it. */
+    __atomic_store_n(&s->v, v, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->cap, cap, __ATOMIC_RELAXED);
     for (size_t i = 0; i < ocap; i++)
         if (old[i].pid)
             put(s, old[i].pid, old[i].c);
@@ -192,6 +200,25 @@ void ws_table_unlock(struct ws_table_held *held)
     if (held->lock)
         pthread_mutex_unlock(held->lock);
     held->lock = NULL;
+}
+
+void ws_table_prefetch(SnowPid pid, const void *conn)
+{
+    /*
+     * Without the lock on purpose: this only asks the cache for the lines
+     * that ws_table_lock(pid) and the deliverer will read next, and a
+     * prefetch never faults and changes nothing the program sees. The
+     * array and its size may be a grow apart (the address is then one in
+     * the old array, or past it: a wasted prefetch), so the address is
+     * formed as an integer, never as a pointer into the array.
+     */
+    struct shard *s = shard_of(pid);
+    struct slot *v = __atomic_load_n(&s->v, __ATOMIC_RELAXED);
+    size_t cap = __atomic_load_n(&s->cap, __ATOMIC_RELAXED);
+    if (cap)
+        __builtin_prefetch((const void *)((uintptr_t)v + home_in(cap, pid) * sizeof *v));
+    if (conn)
+        __builtin_prefetch(conn, 1);
 }
 
 struct ws_conn *ws_conn_self(SnowPid pid)

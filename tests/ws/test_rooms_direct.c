@@ -8,7 +8,9 @@
  * up in its socket receives every delivered frame whole, byte for byte and
  * in order, then a frame sent when it caught up; a batch goes out in one
  * write with its sequence numbers (stamped into the payload) consecutive;
- * a batch cut short keeps its order; a member that is awake in a handler
+ * a batch the deliverer laid out once for the members that take all of
+ * it, and the frames of a member that skips some, each arrive exactly; a
+ * batch cut short keeps its order; a member that is awake in a handler
  * gets nothing written behind its back; members publishing and reading on
  * two workers all see the room's frames whole and in sequence order. The
  * deliveries, the direct writes and the partial ones are counted.
@@ -189,9 +191,13 @@ END_TEST
 
 static SnowWsHandler h_batch, h_pub;
 
+/* The pid of the last member that opened on /d (its handler's arg). */
+static _Atomic SnowPid b_member;
+
 static void b_open(SnowWsConn *conn, void *arg)
 {
-    (void)arg;
+    if (arg)
+        atomic_store((_Atomic SnowPid *)arg, snow_ws_pid(conn));
     snow_ws_join(conn, BROOM, strlen(BROOM), NULL);
 }
 
@@ -214,13 +220,17 @@ static void b_message(SnowWsConn *conn, const void *data, size_t len, int is_tex
             usleep(1000);
         return;
     }
-    if (sscanf(cmd, "go %u %u", &n, &size) != 2 || size < 22 || size > 8192)
+    /* "go N S": N frames of S bytes to everyone; "alt N S": the same, but
+     * the member on /d skips every odd one. */
+    bool alt = sscanf(cmd, "alt %u %u", &n, &size) == 2;
+    if ((!alt && sscanf(cmd, "go %u %u", &n, &size) != 2) || size < 22 || size > 8192)
         return;
     uint8_t p[8192];
     SnowRoomPublish o;
     snow_room_publish_init(&o);
     o.seq_at = 0;
     for (unsigned k = 0; k < n; k++) {
+        o.except = alt && k % 2 ? atomic_load(&b_member) : 0;
         memset(p, '0', 20);
         p[20] = (uint8_t)k;
         for (unsigned i = 21; i < size; i++)
@@ -271,6 +281,7 @@ static void b_start(int workers)
     ck_assert_int_eq(snow_rt_init(workers), 0);
     snow_ws_handler_init(&h_batch);
     h_batch.on_open = b_open;
+    h_batch.arg = (void *)&b_member;
     h_batch.on_message = b_message;
     /* SO_SNDBUF is capped at half of it: a batch of 32 KiB fills the
      * socket of a peer that does not read. */
@@ -352,6 +363,34 @@ START_TEST(direct_batch_in_one_write)
     b_wait_accounted(d0, s0, 16);
     uint64_t dw = counter(&rooms_stats.direct_writes) - x0;
     ck_assert(dw == 1 || dw == 2);
+    close(pub);
+    close(fd);
+    b_stop();
+}
+END_TEST
+
+/*
+ * The deliverer lays a batch's frames out once for every member that takes
+ * all of them; a member that skips some (here the parked member, excepted
+ * from every odd one, written by the deliverer) gets its own. Both get
+ * exactly theirs, whole and in order.
+ */
+START_TEST(direct_batch_laid_out_and_per_member)
+{
+    b_start(1);
+    int fd = d_connect(256 * 1024), pub = d_connect_to("/p", 256 * 1024);
+    b_wait_members(2);
+    usleep(200000); /* the member hibernates */
+    uint64_t d0 = counter(&rooms_stats.deliveries), s0 = counter(&rooms_stats.skipped_backpressure);
+    b_send_text(pub, "alt 32 100");
+    uint64_t first = b_frame(pub, 100);
+    ck_assert_uint_gt(first, 0);
+    for (uint64_t i = 1; i < 32; i++)
+        ck_assert_uint_eq(b_frame(pub, 100), first + i);
+    for (uint64_t i = 0; i < 16; i++)
+        ck_assert_uint_eq(b_frame(fd, 100), first + 2 * i);
+    b_wait_accounted(d0, s0, 48);
+    ck_assert_uint_eq(counter(&rooms_stats.deliveries) - d0, 48);
     close(pub);
     close(fd);
     b_stop();
@@ -519,6 +558,7 @@ Suite *rooms_direct_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, direct_delivery_keeps_frames_whole);
     tcase_add_test(tc, direct_batch_in_one_write);
+    tcase_add_test(tc, direct_batch_laid_out_and_per_member);
     tcase_add_test(tc, direct_batch_cut_short_keeps_order);
     tcase_add_test(tc, direct_never_while_owner_awake);
     tcase_add_test(tc, direct_batches_concurrent_in_order);
