@@ -580,12 +580,13 @@ static void take_frame(struct ws_conn *c, SnowMessage *m)
         ws_shared_frame_unref(f);
 }
 
-static void take_mail(struct ws_conn *c)
+/* Returns whether it stopped at the budget (more may be waiting). */
+static bool take_mail(struct ws_conn *c)
 {
     for (int i = 0; i < WS_MAIL_BUDGET; i++) {
         SnowMessage *m = snow_actor_receive(0);
         if (!m)
-            return;
+            return false;
         switch (m->tag) {
         case SNOW_TAG_WS_BROADCAST:
             take_frame(c, m);
@@ -617,6 +618,7 @@ static void take_mail(struct ws_conn *c)
             break;
         }
     }
+    return true;
 }
 
 /* ---- deadlines ---- */
@@ -768,10 +770,19 @@ static void conn_loop(struct ws_conn *c)
     /* Bytes that came with the upgrade request are the first frames. */
     if (c->lv->rlen > c->lv->roff)
         process(c);
+    /* Whether the mailbox may hold something. A plain socket's wait is
+     * actor_wait itself, which reports every condition that holds, so when
+     * it did not report mail the mailbox is left unread (a receive that
+     * finds nothing costs a clock read and the mailbox's locks); mail that
+     * comes later ends the next wait at once. A TLS stream's wait may
+     * return for bytes the engine holds without looking at the mailbox. */
+    bool mail = true;
+    bool wait_says_mail = http_stream_reads_whole(c->stream);
     for (;;) {
         if (c->rd_more && !c->eof && !c->lv->paused)
             read_some(c);
-        take_mail(c);
+        if (mail)
+            mail = take_mail(c);
         if (c->lv->fail_code) {
             fail(c, c->lv->fail_code);
             c->lv->fail_code = 0;
@@ -791,6 +802,7 @@ static void conn_loop(struct ws_conn *c)
         if (reading || (!ws_outq_empty(&c->lv->q) && !c->wr_blocked)) {
             /* More to do at once: let other actors run first. */
             snow_actor_yield();
+            mail = true;
             continue;
         }
         int64_t deadline = actor_deadline_earliest(actor_deadline_earliest(c->ping_due, c->pong_due), actor_deadline_earliest(c->lv->close_due, c->lv->stall_due));
@@ -827,6 +839,8 @@ static void conn_loop(struct ws_conn *c)
             c->rd_more = true;
         if (w & (SNOW_WAIT_WRITABLE | SNOW_WAIT_HANGUP))
             c->wr_blocked = false;
+        if ((w & SNOW_WAIT_MAILBOX) || !wait_says_mail)
+            mail = true;
     }
 }
 
