@@ -375,6 +375,26 @@ static void process(struct ws_conn *c)
 {
     while (!c->lv->dec_failed && !c->lv->hold) {
         struct ws_event ev;
+        /* A whole small message in the buffer, the common case, in one
+         * step (with permessage-deflate each message's first frame goes
+         * through ws_pmd_on_frame instead). */
+        if (!c->pmd.on && !c->lv->reasm.in_message) {
+            ssize_t n = ws_decoder_whole(&c->lv->dec, c->lv->rbuf + c->lv->roff, c->lv->rlen - c->lv->roff, &ev);
+            if (n < 0) {
+                c->lv->dec_failed = true;
+                fail(c, ws_decoder_close_code(&c->lv->dec));
+                break;
+            }
+            if (n > 0) {
+                c->lv->roff += (size_t)n;
+                deliver_message(c, ev.data, ev.len, ev.opcode);
+                if (over_half(c)) {
+                    c->lv->paused = true; /* the rest stays in the buffer */
+                    break;
+                }
+                continue;
+            }
+        }
         int rc = decode(c, &ev);
         if (rc == WS_EV_NONE)
             break;

@@ -381,6 +381,54 @@ ssize_t ws_decoder_next(struct ws_decoder *d, uint8_t *buf, size_t len, struct w
     return (ssize_t)used;
 }
 
+ssize_t ws_decoder_whole(struct ws_decoder *d, uint8_t *buf, size_t len, struct ws_event *ev)
+{
+    if (d->state != WS_DEC_HEADER || d->have || d->msg_opcode || len < 6)
+        return 0;
+    unsigned b0 = buf[0], op = b0 & 0xFu;
+    if ((b0 & 0xF0u) != 0x80u || (op != WS_OP_TEXT && op != WS_OP_BINARY))
+        return 0; /* not FIN, RSV bits, or not a data message's only frame */
+    unsigned len7 = buf[1] & 0x7Fu;
+    size_t ext = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
+    if (len < 6 + ext)
+        return 0;
+    uint64_t plen = len7;
+    if (ext) {
+        plen = 0;
+        for (size_t i = 0; i < ext; i++)
+            plen = plen << 8 | buf[2 + i];
+    }
+    if (plen > len - 6 - ext)
+        return 0;
+    /* From here on the same steps as the incremental path. */
+    size_t off;
+    int rc = whole_header(d, buf, len, &off, ev);
+    if (rc == STEP_FAILED) {
+        d->consumed += off;
+        return RT_PARSE_ERROR;
+    }
+    uint8_t *p = buf + off;
+    size_t n = (size_t)d->frame_len;
+    ws_unmask(p, n, d->key, 0);
+    if (op == WS_OP_TEXT && d->check_utf8) {
+        size_t ok = rt_utf8_feed(&d->utf8, p, n);
+        if (ok < n) {
+            d->consumed += off + ok + 1;
+            fail(d, WS_CLOSE_INVALID_DATA);
+            return RT_PARSE_ERROR;
+        }
+    }
+    off += n;
+    d->frame_done = n;
+    d->consumed += off;
+    if (frame_end(d, ev) == STEP_FAILED)
+        return RT_PARSE_ERROR;
+    ev->kind = WS_EV_MESSAGE;
+    ev->data = p;
+    ev->len = n;
+    return (ssize_t)off;
+}
+
 /*
  * The key repeats every 4 bytes, so 8 bytes at a time XOR with the key
  * rotated to the current phase, written twice into a 64-bit word; the words

@@ -447,6 +447,17 @@ START_TEST(test_text_invalid_fails_at_byte)
         run_decoder(NULL, in.p, in.n, &cut, 1, &got);
         ck_assert(got.n >= 8 && memcmp(got.p + got.n - 8, "!1007@10", 8) == 0);
     }
+    /* The one-step path fails at the same byte with the same code, before
+     * any event of the frame; split, the pieces go the incremental way. */
+    got.n = 0;
+    run_decoder_whole_first(NULL, in.p, in.n, NULL, 0, &got);
+    ck_assert_uint_eq(got.n, 8);
+    ck_assert(memcmp(got.p, "!1007@10", 8) == 0);
+    for (size_t cut = 1; cut < in.n; cut++) {
+        got.n = 0;
+        run_decoder_whole_first(NULL, in.p, in.n, &cut, 1, &got);
+        ck_assert(got.n >= 8 && memcmp(got.p + got.n - 8, "!1007@10", 8) == 0);
+    }
     /* One byte at a time, "abc" is handed out before the bad byte fails. */
     got.n = 0;
     run_bytewise(in.p, in.n, &got);
