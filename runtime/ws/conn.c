@@ -375,6 +375,10 @@ static void process(struct ws_conn *c)
 {
     while (!c->lv->dec_failed && !c->lv->hold) {
         struct ws_event ev;
+        /* Nothing buffered and nothing half decoded: no event can come (a
+         * frame whose last byte was handed out still reports its end). */
+        if (c->lv->roff == c->lv->rlen && c->lv->dec.state == WS_DEC_HEADER && !c->lv->dec.have)
+            break;
         /* A whole small message in the buffer, the common case, in one
          * step (with permessage-deflate each message's first frame goes
          * through ws_pmd_on_frame instead). */
