@@ -17,12 +17,15 @@
  * re-linking on removal. So a wake timer stays in the heap when its wait
  * ends: timer_disarm only records that no deadline is wanted (want_ns -1),
  * and timer_arm with a deadline no earlier than the timer's place in the
- * heap (key_ns) only records the new deadline. When the timer's place
- * comes, timers_run looks at what is wanted: nothing (the timer leaves the
- * heap, no wake-up), a later deadline (it goes back in at that one), or a
- * due one (the actor is woken, as before). A timer thus never fires later
- * than wanted, and a stale place costs one heap step instead of one per
- * wait. An earlier deadline moves the timer at once. The exit path needs
+ * heap (key_ns), and less than TIMER_LAZY_NS after it, only records the
+ * new deadline. When the timer's place comes, timers_run looks at what is
+ * wanted: nothing (the timer leaves the heap, no wake-up), a later
+ * deadline (it goes back in at that one), or a due one (the actor is
+ * woken, as before). A timer thus never fires later than wanted. The bound
+ * keeps a busy actor's place from coming at all: it moves on (one heap
+ * step, by the owner) once per TIMER_LAZY_NS of waits, so a worker blocked
+ * in the poller is not woken early for it, only once when the actor stops
+ * waiting with deadlines. An earlier deadline moves the timer at once. The exit path needs
  * the timer out of the heap before the actor's record is freed, so a
  * disarm by an exiting actor removes it.
  */
@@ -32,6 +35,9 @@
 #include <time.h>
 
 #include "actor/internal.h"
+
+/* How far a wake timer's place may lag behind its deadline (above). */
+#define TIMER_LAZY_NS (INT64_C(10) * 1000000)
 
 void timers_init(void)
 {
@@ -191,7 +197,7 @@ void timer_arm(struct timer *t)
      * the owner (timer_disarm) */
     atomic_store_explicit(&t->want_ns, due, memory_order_relaxed);
     if (atomic_load_explicit(&t->armed, memory_order_relaxed)) { /* under the lock */
-        if (t->key_ns <= due) {
+        if (t->key_ns <= due && due - t->key_ns < TIMER_LAZY_NS) {
             /* Its place comes first; timers_run moves it on then. */
             rt_spin_unlock(&rt.timers.lock);
             return;
