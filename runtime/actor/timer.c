@@ -25,9 +25,9 @@
  * keeps a busy actor's place from coming at all: it moves on (one heap
  * step, by the owner) once per TIMER_LAZY_NS of waits, so a worker blocked
  * in the poller is not woken early for it, only once when the actor stops
- * waiting with deadlines. An earlier deadline moves the timer at once. The exit path needs
- * the timer out of the heap before the actor's record is freed, so a
- * disarm by an exiting actor removes it.
+ * waiting with deadlines. An earlier deadline moves the timer at once. The
+ * exit path needs the timer out of the heap before the actor's record is
+ * freed, so a disarm by an exiting actor removes it.
  */
 #include <errno.h>
 #include <stdlib.h>
