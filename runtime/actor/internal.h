@@ -196,7 +196,9 @@ void heap_free_all(struct heap *h);
  * never allocates, so it cannot fail, and nothing is reallocated under the
  * timer lock. */
 struct timer {
-    int64_t due_ns;
+    /* [lock] position in the heap: a send timer's due time; a wake timer's
+     * may precede its deadline (timer.c, lazy re-arming) */
+    int64_t key_ns;
     struct timer *child, *sibling;
     struct timer *prev; /* parent when first child, else the previous sibling */
     /* Written under the timer lock; read without it only by timer_disarm's
@@ -204,9 +206,17 @@ struct timer {
     _Atomic bool armed;
     uint8_t kind;          /* TIMER_WAKE or TIMER_SEND */
     SnowPid pid;           /* whom to wake or send to */
-    uint64_t id;           /* TIMER_SEND: the reference handed out */
-    struct timer *map_next; /* TIMER_SEND: reference hash chain */
-    struct msg *msg;       /* TIMER_SEND: the message to deliver */
+    union {
+        struct {                    /* TIMER_SEND */
+            uint64_t id;            /* the reference handed out */
+            struct timer *map_next; /* reference hash chain */
+            struct msg *msg;        /* the message to deliver */
+        };
+        struct {                    /* TIMER_WAKE */
+            int64_t due_ns;         /* set by the owner before timer_arm */
+            _Atomic int64_t want_ns; /* the deadline wanted, -1 none */
+        };
+    };
 };
 
 enum { TIMER_WAKE = 1, TIMER_SEND = 2 };

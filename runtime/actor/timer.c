@@ -8,6 +8,26 @@
  * found by reference through a small hash map for snow_timer_cancel.
  * Actions run after the lock is dropped and address their target by PID,
  * so a timer racing with its actor's exit only ever finds a dead PID.
+ *
+ * Lazy re-arming of wake timers. A busy actor waits with a deadline many
+ * times a second (a WebSocket connection between two messages: a deadline
+ * some milliseconds on, a little later each time), and taking its timer
+ * out of the heap after every wait only to put it back at the next one cost
+ * about 180 instructions a wait, most of them the pairing heap's
+ * re-linking on removal. So a wake timer stays in the heap when its wait
+ * ends: timer_disarm only records that no deadline is wanted (want_ns -1),
+ * and timer_arm with a deadline no earlier than the timer's place in the
+ * heap (key_ns), and less than TIMER_LAZY_NS after it, only records the
+ * new deadline. When the timer's place comes, timers_run looks at what is
+ * wanted: nothing (the timer leaves the heap, no wake-up), a later
+ * deadline (it goes back in at that one), or a due one (the actor is
+ * woken, as before). A timer thus never fires later than wanted. The bound
+ * keeps a busy actor's place from coming at all: it moves on (one heap
+ * step, by the owner) once per TIMER_LAZY_NS of waits, so a worker blocked
+ * in the poller is not woken early for it, only once when the actor stops
+ * waiting with deadlines. An earlier deadline moves the timer at once. The
+ * exit path needs the timer out of the heap before the actor's record is
+ * freed, so a disarm by an exiting actor removes it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -15,6 +35,9 @@
 #include <time.h>
 
 #include "actor/internal.h"
+
+/* How far a wake timer's place may lag behind its deadline (above). */
+#define TIMER_LAZY_NS (INT64_C(10) * 1000000)
 
 void timers_init(void)
 {
@@ -25,7 +48,7 @@ static void set_next_due(void)
 {
     /* seq_cst: the arming side's store before its load of poll_blocked
      * (sched_kick_timer); see struct rt_timers */
-    atomic_store(&rt.timers.next_due, rt.timers.root ? rt.timers.root->due_ns : INT64_MAX);
+    atomic_store(&rt.timers.next_due, rt.timers.root ? rt.timers.root->key_ns : INT64_MAX);
 }
 
 int64_t timers_next_due(void)
@@ -42,7 +65,7 @@ static struct timer *meld(struct timer *a, struct timer *b)
         return b;
     if (!b)
         return a;
-    if (b->due_ns < a->due_ns) {
+    if (b->key_ns < a->key_ns) {
         struct timer *x = a;
         a = b;
         b = x;
@@ -80,8 +103,9 @@ static struct timer *merge_pairs(struct timer *first)
     return r;
 }
 
-static void heap_insert_locked(struct timer *t)
+static void heap_insert_locked(struct timer *t, int64_t key)
 {
+    t->key_ns = key;
     t->child = t->sibling = t->prev = NULL;
     atomic_store_explicit(&t->armed, true, memory_order_relaxed); /* see struct timer */
     rt.timers.root = meld(rt.timers.root, t);
@@ -167,10 +191,20 @@ static struct timer *map_take_locked(uint64_t id)
 
 void timer_arm(struct timer *t)
 {
+    int64_t due = t->due_ns;
     rt_spin_lock(&rt.timers.lock);
-    if (atomic_load_explicit(&t->armed, memory_order_relaxed)) /* under the lock */
+    /* relaxed: read by timers_run under this lock, and without it only by
+     * the owner (timer_disarm) */
+    atomic_store_explicit(&t->want_ns, due, memory_order_relaxed);
+    if (atomic_load_explicit(&t->armed, memory_order_relaxed)) { /* under the lock */
+        if (t->key_ns <= due && due - t->key_ns < TIMER_LAZY_NS) {
+            /* Its place comes first; timers_run moves it on then. */
+            rt_spin_unlock(&rt.timers.lock);
+            return;
+        }
         heap_remove_locked(t);
-    heap_insert_locked(t);
+    }
+    heap_insert_locked(t, due);
     bool first = rt.timers.root == t;
     set_next_due();
     rt_spin_unlock(&rt.timers.lock);
@@ -180,14 +214,29 @@ void timer_arm(struct timer *t)
         sched_kick_timer();
 }
 
+/* The actor whose wait timer t is (the only use of TIMER_WAKE). */
+static struct actor *wake_owner(struct timer *t)
+{
+    return (struct actor *)(void *)((char *)t - offsetof(struct actor, wait_timer));
+}
+
 void timer_disarm(struct timer *t)
 {
     /* Relaxed fast path: only the owner arms its wait timer, so a false
      * here is this thread's own earlier store or the firing worker's
      * removal (after which the timer is never touched again for this
-     * wait); a stale true just takes the lock. */
+     * wait); a stale true just costs a store or the lock. */
     if (!atomic_load_explicit(&t->armed, memory_order_relaxed))
         return;
+    if (!wake_owner(t)->exiting) {
+        /* Left in the heap (lazy re-arming, above). Without the lock: a
+         * worker firing the timer meanwhile may still read the deadline
+         * before this store and wake the actor once for nothing, which
+         * every waiter takes (it checks its conditions and waits on), as
+         * it does a wake-up racing with any other. */
+        atomic_store_explicit(&t->want_ns, -1, memory_order_relaxed);
+        return;
+    }
     rt_spin_lock(&rt.timers.lock);
     if (atomic_load_explicit(&t->armed, memory_order_relaxed)) { /* under the lock */
         heap_remove_locked(t);
@@ -213,13 +262,26 @@ int timers_run(int64_t now)
         struct timer *t;
     } batch[FIRE_BATCH];
     for (;;) {
-        int n = 0;
+        /* Timers that only move on or leave count towards the batch too:
+         * they bound the time the lock is held as much as fired ones. */
+        int n = 0, taken = 0;
         rt_spin_lock(&rt.timers.lock);
-        while (n < FIRE_BATCH && rt.timers.root && rt.timers.root->due_ns <= now) {
+        while (taken < FIRE_BATCH && rt.timers.root && rt.timers.root->key_ns <= now) {
             struct timer *t = rt.timers.root;
             heap_remove_locked(t);
-            if (t->kind == TIMER_SEND)
+            taken++;
+            if (t->kind == TIMER_WAKE) {
+                /* relaxed: see timer_disarm */
+                int64_t want = atomic_load_explicit(&t->want_ns, memory_order_relaxed);
+                if (want < 0)
+                    continue; /* its wait ended: nothing to wake */
+                if (want > now) {
+                    heap_insert_locked(t, want); /* re-armed for later meanwhile */
+                    continue;
+                }
+            } else {
                 map_take_locked(t->id);
+            }
             /* A WAKE timer lives in its actor, which may exit (and be
              * reused) once the lock is dropped: copy what we need now. */
             batch[n].kind = t->kind;
@@ -245,7 +307,7 @@ int timers_run(int64_t now)
             }
         }
         fired += n;
-        if (n < FIRE_BATCH)
+        if (taken < FIRE_BATCH)
             break;
     }
     atomic_store_explicit(&rt.timers.firing, 0, memory_order_release);
@@ -294,13 +356,13 @@ static uint64_t send_after(SnowPid pid, int64_t ms, uint64_t tag, const void *da
     }
     t->kind = TIMER_SEND;
     t->pid = pid;
-    t->due_ns = actor_deadline_after_ms(ms < 0 ? 0 : ms);
+    int64_t due = actor_deadline_after_ms(ms < 0 ? 0 : ms);
     uint64_t id = t->id = ++rt.timers.next_id;
     uint32_t j = map_slot(id, rt.timers.map_cap);
     t->map_next = rt.timers.map[j];
     rt.timers.map[j] = t;
     rt.timers.map_n++;
-    heap_insert_locked(t);
+    heap_insert_locked(t, due);
     bool first = rt.timers.root == t;
     set_next_due();
     rt_spin_unlock(&rt.timers.lock);

@@ -375,6 +375,30 @@ static void process(struct ws_conn *c)
 {
     while (!c->lv->dec_failed && !c->lv->hold) {
         struct ws_event ev;
+        /* Nothing buffered and nothing half decoded: no event can come (a
+         * frame whose last byte was handed out still reports its end). */
+        if (c->lv->roff == c->lv->rlen && c->lv->dec.state == WS_DEC_HEADER && !c->lv->dec.have)
+            break;
+        /* A whole small message in the buffer, the common case, in one
+         * step (with permessage-deflate each message's first frame goes
+         * through ws_pmd_on_frame instead). */
+        if (!c->pmd.on && !c->lv->reasm.in_message) {
+            ssize_t n = ws_decoder_whole(&c->lv->dec, c->lv->rbuf + c->lv->roff, c->lv->rlen - c->lv->roff, &ev);
+            if (n < 0) {
+                c->lv->dec_failed = true;
+                fail(c, ws_decoder_close_code(&c->lv->dec));
+                break;
+            }
+            if (n > 0) {
+                c->lv->roff += (size_t)n;
+                deliver_message(c, ev.data, ev.len, ev.opcode);
+                if (over_half(c)) {
+                    c->lv->paused = true; /* the rest stays in the buffer */
+                    break;
+                }
+                continue;
+            }
+        }
         int rc = decode(c, &ev);
         if (rc == WS_EV_NONE)
             break;
@@ -580,12 +604,13 @@ static void take_frame(struct ws_conn *c, SnowMessage *m)
         ws_shared_frame_unref(f);
 }
 
-static void take_mail(struct ws_conn *c)
+/* Returns whether it stopped at the budget (more may be waiting). */
+static bool take_mail(struct ws_conn *c)
 {
     for (int i = 0; i < WS_MAIL_BUDGET; i++) {
         SnowMessage *m = snow_actor_receive(0);
         if (!m)
-            return;
+            return false;
         switch (m->tag) {
         case SNOW_TAG_WS_BROADCAST:
             take_frame(c, m);
@@ -617,6 +642,7 @@ static void take_mail(struct ws_conn *c)
             break;
         }
     }
+    return true;
 }
 
 /* ---- deadlines ---- */
@@ -768,10 +794,19 @@ static void conn_loop(struct ws_conn *c)
     /* Bytes that came with the upgrade request are the first frames. */
     if (c->lv->rlen > c->lv->roff)
         process(c);
+    /* Whether the mailbox may hold something. A plain socket's wait is
+     * actor_wait itself, which reports every condition that holds, so when
+     * it did not report mail the mailbox is left unread (a receive that
+     * finds nothing costs a clock read and the mailbox's locks); mail that
+     * comes later ends the next wait at once. A TLS stream's wait may
+     * return for bytes the engine holds without looking at the mailbox. */
+    bool mail = true;
+    bool wait_says_mail = http_stream_reads_whole(c->stream);
     for (;;) {
         if (c->rd_more && !c->eof && !c->lv->paused)
             read_some(c);
-        take_mail(c);
+        if (mail)
+            mail = take_mail(c);
         if (c->lv->fail_code) {
             fail(c, c->lv->fail_code);
             c->lv->fail_code = 0;
@@ -791,6 +826,7 @@ static void conn_loop(struct ws_conn *c)
         if (reading || (!ws_outq_empty(&c->lv->q) && !c->wr_blocked)) {
             /* More to do at once: let other actors run first. */
             snow_actor_yield();
+            mail = true;
             continue;
         }
         int64_t deadline = actor_deadline_earliest(actor_deadline_earliest(c->ping_due, c->pong_due), actor_deadline_earliest(c->lv->close_due, c->lv->stall_due));
@@ -827,6 +863,8 @@ static void conn_loop(struct ws_conn *c)
             c->rd_more = true;
         if (w & (SNOW_WAIT_WRITABLE | SNOW_WAIT_HANGUP))
             c->wr_blocked = false;
+        if ((w & SNOW_WAIT_MAILBOX) || !wait_says_mail)
+            mail = true;
     }
 }
 

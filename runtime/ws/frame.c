@@ -382,6 +382,79 @@ ssize_t ws_decoder_next(struct ws_decoder *d, uint8_t *buf, size_t len, struct w
 }
 
 /*
+ * Only a frame that will decode without error up to its payload takes this
+ * path: anything the header checks of on_fixed_header, on_extended_length
+ * or check_length would refuse returns 0 untouched, and the incremental
+ * path then fails it at the same byte with the same code. The payload's
+ * UTF-8 is the one failure decided here (the bytes are unmasked by then).
+ */
+ssize_t ws_decoder_whole(struct ws_decoder *d, uint8_t *buf, size_t len, struct ws_event *ev)
+{
+    if (d->state != WS_DEC_HEADER || d->have || d->msg_opcode || len < 6)
+        return 0;
+    unsigned b0 = buf[0], b1 = buf[1], op = b0 & 0xFu;
+    /* FIN, no RSV bit, TEXT or BINARY (§5.2), masked (§5.1). */
+    if ((b0 & 0xF0u) != 0x80u || (op != WS_OP_TEXT && op != WS_OP_BINARY) || !(b1 & 0x80u))
+        return 0;
+    unsigned len7 = b1 & 0x7Fu;
+    size_t hlen = 6;
+    uint64_t n = len7;
+    if (len7 == 126) {
+        if (len < 8)
+            return 0;
+        n = (uint64_t)buf[2] << 8 | buf[3];
+        if (n < 126)
+            return 0; /* not minimal */
+        hlen = 8;
+    } else if (len7 == 127) {
+        if (len < 14)
+            return 0;
+        n = 0;
+        for (int i = 0; i < 8; i++)
+            n = n << 8 | buf[2 + i];
+        if ((n >> 63) || n <= 0xFFFF)
+            return 0; /* MSB set or not minimal */
+        hlen = 14;
+    }
+    if (n > len - hlen || n > d->max_frame || n > d->max_message)
+        return 0;
+    /* The state the incremental path leaves after the frame's end. */
+    d->b0 = (uint8_t)b0;
+    d->b1 = (uint8_t)b1;
+    memcpy(d->key, buf + hlen - 4, 4);
+    d->frame_len = d->frame_done = n;
+    d->msg_len = 0;
+    uint8_t *p = buf + hlen;
+    ws_unmask(p, (size_t)n, d->key, 0);
+    if (op == WS_OP_TEXT && d->check_utf8) {
+        rt_utf8_init(&d->utf8);
+        size_t ok = rt_utf8_feed(&d->utf8, p, (size_t)n);
+        if (ok < n) {
+            d->consumed += hlen + ok + 1;
+            fail(d, WS_CLOSE_INVALID_DATA);
+            return RT_PARSE_ERROR;
+        }
+        if (!rt_utf8_complete(&d->utf8)) {
+            /* §8.1: ends inside a character. */
+            d->consumed += hlen + n;
+            fail(d, WS_CLOSE_INVALID_DATA);
+            return RT_PARSE_ERROR;
+        }
+    }
+    d->need = 2;
+    d->consumed += hlen + n;
+    ev->kind = WS_EV_MESSAGE;
+    ev->opcode = (uint8_t)op;
+    ev->msg_opcode = (uint8_t)op;
+    ev->fin = true;
+    ev->rsv = 0;
+    ev->frame_len = n;
+    ev->data = p;
+    ev->len = (size_t)n;
+    return (ssize_t)(hlen + n);
+}
+
+/*
  * The key repeats every 4 bytes, so 8 bytes at a time XOR with the key
  * rotated to the current phase, written twice into a 64-bit word; the words
  * are loaded and stored unaligned (memcpy), so no byte-by-byte head is

@@ -66,6 +66,7 @@ enum ws_event_kind {
     WS_EV_DATA,       /* a piece of a data frame's payload, unmasked */
     WS_EV_FRAME_END,  /* the data frame is complete; fin ends the message */
     WS_EV_CONTROL,    /* a whole control frame: opcode, data, len */
+    WS_EV_MESSAGE,    /* ws_decoder_whole only: a whole unfragmented message */
 };
 
 struct ws_event {
@@ -141,6 +142,19 @@ void ws_decoder_init(struct ws_decoder *d, const struct ws_decoder_config *cfg);
  * just been handed out is reported by the next call.
  */
 ssize_t ws_decoder_next(struct ws_decoder *d, uint8_t *buf, size_t len, struct ws_event *ev);
+
+/*
+ * The usual case in one step: when buf starts with a whole unfragmented
+ * TEXT or BINARY frame without RSV bits (header and payload all there) and
+ * no message is in progress, decodes it as ws_decoder_next's FRAME, DATA
+ * and FRAME_END events would, with the same checks and the same failures,
+ * and returns the bytes it took, with one WS_EV_MESSAGE event in *ev whose
+ * data and len are the whole unmasked payload. Returns 0 with nothing
+ * taken and the decoder unchanged for anything else (a partial frame, a
+ * fragment, a control frame, a header that will fail): ws_decoder_next
+ * handles it. RT_PARSE_ERROR as ws_decoder_next.
+ */
+ssize_t ws_decoder_whole(struct ws_decoder *d, uint8_t *buf, size_t len, struct ws_event *ev);
 
 /* The error a function reports for a connection failed with close code
  * code (1009: SNOW_ELIMIT, 1011: -ENOMEM, others SNOW_EPROTOCOL), and the

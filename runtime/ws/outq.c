@@ -34,10 +34,20 @@ static uint32_t capacity(const struct ws_outq *q)
     return q->cap ? q->cap : WS_OUTQ_INLINE;
 }
 
+/* The ring's capacity is a power of two (WS_OUTQ_INLINE, doubled by
+ * reserve), so a position wraps with a mask, not a division (several per
+ * message, each tens of cycles). */
+_Static_assert((WS_OUTQ_INLINE & (WS_OUTQ_INLINE - 1)) == 0, "WS_OUTQ_INLINE is a power of two");
+
+static uint32_t wrap(const struct ws_outq *q, uint32_t pos)
+{
+    return pos & (capacity(q) - 1);
+}
+
 /* The i-th oldest data frame. */
 static struct ws_shared_frame *at(struct ws_outq *q, uint32_t i)
 {
-    return slots(q)[(q->first + i) % capacity(q)];
+    return slots(q)[wrap(q, q->first + i)];
 }
 
 /* Lets go of a data-lane entry: a shared frame's reference, or the batch
@@ -54,7 +64,7 @@ static void release(struct ws_outq *q, struct ws_shared_frame *f)
 static void pop_first(struct ws_outq *q)
 {
     release(q, slots(q)[q->first]);
-    q->first = (q->first + 1) % capacity(q);
+    q->first = wrap(q, q->first + 1);
     q->n--;
 }
 
@@ -130,7 +140,7 @@ static int reserve(struct ws_outq *q, size_t k)
 /* Appends f (room reserved). */
 static void append(struct ws_outq *q, struct ws_shared_frame *f)
 {
-    slots(q)[(q->first + q->n) % capacity(q)] = f;
+    slots(q)[wrap(q, q->first + q->n)] = f;
     q->n++;
     q->bytes += f->len;
 }
@@ -160,7 +170,7 @@ size_t ws_outq_abort(struct ws_outq *q)
     uint32_t keep = q->off ? 1 : 0;
     size_t dropped = 0;
     while (q->n > keep) {
-        uint32_t last = (q->first + q->n - 1) % capacity(q);
+        uint32_t last = wrap(q, q->first + q->n - 1);
         struct ws_shared_frame *f = slots(q)[last];
         dropped += f->len;
         release(q, f);
@@ -314,7 +324,7 @@ static int batch_append(struct ws_outq *q, unsigned opcode, unsigned rsv, const 
         q->batch = b;
     }
     if (q->batch_queued) {
-        uint32_t last = (q->first + q->n - 1) % capacity(q);
+        uint32_t last = wrap(q, q->first + q->n - 1);
         if (slots(q)[last] != b || b->len + flen > WS_BATCH_CAP)
             return 1;
     } else {
@@ -332,7 +342,7 @@ static int batch_append(struct ws_outq *q, unsigned opcode, unsigned rsv, const 
     b->len += flen;
     q->bytes += flen;
     if (!q->batch_queued) {
-        slots(q)[(q->first + q->n) % capacity(q)] = b;
+        slots(q)[wrap(q, q->first + q->n)] = b;
         q->n++;
         q->batch_queued = true;
     }
@@ -353,20 +363,19 @@ int ws_outq_message_rsv(struct ws_outq *q, unsigned opcode, unsigned rsv, const 
     /* The reserved slots past the last frame hold the fragments until all
      * exist; only then are they counted in. */
     struct ws_shared_frame **v = slots(q);
-    uint32_t cap = capacity(q);
     for (size_t i = 0; i < nfrag; i++) {
         size_t at = i * WS_SEND_FRAGMENT;
         size_t len = n - at < WS_SEND_FRAGMENT ? n - at : WS_SEND_FRAGMENT;
         struct ws_shared_frame *f = frame_new(i ? WS_OP_CONT : opcode, i ? 0 : rsv, i + 1 == nfrag, p + at, len);
         if (!f) {
             while (i--)
-                ws_shared_frame_unref(v[(q->first + q->n + i) % cap]);
+                ws_shared_frame_unref(v[wrap(q, q->first + q->n + i)]);
             return -ENOMEM;
         }
-        v[(q->first + q->n + i) % cap] = f;
+        v[wrap(q, q->first + q->n + i)] = f;
     }
     for (size_t i = 0; i < nfrag; i++) {
-        q->bytes += v[(q->first + q->n) % cap]->len;
+        q->bytes += v[wrap(q, q->first + q->n)]->len;
         q->n++;
     }
     return 0;

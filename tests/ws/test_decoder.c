@@ -447,6 +447,17 @@ START_TEST(test_text_invalid_fails_at_byte)
         run_decoder(NULL, in.p, in.n, &cut, 1, &got);
         ck_assert(got.n >= 8 && memcmp(got.p + got.n - 8, "!1007@10", 8) == 0);
     }
+    /* The one-step path fails at the same byte with the same code, before
+     * any event of the frame; split, the pieces go the incremental way. */
+    got.n = 0;
+    run_decoder_whole_first(NULL, in.p, in.n, NULL, 0, &got);
+    ck_assert_uint_eq(got.n, 8);
+    ck_assert(memcmp(got.p, "!1007@10", 8) == 0);
+    for (size_t cut = 1; cut < in.n; cut++) {
+        got.n = 0;
+        run_decoder_whole_first(NULL, in.p, in.n, &cut, 1, &got);
+        ck_assert(got.n >= 8 && memcmp(got.p + got.n - 8, "!1007@10", 8) == 0);
+    }
     /* One byte at a time, "abc" is handed out before the bad byte fails. */
     got.n = 0;
     run_bytewise(in.p, in.n, &got);
@@ -695,6 +706,53 @@ START_TEST(test_unmask_phase_across_chunks)
 }
 END_TEST
 
+/* ---- the one-step path ---- */
+
+/* ws_decoder_whole takes a whole frame of each length boundary (and says
+ * so), declines every prefix of it, and declines what is not a whole
+ * message's only frame; what it declines the transcripts above cover. */
+START_TEST(test_whole_takes_only_whole_messages)
+{
+    int nb = (int)(sizeof boundaries / sizeof boundaries[0]);
+    for (int b = 0; b < nb; b++) {
+        size_t n = boundaries[b].n;
+        uint8_t *payload = malloc(n ? n : 1);
+        ck_assert_ptr_nonnull(payload);
+        memset(payload, 'a', n);
+        struct tbuf in;
+        tb_init(&in);
+        mk_frame(&in, FIN | (b & 1 ? WS_OP_TEXT : WS_OP_BINARY), payload, n);
+        struct ws_decoder d;
+        struct ws_event ev;
+        ws_decoder_init(&d, NULL);
+        for (size_t cut = 0; cut < in.n; cut += cut < 16 ? 1 : 4093)
+            ck_assert_int_eq(ws_decoder_whole(&d, in.p, cut, &ev), 0);
+        ck_assert_int_eq(ws_decoder_whole(&d, in.p, in.n, &ev), (ssize_t)in.n);
+        ck_assert_int_eq(ev.kind, WS_EV_MESSAGE);
+        ck_assert_uint_eq(ev.len, n);
+        ck_assert(memcmp(ev.data, payload, n) == 0);
+        ck_assert_uint_eq(d.consumed, in.n);
+        tb_free(&in);
+        free(payload);
+    }
+    /* A first fragment, a continuation, a ping, RSV1, an unmasked frame. */
+    const uint8_t b0s[] = {WS_OP_BINARY, FIN | WS_OP_CONT, FIN | WS_OP_PING, FIN | WS_RSV1 | WS_OP_TEXT};
+    for (size_t i = 0; i <= sizeof b0s; i++) {
+        struct tbuf in;
+        tb_init(&in);
+        if (i < sizeof b0s)
+            mk_frame(&in, b0s[i], "hi", 2);
+        else
+            mk_frame_ex(&in, FIN | WS_OP_BINARY, NULL, "hi", 2, 0, 0);
+        struct ws_decoder d;
+        struct ws_event ev;
+        ws_decoder_init(&d, NULL);
+        ck_assert_int_eq(ws_decoder_whole(&d, in.p, in.n, &ev), 0);
+        tb_free(&in);
+    }
+}
+END_TEST
+
 Suite *decoder_suite(void)
 {
     Suite *s = suite_create("decoder");
@@ -749,6 +807,11 @@ Suite *decoder_suite(void)
     tcase_set_timeout(tc, CASE_TIMEOUT);
     tcase_add_test(tc, test_unmask_matches_reference);
     tcase_add_test(tc, test_unmask_phase_across_chunks);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("whole");
+    tcase_set_timeout(tc, CASE_TIMEOUT);
+    tcase_add_test(tc, test_whole_takes_only_whole_messages);
     suite_add_tcase(s, tc);
     return s;
 }

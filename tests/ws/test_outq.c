@@ -248,6 +248,58 @@ START_TEST(latest_pong_wins)
 }
 END_TEST
 
+/* Frames of their own (over WS_BATCH_FRAME) queued k at a time while the
+ * writer takes part of the queue between: the ring wraps at every
+ * capacity it grows through, and the byte stream keeps the order. */
+START_TEST(ring_wraps_and_grows_in_order)
+{
+    enum { LEN = 4200 };
+    static uint8_t payload[LEN];
+    struct ws_outq q;
+    ws_outq_init(&q);
+    struct tbuf want, got;
+    tb_init(&want);
+    tb_init(&got);
+    unsigned id = 0;
+    for (unsigned round = 0; round < 200; round++) {
+        for (unsigned k = 0; k < 1 + round % 19; k++, id++) {
+            memset(payload, (int)(id & 0xFF), LEN);
+            ck_assert_int_eq(ws_outq_message(&q, WS_OP_BINARY, payload, LEN), 0);
+            uint8_t frame[LEN + WS_SERVER_HEADER_MAX];
+            ssize_t n = ws_frame_encode(frame, sizeof frame, WS_OP_BINARY, true, payload, LEN);
+            ck_assert_int_gt(n, 0);
+            tb_put(&want, frame, (size_t)n);
+        }
+        /* The writer takes between a third of a frame and a few frames. */
+        size_t take = 1500 + (round * 7919) % (4 * LEN);
+        while (take && !ws_outq_empty(&q)) {
+            struct iovec iov[64];
+            int n = ws_outq_gather(&q, iov, 64, 1 << 20);
+            ck_assert_int_gt(n, 0);
+            size_t took = 0;
+            for (int i = 0; i < n && took < take; i++) {
+                size_t c = iov[i].iov_len < take - took ? iov[i].iov_len : take - took;
+                tb_put(&got, iov[i].iov_base, c);
+                took += c;
+            }
+            bool closed;
+            ws_outq_consume(&q, took, &closed);
+            ck_assert(!closed);
+            take -= took;
+        }
+    }
+    bool closed;
+    struct tbuf rest = drain(&q, 10000, NULL, &closed);
+    tb_put(&got, rest.p, rest.n);
+    ck_assert_uint_eq(got.n, want.n);
+    ck_assert(memcmp(got.p, want.p, want.n) == 0);
+    tb_free(&rest);
+    tb_free(&want);
+    tb_free(&got);
+    ws_outq_clear(&q);
+}
+END_TEST
+
 Suite *outq_suite(void)
 {
     Suite *s = suite_create("ws_outq");
@@ -257,6 +309,7 @@ Suite *outq_suite(void)
     tcase_add_test(t, abort_drops_data_but_finishes_the_frame);
     tcase_add_test(t, small_frames_batched_in_order);
     tcase_add_test(t, latest_pong_wins);
+    tcase_add_test(t, ring_wraps_and_grows_in_order);
     suite_add_tcase(s, t);
     return s;
 }

@@ -143,8 +143,36 @@ void mk_frame(struct tbuf *t, uint8_t b0, const void *payload, size_t n)
     mk_frame_ex(t, b0, test_key, payload, n, 0, 0);
 }
 
-void run_decoder(const struct ws_decoder_config *cfg, const uint8_t *in, size_t n, const size_t *cuts,
-                 size_t ncuts, struct tbuf *t)
+/* ws_decoder_whole at chunk[off..len): 0 with the decoder untouched, an
+ * error, or a whole message recorded as the FRAME, DATA and FRAME_END
+ * events the incremental path gives for it. */
+static ssize_t try_whole(struct ws_decoder *d, uint8_t *chunk, size_t off, size_t len, struct tbuf *t)
+{
+    struct ws_decoder before;
+    struct ws_event ev;
+    memcpy(&before, d, sizeof before);
+    ssize_t rc = ws_decoder_whole(d, chunk + off, len - off, &ev);
+    if (rc == 0) {
+        QCHECK(memcmp(&before, d, sizeof before) == 0);
+        return 0;
+    }
+    if (rc < 0) {
+        QCHECK(rc == RT_PARSE_ERROR);
+        return rc;
+    }
+    QCHECK(ev.kind == WS_EV_MESSAGE && ev.fin && ev.msg_opcode == ev.opcode);
+    QCHECK(ev.opcode == WS_OP_TEXT || ev.opcode == WS_OP_BINARY);
+    QCHECK(ev.len == ev.frame_len && (size_t)rc <= len - off);
+    QCHECK(ev.data + ev.len == chunk + off + (size_t)rc);
+    tb_frame(t, ev.opcode, true, ev.frame_len);
+    if (ev.len)
+        tb_data(t, ev.data, ev.len);
+    tb_end(t, ev.opcode, true);
+    return rc;
+}
+
+static void run_decoder_as(const struct ws_decoder_config *cfg, const uint8_t *in, size_t n, const size_t *cuts,
+                           size_t ncuts, struct tbuf *t, bool whole_first)
 {
     static struct guard g;
     struct ws_decoder d;
@@ -158,7 +186,14 @@ void run_decoder(const struct ws_decoder_config *cfg, const uint8_t *in, size_t 
         uint8_t *chunk = guard_place(&g, in + start, len);
         size_t off = 0;
         for (;;) {
-            ssize_t rc = ws_decoder_next(&d, chunk + off, len - off, &ev);
+            ssize_t rc = whole_first ? try_whole(&d, chunk, off, len, t) : 0;
+            if (rc > 0) {
+                off += (size_t)rc;
+                QCHECK(d.consumed == start + off);
+                continue;
+            }
+            if (rc == 0)
+                rc = ws_decoder_next(&d, chunk + off, len - off, &ev);
             if (rc == RT_PARSE_ERROR) {
                 QCHECK(ws_decoder_close_code(&d) != 0);
                 QCHECK(d.consumed >= start && d.consumed - start <= len);
@@ -202,6 +237,18 @@ void run_decoder(const struct ws_decoder_config *cfg, const uint8_t *in, size_t 
     tb_close_run(t);
 }
 
+void run_decoder(const struct ws_decoder_config *cfg, const uint8_t *in, size_t n, const size_t *cuts,
+                 size_t ncuts, struct tbuf *t)
+{
+    run_decoder_as(cfg, in, n, cuts, ncuts, t, false);
+}
+
+void run_decoder_whole_first(const struct ws_decoder_config *cfg, const uint8_t *in, size_t n, const size_t *cuts,
+                             size_t ncuts, struct tbuf *t)
+{
+    run_decoder_as(cfg, in, n, cuts, ncuts, t, true);
+}
+
 static void show(const char *what, const struct tbuf *t)
 {
     fprintf(stderr, "%s (%zu bytes): ", what, t->n);
@@ -224,6 +271,8 @@ static void same(const struct tbuf *want, const struct tbuf *got, const char *ho
     ck_abort_msg("transcripts differ (%s %zu)", how, at);
 }
 
+/* Both drivers (ws_decoder_next alone, and ws_decoder_whole tried first at
+ * every step as the connection loop does) must give the same transcript. */
 void check_decoder(const struct ws_decoder_config *cfg, const uint8_t *in, size_t n, const struct tbuf *expect)
 {
     struct tbuf whole, t;
@@ -233,23 +282,30 @@ void check_decoder(const struct ws_decoder_config *cfg, const uint8_t *in, size_
     run_decoder(cfg, in, n, NULL, 0, &whole);
     if (expect)
         same(expect, &whole, "whole", 0);
+    for (int w = 0; w < 2; w++) {
+        if (w) {
+            t.n = 0;
+            run_decoder_as(cfg, in, n, NULL, 0, &t, true);
+            same(&whole, &t, "whole-first", 0);
+        }
 
-    /* Every split point, the 64 KiB inputs included. */
-    for (size_t cut = 1; cut < n; cut++) {
-        t.n = 0;
-        run_decoder(cfg, in, n, &cut, 1, &t);
-        same(&whole, &t, "split at", cut);
-    }
+        /* Every split point, the 64 KiB inputs included. */
+        for (size_t cut = 1; cut < n; cut++) {
+            t.n = 0;
+            run_decoder_as(cfg, in, n, &cut, 1, &t, w);
+            same(&whole, &t, w ? "whole-first, split at" : "split at", cut);
+        }
 
-    if (n > 1) {
-        size_t *cuts = malloc((n - 1) * sizeof *cuts);
-        ck_assert_ptr_nonnull(cuts);
-        for (size_t i = 0; i + 1 < n; i++)
-            cuts[i] = i + 1;
-        t.n = 0;
-        run_decoder(cfg, in, n, cuts, n - 1, &t);
-        same(&whole, &t, "byte at a time", 1);
-        free(cuts);
+        if (n > 1) {
+            size_t *cuts = malloc((n - 1) * sizeof *cuts);
+            ck_assert_ptr_nonnull(cuts);
+            for (size_t i = 0; i + 1 < n; i++)
+                cuts[i] = i + 1;
+            t.n = 0;
+            run_decoder_as(cfg, in, n, cuts, n - 1, &t, w);
+            same(&whole, &t, w ? "whole-first, byte at a time" : "byte at a time", 1);
+            free(cuts);
+        }
     }
     tb_free(&whole);
     tb_free(&t);

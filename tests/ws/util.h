@@ -78,6 +78,12 @@ extern const uint8_t test_key[4];
 void run_decoder(const struct ws_decoder_config *cfg, const uint8_t *in, size_t n, const size_t *cuts,
                  size_t ncuts, struct tbuf *t);
 
+/* The same, trying ws_decoder_whole before ws_decoder_next at every step
+ * (as the connection loop does); a whole message is recorded as the
+ * FRAME, DATA and FRAME_END events it stands for. */
+void run_decoder_whole_first(const struct ws_decoder_config *cfg, const uint8_t *in, size_t n, const size_t *cuts,
+                             size_t ncuts, struct tbuf *t);
+
 /* Feeds in whole, at every split point (sampled for long inputs), and one
  * byte at a time; every transcript must equal expect (when not NULL) and
  * the whole-input transcript. */
