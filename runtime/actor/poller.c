@@ -176,10 +176,10 @@ int poller_poll(bool block, int64_t until_ns)
         n = 0;
     int events = 0;
     /* Woken owners, in the order of their events: queued as one list
-     * behind what waits already (sched_enqueue_list). Each used to take
+     * ahead of what waits already (sched_enqueue_list). Each used to take
      * the worker's runnext slot in turn, pushing the one before to the
-     * queue, so the last handle reported ran first and a busy worker ran
-     * woken owners before the actors already waiting. */
+     * queue's tail, so the last handle reported ran first and the others
+     * waited behind every queued actor. */
     struct actor *woken = NULL, *woken_tail = NULL;
     uint32_t nwoken = 0;
     for (int i = 0; i < n; i++) {

@@ -351,14 +351,12 @@ void sched_enqueue_list(struct actor *head, struct actor *tail, uint32_t n)
         return;
     }
     struct runq *q = &w->q;
-    tail->next = NULL;
     rt_spin_lock(&q->lock);
     uint32_t before = atomic_load_explicit(&q->n, memory_order_relaxed); /* under the lock */
-    if (q->tail)
-        q->tail->next = head;
-    else
-        q->head = head;
-    q->tail = tail;
+    tail->next = q->head;
+    q->head = head;
+    if (!q->tail)
+        q->tail = tail;
     /* relaxed under the lock, as in rq_push */
     atomic_store_explicit(&q->n, before + n, memory_order_relaxed);
     rt_spin_unlock(&q->lock);
