@@ -603,11 +603,10 @@ void actor_ext_leave(void);
 /* Makes a runnable actor eligible to run; w is the calling worker or NULL. */
 void sched_enqueue(struct actor *a, bool from_waker);
 /* Makes the n unpinned RUNNABLE actors chained from head to tail (through
- * next) eligible to run, in that order, ahead of what the calling worker's
- * queue holds: the owners of one poll's ready handles or of one round of
- * due timers, which so run next (the lateness bound, README.md) and take
- * their turns in the order the kernel reported them or the deadlines
- * came. */
+ * next) eligible to run: the owners of one poll's ready handles or of one
+ * round of due timers. The first runs next (runnext, as any woken actor:
+ * the lateness bound, README.md), the others queue behind what waits
+ * already, in the order the kernel reported them or the deadlines came. */
 void sched_enqueue_list(struct actor *head, struct actor *tail, uint32_t n);
 /* Wakes an actor waiting for any of the conditions in mask (0 = always).
  * It only moves the state; when it returns true the caller owns the now

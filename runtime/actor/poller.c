@@ -175,11 +175,10 @@ int poller_poll(bool block, int64_t until_ns)
     if (n < 0)
         n = 0;
     int events = 0;
-    /* Woken owners, in the order of their events: queued as one list
-     * ahead of what waits already (sched_enqueue_list). Each used to take
+    /* Woken owners, in the order of their events (sched_enqueue_list):
+     * the first runs next, the others queue in order. Each used to take
      * the worker's runnext slot in turn, pushing the one before to the
-     * queue's tail, so the last handle reported ran first and the others
-     * waited behind every queued actor. */
+     * queue's tail, so the last handle reported ran first. */
     struct actor *woken = NULL, *woken_tail = NULL;
     uint32_t nwoken = 0;
     for (int i = 0; i < n; i++) {

@@ -343,27 +343,33 @@ void sched_enqueue(struct actor *a, bool from_waker)
 void sched_enqueue_list(struct actor *head, struct actor *tail, uint32_t n)
 {
     struct worker *w = worker_self();
+    struct actor *rest = head->next;
+    /* The first runs next, as any woken actor does (runnext: the lateness
+     * bound, README.md); the others queue behind what waits already, in
+     * order, so that a stream of polls cannot keep pushing the owners
+     * woken earlier back. */
+    sched_enqueue(head, true);
+    if (n < 2)
+        return;
     if (!w) {
-        for (struct actor *a = head, *nx; a; a = nx) {
-            nx = a->next;
+        for (struct actor *a = rest, *nx; a; a = nx) {
+            nx = a == tail ? NULL : a->next;
             sched_enqueue(a, false);
         }
         return;
     }
     struct runq *q = &w->q;
+    tail->next = NULL;
     rt_spin_lock(&q->lock);
-    uint32_t before = atomic_load_explicit(&q->n, memory_order_relaxed); /* under the lock */
-    tail->next = q->head;
-    q->head = head;
-    if (!q->tail)
-        q->tail = tail;
+    if (q->tail)
+        q->tail->next = rest;
+    else
+        q->head = rest;
+    q->tail = tail;
     /* relaxed under the lock, as in rq_push */
-    atomic_store_explicit(&q->n, before + n, memory_order_relaxed);
+    atomic_store_explicit(&q->n, atomic_load_explicit(&q->n, memory_order_relaxed) + n - 1, memory_order_relaxed);
     rt_spin_unlock(&q->lock);
-    /* One to run and nothing else queued: this worker runs it next, and
-     * another worker woken for it would find nothing to take. */
-    if (before + n > 1 || w->current)
-        wake_idle(w);
+    wake_idle(w);
 }
 
 bool actor_notify_begin(struct actor *a, unsigned mask)

@@ -291,7 +291,7 @@ int timers_run(int64_t now)
         }
         set_next_due();
         rt_spin_unlock(&rt.timers.lock);
-        /* Woken actors queue in the order their deadlines came, as one
+        /* Woken actors run in the order their deadlines came, as one
          * list (sched_enqueue_list), as the poller's do. */
         struct actor *woken = NULL, *woken_tail = NULL;
         uint32_t nwoken = 0;
