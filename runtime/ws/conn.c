@@ -127,7 +127,7 @@ static void fail(struct ws_conn *c, unsigned code)
 
 /* A policy decision about the output itself (backpressure, a stall, a
  * dead peer): close with code, dropping what is queued. */
-static void cut(struct ws_conn *c, unsigned code)
+void ws_conn_cut(struct ws_conn *c, unsigned code)
 {
     if (c->lv->close.state == WS_STATE_OPEN)
         start_close(c, code, NULL, 0, true);
@@ -176,7 +176,7 @@ int ws_conn_refuse_backpressure(struct ws_conn *c)
     ws_count(&c->route->bp_refused, 1);
     if (c->h->close_on_backpressure && c->lv->close.state == WS_STATE_OPEN) {
         c->reaped_bp = true;
-        cut(c, WS_CLOSE_POLICY);
+        ws_conn_cut(c, WS_CLOSE_POLICY);
     }
     return SNOW_EBACKPRESSURE;
 }
@@ -547,104 +547,6 @@ static void read_some(struct ws_conn *c)
     }
 }
 
-/* ---- the mailbox ---- */
-
-struct info_call {
-    struct ws_conn *c;
-    SnowMessage *m;
-};
-
-static void call_info(void *arg)
-{
-    struct info_call *i = arg;
-    i->c->h->on_info(ws_handle(i->c->pid), i->m, i->c->h->arg);
-}
-
-static void begin_drain(struct ws_conn *c)
-{
-    if (c->draining)
-        return;
-    c->draining = true;
-    c->lv->drain_due = later(c->h->drain_timeout_ms > 0 ? c->h->drain_timeout_ms : 1);
-    if (c->h->drain_spread_ms > 0)
-        /* Spread by a hash of the PID: no shared random state. */
-        c->lv->spread_due = actor_deadline_after_ms((int64_t)(c->pid * UINT64_C(0x9E3779B97F4A7C15) >> 33) %
-                                                    c->h->drain_spread_ms);
-    else
-        ws_conn_close_own(c, WS_CLOSE_GOING_AWAY, "server stopping", 15);
-}
-
-/* A frame from the mailbox, or the rest of one (struct ws_rest). */
-static void take_frame(struct ws_conn *c, SnowMessage *m)
-{
-    struct ws_rest rest = {NULL, 0};
-    memcpy(&rest, m->data, m->len < sizeof rest ? m->len : sizeof rest);
-    struct ws_shared_frame *f = rest.f;
-    size_t left = f->len - rest.off;
-    /* The sender counted it in queued; moving it into the queue keeps
-     * that count, dropping it gives it back. */
-    atomic_fetch_sub_explicit(&c->queued, (int64_t)left, memory_order_relaxed);
-    if (rest.off) {
-        /* Part of it is on the wire: it must be finished, first, even
-         * after a close (the peer would read the Close as payload). */
-        size_t before = c->lv->q.bytes;
-        if (ws_outq_empty(&c->lv->q) && ws_outq_push(&c->lv->q, f) == 0) {
-            c->lv->q.off = rest.off;
-            c->lv->q.bytes -= rest.off;
-            ws_conn_sync_queued(c, before);
-        } else {
-            ws_shared_frame_unref(f);
-            c->wr_failed = true;
-        }
-        return;
-    }
-    if (c->lv->close.state == WS_STATE_OPEN)
-        ws_conn_queue_frame(c, f);
-    else
-        ws_shared_frame_unref(f);
-}
-
-/* Returns whether it stopped at the budget (more may be waiting). */
-static bool take_mail(struct ws_conn *c)
-{
-    for (int i = 0; i < WS_MAIL_BUDGET; i++) {
-        SnowMessage *m = snow_actor_receive(0);
-        if (!m)
-            return false;
-        switch (m->tag) {
-        case SNOW_TAG_WS_BROADCAST:
-            take_frame(c, m);
-            break;
-        case SNOW_TAG_WS_CLOSE: {
-            atomic_fetch_sub_explicit(&c->queued, 1, memory_order_relaxed); /* the sender's count */
-            struct ws_close_req req;
-            memset(&req, 0, sizeof req);
-            memcpy(&req, m->data, m->len < sizeof req ? m->len : sizeof req);
-            if (req.code == WS_CLOSE_POLICY && atomic_load(&c->close_asked)) {
-                c->reaped_bp = true;
-                cut(c, WS_CLOSE_POLICY);
-            } else {
-                ws_conn_close_own(c, req.code, req.reason, req.len);
-            }
-            break;
-        }
-        case SNOW_TAG_WS_PING:
-            ws_conn_ping_own(c, m->data, m->len);
-            break;
-        case SNOW_TAG_STOP:
-            begin_drain(c);
-            break;
-        default:
-            if (c->h->on_info && !c->panicked) {
-                struct info_call ic = {c, m};
-                ws_call(c, call_info, &ic);
-            }
-            break;
-        }
-    }
-    return true;
-}
-
 /* ---- deadlines ---- */
 
 static void send_heartbeat(struct ws_conn *c, int64_t now)
@@ -670,7 +572,7 @@ static void check_deadlines(struct ws_conn *c)
         /* The peer is gone or stuck: 1001, and no waiting for an answer. */
         c->pong_due = -1;
         c->reaped_heartbeat = true;
-        cut(c, WS_CLOSE_GOING_AWAY);
+        ws_conn_cut(c, WS_CLOSE_GOING_AWAY);
         c->lv->close_due = now;
     }
     if (due(c->lv->spread_due, now)) {
@@ -682,7 +584,7 @@ static void check_deadlines(struct ws_conn *c)
         c->reaped_stall = true;
         /* The Close goes out with this turn's write if the socket takes
          * it; then TCP close either way. */
-        cut(c, WS_CLOSE_POLICY);
+        ws_conn_cut(c, WS_CLOSE_POLICY);
         c->lv->close_due = now;
     }
     if (due(c->lv->drain_due, now))
@@ -806,7 +708,7 @@ static void conn_loop(struct ws_conn *c)
         if (c->rd_more && !c->eof && !c->lv->paused)
             read_some(c);
         if (mail)
-            mail = take_mail(c);
+            mail = ws_conn_take_mail(c);
         if (c->lv->fail_code) {
             fail(c, c->lv->fail_code);
             c->lv->fail_code = 0;
@@ -912,7 +814,7 @@ static void conn_resume(void *arg)
         uint64_t tag = SNOW_TAG_WS_BROADCAST;
         SnowMessage *m = snow_actor_receive_match(&tag, 1, 0);
         if (m && m->len == sizeof(struct ws_rest))
-            take_frame(c, m);
+            ws_conn_take_frame(c, m);
         else
             c->wr_failed = true; /* torn and nothing to finish it with */
     }

@@ -428,5 +428,14 @@ void ws_idle_leave(struct ws_conn *c);
 /* Runs a callback of the handler catching a panic. Returns true when it
  * panicked (the connection then closes with 1011). */
 bool ws_call(struct ws_conn *c, void (*fn)(void *), void *arg);
+/* Closes with code, dropping what is queued: a policy decision about the
+ * output itself (backpressure, a stall, a dead peer). */
+void ws_conn_cut(struct ws_conn *c, unsigned code);
+/* A broadcast frame from the mailbox, or the rest of one (struct
+ * ws_rest), into the outbound queue (conn_mail.c). */
+void ws_conn_take_frame(struct ws_conn *c, SnowMessage *m);
+/* Takes up to WS_MAIL_BUDGET messages from the connection's mailbox
+ * (conn_mail.c); true when it stopped at the budget (more may wait). */
+bool ws_conn_take_mail(struct ws_conn *c);
 
 #endif

@@ -1,0 +1,139 @@
+/*
+ * runq.h: the run queues and the waking of idle workers, for sched.c
+ * only (static inline, so that the scheduler's loop keeps them inline as
+ * when they were in sched.c; no other file includes this).
+ *
+ * A queue is a list under a spinlock with a relaxed length beside it that
+ * lock-free readers take as a hint (struct runq, internal.h).
+ */
+#ifndef SNOW_ACTOR_RUNQ_H
+#define SNOW_ACTOR_RUNQ_H
+
+#include "actor/internal.h"
+
+/* ---- run queues ----------------------------------------------------------- */
+
+static inline void rq_push(struct runq *q, struct actor *a)
+{
+    a->next = NULL;
+    rt_spin_lock(&q->lock);
+    if (q->tail)
+        q->tail->next = a;
+    else
+        q->head = a;
+    q->tail = a;
+    /* relaxed under the lock: a hint for lock-free readers (struct runq);
+     * wake-ups pair through the fences in wake_idle and idle */
+    atomic_store_explicit(&q->n, atomic_load_explicit(&q->n, memory_order_relaxed) + 1, memory_order_relaxed);
+    rt_spin_unlock(&q->lock);
+}
+
+static inline uint32_t rq_len(struct runq *q)
+{
+    /* relaxed: a hint; the list itself is read under the lock */
+    return atomic_load_explicit(&q->n, memory_order_relaxed);
+}
+
+static inline struct actor *rq_pop(struct runq *q)
+{
+    if (!rq_len(q))
+        return NULL;
+    rt_spin_lock(&q->lock);
+    struct actor *a = q->head;
+    if (a) {
+        q->head = a->next;
+        if (!q->head)
+            q->tail = NULL;
+        /* relaxed under the lock, as in rq_push */
+        atomic_store_explicit(&q->n, atomic_load_explicit(&q->n, memory_order_relaxed) - 1, memory_order_relaxed);
+    }
+    rt_spin_unlock(&q->lock);
+    return a;
+}
+
+/* Moves up to half of victim's stealable queue, and at most STEAL_MAX, to
+ * w; returns one to run. Finding where to cut reads the link of every
+ * actor taken, records the victim last wrote, with the victim's queue
+ * locked: half of a queue of a thousand fresh actors (a spawner's) is
+ * five hundred such reads while the victim's pushes wait. A thief that
+ * runs out again soon takes the next STEAL_MAX. The stolen chain joins
+ * w's queue in one locked step. */
+#define STEAL_MAX 16
+
+static inline struct actor *rq_steal(struct worker *w, struct worker *victim)
+{
+    if (!rq_len(&victim->q) || !rt_spin_trylock(&victim->q.lock))
+        return NULL;
+    uint32_t n = atomic_load_explicit(&victim->q.n, memory_order_relaxed); /* under the lock */
+    uint32_t take = n - n / 2;
+    if (take > STEAL_MAX)
+        take = STEAL_MAX;
+    struct actor *first = victim->q.head, *last = first;
+    if (!first) {
+        rt_spin_unlock(&victim->q.lock);
+        return NULL;
+    }
+    for (uint32_t i = 1; i < take; i++)
+        last = last->next;
+    victim->q.head = last->next;
+    if (!victim->q.head)
+        victim->q.tail = NULL;
+    atomic_store_explicit(&victim->q.n, n - take, memory_order_relaxed); /* under the lock, as in rq_push */
+    rt_spin_unlock(&victim->q.lock);
+    last->next = NULL;
+    if (take > 1) {
+        struct runq *q = &w->q;
+        rt_spin_lock(&q->lock);
+        if (q->tail)
+            q->tail->next = first->next;
+        else
+            q->head = first->next;
+        q->tail = last;
+        /* relaxed under the lock, as in rq_push */
+        atomic_store_explicit(&q->n, atomic_load_explicit(&q->n, memory_order_relaxed) + take - 1,
+                              memory_order_relaxed);
+        rt_spin_unlock(&q->lock);
+    }
+    return first;
+}
+
+/* ---- waking idle workers --------------------------------------------------- */
+
+static inline bool wake_worker(struct worker *w)
+{
+    /* seq_cst load after the caller's fence: pairs with the sleeper's
+     * store of 1 and its fence (idle). The exchange makes one waker own
+     * the futex wake; relaxed would do for it, seq_cst costs nothing more
+     * on an RMW here. */
+    if (atomic_load(&w->sleeping) && atomic_exchange(&w->sleeping, 0)) {
+        rt_futex_wake(&w->sleeping, 1);
+        return true;
+    }
+    return false;
+}
+
+/* Somebody made stealable work: make sure an idle worker looks at it. The
+ * fence orders the caller's queue store (relaxed n, under the queue lock)
+ * before the loads of `sleeping` and `poll_blocked`; it pairs with the
+ * fence an idle worker puts between its store of those and its loads of
+ * the queue lengths (idle, poller_poll). */
+static inline void wake_one_idle(struct worker *self)
+{
+    for (int i = 0; i < rt.nworkers; i++) {
+        struct worker *v = &rt.workers[i];
+        if (v != self && wake_worker(v))
+            return;
+    }
+    /* seq_cst after the fence: pairs with the poller's store of
+     * poll_blocked and its fence (poller_poll) */
+    if (atomic_load(&rt.poll_blocked))
+        poller_interrupt();
+}
+
+static inline void wake_idle(struct worker *self)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    wake_one_idle(self);
+}
+
+#endif
