@@ -13,19 +13,25 @@
 
 /* ---- run queues ----------------------------------------------------------- */
 
-static inline void rq_push(struct runq *q, struct actor *a)
+/* Appends the n actors chained from head to tail (through next). */
+static inline void rq_push_list(struct runq *q, struct actor *head, struct actor *tail, uint32_t n)
 {
-    a->next = NULL;
+    tail->next = NULL;
     rt_spin_lock(&q->lock);
     if (q->tail)
-        q->tail->next = a;
+        q->tail->next = head;
     else
-        q->head = a;
-    q->tail = a;
+        q->head = head;
+    q->tail = tail;
     /* relaxed under the lock: a hint for lock-free readers (struct runq);
      * wake-ups pair through the fences in wake_idle and idle */
-    atomic_store_explicit(&q->n, atomic_load_explicit(&q->n, memory_order_relaxed) + 1, memory_order_relaxed);
+    atomic_store_explicit(&q->n, atomic_load_explicit(&q->n, memory_order_relaxed) + n, memory_order_relaxed);
     rt_spin_unlock(&q->lock);
+}
+
+static inline void rq_push(struct runq *q, struct actor *a)
+{
+    rq_push_list(q, a, a, 1);
 }
 
 static inline uint32_t rq_len(struct runq *q)
@@ -81,19 +87,8 @@ static inline struct actor *rq_steal(struct worker *w, struct worker *victim)
     atomic_store_explicit(&victim->q.n, n - take, memory_order_relaxed); /* under the lock, as in rq_push */
     rt_spin_unlock(&victim->q.lock);
     last->next = NULL;
-    if (take > 1) {
-        struct runq *q = &w->q;
-        rt_spin_lock(&q->lock);
-        if (q->tail)
-            q->tail->next = first->next;
-        else
-            q->head = first->next;
-        q->tail = last;
-        /* relaxed under the lock, as in rq_push */
-        atomic_store_explicit(&q->n, atomic_load_explicit(&q->n, memory_order_relaxed) + take - 1,
-                              memory_order_relaxed);
-        rt_spin_unlock(&q->lock);
-    }
+    if (take > 1)
+        rq_push_list(&w->q, first->next, last, take - 1);
     return first;
 }
 

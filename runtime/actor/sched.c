@@ -234,17 +234,7 @@ void sched_enqueue_list(struct actor *head, struct actor *tail, uint32_t n)
         }
         return;
     }
-    struct runq *q = &w->q;
-    tail->next = NULL;
-    rt_spin_lock(&q->lock);
-    if (q->tail)
-        q->tail->next = rest;
-    else
-        q->head = rest;
-    q->tail = tail;
-    /* relaxed under the lock, as in rq_push */
-    atomic_store_explicit(&q->n, atomic_load_explicit(&q->n, memory_order_relaxed) + n - 1, memory_order_relaxed);
-    rt_spin_unlock(&q->lock);
+    rq_push_list(&w->q, rest, tail, n - 1);
     wake_idle(w);
 }
 
