@@ -121,6 +121,8 @@ strace_per_unit() {
 }
 
 if [ "$window" = 1 ]; then
+    # created before the background start, which opens it later (wait_port)
+    : >"$work/server.out"
     case $tool in
     strace)
         secs=${SECS:-8} start=${START:-3} span=3

@@ -602,12 +602,20 @@ void actor_ext_leave(void);
 
 /* Makes a runnable actor eligible to run; w is the calling worker or NULL. */
 void sched_enqueue(struct actor *a, bool from_waker);
-/* Makes the n unpinned RUNNABLE actors chained from head to tail (through
- * next) eligible to run: the owners of one poll's ready handles or of one
- * round of due timers. The first runs next (runnext, as any woken actor:
- * the lateness bound, README.md), the others queue behind what waits
- * already, in the order the kernel reported them or the deadlines came. */
-void sched_enqueue_list(struct actor *head, struct actor *tail, uint32_t n);
+/* Actors one poll's ready handles or one round of due timers woke, made
+ * eligible to run together by sched_wake_flush: the first added runs next
+ * (runnext, as any woken actor: the lateness bound, README.md), the
+ * others queue behind what waits already, in the order added (the order
+ * the kernel reported them or the deadlines came). A pinned actor goes to
+ * its home at once. */
+struct sched_wakes {
+    struct actor *head, *tail;
+    uint32_t n;
+};
+
+/* a: a RUNNABLE actor the caller owns (actor_notify_begin said so). */
+void sched_wake_add(struct sched_wakes *l, struct actor *a);
+void sched_wake_flush(struct sched_wakes *l);
 /* Wakes an actor waiting for any of the conditions in mask (0 = always).
  * It only moves the state; when it returns true the caller owns the now
  * RUNNABLE actor and must pass it to sched_enqueue, after dropping any

@@ -175,12 +175,11 @@ int poller_poll(bool block, int64_t until_ns)
     if (n < 0)
         n = 0;
     int events = 0;
-    /* Woken owners, in the order of their events (sched_enqueue_list):
+    /* Woken owners, in the order of their events (sched_wake_flush):
      * the first runs next, the others queue in order. Each used to take
      * the worker's runnext slot in turn, pushing the one before to the
      * queue's tail, so the last handle reported ran first. */
-    struct actor *woken = NULL, *woken_tail = NULL;
-    uint32_t nwoken = 0;
+    struct sched_wakes woken = {0};
     for (int i = 0; i < n; i++) {
         uint64_t d = evs[i].data.u64;
         if (!d) {
@@ -203,21 +202,10 @@ int poller_poll(bool block, int64_t until_ns)
             events++;
         }
         rt_spin_unlock(&io->lock);
-        if (!wake)
-            continue;
-        if (wake->pinned) {
-            sched_enqueue(wake, true);
-            continue;
-        }
-        if (woken_tail)
-            woken_tail->next = wake;
-        else
-            woken = wake;
-        woken_tail = wake;
-        nwoken++;
+        if (wake)
+            sched_wake_add(&woken, wake);
     }
-    if (woken)
-        sched_enqueue_list(woken, woken_tail, nwoken);
+    sched_wake_flush(&woken);
     /* seq_cst: see poller_role_held */
     atomic_store(&rt.poller.role, 0);
     return events;

@@ -216,10 +216,28 @@ void sched_enqueue(struct actor *a, bool from_waker)
     wake_idle(NULL);
 }
 
-void sched_enqueue_list(struct actor *head, struct actor *tail, uint32_t n)
+void sched_wake_add(struct sched_wakes *l, struct actor *a)
 {
+    if (a->pinned) {
+        sched_enqueue(a, true);
+        return;
+    }
+    if (l->tail)
+        l->tail->next = a;
+    else
+        l->head = a;
+    l->tail = a;
+    l->n++;
+}
+
+void sched_wake_flush(struct sched_wakes *l)
+{
+    if (!l->head)
+        return;
+    struct actor *head = l->head, *tail = l->tail, *rest = head->next;
+    uint32_t n = l->n;
+    *l = (struct sched_wakes){0};
     struct worker *w = worker_self();
-    struct actor *rest = head->next;
     /* The first runs next, as any woken actor does (runnext: the lateness
      * bound, README.md); the others queue behind what waits already, in
      * order, so that a stream of polls cannot keep pushing the owners

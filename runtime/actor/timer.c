@@ -292,9 +292,8 @@ int timers_run(int64_t now)
         set_next_due();
         rt_spin_unlock(&rt.timers.lock);
         /* Woken actors run in the order their deadlines came, as one
-         * list (sched_enqueue_list), as the poller's do. */
-        struct actor *woken = NULL, *woken_tail = NULL;
-        uint32_t nwoken = 0;
+         * list (sched_wake_flush), as the poller's do. */
+        struct sched_wakes woken = {0};
         for (int i = 0; i < n; i++) {
             if (batch[i].kind == TIMER_WAKE) {
                 struct proc_slot *s;
@@ -302,24 +301,15 @@ int timers_run(int64_t now)
                 if (a) {
                     bool wake = actor_notify_begin(a, 0);
                     proc_release(s);
-                    if (wake && a->pinned) {
-                        sched_enqueue(a, true);
-                    } else if (wake) {
-                        if (woken_tail)
-                            woken_tail->next = a;
-                        else
-                            woken = a;
-                        woken_tail = a;
-                        nwoken++;
-                    }
+                    if (wake)
+                        sched_wake_add(&woken, a);
                 }
             } else {
                 actor_deliver(batch[i].pid, batch[i].t->msg);
                 free(batch[i].t);
             }
         }
-        if (woken)
-            sched_enqueue_list(woken, woken_tail, nwoken);
+        sched_wake_flush(&woken);
         fired += n;
         if (taken < FIRE_BATCH)
             break;
