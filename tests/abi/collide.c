@@ -59,6 +59,9 @@ static void check(int ok, const char *what)
 static void panicker(void *arg)
 {
     (void)arg;
+    /* The parent's monitor first: a child that ended before it would be
+     * reported as SNOW_EXIT_NOPROC. */
+    snow_actor_receive(10000);
     snow_panic("expected panic: the runtime logs it with its own rt_log");
 }
 
@@ -98,6 +101,7 @@ static void main_actor(void *arg)
     /* A panic is logged by the runtime. */
     SnowPid child = snow_actor_spawn(panicker, NULL, 0);
     uint64_t ref = snow_actor_monitor(child);
+    snow_actor_send(child, TAG_PING, NULL, 0);
     const uint64_t down = SNOW_TAG_DOWN;
     m = snow_actor_receive_match(&down, 1, 10000);
     check(ref && m && m->len == sizeof(SnowDownMsg) && ((const SnowDownMsg *)m->data)->reason == SNOW_EXIT_PANIC,

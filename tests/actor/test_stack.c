@@ -171,6 +171,8 @@ static void cache_child(void *arg)
 static void cache_overflower(void *arg)
 {
     (void)arg;
+    /* After the parent's monitor (a child already gone is NOPROC). */
+    snow_actor_receive(10000);
     deep(0);
 }
 
@@ -213,6 +215,7 @@ static void cache_root(void *arg)
         struct actor_spawn_opts o = {.worker = i % 2, .pinned = true};
         SnowPid p = actor_spawn(cache_overflower, NULL, 0, &o);
         uint64_t ref = snow_actor_monitor(p);
+        snow_actor_send(p, 1, NULL, 0);
         SnowMessage *m = recv_tag(SNOW_TAG_DOWN, 10000);
         SnowDownMsg dm;
         if (m) {
