@@ -511,7 +511,10 @@ struct SnowWsHandler {
      * A panic in it answers 500. NULL accepts every request. Frames sent or
      * delivered during on_connect go out after the 101. */
     int (*on_connect)(SnowWsConn *conn, const SnowHttpReq *req, SnowHttpRes *res, void *arg);
-    /* Once, right after the 101 is written. May be NULL. */
+    /* Once, once the upgrade is accepted, just before the 101 is written:
+     * what it does (joins, sends) has taken effect by the time the client
+     * can see the connection open, and its frames go out after the 101.
+     * It may park (the 101 waits for it). May be NULL. */
     void (*on_open)(SnowWsConn *conn, void *arg);
     /* A whole message. data[0..len) is valid during the call only (copy it,
      * or snow_ws_msg_keep); text has been checked to be UTF-8. May be NULL. */

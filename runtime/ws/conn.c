@@ -165,8 +165,8 @@ bool ws_conn_fits_after_flush(struct ws_conn *c)
 {
     if (ws_conn_fits(c))
         return true;
-    if (c->phase == WS_PHASE_OPEN && c->stream && !c->wr_failed && !c->wr_blocked)
-        flush(c);
+    if (c->phase == WS_PHASE_OPEN && !c->lv->hs && c->stream && !c->wr_failed && !c->wr_blocked)
+        flush(c); /* not in on_open, before the 101 */
     ws_conn_measure_kernel(c);
     return ws_conn_fits(c);
 }

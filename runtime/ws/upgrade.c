@@ -142,7 +142,9 @@ static void call_open(void *arg)
     c->h->on_open(ws_handle(c->pid), c->h->arg);
 }
 
-static int accept_conn(struct ws_conn *c, struct http_upgrade *up, struct ws_handshake *hs, int64_t deadline)
+/* The 101 for c, into buf: the chosen subprotocol is kept, the
+ * extensions' state set up. Returns its length. */
+static int accept_conn(struct ws_conn *c, struct ws_handshake *hs, char *buf, size_t cap)
 {
     if (hs->protocol.n) {
         /* The chosen name outlives the request's buffers. */
@@ -152,16 +154,7 @@ static int accept_conn(struct ws_conn *c, struct http_upgrade *up, struct ws_han
         c->proto_len = (uint16_t)hs->protocol.n;
     }
     ws_pmd_accept(c, hs);
-    char buf[WS_HANDSHAKE_RESPONSE_MAX];
-    int len = ws_handshake_write_101(hs, buf, sizeof buf);
-    if (len < 0)
-        return len;
-    int r = http_stream_write(c->stream, buf, (size_t)len, deadline);
-    if (r < 0)
-        return r;
-    c->lv->hs = NULL;
-    http_conn_release(up->conn);
-    return 0;
+    return ws_handshake_write_101(hs, buf, cap);
 }
 
 int ws_upgrade_entry(struct http_upgrade *up)
@@ -249,7 +242,9 @@ int ws_upgrade_entry(struct http_upgrade *up)
     ws_conn_count_add(1);
     /* A stop from here on drains this connection before the listener goes. */
     http_conn_upgraded(up->conn, h->drain_timeout_ms);
-    if (accept_conn(c, up, &hs, wdeadline) < 0) {
+    char buf[WS_HANDSHAKE_RESPONSE_MAX];
+    int len = accept_conn(c, &hs, buf, sizeof buf);
+    if (len < 0) {
         ws_conn_count_add(-1);
         atomic_fetch_sub_explicit(&route->open, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(&route->opened, 1, memory_order_relaxed);
@@ -258,8 +253,17 @@ int ws_upgrade_entry(struct http_upgrade *up)
     }
     ws_table_set_phase(c, WS_PHASE_OPEN);
     c->ping_due = h->ping_interval_ms > 0 ? actor_deadline_after_ms(h->ping_interval_ms) : -1;
+    /* on_open runs before the 101 is written, so what it does (a join, a
+     * send) has taken effect by the time the client sees the connection
+     * open: a member that joins there gets every broadcast made after its
+     * client read the 101. Its frames are queued (nothing is flushed while
+     * lv->hs is set) and go out after the 101. */
     if (h->on_open)
         ws_call(c, call_open, c);
+    if (http_stream_write(c->stream, buf, (size_t)len, wdeadline) < 0)
+        c->wr_failed = true; /* on_open ran: on_close reports 1006 */
+    c->lv->hs = NULL;
+    http_conn_release(up->conn);
     ws_conn_run(c);
     return 0;
 }

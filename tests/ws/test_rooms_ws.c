@@ -8,7 +8,8 @@
  * opcode), a connection's room list, that every exit path of a connection
  * removes it from its rooms (Close, protocol error, a panicking handler, a
  * kill, a TCP reset, a heartbeat reap, a refusal after a join in
- * on_connect), that a member over its outbound limit is skipped and counted
+ * on_connect), that what on_open does (a join, a send) has taken effect
+ * before the client reads the 101, that a member over its outbound limit is skipped and counted
  * while the others get everything, and a resumable join replaying exactly
  * the missed frames before live ones.
  */
@@ -31,7 +32,7 @@
 #define ROOM "wsr"
 #define RL(s) (s), strlen(s)
 
-static SnowWsHandler h_main, h_hb, h_small, h_resume;
+static SnowWsHandler h_main, h_hb, h_small, h_resume, h_late;
 static SnowHttpServer *srv;
 static int port;
 static pthread_t runner;
@@ -81,6 +82,12 @@ static void feed(void *arg)
     snow_ws_broadcast(RL(ROOM), "tick", 4, 1);
 }
 
+static void late_feed(void *arg)
+{
+    (void)arg;
+    snow_ws_broadcast(RL("late"), "tick", 4, 1);
+}
+
 static void on_message(SnowWsConn *conn, const void *data, size_t len, int is_text, void *arg)
 {
     (void)arg;
@@ -127,6 +134,15 @@ static int resume_connect(SnowWsConn *conn, const SnowHttpReq *req, SnowHttpRes 
     return rc == 1 ? SNOW_WS_ACCEPT : SNOW_WS_REFUSE;
 }
 
+/* /late: on_open takes its time (it parks) before it joins and greets. */
+static void late_open(SnowWsConn *conn, void *arg)
+{
+    (void)arg;
+    snow_sleep(300);
+    snow_ws_join(conn, RL("late"), NULL);
+    snow_ws_send_text(conn, RL("welcome"));
+}
+
 static void *run_rt(void *arg)
 {
     (void)arg;
@@ -148,12 +164,15 @@ static void server_up(void)
     h_small.outbound_limit = 4096;
     snow_ws_handler_init(&h_resume);
     h_resume.on_connect = resume_connect;
+    snow_ws_handler_init(&h_late);
+    h_late.on_open = late_open;
     SnowRouter *r = snow_router_new();
     ck_assert_ptr_nonnull(r);
     ck_assert_int_eq(snow_router_ws(r, "/r", &h_main), 0);
     ck_assert_int_eq(snow_router_ws(r, "/hb", &h_hb), 0);
     ck_assert_int_eq(snow_router_ws(r, "/small", &h_small), 0);
     ck_assert_int_eq(snow_router_ws(r, "/resume", &h_resume), 0);
+    ck_assert_int_eq(snow_router_ws(r, "/late", &h_late), 0);
     int err = 0;
     srv = snow_http_server_start(r, "127.0.0.1", 0, NULL, &err);
     snow_router_free(r);
@@ -357,6 +376,23 @@ START_TEST(ws_broadcast_and_except)
 }
 END_TEST
 
+/* What on_open does has taken effect once the client has the 101, however
+ * long on_open takes: the join is there (a broadcast made at once reaches
+ * the member) and on_open's own frame is the first after the 101. */
+START_TEST(ws_open_done_before_101)
+{
+    server_up();
+    int a = ws_open("/late");
+    ck_assert_int_eq(snow_ws_room_size(RL("late")), 1);
+    ck_assert_uint_ne(snow_actor_spawn(late_feed, NULL, 0), 0);
+    expect_text(a, "welcome");
+    expect_text(a, "tick");
+    close(a);
+    ck_assert(wait_size("late", 0));
+    server_down();
+}
+END_TEST
+
 /* Several connections publishing at once, each a member of the room it
  * publishes to (snow_ws_broadcast includes the sender): every member sees
  * the same single order, which keeps each publisher's order. */
@@ -549,6 +585,7 @@ Suite *rooms_ws_suite(void)
     TCase *tc = tcase_create("members");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, ws_broadcast_and_except);
+    tcase_add_test(tc, ws_open_done_before_101);
     tcase_add_test(tc, ws_one_order_for_all_members);
     tcase_add_test(tc, ws_every_exit_path_leaves);
     tcase_add_test(tc, ws_slow_member_skipped);
