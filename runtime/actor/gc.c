@@ -42,15 +42,6 @@
 
 #include "actor/gc.h"
 
-#ifdef RT_ASAN
-#include <sanitizer/asan_interface.h>
-#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define POISON(p, n) ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
-
 /* The collector reads stack memory that ASan guards (redzones between
  * locals) and words of any value: never instrumented. That includes words
  * other threads may update at the same time (an atomic counter in an

@@ -32,6 +32,16 @@
 
 #include "actor/internal.h"
 
+/* Heap memory that is not an object is poisoned under ASan. */
+#ifdef RT_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 #define GC_CHUNK_SIZE (64 * 1024)
 #define GC_FIRST_CHUNK 128
 #define GC_LARGE_BLOCK 8192

@@ -15,15 +15,6 @@
 
 #include "actor/gc.h"
 
-#ifdef RT_ASAN
-#include <sanitizer/asan_interface.h>
-#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define POISON(p, n) ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
-
 #define PAGE 4096
 #define CHUNK_HEADER ((sizeof(struct gc_chunk) + 15) & ~(size_t)15)
 

@@ -152,19 +152,7 @@ static int queue_cmd(struct subscriber *s, const char *verb, const char *room, s
     memcpy(chan + pl, room, len);
     const char *argv[2] = {verb, chan};
     size_t lens[2] = {strlen(verb), pl + len};
-    size_t need = resp_encoded_size(2, lens);
-    if (s->ocap - s->olen < need) {
-        size_t nc = s->ocap ? s->ocap * 2 : 4096;
-        while (nc - s->olen < need)
-            nc *= 2;
-        char *nb = realloc(s->out, nc);
-        if (!nb)
-            return -ENOMEM;
-        s->out = nb;
-        s->ocap = nc;
-    }
-    s->olen += resp_encode(s->out + s->olen, 2, argv, lens);
-    return 0;
+    return queue_argv(s, 2, argv, lens);
 }
 
 static void lost(struct subscriber *s)

@@ -16,6 +16,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "../loopback.h"
+
 struct client {
     int fd;
     char buf[1 << 16];
@@ -33,31 +35,13 @@ struct response {
 static inline int client_open(struct client *c)
 {
     c->len = 0;
-    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (c->fd < 0)
-        return -errno;
-    struct timeval tv = {20, 0}; /* a hung server fails the test, never hangs it */
-    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    int one = 1;
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return 0;
+    c->fd = loopback_socket(0);
+    return c->fd < 0 ? c->fd : 0;
 }
 
 static inline int client_dial(struct client *c, int port)
 {
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(c->fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        int e = -errno;
-        close(c->fd);
-        c->fd = -1;
-        return e;
-    }
-    return 0;
+    return loopback_dial(&c->fd, port);
 }
 
 static inline int client_connect(struct client *c, int port)
@@ -68,15 +52,7 @@ static inline int client_connect(struct client *c, int port)
 
 static inline int client_send(struct client *c, const void *p, size_t n)
 {
-    const char *s = p;
-    while (n) {
-        ssize_t k = send(c->fd, s, n, MSG_NOSIGNAL);
-        if (k <= 0)
-            return -1;
-        s += k;
-        n -= (size_t)k;
-    }
-    return 0;
+    return loopback_send(c->fd, p, n);
 }
 
 static inline int client_sends(struct client *c, const char *s)

@@ -26,6 +26,10 @@ bool rt_wait_until(bool (*cond)(void *), void *arg);
  * upgrade request for path; the response is the caller's to read. */
 int rooms_test_upgrade(int port, const char *path, int rcvbuf);
 
+/* Reads exactly n bytes from the blocking socket fd; false on EOF, error
+ * or its receive timeout. */
+bool rooms_test_read_all(int fd, void *p, size_t n);
+
 Suite *rooms_suite(void);
 Suite *rooms_ws_suite(void);
 Suite *rooms_backlog_suite(void);

@@ -80,24 +80,13 @@ static int d_connect(int rcvbuf)
     return d_connect_to("/d", rcvbuf);
 }
 
-static bool d_read_all(int fd, void *p, size_t n)
-{
-    for (size_t got = 0; got < n;) {
-        ssize_t r = read(fd, (char *)p + got, n - got);
-        if (r <= 0)
-            return false;
-        got += (size_t)r;
-    }
-    return true;
-}
-
 /* One binary frame of DSIZE bytes: returns its tag byte, -1 when the
  * stream is not exactly such a frame with the pattern of its tag. */
 static int d_frame(int fd)
 {
     uint8_t h[4], p[DSIZE];
-    if (!d_read_all(fd, h, 4) || h[0] != 0x82 || h[1] != 126 || ((h[2] << 8) | h[3]) != DSIZE ||
-        !d_read_all(fd, p, DSIZE))
+    if (!rooms_test_read_all(fd, h, 4) || h[0] != 0x82 || h[1] != 126 || ((h[2] << 8) | h[3]) != DSIZE ||
+        !rooms_test_read_all(fd, p, DSIZE))
         return -1;
     for (int i = 0; i < DSIZE; i++)
         if (p[i] != (uint8_t)(p[0] + i))
@@ -254,15 +243,15 @@ static void b_send_text(int fd, const char *t)
 static uint64_t b_frame(int fd, unsigned size)
 {
     uint8_t h[4], p[8192];
-    if (!d_read_all(fd, h, 2) || h[0] != 0x82)
+    if (!rooms_test_read_all(fd, h, 2) || h[0] != 0x82)
         return 0;
     size_t len = h[1];
     if (len == 126) {
-        if (!d_read_all(fd, h + 2, 2))
+        if (!rooms_test_read_all(fd, h + 2, 2))
             return 0;
         len = (size_t)(h[2] << 8) | h[3];
     }
-    if (len != size || !d_read_all(fd, p, len))
+    if (len != size || !rooms_test_read_all(fd, p, len))
         return 0;
     uint64_t seq = 0;
     for (int i = 0; i < 20; i++) {

@@ -270,7 +270,7 @@ static void cl_text(int fd, const char *s)
     cl_frame(fd, 0x81, s, strlen(s), true);
 }
 
-static bool read_all(int fd, void *p, size_t n)
+bool rooms_test_read_all(int fd, void *p, size_t n)
 {
     for (size_t got = 0; got < n;) {
         ssize_t r = read(fd, (char *)p + got, n - got);
@@ -287,24 +287,24 @@ static int cl_read(int fd, char *out, size_t cap, size_t *len)
 {
     for (;;) {
         uint8_t h[2];
-        if (!read_all(fd, h, 2))
+        if (!rooms_test_read_all(fd, h, 2))
             return -1;
         uint64_t n = h[1] & 0x7f;
         if (n == 126) {
             uint8_t e[2];
-            if (!read_all(fd, e, 2))
+            if (!rooms_test_read_all(fd, e, 2))
                 return -1;
             n = (uint64_t)e[0] << 8 | e[1];
         } else if (n == 127) {
             uint8_t e[8];
-            if (!read_all(fd, e, 8))
+            if (!rooms_test_read_all(fd, e, 8))
                 return -1;
             n = 0;
             for (int i = 0; i < 8; i++)
                 n = n << 8 | e[i];
         }
         ck_assert_uint_lt(n, cap);
-        if (!read_all(fd, out, (size_t)n))
+        if (!rooms_test_read_all(fd, out, (size_t)n))
             return -1;
         out[n] = 0;
         if (len)

@@ -20,6 +20,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "../loopback.h"
+
 struct wsc {
     int fd;
     uint8_t *buf;
@@ -43,40 +45,15 @@ static int wsc_rcvbuf;
 static inline int wsc_connect(struct wsc *c, int port)
 {
     memset(c, 0, sizeof *c);
-    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    c->fd = loopback_socket(wsc_rcvbuf);
     if (c->fd < 0)
-        return -errno;
-    if (wsc_rcvbuf)
-        setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &wsc_rcvbuf, sizeof wsc_rcvbuf);
-    struct timeval tv = {20, 0}; /* a hung server fails the test, never hangs it */
-    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    int one = 1;
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(c->fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        close(c->fd);
-        c->fd = -1;
-        return -errno;
-    }
-    return 0;
+        return c->fd;
+    return loopback_dial(&c->fd, port);
 }
 
 static inline int wsc_send(struct wsc *c, const void *p, size_t n)
 {
-    const char *s = p;
-    while (n) {
-        ssize_t k = send(c->fd, s, n, MSG_NOSIGNAL);
-        if (k <= 0)
-            return -1;
-        s += k;
-        n -= (size_t)k;
-    }
-    return 0;
+    return loopback_send(c->fd, p, n);
 }
 
 static inline ssize_t wsc_fill(struct wsc *c)
