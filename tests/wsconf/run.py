@@ -844,8 +844,8 @@ class Pmd:
     """A compressing client on one connection: offers `offer`, reads the
     agreed parameters from the answer, compresses and inflates as agreed."""
 
-    def __init__(self, port, offer, path="/"):
-        self.c = Conn(port, path, headers=["Sec-WebSocket-Extensions: " + offer] if offer else ())
+    def __init__(self, port, offer, path="/", timeout=5.0):
+        self.c = Conn(port, path, timeout=timeout, headers=["Sec-WebSocket-Extensions: " + offer] if offer else ())
         answers = self.c.response_headers.get("sec-websocket-extensions", [])
         if len(answers) > 1:
             raise Fail("several Sec-WebSocket-Extensions answers: %r" % answers)
@@ -1053,6 +1053,12 @@ addz("12.13", "RSV1 data that is not DEFLATE -> 1007",
     c_pmd_close(PD, lambda p: frame(OP_BINARY, b"\xff\xff\xff\xff garbage", rsv=4), 1007))
 
 
+# The bound on a wait for the cases that inflate or deflate 16 MiB and more
+# (a guard against a hang, not a timing: a sanitized build on a busy
+# machine takes seconds).
+HEAVY_S = 60.0
+
+
 def bomb(p, n):
     z = p.deflate(b"\x00" * n)
     return z
@@ -1065,7 +1071,7 @@ def c_pmd_bomb(fragmented):
     def fn(port, mode):
         srv = SERVERS["deflate"]
         before = srv.rss_kib()
-        p = Pmd(port, PD)
+        p = Pmd(port, PD, timeout=HEAVY_S)
         with p.c:
             z = bomb(p, 4 * DEFLATE_LIMIT)
             if fragmented:
@@ -1098,7 +1104,7 @@ addz("12.16", "a compressed message of exactly the limit is echoed", lambda port
 
 
 def c_pmd_exact(port):
-    p = Pmd(port, PD)
+    p = Pmd(port, PD, timeout=HEAVY_S)
     with p.c:
         data = b"\x00" * DEFLATE_LIMIT
         p.send(OP_BINARY, data)
