@@ -501,11 +501,12 @@ static int ensure_rbuf(struct ws_conn *c, size_t want)
  * without a copy. Only while the read buffer is empty and the decoder is
  * inside such a payload, and never for more bytes than the payload has
  * left, so that the next frame's header always lands in the read buffer.
- * The buffer grows as ws_msgbuf_append would grow it for the same bytes
- * (by doubling, never past the message limit, and by at most the read
- * buffer's size beyond the bytes already here, never by a declared
- * length); past the limit the usual path fails the connection with 1009 at
- * the same byte.
+ * The buffer grows as ws_msgbuf_append would grow it for a read of the
+ * read buffer's size (room for at most 64 KiB more than the bytes already
+ * here, by doubling, so to at most twice what arrived plus that, never
+ * past the message limit, never by a declared length); a message that
+ * would pass the limit goes the usual way, which fails the connection
+ * with 1009 at the same byte.
  */
 static uint8_t *payload_room(struct ws_conn *c, size_t *room)
 {
