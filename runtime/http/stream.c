@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "actor/actor.h"
+#include "http/sock.h"
 #include "http/stream.h"
 
 /* ---- generic helpers ---- */
@@ -159,12 +160,8 @@ static ssize_t plain_read(struct http_stream *s, void *buf, size_t n)
 {
     /* recv rather than read: a socket either way, and the file layer
      * that read goes through first costs as much as a small copy. */
-    ssize_t r = recv(snow_io_fd(s->io), buf, n, 0);
-    /* errno is read at once: after a park this coroutine may run on
-     * another worker thread, with another errno. */
-    if (r < 0)
-        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-    return r;
+    ssize_t r = http_sock_recv(snow_io_fd(s->io), buf, n);
+    return r == -EWOULDBLOCK ? -EAGAIN : r;
 }
 
 static ssize_t plain_writev(struct http_stream *s, const struct iovec *iov, int iovcnt)
@@ -174,17 +171,15 @@ static ssize_t plain_writev(struct http_stream *s, const struct iovec *iov, int 
      * spares the kernel copying in a msghdr and an iovec array. */
     ssize_t r;
     if (iovcnt == 1) {
-        r = send(snow_io_fd(s->io), iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+        r = http_sock_send(snow_io_fd(s->io), iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
     } else {
         struct msghdr m;
         memset(&m, 0, sizeof m);
         m.msg_iov = (struct iovec *)iov;
         m.msg_iovlen = (size_t)iovcnt;
-        r = sendmsg(snow_io_fd(s->io), &m, MSG_NOSIGNAL);
+        r = http_sock_sendmsg(snow_io_fd(s->io), &m, MSG_NOSIGNAL);
     }
-    if (r < 0)
-        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-    return r;
+    return r == -EWOULDBLOCK ? -EAGAIN : r;
 }
 
 static int plain_flush(struct http_stream *s)

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "actor/actor.h"
+#include "http/sock.h"
 #include "http/tls.h"
 #include "http/tls_aes.h"
 
@@ -367,7 +368,7 @@ static int read_records(struct tls_stream *t)
     size_t len;
     unsigned char *buf = br_ssl_engine_recvrec_buf(eng, &len);
     struct iovec v[2] = {{buf, len}, {t->stage, sizeof t->stage}};
-    ssize_t n = readv(snow_io_fd(t->base.io), v, 2);
+    ssize_t n = http_sock_readv(snow_io_fd(t->base.io), v, 2);
     if (n > 0) {
         size_t got = (size_t)n;
         t->drained = got < len + sizeof t->stage;
@@ -382,8 +383,8 @@ static int read_records(struct tls_stream *t)
         t->eof = 1;
         return 1;
     }
-    if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        t->err = -errno;
+    if (n != -EAGAIN && n != -EWOULDBLOCK) {
+        t->err = (int)n;
         return t->err;
     }
     t->drained = 1;
@@ -415,12 +416,12 @@ static int pump(struct tls_stream *t, int dirs)
         if ((st & BR_SSL_SENDREC) && !t->err) {
             size_t len;
             unsigned char *buf = br_ssl_engine_sendrec_buf(eng, &len);
-            ssize_t n = send(snow_io_fd(t->base.io), buf, len, MSG_NOSIGNAL);
+            ssize_t n = http_sock_send(snow_io_fd(t->base.io), buf, len, MSG_NOSIGNAL);
             if (n > 0) {
                 br_ssl_engine_sendrec_ack(eng, (size_t)n);
                 step = 1;
-            } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-                t->err = -errno;
+            } else if (n < 0 && n != -EAGAIN && n != -EWOULDBLOCK) {
+                t->err = (int)n;
                 return t->err;
             }
         }

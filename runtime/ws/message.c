@@ -16,28 +16,38 @@ void ws_msgbuf_init(struct ws_msgbuf *b, void *data, size_t cap, size_t limit, w
     b->ctx = ctx;
 }
 
-int ws_msgbuf_append(struct ws_msgbuf *b, const void *p, size_t n)
+int ws_msgbuf_reserve(struct ws_msgbuf *b, size_t n)
 {
     if (n > b->limit - b->len)
         return SNOW_ELIMIT;
-    if (n > b->cap - b->len) {
-        if (!b->grow)
-            return -ENOMEM;
-        /* Doubling keeps appends amortised O(1); the cap never passes the
-         * limit, so a peer cannot make us hold more than it. */
-        size_t want = b->len + n;
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < want)
-            cap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
-        if (cap > b->limit)
-            cap = b->limit;
-        void *nd = b->grow(b->ctx, b->data, cap);
-        if (!nd)
-            return -ENOMEM;
-        b->data = nd;
-        b->cap = cap;
-    }
-    if (n)
+    if (n <= b->cap - b->len)
+        return 0;
+    if (!b->grow)
+        return -ENOMEM;
+    /* Doubling keeps appends amortised O(1); the cap never passes the
+     * limit, so a peer cannot make us hold more than it. */
+    size_t want = b->len + n;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < want)
+        cap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
+    if (cap > b->limit)
+        cap = b->limit;
+    void *nd = b->grow(b->ctx, b->data, cap);
+    if (!nd)
+        return -ENOMEM;
+    b->data = nd;
+    b->cap = cap;
+    return 0;
+}
+
+int ws_msgbuf_append(struct ws_msgbuf *b, const void *p, size_t n)
+{
+    int rc = ws_msgbuf_reserve(b, n);
+    if (rc < 0)
+        return rc;
+    /* Bytes read straight into the free room (ws_msgbuf_room) are there
+     * already. */
+    if (n && p != b->data + b->len)
         memcpy(b->data + b->len, p, n);
     b->len += n;
     return 0;

@@ -33,6 +33,16 @@ void ws_msgbuf_init(struct ws_msgbuf *b, void *data, size_t cap, size_t limit, w
 /* 0, SNOW_ELIMIT when the total would pass the limit, -ENOMEM when the
  * buffer cannot grow. Nothing is appended on failure. */
 int ws_msgbuf_append(struct ws_msgbuf *b, const void *p, size_t n);
+/* Makes room for n more bytes (growing as ws_msgbuf_append would), without
+ * appending: the same 0, SNOW_ELIMIT or -ENOMEM, nothing changed on
+ * failure. Bytes then written at ws_msgbuf_room and appended from there
+ * are not copied again. */
+int ws_msgbuf_reserve(struct ws_msgbuf *b, size_t n);
+
+static inline uint8_t *ws_msgbuf_room(struct ws_msgbuf *b)
+{
+    return b->data + b->len;
+}
 
 static inline void ws_msgbuf_clear(struct ws_msgbuf *b)
 {

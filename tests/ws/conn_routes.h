@@ -23,5 +23,6 @@ Suite *conn_handlers_suite(void);
 Suite *conn_deadline_suite(void);
 Suite *conn_outbound_suite(void);
 Suite *conn_idle_suite(void);
+Suite *conn_large_suite(void);
 
 #endif

@@ -18,6 +18,7 @@ int main(void)
     srunner_add_suite(sr, conn_deadline_suite());
     srunner_add_suite(sr, conn_outbound_suite());
     srunner_add_suite(sr, conn_idle_suite());
+    srunner_add_suite(sr, conn_large_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

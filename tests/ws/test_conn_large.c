@@ -1,0 +1,213 @@
+/*
+ * test_conn_large.c: messages larger than the read buffer, whose payload
+ * the connection reads straight into the message buffer (conn.c,
+ * payload_room): echoed intact whole, fragmented (with a ping between two
+ * fragments and a UTF-8 sequence split across them) and split into two
+ * writes at many offsets (inside the header, at the mask phases, around
+ * the read buffer's sizes); a bad UTF-8 byte deep inside fails with 1007;
+ * a message over the route's limit fails with 1009.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conn_routes.h"
+
+#define BIG 300000
+#define LIMITED_MAX 200000
+/* Over the limit by less than the server reads (and drops) after its
+ * Close, so that its TCP close finds no unread input to reset with. */
+#define OVER (LIMITED_MAX + 10000)
+
+static SnowWsHandler h_big, h_limited;
+
+static void routes(SnowRouter *r)
+{
+    SnowWsHandler *all[] = {&h_big, &h_limited};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        snow_ws_handler_init(all[i]);
+        all[i]->on_close = record_close;
+        all[i]->on_open = record_open;
+        all[i]->on_message = echo;
+        all[i]->ping_interval_ms = 0;
+    }
+    h_big.max_message = 1u << 20;
+    h_limited.max_message = LIMITED_MAX;
+    ck_assert_int_eq(snow_router_ws(r, "/big", &h_big), 0);
+    ck_assert_int_eq(snow_router_ws(r, "/limited", &h_limited), 0);
+}
+
+/* Binary bytes that differ from their neighbours and from the mask. */
+static uint8_t *binary_payload(size_t n)
+{
+    uint8_t *p = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(i * 7 + (i >> 8) + (i >> 16));
+    return p;
+}
+
+/* Valid UTF-8 of n bytes made of 1-, 2-, 3- and 4-byte sequences, so that
+ * reads end inside sequences; the tail is ASCII. */
+static char *text_payload(size_t n)
+{
+    static const char unit[] = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"; /* a é € 😀: 10 bytes */
+    char *p = malloc(n);
+    size_t i = 0;
+    for (; i + 10 <= n; i += 10)
+        memcpy(p + i, unit, 10);
+    for (; i < n; i++)
+        p[i] = 'z';
+    return p;
+}
+
+static void expect_big(struct wsc *c, unsigned op, const void *want, size_t n)
+{
+    struct wsframe m;
+    ck_assert_int_eq(wsc_message(c, &m), 0);
+    ck_assert_uint_eq(m.op, op);
+    ck_assert_uint_eq(m.len, n);
+    ck_assert(memcmp(m.data, want, n) == 0);
+    free(m.data);
+}
+
+static void close_clean(struct wsc *c)
+{
+    ck_assert_int_eq(wsc_close_frame(c, 1000, NULL), 0);
+    ck_assert_uint_eq(expect_close(c), 1000);
+    ck_assert(wsc_eof(c));
+    wsc_close(c);
+}
+
+START_TEST(large_messages_echo_intact)
+{
+    server_start(routes);
+    struct wsc c;
+    ck_assert_int_eq(wsc_open(&c, port, "/big", NULL, NULL, 0), 101);
+    uint8_t *bin = binary_payload(BIG);
+    char *text = text_payload(BIG);
+    ck_assert_int_eq(wsc_frame(&c, 0x82, bin, BIG), 0);
+    expect_big(&c, 2, bin, BIG);
+    ck_assert_int_eq(wsc_frame(&c, 0x81, text, BIG), 0);
+    expect_big(&c, 1, text, BIG);
+    /* Three fragments, a ping between the first two; the second starts
+     * inside a 4-byte sequence (offset 100,007 is its second byte). */
+    ck_assert_int_eq(wsc_frame(&c, 0x01, text, 100007), 0);
+    ck_assert_int_eq(wsc_frame(&c, 0x89, "mid", 3), 0);
+    ck_assert_int_eq(wsc_frame(&c, 0x00, text + 100007, 20000), 0);
+    ck_assert_int_eq(wsc_frame(&c, 0x80, text + 120007, BIG - 120007), 0);
+    struct wsframe f;
+    ck_assert_int_eq(wsc_read(&c, &f), 0);
+    ck_assert_uint_eq(f.op, 10);
+    ck_assert_uint_eq(f.len, 3);
+    ck_assert(memcmp(f.data, "mid", 3) == 0);
+    free(f.data);
+    expect_big(&c, 1, text, BIG);
+    close_clean(&c);
+    wait_closes(1);
+    ck_assert_int_eq(seen().last_code, 1000);
+    free(bin);
+    free(text);
+    server_stop();
+}
+END_TEST
+
+START_TEST(large_message_split_anywhere)
+{
+    /* The frame in two writes: the server reads the first part (into the
+     * read buffer, then straight into the message buffer once the payload
+     * left passes the read buffer), then the rest, so the payload read
+     * into the message buffer starts at every mask phase and at the read
+     * buffer's edges. */
+    server_start(routes);
+    struct wsc c;
+    ck_assert_int_eq(wsc_open(&c, port, "/big", NULL, NULL, 0), 101);
+    uint8_t *bin = binary_payload(BIG);
+    uint8_t *frame = malloc(BIG + 14);
+    size_t flen = ws_client_frame(frame, 0x82, bin, BIG, true);
+    static const size_t at[] = {1,     2,     9,     10,    13,    14,    15,    16,    17,    4095,  4096,
+                                16383, 16384, 16385, 16397, 16398, 16399, 16400, 65535, 65536, 65537, 65549,
+                                65550, 65551, 65552, 131086, 200001, 283614, 283615, BIG + 13};
+    for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+        ck_assert_int_eq(wsc_send(&c, frame, at[i]), 0);
+        usleep(2000); /* lets the server read the first part on its own */
+        ck_assert_int_eq(wsc_send(&c, frame + at[i], flen - at[i]), 0);
+        expect_big(&c, 2, bin, BIG);
+    }
+    close_clean(&c);
+    wait_closes(1);
+    free(frame);
+    free(bin);
+    server_stop();
+}
+END_TEST
+
+START_TEST(bad_utf8_deep_in_large_text_fails)
+{
+    server_start(routes);
+    char *text = text_payload(BIG);
+    /* One bad byte in a single frame, and one in the last fragment. */
+    for (int fragmented = 0; fragmented < 2; fragmented++) {
+        struct wsc c;
+        ck_assert_int_eq(wsc_open(&c, port, "/big", NULL, NULL, 0), 101);
+        text[200000] = (char)0xff;
+        if (fragmented) {
+            ck_assert_int_eq(wsc_frame(&c, 0x01, text, 100000), 0);
+            ck_assert_int_eq(wsc_frame(&c, 0x80, text + 100000, BIG - 100000), 0);
+        } else {
+            ck_assert_int_eq(wsc_frame(&c, 0x81, text, BIG), 0);
+        }
+        ck_assert_uint_eq(expect_close(&c), 1007);
+        wsc_close(&c);
+        wait_closes(fragmented + 1);
+        ck_assert_int_eq(seen().last_code, 1007);
+        text[200000] = 'a';
+    }
+    free(text);
+    server_stop();
+}
+END_TEST
+
+START_TEST(large_message_over_limit_fails)
+{
+    server_start(routes);
+    uint8_t *bin = binary_payload(BIG);
+    /* A single frame over the limit, then fragments that pass it together. */
+    for (int fragmented = 0; fragmented < 2; fragmented++) {
+        struct wsc c;
+        ck_assert_int_eq(wsc_open(&c, port, "/limited", NULL, NULL, 0), 101);
+        if (fragmented) {
+            ck_assert_int_eq(wsc_frame(&c, 0x02, bin, 150000), 0);
+            wsc_frame(&c, 0x80, bin + 150000, OVER - 150000); /* the server may have closed already */
+        } else {
+            wsc_frame(&c, 0x82, bin, OVER);
+        }
+        ck_assert_uint_eq(expect_close(&c), 1009);
+        wsc_close(&c);
+        wait_closes(fragmented + 1);
+        ck_assert_int_eq(seen().last_code, 1009);
+    }
+    /* Just under the limit is echoed. */
+    struct wsc c;
+    ck_assert_int_eq(wsc_open(&c, port, "/limited", NULL, NULL, 0), 101);
+    ck_assert_int_eq(wsc_frame(&c, 0x02, bin, 150000), 0);
+    ck_assert_int_eq(wsc_frame(&c, 0x80, bin + 150000, LIMITED_MAX - 150000), 0);
+    expect_big(&c, 2, bin, LIMITED_MAX);
+    close_clean(&c);
+    wait_closes(3);
+    free(bin);
+    server_stop();
+}
+END_TEST
+
+Suite *conn_large_suite(void)
+{
+    Suite *s = suite_create("ws_conn_large");
+    TCase *t = tcase_create("large");
+    tcase_set_timeout(t, 60);
+    tcase_add_test(t, large_messages_echo_intact);
+    tcase_add_test(t, large_message_split_anywhere);
+    tcase_add_test(t, bad_utf8_deep_in_large_text_fails);
+    tcase_add_test(t, large_message_over_limit_fails);
+    suite_add_tcase(s, t);
+    return s;
+}
