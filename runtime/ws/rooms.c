@@ -288,6 +288,55 @@ static bool member_del(struct room *r, SnowPid pid)
     return true;
 }
 
+static int by_join(const void *a, const void *b)
+{
+    uint32_t x = ((const struct room_member *)a)->order, y = ((const struct room_member *)b)->order;
+    return x < y ? -1 : x > y;
+}
+
+/* v[0..n) by order: a radix sort, a byte a pass (a pass whose byte is the
+ * same in every entry is skipped), through tmp of n entries. */
+static void sort_by_join(struct room_member *v, struct room_member *tmp, uint32_t n)
+{
+    struct room_member *src = v, *dst = tmp;
+    for (unsigned shift = 0; shift < 32; shift += 8) {
+        uint32_t at[256] = {0};
+        for (uint32_t i = 0; i < n; i++)
+            at[(src[i].order >> shift) & 255]++;
+        if (at[(src[0].order >> shift) & 255] == n)
+            continue;
+        for (uint32_t b = 0, sum = 0; b < 256; b++) {
+            uint32_t c = at[b];
+            at[b] = sum;
+            sum += c;
+        }
+        for (uint32_t i = 0; i < n; i++)
+            dst[at[(src[i].order >> shift) & 255]++] = src[i];
+        struct room_member *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != v)
+        memcpy(v, src, (size_t)n * sizeof *v);
+}
+
+/*
+ * The members in the order they joined, not in the table's (hash) order.
+ * A delivery touches each member's socket in the kernel (and its peer's,
+ * on the same host), and those were mostly created in the order the
+ * members joined: walked in that order, neighbours in memory come one
+ * after the other; walked by hash, every member is a cold jump. Measured
+ * on the 10,000-subscriber fanout (bench/README.md, "Fanout to 10,000
+ * members in join order"): the same system calls and segments per
+ * delivery, less kernel time per send. The sort runs only when the
+ * membership changed, under the room's lock like the copy before it, and
+ * is linear (a pass for each byte in which the join counts differ: two
+ * up to 65,536 joins).
+ * After 2^32 joins the count wraps: the order is then off for a while,
+ * which costs locality, never correctness. Without memory for the sort's
+ * buffer the snapshot is sorted in place (qsort), and it is never left
+ * unsorted, so delivery order does not depend on an allocation.
+ */
 struct room_snap *rooms_snapshot_locked(struct room *r)
 {
     if (!r->snap) {
@@ -300,6 +349,12 @@ struct room_snap *rooms_snapshot_locked(struct room *r)
         for (uint32_t i = 0; i < r->mcap; i++)
             if (r->mv[i].pid)
                 s->v[s->n++] = r->mv[i];
+        struct room_member *tmp = s->n > 1 ? malloc((size_t)s->n * sizeof *tmp) : NULL;
+        if (tmp)
+            sort_by_join(s->v, tmp, s->n);
+        else if (s->n > 1)
+            qsort(s->v, s->n, sizeof s->v[0], by_join);
+        free(tmp);
         r->snap = s;
     }
     atomic_fetch_add_explicit(&r->snap->refs, 1, memory_order_relaxed);
@@ -570,7 +625,8 @@ int rooms_join(SnowPid pid, enum room_kind kind, const void *name, size_t len, b
             replay->nreplay = nv;
         }
     }
-    struct room_member rm = {.pid = pid, .join_seq = room->seq, .conn = conn, .kind = (uint8_t)kind};
+    struct room_member rm = {
+        .pid = pid, .join_seq = room->seq, .conn = conn, .kind = (uint8_t)kind, .order = room->joins++};
     err = member_add(room, &rm);
     if (err) {
         if (replay)

@@ -33,6 +33,9 @@ struct room_member {
      * since only the table says whether it is still that connection's. */
     const void *conn;
     uint8_t kind;
+    /* The room's join count at this join (struct room joins): a snapshot
+     * lists its members in this order (rooms.c, rooms_snapshot_locked). */
+    uint32_t order;
 };
 
 /* Members as seen by one delivery: immutable once built, shared by every
@@ -68,6 +71,7 @@ struct room {
     /* members: open addressing by pid, linear probing, backward-shift delete */
     struct room_member *mv; /* [shard] */
     uint32_t mcap, mn;      /* [shard] mcap a power of two (or 0) */
+    uint32_t joins;         /* [shard] joins so far (wraps): room_member order */
     struct room_snap *snap; /* [shard] cached, dropped when members change */
     /* history ring: the last hcap broadcast frames (0: off) */
     struct ws_shared_frame **hist; /* [shard] */

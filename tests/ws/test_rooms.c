@@ -420,6 +420,14 @@ static bool big_done(void *arg)
     return atomic_load(&big.complete) == BIG_SUBS;
 }
 
+static bool big_counted(void *arg)
+{
+    (void)arg;
+    SnowRoomCounters c;
+    snow_room_counters(&c);
+    return c.deliveries >= (uint64_t)BIG_SUBS * BIG_MSGS;
+}
+
 static void big_root(void *arg)
 {
     (void)arg;
@@ -430,6 +438,9 @@ static void big_root(void *arg)
     for (int k = 0; k < BIG_MSGS; k++)
         snow_ws_broadcast(R("big"), "tick", 4, 1);
     rt_wait_until(big_done, NULL);
+    /* The deliverer adds its counts once its batch is done, which can be
+     * after the last member has seen its frame. */
+    rt_wait_until(big_counted, NULL);
     SnowRoomCounters c;
     snow_room_counters(&c);
     big.deliverers = c.deliverers;
@@ -528,6 +539,112 @@ START_TEST(members_leave_in_any_order)
     snow_room_counters(&c);
     ck_assert_uint_eq(c.deliveries, ANY_N / 2);
     ck_assert_uint_eq(c.rooms, 0);
+}
+END_TEST
+
+/* ---- a snapshot lists the members in join order ------------------------------------------- */
+
+#define JO_N 700
+
+static struct {
+    SnowPid pids[JO_N];
+    SnowPid expect[JO_N];
+    int nexpect;
+    int bad_sub;
+    uint32_t snap_n;
+    int first_mismatch; /* index of the first entry out of join order, -1: none */
+} jo;
+
+static void jo_member(void *arg)
+{
+    (void)arg;
+    uint64_t never = 99;
+    snow_actor_receive_match(&never, 1, -1); /* until the root ends it */
+}
+
+static void jo_join(SnowPid pid)
+{
+    if (snow_room_subscribe(pid, R("jo"), NULL) != 0)
+        jo.bad_sub++;
+    jo.expect[jo.nexpect++] = pid;
+}
+
+static void jo_leave(SnowPid pid)
+{
+    if (snow_room_unsubscribe(pid, R("jo")) != 0)
+        jo.bad_sub++;
+    for (int i = 0; i < jo.nexpect; i++)
+        if (jo.expect[i] == pid) {
+            memmove(&jo.expect[i], &jo.expect[i + 1], (size_t)(jo.nexpect - i - 1) * sizeof jo.expect[0]);
+            jo.nexpect--;
+            break;
+        }
+}
+
+static void join_order_root(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < JO_N; i++)
+        jo.pids[i] = snow_actor_spawn(jo_member, NULL, 0);
+    /* Joined in a shuffled order, so that neither pid nor hash order is
+     * the join order. */
+    SnowPid order[JO_N];
+    memcpy(order, jo.pids, sizeof order);
+    unsigned seed = 777;
+    for (int i = JO_N - 1; i > 0; i--) {
+        seed = seed * 1103515245u + 12345u;
+        int j = (int)((seed >> 8) % (unsigned)(i + 1));
+        SnowPid t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    uint64_t h = rooms_hash(R("jo"));
+    struct room_shard *sh = rooms_shard_of(h);
+    for (int i = 0; i < JO_N; i++) {
+        if (i == JO_N / 2) {
+            /* The later joins' counts differ in three bytes from the
+             * earlier ones': the sort must look past the lowest. */
+            pthread_mutex_lock(&sh->lock);
+            struct room *r = rooms_find_locked(sh, h, R("jo"));
+            if (r)
+                r->joins = 0x00ffff00u;
+            pthread_mutex_unlock(&sh->lock);
+        }
+        jo_join(order[i]);
+    }
+    /* Every seventh leaves; every fourteenth comes back, at the end. */
+    for (int i = 0; i < JO_N; i += 7)
+        jo_leave(order[i]);
+    for (int i = 0; i < JO_N; i += 14)
+        jo_join(order[i]);
+    pthread_mutex_lock(&sh->lock);
+    struct room *r = rooms_find_locked(sh, h, R("jo"));
+    struct room_snap *snap = r ? rooms_snapshot_locked(r) : NULL;
+    pthread_mutex_unlock(&sh->lock);
+    jo.first_mismatch = -1;
+    if (snap) {
+        jo.snap_n = snap->n;
+        for (uint32_t i = 0; i < snap->n && i < (uint32_t)jo.nexpect; i++)
+            if (snap->v[i].pid != jo.expect[i]) {
+                jo.first_mismatch = (int)i;
+                break;
+            }
+        pthread_mutex_lock(&sh->lock);
+        rooms_snap_unref(snap);
+        pthread_mutex_unlock(&sh->lock);
+    }
+    for (int i = 0; i < JO_N; i++)
+        snow_actor_kill(jo.pids[i], SNOW_EXIT_KILLED);
+}
+
+START_TEST(snapshot_in_join_order)
+{
+    memset(&jo, 0, sizeof jo);
+    ROOMS_RUN(2, join_order_root, NULL);
+    ck_assert_int_eq(jo.bad_sub, 0);
+    ck_assert_int_eq(jo.nexpect, JO_N - (JO_N + 6) / 7 + (JO_N + 13) / 14);
+    ck_assert_uint_eq(jo.snap_n, (uint32_t)jo.nexpect);
+    ck_assert_int_eq(jo.first_mismatch, -1);
 }
 END_TEST
 
@@ -875,6 +992,7 @@ Suite *rooms_suite(void)
     tcase_add_test(tc, order_per_publisher);
     tcase_add_test(tc, large_room_hand_off);
     tcase_add_test(tc, members_leave_in_any_order);
+    tcase_add_test(tc, snapshot_in_join_order);
     tcase_add_test(tc, history_and_resume);
     tcase_add_test(tc, resume_races_publisher);
     tcase_add_test(tc, concurrent_churn);

@@ -529,7 +529,9 @@ START_TEST(direct_batches_concurrent_in_order)
     }
     for (int i = 0; i < BCLIENTS; i++) {
         pthread_join(rd[i].t, NULL);
-        ck_assert_uint_eq(rd[i].bad, 0);
+        ck_assert_msg(rd[i].bad == 0, "reader %d: seq %llu after %llu frames (%llu skipped for backpressure)", i,
+                      (unsigned long long)rd[i].bad, (unsigned long long)rd[i].got,
+                      (unsigned long long)(counter(&rooms_stats.skipped_backpressure) - s0));
         ck_assert_uint_eq(rd[i].got, (uint64_t)BCLIENTS * BROUNDS * BPER);
         ck_assert_uint_eq(rd[i].first, rd[0].first);
     }
