@@ -493,6 +493,16 @@ struct runq {
     _Atomic uint32_t n;
 };
 
+/* One worker's look at another worker's stealable queue over time (the
+ * stealing policy, sched.c queue_worth): when the window opened and how
+ * many actors the other worker had started and spawned by then. */
+struct steal_watch {
+    int64_t t;        /* 0: no window open */
+    uint64_t spawned;
+    uint32_t slices;
+    bool worth;       /* the verdict of the last complete window */
+};
+
 struct worker {
     int index;
     pthread_t thread;
@@ -519,6 +529,10 @@ struct worker {
     struct worker *rn_park_victim; /* last shortened block: whose slot, at which slice count */
     uint32_t rn_park_slices;
     uint64_t rng;
+    struct steal_watch *watch; /* one per worker (by index), rt.watches */
+    /* Set by sched_has_work: when an idle worker that saw a queue not worth
+     * taking yet looks again (INT64_MAX: it saw none) */
+    int64_t watch_until;
     int64_t handoff_at;        /* after_slice's next poll or hand-off, at the earliest */
     struct actor *starved;     /* runnable, but no stack could be had */
     int64_t starved_retry_ns;  /* when to try them again */
@@ -566,6 +580,7 @@ enum { SW_YIELD = 1, SW_PARK, SW_HIBERNATE, SW_EXIT };
 struct runtime {
     int nworkers;
     struct worker *workers;
+    struct steal_watch *watches; /* nworkers x nworkers (struct worker's watch) */
     atomic_int running;         /* 1 between init and the end of run */
     atomic_int stopping;        /* workers leave their loops */
     atomic_int shutdown_req;    /* snow_rt_shutdown was called */
@@ -629,8 +644,13 @@ void sched_switch_out(int why);
 /* A new earliest timer: makes sure a worker will wait for it (interrupts a
  * blocked poller, else wakes a sleeper when called from outside a worker). */
 void sched_kick_timer(void);
-/* True when w or another worker has work to take (poller.c rechecks). */
+/* True when w or another worker has work to take (poller.c rechecks).
+ * Sets w->watch_until when another worker's queue holds actors that are
+ * not worth taking yet: a blocking wait ends by then. */
 bool sched_has_work(struct worker *w);
+/* The stealing policy's verdict (sched.c): a queue of `queued` actors on
+ * a worker that started or spawned `events` actors in the last dt_ns. */
+bool sched_steal_worth(uint32_t queued, int64_t dt_ns, uint64_t events);
 /* Counts a spawn (before the actor is enqueued) on the calling worker, or
  * on the shared counter from a plain thread. */
 void sched_actor_spawned(void);

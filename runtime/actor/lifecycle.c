@@ -100,6 +100,8 @@ static void teardown(void)
     proc_fini();
     free(rt.workers);
     rt.workers = NULL;
+    free(rt.watches);
+    rt.watches = NULL;
     atomic_store(&rt.running, 0); /* seq_cst: after the teardown it announces */
 }
 
@@ -117,11 +119,17 @@ int snow_rt_init(int nworkers)
     if (!rt.workers)
         return -ENOMEM;
     memset(rt.workers, 0, (size_t)n * sizeof *rt.workers);
+    rt.watches = calloc((size_t)n * (size_t)n, sizeof *rt.watches);
+    if (!rt.watches) {
+        free(rt.workers);
+        return -ENOMEM;
+    }
     timers_init();
     int err = proc_init();
     if (!err)
         err = poller_init();
     if (err) {
+        free(rt.watches);
         free(rt.workers);
         return err;
     }
@@ -132,6 +140,8 @@ int snow_rt_init(int nworkers)
     for (int i = 0; i < n && !err; i++) {
         struct worker *w = &rt.workers[i];
         w->index = i;
+        w->watch = rt.watches + (size_t)i * (size_t)n;
+        w->watch_until = INT64_MAX;
         w->rng = 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1);
         /* test hook: seq_cst, start-up only */
         err = actor_fail_thread_starts > 0 && atomic_fetch_sub(&actor_fail_thread_starts, 1) > 0

@@ -145,7 +145,11 @@ int poller_poll(bool block, int64_t until_ns)
         int64_t due = timers_next_due();
         if (due < until_ns)
             until_ns = due;
-        if (w && sched_has_work(w))
+        bool work = w && sched_has_work(w);
+        /* a queue not worth taking yet: look again then (sched.c) */
+        if (w && w->watch_until < until_ns)
+            until_ns = w->watch_until;
+        if (work)
             timeout_ns = 0;
         else if (until_ns == INT64_MAX)
             timeout_ns = -1;

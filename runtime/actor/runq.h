@@ -13,11 +13,14 @@
 
 /* ---- run queues ----------------------------------------------------------- */
 
-/* Appends the n actors chained from head to tail (through next). */
-static inline void rq_push_list(struct runq *q, struct actor *head, struct actor *tail, uint32_t n)
+/* Appends the n actors chained from head to tail (through next). Returns
+ * true when the queue was empty: the caller then makes sure an idle
+ * worker looks at it (wake_queue_owner). */
+static inline bool rq_push_list(struct runq *q, struct actor *head, struct actor *tail, uint32_t n)
 {
     tail->next = NULL;
     rt_spin_lock(&q->lock);
+    bool was_empty = !q->tail;
     if (q->tail)
         q->tail->next = head;
     else
@@ -27,11 +30,12 @@ static inline void rq_push_list(struct runq *q, struct actor *head, struct actor
      * wake-ups pair through the fences in wake_idle and idle */
     atomic_store_explicit(&q->n, atomic_load_explicit(&q->n, memory_order_relaxed) + n, memory_order_relaxed);
     rt_spin_unlock(&q->lock);
+    return was_empty;
 }
 
-static inline void rq_push(struct runq *q, struct actor *a)
+static inline bool rq_push(struct runq *q, struct actor *a)
 {
-    rq_push_list(q, a, a, 1);
+    return rq_push_list(q, a, a, 1);
 }
 
 static inline uint32_t rq_len(struct runq *q)
@@ -128,6 +132,26 @@ static inline void wake_one_idle(struct worker *self)
 static inline void wake_idle(struct worker *self)
 {
     atomic_thread_fence(memory_order_seq_cst);
+    wake_one_idle(self);
+}
+
+/* A push found owner's stealable queue empty (self: the pushing worker,
+ * NULL outside the workers). The owner, when it is not the pusher, may
+ * be idle and is woken first; else another idle worker, which from then
+ * on watches the queue until it empties (the stealing policy, sched.c).
+ * A push into a queue that already held actors wakes nobody: an idle
+ * worker that announced itself (sleeping, poll_blocked) after the push
+ * that found the queue empty sees the queue and waits with a deadline
+ * (watch_until); one that announced itself before was woken by that
+ * push, or another was, and a worker that steals fills its own empty
+ * queue, which wakes the next. So no queue is left without a watcher
+ * while a worker idles, and the owner runs it in any case. The fence is
+ * wake_idle's. */
+static inline void wake_queue_owner(struct worker *self, struct worker *owner)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (owner != self && wake_worker(owner))
+        return;
     wake_one_idle(self);
 }
 

@@ -19,13 +19,16 @@
  *
  * Idle workers: one idle worker holds the poll role and blocks in
  * epoll_pwait2 until the next timer; the others sleep on a private futex
- * with no timer timeout, so a deadline wakes one worker. Whoever makes work
- * stealable wakes a sleeper (or interrupts the poller), again with the
- * store-then-load pairing: the pusher stores the queue, fences, then loads
- * `sleeping`; the sleeper stores `sleeping`, fences, then rechecks the
- * queues (seq_cst fences on both sides, since the queue lengths are
- * relaxed). Busy workers look at timers and I/O after every slice
- * (after_slice), which bounds a deadline's lateness by about one slice.
+ * with no timer timeout, so a deadline wakes one worker. Whoever pushes
+ * into an empty stealable queue wakes a sleeper (or interrupts the
+ * poller), again with the store-then-load pairing: the pusher stores the
+ * queue, fences, then loads `sleeping`; the sleeper stores `sleeping`,
+ * fences, then rechecks the queues (seq_cst fences on both sides, since
+ * the queue lengths are relaxed). A sleeper that finds a queue holding
+ * actors it does not take yet (the stealing policy, below) sleeps with a
+ * deadline and looks again then. Busy workers look at timers and I/O
+ * after every slice (after_slice), which bounds a deadline's lateness by
+ * about one slice.
  */
 #include <errno.h>
 #include <sched.h>
@@ -178,8 +181,9 @@ void sched_enqueue(struct actor *a, bool from_waker)
     }
     if (w) {
         if (from_waker && w->current && woken_by_many(a, w->current->pid)) {
-            rq_push(&rt.workers[a->ran_on - 1].q, a);
-            wake_idle(w);
+            struct worker *home = &rt.workers[a->ran_on - 1];
+            if (rq_push(&home->q, a))
+                wake_queue_owner(w, home);
             return;
         }
         if (from_waker) {
@@ -205,15 +209,16 @@ void sched_enqueue(struct actor *a, bool from_waker)
             }
             a = old;
         }
-        rq_push(&w->q, a);
-        wake_idle(w);
+        if (rq_push(&w->q, a))
+            wake_queue_owner(w, w);
         return;
     }
     /* relaxed would do (only spreads the pushes); seq_cst kept: enqueues
-     * from outside the workers are rare */
+     * from outside the workers are rare. The owner is woken whether or not
+     * its queue was empty: it may be asleep with nothing else to run. */
     unsigned i = atomic_fetch_add(&rt.rr, 1) % (unsigned)rt.nworkers;
     rq_push(&rt.workers[i].q, a);
-    wake_idle(NULL);
+    wake_queue_owner(NULL, &rt.workers[i]);
 }
 
 void sched_wake_add(struct sched_wakes *l, struct actor *a)
@@ -252,8 +257,8 @@ void sched_wake_flush(struct sched_wakes *l)
         }
         return;
     }
-    rq_push_list(&w->q, rest, tail, n - 1);
-    wake_idle(w);
+    if (rq_push_list(&w->q, rest, tail, n - 1))
+        wake_queue_owner(w, w);
 }
 
 bool actor_notify_begin(struct actor *a, unsigned mask)
@@ -482,15 +487,93 @@ static bool local_work(struct worker *w)
            rq_len(&w->pq);
 }
 
+/* ---- the stealing policy ------------------------------------------------------ */
+
+/* Taking an actor from another worker's queue moves its record, its stack
+ * and its messages to this core, and the messages it sends back make the
+ * owner's lines travel too: for a short-lived actor (a child that sends
+ * one message and ends, 100-200 ns of work) that costs several times
+ * its work on both workers, and two workers exchanging such actors ran
+ * slower than one (bench/README.md). So a queue is taken from when it is
+ * worth it: when the actors its worker runs take STEAL_SLICE_NS or more
+ * on average (the move is cheap beside them), when what waits there adds
+ * up to STEAL_BACKLOG_NS or more at that rate, or when its worker started
+ * and spawned nothing for the whole window (one long slice or C call, or
+ * a thread the kernel descheduled: everything behind it waits). The rate
+ * is what the thief saw: the other worker's count of actors started
+ * (`slices`) and spawned (`spawned`, one writer each, read relaxed)
+ * between two looks at least WATCH_MIN_NS apart. A spawn counts as an
+ * event so that a spawner's slice, which fills the queue for as long as
+ * it runs, is not taken for a stuck worker. */
+#define STEAL_SLICE_NS 2000
+#define STEAL_BACKLOG_NS 1000000
+/* An idle worker that saw a queue not worth taking looks again after
+ * WATCH_NS (a deadline on its blocking wait) instead of being woken by
+ * every push: bounds how long a stuck worker's queue waits for a thief. */
+#define WATCH_NS 100000
+#define WATCH_MIN_NS 10000
+/* A window longer than this says little about the rate now; a new one
+ * opens. */
+#define WATCH_MAX_NS 1000000
+
+bool sched_steal_worth(uint32_t queued, int64_t dt_ns, uint64_t events)
+{
+    if (!queued)
+        return false;
+    if (!events)
+        return true;
+    uint64_t dt = dt_ns > 0 ? (uint64_t)dt_ns : 0;
+    /* dt < WATCH_MAX_NS and events are far below 2^40: no overflow */
+    return dt >= STEAL_SLICE_NS * events || (uint64_t)queued * dt >= STEAL_BACKLOG_NS * events;
+}
+
+/* w's look at v's stealable queue; *now is read once per caller (0: not
+ * yet). A window opens at a look that finds the queue non-empty and is
+ * judged at the first look at least WATCH_MIN_NS later (looks in between
+ * give the last verdict); an empty queue closes it. */
+static bool queue_worth(struct worker *w, struct worker *v, int64_t *now)
+{
+    /* by position, not v->index: a worker may look before snow_rt_init
+     * has set up the ones started after it */
+    struct steal_watch *o = &w->watch[v - rt.workers];
+    uint32_t n = rq_len(&v->q);
+    if (!n) {
+        o->t = 0;
+        return false;
+    }
+    if (!*now)
+        *now = rt_now_ns();
+    int64_t dt = *now - o->t;
+    if (o->t && dt < WATCH_MIN_NS)
+        return o->worth;
+    /* relaxed: counts written by v alone, read as a rate */
+    uint32_t sl = atomic_load_explicit(&v->slices, memory_order_relaxed);
+    uint64_t sp = atomic_load_explicit(&v->spawned, memory_order_relaxed);
+    bool open = o->t && dt <= WATCH_MAX_NS;
+    o->worth = open && sched_steal_worth(n, dt, (uint64_t)(uint32_t)(sl - o->slices) + (sp - o->spawned));
+    o->t = *now;
+    o->slices = sl;
+    o->spawned = sp;
+    return o->worth;
+}
+
 bool sched_has_work(struct worker *w)
 {
+    w->watch_until = INT64_MAX;
     /* seq_cst stopping: stop_workers stores it before waking everyone; a
      * worker deciding to sleep must see it or be woken */
     if (local_work(w) || atomic_load(&rt.stopping))
         return true;
-    for (int i = 0; i < rt.nworkers; i++)
-        if (rq_len(&rt.workers[i].q))
+    int64_t now = 0;
+    for (int i = 0; i < rt.nworkers; i++) {
+        struct worker *v = &rt.workers[i];
+        if (v == w)
+            continue;
+        if (queue_worth(w, v, &now))
             return true;
+        if (now && rq_len(&v->q))
+            w->watch_until = now + WATCH_NS;
+    }
     return false;
 }
 
@@ -589,10 +672,16 @@ static struct actor *find_work(struct worker *w)
     if (rt.nworkers > 1) {
         w->rng = w->rng * 6364136223846793005ULL + 1442695040888963407ULL;
         int start = (int)((w->rng >> 33) % (uint64_t)rt.nworkers);
+        int64_t now = 0;
         for (int i = 0; i < rt.nworkers; i++) {
             struct worker *v = &rt.workers[(start + i) % rt.nworkers];
-            if (v != w && (a = rq_steal(w, v)))
+            if (v != w && queue_worth(w, v, &now) && (a = rq_steal(w, v))) {
+                /* The chain filled this worker's empty queue: another
+                 * idle worker watches it (wake_queue_owner). */
+                if (rq_len(&w->q))
+                    wake_queue_owner(w, w);
                 return a;
+            }
         }
         if ((a = steal_runnext(w, true, NULL)))
             return a;
@@ -667,6 +756,10 @@ static void idle(struct worker *w)
         atomic_store(&w->sleeping, 0); /* as below */
         return;
     }
+    /* A queue not worth taking yet: look again then (pushes into it wake
+     * nobody, wake_queue_owner) */
+    if (w->watch_until < until)
+        until = w->watch_until;
     if (until == INT64_MAX) {
         rt_futex_wait(&w->sleeping, 1, NULL);
     } else {
@@ -689,6 +782,12 @@ static void idle(struct worker *w)
  * while another worker's runnext slot holds an actor it may soon take. */
 static bool spin_for_work(struct worker *w)
 {
+    /* Not next to a queue that is not worth taking yet (the caller's
+     * sched_has_work saw one): its worker is busy with short actors, and
+     * spinning would only read the lines it writes. The wait's deadline
+     * brings this worker back to look again. */
+    if (w->watch_until != INT64_MAX)
+        return false;
     /* seq_cst increment before the runnext loads: pairs with the waker's
      * exchange of runnext before its load of nspinning (sched_enqueue). */
     atomic_fetch_add(&rt.nspinning, 1);
@@ -702,6 +801,8 @@ static bool spin_for_work(struct worker *w)
             found = true;
             break;
         }
+        if (w->watch_until != INT64_MAX)
+            break;
         if (i < 64)
             continue;
         if (!pending)

@@ -3,8 +3,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <unistd.h>
 
+#include "actor/internal.h"
 #include "harness.h"
 
 static atomic_long counter;
@@ -343,6 +343,76 @@ START_TEST(work_stealing_moves_work)
 }
 END_TEST
 
+/* The stealing policy's verdict on a queue (sched.c): a worker whose
+ * actors are short keeps a queue that adds up to little; long actors, a
+ * long backlog, and a worker that started and spawned nothing are taken
+ * from. Windows of 100 us as an idle worker's looks give them. */
+START_TEST(steal_policy_verdicts)
+{
+    int64_t us100 = 100000;
+    ck_assert(!sched_steal_worth(0, us100, 0));           /* nothing queued */
+    ck_assert(sched_steal_worth(1, us100, 0));            /* one slice all along */
+    ck_assert(!sched_steal_worth(1000, us100, 1000));     /* 100 ns a child, 100 us queued */
+    ck_assert(!sched_steal_worth(5000, us100, 1000));     /* 0.5 ms queued */
+    ck_assert(sched_steal_worth(20000, us100, 1000));     /* 2 ms queued */
+    ck_assert(sched_steal_worth(2, us100, 10));           /* 10 us a slice */
+    ck_assert(sched_steal_worth(1, 2000 * 7, 7));         /* 2 us a slice, the bound */
+    ck_assert(!sched_steal_worth(1, 2000 * 7 - 1, 7));
+    ck_assert(sched_steal_worth(1000, 1000000, 1000));    /* 1 ms queued at 1 us each */
+    ck_assert(!sched_steal_worth(999, 1000000, 1000));
+}
+END_TEST
+
+/* A worker that never leaves one slice (an actor in a long loop without
+ * reduction checks) keeps the actors queued behind it only until the idle
+ * worker, watching that queue, finds it made no progress and takes them:
+ * the setter can only run on the other worker, and the hog only ends once
+ * it has. No wake-up arrives for this (pushes into a queue that holds
+ * actors wake nobody): the watcher's own deadline brings it back. */
+static atomic_int hog_on, setter_on;
+
+static void hog(void *arg)
+{
+    (void)arg;
+    atomic_store(&hog_on, actor_worker_index());
+    for (long i = 0; i < 20000000000L && !atomic_load(&flag); i++)
+        __builtin_ia32_pause();
+}
+
+static void hog_setter(void *arg)
+{
+    (void)arg;
+    atomic_store(&setter_on, actor_worker_index());
+    atomic_store(&flag, 1);
+}
+
+static void hog_root(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 8; i++)
+        snow_actor_spawn(count_child, NULL, 0);
+    snow_actor_spawn(hog, NULL, 0);
+    snow_actor_spawn(hog_setter, NULL, 0);
+}
+
+START_TEST(stuck_worker_queue_is_taken)
+{
+    atomic_store(&flag, 0);
+    atomic_store(&counter, 0);
+    atomic_store(&hog_on, -1);
+    atomic_store(&setter_on, -1);
+    struct actor_spawn_opts o = {.worker = 0, .pinned = true};
+    ck_assert_int_eq(snow_rt_init(2), 0);
+    ck_assert(actor_spawn(hog_root, NULL, 0, &o));
+    ck_assert_int_eq(snow_rt_run(), 0);
+    ck_assert_int_eq(atomic_load(&flag), 1);
+    ck_assert_int_eq(atomic_load(&counter), 8);
+    ck_assert_int_ge(atomic_load(&hog_on), 0);
+    ck_assert_int_ge(atomic_load(&setter_on), 0);
+    ck_assert_int_ne(atomic_load(&hog_on), atomic_load(&setter_on));
+}
+END_TEST
+
 /* Pinned actors stay on their worker. */
 static void pinned_child(void *arg)
 {
@@ -438,8 +508,13 @@ END_TEST
 static void idle_root(void *arg)
 {
     (void)arg;
+    atomic_store(&shutdown_armed, 0);
     for (int i = 0; i < 1000; i++)
         snow_actor_spawn(parked_forever, NULL, 0);
+    /* Every child has run up to its receive (on a busy machine that can
+     * take longer than any fixed pause), then the runtime settles. */
+    while (atomic_load(&shutdown_armed) < 1000)
+        snow_sleep(1);
     snow_sleep(50);
     clock_t c0 = clock();
     snow_sleep(500);
@@ -698,6 +773,8 @@ Suite *sched_suite(void)
     tcase_add_test(tc, woken_by_many_waits_its_turn);
     tcase_add_test(tc, reductions_preempt);
     tcase_add_test(tc, work_stealing_moves_work);
+    tcase_add_test(tc, steal_policy_verdicts);
+    tcase_add_test(tc, stuck_worker_queue_is_taken);
     tcase_add_test(tc, pinned_actors_stay_home);
     tcase_add_test(tc, shutdown_is_clean);
     tcase_add_test(tc, workers_from_env);
