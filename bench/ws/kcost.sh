@@ -22,6 +22,7 @@
 #   (sock:sock_send_length): how far apart two consecutive writes' sockets
 #   are, i.e. in what order the server walks its members.
 set -euo pipefail
+. "$(dirname "$0")/port.sh"
 mode=$1 build=$2 server=$3
 shift 3
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -43,13 +44,7 @@ bun) taskset -c 0 "$root/bench/ws/peers/node_modules/bun/bin/bun.exe" "$root/ben
 *) echo "kcost.sh: server is snow-rt or bun" >&2; exit 2 ;;
 esac
 srv=$!
-port=
-for _ in $(seq 200); do
-    port=$(awk '/^listening on/ {print $3; exit}' "$work/server.out")
-    [ -n "$port" ] && break
-    sleep 0.05
-done
-[ -n "$port" ] || { echo "kcost.sh: the server did not start" >&2; exit 1; }
+port=$(wait_port "$work/server.out") || { echo "kcost.sh: the server did not start" >&2; exit 1; }
 taskset -c 1 "$loadgen" "$@" --seconds "$secs" --warmup 1 --port "$port" --server-pid "$srv" >"$work/lg.out" 2>&1 &
 lg=$!
 sleep "$start"

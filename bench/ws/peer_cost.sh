@@ -26,6 +26,7 @@
 # poll) and context switches, which depend on how often a side runs out of
 # work; the rate and CPU times do.
 set -euo pipefail
+. "$(dirname "$0")/port.sh"
 build=$1
 shift
 srv_cmd=()
@@ -50,13 +51,7 @@ trap cleanup EXIT
 : >"$work/server.out"
 taskset -c 0 "${srv_cmd[@]}" --host 127.0.0.1 --port 0 >"$work/server.out" 2>&1 &
 srv=$!
-port=
-for _ in $(seq 200); do
-    port=$(awk '/^listening on/ {print $3; exit}' "$work/server.out")
-    [ -n "$port" ] && break
-    sleep 0.05
-done
-[ -n "$port" ] || { echo "peer_cost.sh: the server did not start" >&2; exit 1; }
+port=$(wait_port "$work/server.out") || { echo "peer_cost.sh: the server did not start" >&2; exit 1; }
 calls="epoll_wait epoll_pwait epoll_pwait2 poll ppoll read recvfrom readv write sendto writev sendmsg ioctl"
 ev=raw_syscalls:sys_enter,task-clock,context-switches
 for c in $calls; do ev+=",syscalls:sys_enter_$c"; done

@@ -19,6 +19,7 @@
 # (a poll that found nothing at once was a look while busy; one that waited
 # had run out of work).
 set -euo pipefail
+. "$(dirname "$0")/port.sh"
 build=$1
 call=$2
 shift 2
@@ -40,13 +41,7 @@ trap cleanup EXIT
 : >"$work/server.out"
 taskset -c 0 "${srv_cmd[@]}" --host 127.0.0.1 --port 0 >"$work/server.out" 2>&1 &
 srv=$!
-port=
-for _ in $(seq 200); do
-    port=$(awk '/^listening on/ {print $3; exit}' "$work/server.out")
-    [ -n "$port" ] && break
-    sleep 0.05
-done
-[ -n "$port" ] || { echo "poll_batches.sh: the server did not start" >&2; exit 1; }
+port=$(wait_port "$work/server.out") || { echo "poll_batches.sh: the server did not start" >&2; exit 1; }
 taskset -c 1 "$build/bench/ws/snow-ws-loadgen" echo "${largs[@]}" --seconds 5 --warmup 1 --port "$port" \
     --server-pid "$srv" >"$work/lg.out" 2>&1 &
 lg=$!
