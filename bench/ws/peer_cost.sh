@@ -29,14 +29,7 @@ set -euo pipefail
 . "$(dirname "$0")/port.sh"
 build=$1
 shift
-srv_cmd=()
-while [ $# -gt 0 ] && [ "$1" != -- ]; do
-    srv_cmd+=("$1")
-    shift
-done
-[ "${1:-}" = -- ] && shift
-largs=("$@")
-[ ${#largs[@]} -gt 0 ] || largs=(--path /echo --conns 100 --size 64 --depth 1)
+split_cmd "$@"
 secs=${SECS:-5}
 loadgen=$build/bench/ws/snow-ws-loadgen
 work=$(mktemp -d /tmp/snow-ws-peer-cost.XXXXXX)

@@ -23,14 +23,7 @@ set -euo pipefail
 build=$1
 call=$2
 shift 2
-srv_cmd=()
-while [ $# -gt 0 ] && [ "$1" != -- ]; do
-    srv_cmd+=("$1")
-    shift
-done
-[ "${1:-}" = -- ] && shift
-largs=("$@")
-[ ${#largs[@]} -gt 0 ] || largs=(--path /echo --conns 100 --size 64 --depth 1)
+split_cmd "$@"
 work=$(mktemp -d /tmp/snow-ws-poll-batches.XXXXXX)
 srv=
 cleanup() {
