@@ -494,7 +494,7 @@ struct runq {
 };
 
 /* One worker's look at another worker's stealable queue over time (the
- * stealing policy, sched.c queue_worth): when the window opened and how
+ * stealing policy, steal.c queue_worth): when the window opened and how
  * many actors the other worker had started and spawned by then. */
 struct steal_watch {
     int64_t t;        /* 0: no window open */
@@ -511,7 +511,7 @@ struct worker {
     struct actor *current;
     /* Woken by the running actor: runs next. An idle worker may take it
      * (CAS to NULL) once it has waited RUNNEXT_GRACE_NS while this worker
-     * did not switch (sched.c). */
+     * did not switch (steal.c). */
     struct actor *_Atomic runnext;
     struct actor *runnext_pinned; /* the same for actors pinned here: never stolen */
     _Atomic uint32_t slices;   /* actors started on this worker (relaxed: a hint for thieves) */
@@ -648,9 +648,20 @@ void sched_kick_timer(void);
  * Sets w->watch_until when another worker's queue holds actors that are
  * not worth taking yet: a blocking wait ends by then. */
 bool sched_has_work(struct worker *w);
-/* The stealing policy's verdict (sched.c): a queue of `queued` actors on
+/* The stealing policy's verdict (steal.c): a queue of `queued` actors on
  * a worker that started or spawned `events` actors in the last dt_ns. */
 bool sched_steal_worth(uint32_t queued, int64_t dt_ns, uint64_t events);
+/* An actor taken from another worker for idle w (steal.c), or NULL. */
+struct actor *sched_steal(struct worker *w);
+/* Looks at the other workers' runnext slots (steal.c): with take, returns
+ * an actor taken from a stuck one; without, (struct actor *)1 when one is
+ * stuck. *pending (may be NULL) tells whether any slot is occupied. */
+struct actor *sched_steal_runnext(struct worker *w, bool take, bool *pending);
+/* How long a woken actor may wait in the runnext slot of a worker that does
+ * not switch before an idle worker takes it. Short against a time slice,
+ * long against a request/response exchange, where the waker parks within a
+ * microsecond or two and its own worker runs the woken actor. */
+#define RUNNEXT_GRACE_NS 20000
 /* Counts a spawn (before the actor is enqueued) on the calling worker, or
  * on the shared counter from a plain thread. */
 void sched_actor_spawned(void);

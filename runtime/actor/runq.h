@@ -1,7 +1,7 @@
 /*
- * runq.h: the run queues and the waking of idle workers, for sched.c
- * only (static inline, so that the scheduler's loop keeps them inline as
- * when they were in sched.c; no other file includes this).
+ * runq.h: the run queues and the waking of idle workers, for the
+ * scheduler alone (sched.c, steal.c; static inline, so that the
+ * scheduler's loop keeps them inline; no other file includes this).
  *
  * A queue is a list under a spinlock with a relaxed length beside it that
  * lock-free readers take as a hint (struct runq, internal.h).
@@ -138,7 +138,7 @@ static inline void wake_idle(struct worker *self)
 /* A push found owner's stealable queue empty (self: the pushing worker,
  * NULL outside the workers). The owner, when it is not the pusher, may
  * be idle and is woken first; else another idle worker, which from then
- * on watches the queue until it empties (the stealing policy, sched.c).
+ * on watches the queue until it empties (the stealing policy, steal.c).
  * A push into a queue that already held actors wakes nobody: an idle
  * worker that announced itself (sleeping, poll_blocked) after the push
  * that found the queue empty sees the queue and waits with a deadline
@@ -153,6 +153,14 @@ static inline void wake_queue_owner(struct worker *self, struct worker *owner)
     if (owner != self && wake_worker(owner))
         return;
     wake_one_idle(self);
+}
+
+/* Work on w itself: its runnext slots or either queue. */
+static inline bool local_work(struct worker *w)
+{
+    /* relaxed runnext: a hint; taking it is an exchange (take_runnext) */
+    return w->runnext_pinned || atomic_load_explicit(&w->runnext, memory_order_relaxed) || rq_len(&w->q) ||
+           rq_len(&w->pq);
 }
 
 #endif

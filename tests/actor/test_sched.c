@@ -343,7 +343,7 @@ START_TEST(work_stealing_moves_work)
 }
 END_TEST
 
-/* The stealing policy's verdict on a queue (sched.c): a worker whose
+/* The stealing policy's verdict on a queue (steal.c): a worker whose
  * actors are short keeps a queue that adds up to little; long actors, a
  * long backlog, and a worker that started and spawned nothing are taken
  * from. Windows of 100 us as an idle worker's looks give them. */
