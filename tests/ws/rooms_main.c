@@ -5,6 +5,7 @@
 int main(void)
 {
     SRunner *sr = srunner_create(rooms_suite());
+    srunner_add_suite(sr, rooms_history_suite());
     srunner_add_suite(sr, rooms_ws_suite());
     srunner_add_suite(sr, rooms_backlog_suite());
     srunner_add_suite(sr, rooms_direct_suite());

@@ -30,7 +30,12 @@ int rooms_test_upgrade(int port, const char *path, int rcvbuf);
  * or its receive timeout. */
 bool rooms_test_read_all(int fd, void *p, size_t n);
 
+/* Receives one room message (inside an actor): fills *h and returns the
+ * payload, or NULL on timeout or when it is not room's. */
+const unsigned char *rooms_test_recv(SnowRoomMsg *h, const char *room, int timeout_ms);
+
 Suite *rooms_suite(void);
+Suite *rooms_history_suite(void);
 Suite *rooms_ws_suite(void);
 Suite *rooms_backlog_suite(void);
 Suite *rooms_direct_suite(void);
