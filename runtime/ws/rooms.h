@@ -34,7 +34,7 @@ struct room_member {
     const void *conn;
     uint8_t kind;
     /* The room's join count at this join (struct room joins): a snapshot
-     * lists its members in this order (rooms.c, rooms_snapshot_locked). */
+     * lists its members in this order (room_members.c, rooms_snapshot_locked). */
     uint32_t order;
 };
 
@@ -107,8 +107,17 @@ struct room_shard {
 #define ROOM_HISTORY_KIB_DEFAULT 8192
 
 struct room_shard *rooms_shard_of(uint64_t hash);
-/* With the shard locked: the members now, shared (one reference for the
- * caller), or NULL on ENOMEM. */
+static inline uint64_t rooms_pid_hash(SnowPid pid)
+{
+    uint64_t h = pid * 0x9e3779b97f4a7c15ULL;
+    return h ^ (h >> 31);
+}
+/* With the shard locked (room_members.c): adds m to r's member table
+ * (0, or -ENOMEM); removes pid from it (false: not a member). */
+int rooms_member_add(struct room *r, const struct room_member *m);
+bool rooms_member_del(struct room *r, SnowPid pid);
+/* With the shard locked (room_members.c): the members now, in join
+ * order, shared (one reference for the caller), or NULL on ENOMEM. */
 struct room_snap *rooms_snapshot_locked(struct room *r);
 uint64_t rooms_hash(const void *name, size_t len);
 /* With the shard locked: the live room named name, or NULL. */
