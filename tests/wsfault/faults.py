@@ -1,0 +1,77 @@
+"""What the fault cases share (run.py, abuse.py): the results they report
+to, polling with a deadline, a server's connection and thread counts, a
+client with a 4 KiB receive buffer and what it was sent before a cut."""
+import base64
+import os
+import socket
+import struct
+import time
+
+from runner import Results
+from wsclient import OP_BINARY, OP_CLOSE, Closed, Conn, Fail, describe
+
+results = Results()
+report = results.report
+stop_checked = results.stop_checked
+
+
+def wait_for(pred, timeout, step=0.02):
+    """Polls pred() until it is true or timeout passes; returns the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(step)
+
+
+def connections(srv):
+    return srv.stats()["connections"]
+
+
+def threads(srv):
+    return srv.proc_status("Threads")
+
+
+def small_buffer_conn(port, path, timeout):
+    """A client whose socket takes 4 KiB at most (set before connecting, so
+    the advertised window stays small); the handshake is read byte by byte
+    so that nothing after the 101 is taken off the socket."""
+    c = Conn(port, path, connect=False)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(timeout)
+    s.connect(("127.0.0.1", port))
+    c.sock = s
+    s.sendall(c.request_bytes(base64.b64encode(os.urandom(16)).decode()))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise Fail("%s handshake on a small-buffer socket: %r" % (path, head[:40]))
+    return c
+
+
+def read_until_cut(c, who, timeout):
+    """What a client cut off at its outbound limit had been sent: binary
+    messages numbered by their first 8 bytes, whole, in order and once each,
+    then a close 1008 or the end of TCP. Returns (the numbers, how it ended)."""
+    c.sock.settimeout(timeout)
+    seqs, ended = [], None
+    try:
+        while True:
+            fin, op, data = c.recv_frame(timeout=timeout)
+            if op == OP_BINARY:
+                seqs.append(struct.unpack("!Q", data[:8])[0])
+            elif op == OP_CLOSE:
+                ended = describe(op, data)
+                if data[:2] != struct.pack("!H", 1008):
+                    raise Fail("%s: expected close 1008 (or a TCP close), got %s" % (who, ended))
+                break
+    except Closed as e:
+        ended = "TCP %s" % e.how
+    except TimeoutError:
+        raise Fail("%s: neither closed nor sending after the cut" % who)
+    if seqs != sorted(seqs) or len(set(seqs)) != len(seqs):
+        raise Fail("%s: messages out of order or duplicated" % who)
+    return seqs, ended
