@@ -8,6 +8,7 @@ int main(void)
     SRunner *sr = srunner_create(base64_suite());
     srunner_add_suite(sr, utf8_suite());
     srunner_add_suite(sr, decoder_suite());
+    srunner_add_suite(sr, unmask_suite());
     srunner_add_suite(sr, encoder_suite());
     srunner_add_suite(sr, message_suite());
     srunner_add_suite(sr, close_suite());

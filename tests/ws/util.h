@@ -29,6 +29,7 @@
 Suite *base64_suite(void);
 Suite *utf8_suite(void);
 Suite *decoder_suite(void);
+Suite *unmask_suite(void);
 Suite *encoder_suite(void);
 Suite *message_suite(void);
 Suite *close_suite(void);
