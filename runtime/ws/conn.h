@@ -5,6 +5,8 @@
  *   upgrade.c  the entry point: handshake, Origin, on_connect, 101 / refusal
  *   conn.c     the loop on the connection actor: read, frames, mailbox,
  *              deadlines, hibernation, close, exit, ws_conn_deliver
+ *   conn_large.c  large payloads: read in place, sent without a copy;
+ *              the owner's sends
  *   life.c     the awake part's allocation, and the one end of every path
  *   outq.c     the outbound queue: control lane + data lane, iovec batches
  *   table.c    PID -> connection table (handles), route counters, count
@@ -47,6 +49,9 @@
 #define WS_FLUSH_AT (256 * 1024)
 /* Mailbox messages handled per wake-up before the loop looks at the socket. */
 #define WS_MAIL_BUDGET 256
+/* Own messages of at least this many bytes are sent without a copy into
+ * their frames (conn_large.c). */
+#define WS_SEND_LARGE WS_SEND_FRAGMENT
 /* A connection whose peer sent bytes less than this long ago waits with its
  * stack and awake part instead of hibernating (conn.c, maybe_hibernate). */
 #define WS_HOT_MS 20
@@ -140,6 +145,36 @@ int ws_outq_message(struct ws_outq *q, unsigned opcode, const void *p, size_t n)
  * a compressed message). */
 int ws_outq_message_rsv(struct ws_outq *q, unsigned opcode, unsigned rsv, const void *p, size_t n);
 
+/*
+ * Large own messages without a copy into frames (conn_large.c). The
+ * fragments of such a message are frames of a header each, whose payload
+ * stays where the message is: in a block kept by a struct ws_payload (one
+ * reference per frame, and one for whoever else still looks at it), or,
+ * for the length of one send call, in the sender's own buffer ("lent":
+ * hold NULL). Only the connection's own actor uses these, so the count is
+ * a plain one.
+ */
+struct ws_payload {
+    size_t refs;
+    uint8_t *data; /* malloc'd; freed with the last reference */
+};
+/* A holder of block (malloc'd, len bytes), which it now owns, with one
+ * reference; NULL on ENOMEM (block untouched). */
+struct ws_payload *ws_payload_adopt(uint8_t *block);
+void ws_payload_drop(struct ws_payload *h);
+/* The message p[0..n) as fragments of at most WS_SEND_FRAGMENT bytes
+ * whose payload stays at p, kept by hold (a reference per fragment), or
+ * lent when hold is NULL: then, before the sender's call returns, either
+ * ws_outq_keep or ws_outq_unlend. 0 or -ENOMEM (nothing queued). */
+int ws_outq_message_at(struct ws_outq *q, unsigned opcode, const uint8_t *p, size_t n, struct ws_payload *hold);
+/* The lent fragments' bytes not yet written are copied into a block of
+ * their own, so the sender may have its buffer back. 0 or -ENOMEM
+ * (nothing changed). */
+int ws_outq_keep(struct ws_outq *q);
+/* Drops the lent fragments (after ws_outq_keep failed). Returns true when
+ * one was partly written already: the stream is then torn. */
+bool ws_outq_unlend(struct ws_outq *q);
+
 /* ---- the connection ---- */
 
 enum ws_phase {
@@ -169,6 +204,7 @@ struct ws_live {
     int64_t close_due, stall_due, drain_due, spread_due;
     const uint8_t *msg;       /* the message on_message is looking at */
     size_t msg_len;
+    struct ws_payload *msg_hold; /* it, handed over to frames (conn_large.c) */
     bool msg_text;            /* it is text (valid UTF-8: checked as it came) */
     struct ws_handshake *hs;  /* during CONNECTING only */
     const SnowHttpReq *req;   /* during CONNECTING only */
@@ -310,6 +346,16 @@ static inline SnowPid ws_handle_pid(const SnowWsConn *h)
 int ws_upgrade_entry(struct http_upgrade *up);
 /* Runs the open connection until it ends (hibernating on the way). */
 void ws_conn_run(struct ws_conn *c);
+/* Writes what is queued as far as the socket takes it now (the end of a
+ * turn does this; a send may do it earlier). */
+void ws_conn_flush(struct ws_conn *c);
+/* conn_large.c: room in the message buffer to read the current frame's
+ * payload into (NULL: read into the read buffer), and the n bytes read
+ * there taken in (0, or the code to close with). */
+uint8_t *ws_conn_payload_room(struct ws_conn *c, size_t *room);
+uint16_t ws_conn_take_payload(struct ws_conn *c, uint8_t *p, size_t n);
+/* on_message returned: the message's bytes may go (conn_large.c). */
+void ws_conn_message_done(struct ws_conn *c);
 /* Queues a data message / control frame / close from the owning actor. */
 int ws_conn_send_own(struct ws_conn *c, unsigned opcode, const void *p, size_t n);
 int ws_conn_ping_own(struct ws_conn *c, const void *p, size_t n);

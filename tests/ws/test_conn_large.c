@@ -1,17 +1,22 @@
 /*
  * test_conn_large.c: messages larger than the read buffer, whose payload
- * the connection reads straight into the message buffer (conn.c,
- * payload_room): echoed intact whole, fragmented (with a ping between two
+ * the connection reads straight into the message buffer (conn_large.c,
+ * ws_conn_payload_room): echoed intact whole, fragmented (with a ping between two
  * fragments and a UTF-8 sequence split across them) and split into two
  * writes at many offsets (inside the header, at the mask phases, around
  * the read buffer's sizes); a bad UTF-8 byte deep inside fails with 1007;
- * a message over the route's limit fails with 1009.
+ * a message over the route's limit fails with 1009. Large sends without a
+ * copy into frames (conn_large.c): the message on_message looks at, sent
+ * back whole, twice, and in part, from the buffer it came in; a message in
+ * the handler's own buffer, written as far as the socket takes it and the
+ * rest kept, so the handler may overwrite the buffer at once.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "conn_routes.h"
+#include "ws/conn.h"
 
 #define BIG 300000
 #define LIMITED_MAX 200000
@@ -19,11 +24,42 @@
  * Close, so that its TCP close finds no unread input to reset with. */
 #define OVER (LIMITED_MAX + 10000)
 
-static SnowWsHandler h_big, h_limited;
+static SnowWsHandler h_big, h_limited, h_relay;
+
+/* The bytes of the relay's own message: a copy of what came in with every
+ * byte turned around, so it differs from the message everywhere. */
+static void turn(uint8_t *dst, const uint8_t *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = (uint8_t)~src[i];
+}
+
+/* For a message of n bytes: its turned copy from a buffer of the
+ * handler's (overwritten and freed right after the send), the message
+ * itself twice, all of it but 1,000 bytes at each end, then "end". */
+static void relay(SnowWsConn *conn, const void *data, size_t len, int is_text, void *arg)
+{
+    (void)is_text;
+    (void)arg;
+    /* A failed send shows as "bad" at the end (no assertion on the
+     * server's thread). */
+    int bad = 0;
+    uint8_t *own = malloc(len);
+    if (own) {
+        turn(own, data, len);
+        bad |= snow_ws_send_binary(conn, own, len);
+        memset(own, 0xA5, len);
+        free(own);
+    }
+    bad |= snow_ws_send_binary(conn, data, len);
+    bad |= snow_ws_send_binary(conn, data, len);
+    bad |= snow_ws_send_binary(conn, (const uint8_t *)data + 1000, len - 2000);
+    snow_ws_send_text(conn, bad || !own ? "bad" : "end", 3);
+}
 
 static void routes(SnowRouter *r)
 {
-    SnowWsHandler *all[] = {&h_big, &h_limited};
+    SnowWsHandler *all[] = {&h_big, &h_limited, &h_relay};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         snow_ws_handler_init(all[i]);
         all[i]->on_close = record_close;
@@ -33,8 +69,12 @@ static void routes(SnowRouter *r)
     }
     h_big.max_message = 1u << 20;
     h_limited.max_message = LIMITED_MAX;
+    h_relay.max_message = 1u << 20;
+    h_relay.on_message = relay;
+    h_relay.outbound_limit = 64u << 20; /* room for all five at once */
     ck_assert_int_eq(snow_router_ws(r, "/big", &h_big), 0);
     ck_assert_int_eq(snow_router_ws(r, "/limited", &h_limited), 0);
+    ck_assert_int_eq(snow_router_ws(r, "/relay", &h_relay), 0);
 }
 
 /* Binary bytes that differ from their neighbours and from the mask. */
@@ -199,6 +239,47 @@ START_TEST(large_message_over_limit_fails)
 }
 END_TEST
 
+START_TEST(large_sends_without_a_copy_into_frames)
+{
+    /* Sizes around the large-send threshold and the fragment size, one
+     * over the socket's buffers, single frames and fragmented messages
+     * (reassembled in the buffer the sends then hand over); each message
+     * on the same connection, so every one starts in a new buffer. The
+     * client reads only after sending, so the first send meets a socket
+     * that takes part of it or none. */
+    server_start(routes);
+    struct wsc c;
+    ck_assert_int_eq(wsc_open(&c, port, "/relay", NULL, NULL, 0), 101);
+    static const size_t sizes[] = {WS_SEND_LARGE + 2000 - 1, WS_SEND_LARGE + 2000, 2 * WS_SEND_FRAGMENT,
+                                   2 * WS_SEND_FRAGMENT + 1, BIG, 1u << 20};
+    uint8_t *bin = binary_payload(1u << 20);
+    uint8_t *turned = malloc(1u << 20);
+    for (int fragmented = 0; fragmented < 2; fragmented++) {
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            size_t n = sizes[i];
+            if (fragmented) {
+                ck_assert_int_eq(wsc_frame(&c, 0x02, bin, n / 3), 0);
+                ck_assert_int_eq(wsc_frame(&c, 0x80, bin + n / 3, n - n / 3), 0);
+            } else {
+                ck_assert_int_eq(wsc_frame(&c, 0x82, bin, n), 0);
+            }
+            turn(turned, bin, n);
+            expect_big(&c, 2, turned, n);
+            expect_big(&c, 2, bin, n);
+            expect_big(&c, 2, bin, n);
+            expect_big(&c, 2, bin + 1000, n - 2000);
+            expect_big(&c, 1, "end", 3);
+        }
+    }
+    close_clean(&c);
+    wait_closes(1);
+    ck_assert_int_eq(seen().last_code, 1000);
+    free(turned);
+    free(bin);
+    server_stop();
+}
+END_TEST
+
 Suite *conn_large_suite(void)
 {
     Suite *s = suite_create("ws_conn_large");
@@ -208,6 +289,7 @@ Suite *conn_large_suite(void)
     tcase_add_test(t, large_message_split_anywhere);
     tcase_add_test(t, bad_utf8_deep_in_large_text_fails);
     tcase_add_test(t, large_message_over_limit_fails);
+    tcase_add_test(t, large_sends_without_a_copy_into_frames);
     suite_add_tcase(s, t);
     return s;
 }
