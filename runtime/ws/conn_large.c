@@ -13,7 +13,11 @@
  *   in the reassembly buffer (an echo, a relay of what came in): the
  *   buffer itself is handed over to the frames, and the next message gets
  *   a new one (it regrew from nothing after every large message anyway,
- *   hibernation giving it back);
+ *   hibernation giving it back). With no large buffer left the connection
+ *   now waits awake after such a message like after a small one (conn.c
+ *   looks at the buffer's size): what made staying awake cost fresh pages
+ *   was the message buffer kept while the frames took copies, and neither
+ *   happens here (page faults per 1 MiB echo: 7.5 before, 7.1 after);
  * - any other buffer of the sender's: lent for the length of the call.
  *   What the socket takes at once is written from there; only the rest
  *   is copied, into one block that its fragments share.
