@@ -70,7 +70,7 @@ void ws_conn_measure_kernel(struct ws_conn *c)
  */
 static void kernel_after_write(struct ws_conn *c, size_t w)
 {
-    int64_t cap = (int64_t)(ws_limit(c) < 2 * WS_SNDBUF_MAX ? ws_limit(c) : 2 * WS_SNDBUF_MAX);
+    int64_t cap = (int64_t)ws_limit(c) < 2 * (int64_t)ws_sndbuf(c) ? (int64_t)ws_limit(c) : 2 * (int64_t)ws_sndbuf(c);
     int64_t k = atomic_load_explicit(&c->kernel, memory_order_relaxed) + (int64_t)w;
     if (k > cap)
         k = cap;

@@ -56,8 +56,16 @@
  * stack and awake part instead of hibernating (conn.c, maybe_hibernate). */
 #define WS_HOT_MS 20
 /* The kernel's share of a connection's outbound limit: SO_SNDBUF is capped
- * at this (the kernel doubles it for its bookkeeping). */
+ * at this (the kernel doubles it for its bookkeeping), and at half the
+ * limit. */
 #define WS_SNDBUF_MAX (128 * 1024)
+/* The cap once the connection has sent a large own message (conn_large.c):
+ * those bytes are its own, not shared with a room's other members, so the
+ * kernel holding more of them costs no more memory than the queue would,
+ * and the pending bytes stay bounded by the limit either way. A 1 MiB
+ * message then goes to the socket in one or two writes instead of five,
+ * each after a wait for writable. */
+#define WS_SNDBUF_LARGE (512 * 1024)
 
 /* ---- per-route counters (table.c) ---- */
 
@@ -276,6 +284,7 @@ struct ws_conn {
     bool in_table;
     bool user_rooted;         /* &user is a root slot of the actor's heap */
     bool idle_counted;        /* hibernated: counted in ws_idle_totals */
+    bool sndbuf_large;        /* SO_SNDBUF raised to WS_SNDBUF_LARGE's cap */
     uint16_t proto_len;       /* chosen subprotocol, in proto_buf */
     char *proto_buf;          /* malloc'd */
     /* The program's user data: a root slot of the actor's heap once set
@@ -290,6 +299,14 @@ struct ws_conn {
 static inline size_t ws_limit(const struct ws_conn *c)
 {
     return c->h->outbound_limit ? c->h->outbound_limit : (size_t)1 << 20;
+}
+
+/* The connection's SO_SNDBUF setting (the kernel doubles it). */
+static inline int ws_sndbuf(const struct ws_conn *c)
+{
+    size_t cap = c->sndbuf_large ? WS_SNDBUF_LARGE : WS_SNDBUF_MAX;
+    size_t v = ws_limit(c) / 2 < cap ? ws_limit(c) / 2 : cap;
+    return v < 4096 ? 4096 : (int)v;
 }
 
 /* FNV-1a of a control payload, to match a pong to the last ping. */

@@ -9,10 +9,15 @@
  * copy into frames (conn_large.c): the message on_message looks at, sent
  * back whole, twice, and in part, from the buffer it came in; a message in
  * the handler's own buffer, written as far as the socket takes it and the
- * rest kept, so the handler may overwrite the buffer at once.
+ * rest kept, so the handler may overwrite the buffer at once; the
+ * connection's send buffer raised by its first large send.
  */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "conn_routes.h"
@@ -24,7 +29,32 @@
  * Close, so that its TCP close finds no unread input to reset with. */
 #define OVER (LIMITED_MAX + 10000)
 
-static SnowWsHandler h_big, h_limited, h_relay;
+static SnowWsHandler h_big, h_limited, h_relay, h_flood_large;
+
+#define FLOOD_LIMIT (4u << 20)
+#define FLOOD_MSG (256u * 1024)
+
+/* Sends its own FLOOD_MSG-byte messages (each byte its index's low byte
+ * plus the message's number) until one is refused, and records how many
+ * went and what was pending then. */
+static void flood_large(SnowWsConn *conn, const void *data, size_t len, int is_text, void *arg)
+{
+    (void)data;
+    (void)len;
+    (void)is_text;
+    (void)arg;
+    uint8_t *block = malloc(FLOOD_MSG);
+    int r = -ENOMEM, sent = 0;
+    while (block && sent < 1000) {
+        for (size_t i = 0; i < FLOOD_MSG; i++)
+            block[i] = (uint8_t)(i + (size_t)sent);
+        if ((r = snow_ws_send_binary(conn, block, FLOOD_MSG)) != 0)
+            break;
+        sent++;
+    }
+    free(block);
+    record_flood(conn, r, sent);
+}
 
 /* The bytes of the relay's own message: a copy of what came in with every
  * byte turned around, so it differs from the message everywhere. */
@@ -59,7 +89,7 @@ static void relay(SnowWsConn *conn, const void *data, size_t len, int is_text, v
 
 static void routes(SnowRouter *r)
 {
-    SnowWsHandler *all[] = {&h_big, &h_limited, &h_relay};
+    SnowWsHandler *all[] = {&h_big, &h_limited, &h_relay, &h_flood_large};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         snow_ws_handler_init(all[i]);
         all[i]->on_close = record_close;
@@ -75,6 +105,9 @@ static void routes(SnowRouter *r)
     ck_assert_int_eq(snow_router_ws(r, "/big", &h_big), 0);
     ck_assert_int_eq(snow_router_ws(r, "/limited", &h_limited), 0);
     ck_assert_int_eq(snow_router_ws(r, "/relay", &h_relay), 0);
+    h_flood_large.on_message = flood_large;
+    h_flood_large.outbound_limit = FLOOD_LIMIT;
+    ck_assert_int_eq(snow_router_ws(r, "/floodlarge", &h_flood_large), 0);
 }
 
 /* Binary bytes that differ from their neighbours and from the mask. */
@@ -280,6 +313,107 @@ START_TEST(large_sends_without_a_copy_into_frames)
 }
 END_TEST
 
+/* SO_SNDBUF of the server's end of c's connection (the server runs in
+ * this process): the socket whose address is c's peer and whose peer is
+ * c's address. -1 when none is found. */
+static int server_sndbuf(const struct wsc *c)
+{
+    struct sockaddr_in me, srv;
+    socklen_t l = sizeof me;
+    ck_assert_int_eq(getsockname(c->fd, (struct sockaddr *)&me, &l), 0);
+    l = sizeof srv;
+    ck_assert_int_eq(getpeername(c->fd, (struct sockaddr *)&srv, &l), 0);
+    for (int fd = 0; fd < 4096; fd++) {
+        struct sockaddr_in a, b;
+        socklen_t la = sizeof a, lb = sizeof b;
+        if (fd == c->fd || getsockname(fd, (struct sockaddr *)&a, &la) || getpeername(fd, (struct sockaddr *)&b, &lb))
+            continue;
+        if (a.sin_family != AF_INET || a.sin_port != srv.sin_port || b.sin_port != me.sin_port)
+            continue;
+        int v;
+        socklen_t lv = sizeof v;
+        if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, &lv) == 0)
+            return v;
+    }
+    return -1;
+}
+
+/* What the kernel reports for SO_SNDBUF set to v: doubled, after capping
+ * at net.core.wmem_max. */
+static int granted(int v)
+{
+    FILE *f = fopen("/proc/sys/net/core/wmem_max", "r");
+    int max = v;
+    if (f) {
+        if (fscanf(f, "%d", &max) != 1)
+            max = v;
+        fclose(f);
+    }
+    return 2 * (v < max ? v : max);
+}
+
+START_TEST(large_send_widens_the_send_buffer)
+{
+    /* The route's limit is 1 MiB: SO_SNDBUF is half of it capped at
+     * 128 KiB until the first large own message, then at 512 KiB. A small
+     * echo leaves it as it is. */
+    server_start(routes);
+    struct wsc c;
+    ck_assert_int_eq(wsc_open(&c, port, "/big", NULL, NULL, 0), 101);
+    ck_assert_int_eq(server_sndbuf(&c), granted(WS_SNDBUF_MAX));
+    uint8_t *bin = binary_payload(BIG);
+    ck_assert_int_eq(wsc_frame(&c, 0x82, bin, 1000), 0);
+    expect_big(&c, 2, bin, 1000);
+    ck_assert_int_eq(server_sndbuf(&c), granted(WS_SNDBUF_MAX));
+    ck_assert_int_eq(wsc_frame(&c, 0x82, bin, BIG), 0);
+    expect_big(&c, 2, bin, BIG);
+    ck_assert_int_eq(server_sndbuf(&c), granted(WS_SNDBUF_LARGE));
+    /* And it goes on as before. */
+    ck_assert_int_eq(wsc_frame(&c, 0x82, bin, BIG), 0);
+    expect_big(&c, 2, bin, BIG);
+    close_clean(&c);
+    wait_closes(1);
+    free(bin);
+    server_stop();
+}
+END_TEST
+
+START_TEST(large_sends_count_the_wider_kernel_share)
+{
+    /* A peer that takes little and never reads: large sends from the
+     * handler's own buffer are taken until what is pending (the queue and
+     * the kernel's share, which the wider send buffer makes up to 1 MiB)
+     * reaches the limit; at most the limit, one message and the little
+     * the peer's window took were accepted, and all of it arrives intact
+     * and in order. */
+    server_start(routes);
+    wsc_rcvbuf = 4096;
+    struct wsc c;
+    ck_assert_int_eq(wsc_open(&c, port, "/floodlarge", NULL, NULL, 0), 101);
+    ck_assert_int_eq(wsc_frame(&c, 0x81, "go", 2), 0);
+    wait_bp_result();
+    ck_assert_int_eq(seen().bp_result, SNOW_EBACKPRESSURE);
+    int sent = seen().bp_sent;
+    ck_assert_int_ge(seen().bp_buffered, (int64_t)FLOOD_LIMIT);
+    ck_assert_int_le((int64_t)sent * FLOOD_MSG, (int64_t)FLOOD_LIMIT + FLOOD_MSG + 64 * 1024);
+    ck_assert_int_gt(sent, 0);
+    uint8_t *want = malloc(FLOOD_MSG);
+    for (int k = 0; k < sent; k++) {
+        for (size_t i = 0; i < FLOOD_MSG; i++)
+            want[i] = (uint8_t)(i + (size_t)k);
+        expect_big(&c, 2, want, FLOOD_MSG);
+    }
+    free(want);
+    SnowWsStats st;
+    snow_ws_route_stats(&h_flood_large, &st);
+    ck_assert_uint_eq(st.backpressure_refused, 1);
+    wsc_close(&c);
+    wait_closes(1);
+    wsc_rcvbuf = 0;
+    server_stop();
+}
+END_TEST
+
 Suite *conn_large_suite(void)
 {
     Suite *s = suite_create("ws_conn_large");
@@ -290,6 +424,8 @@ Suite *conn_large_suite(void)
     tcase_add_test(t, bad_utf8_deep_in_large_text_fails);
     tcase_add_test(t, large_message_over_limit_fails);
     tcase_add_test(t, large_sends_without_a_copy_into_frames);
+    tcase_add_test(t, large_send_widens_the_send_buffer);
+    tcase_add_test(t, large_sends_count_the_wider_kernel_share);
     suite_add_tcase(s, t);
     return s;
 }
