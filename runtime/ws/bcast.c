@@ -32,6 +32,8 @@ struct ws_shared_frame *ws_shared_frame_new(unsigned opcode, unsigned rsv, const
     atomic_init(&f->refs, 1);
     f->room_epoch = 0;
     f->room_seq = 0;
+    f->ext = NULL;
+    f->hold = NULL;
     f->opcode = (uint8_t)opcode;
     f->rsv = (uint8_t)rsv;
     f->payload_len = n;

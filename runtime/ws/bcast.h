@@ -25,6 +25,13 @@ struct ws_shared_frame {
     uint8_t rsv;         /* RSV bits set on the frame (WS_RSV1: compressed) */
     size_t payload_len;  /* payload bytes, after the header */
     size_t len;          /* bytes[0..len): one whole unmasked server frame */
+    /* Only in a connection's own queue (outq.c), never shared: a frame of
+     * an own large message whose payload is not behind its header but at
+     * ext[0..payload_len), bytes holding the header alone. hold keeps
+     * those bytes alive; NULL while they are the sender's own, lent for
+     * the duration of its send call. ext is NULL in every other frame. */
+    const uint8_t *ext;
+    struct ws_payload *hold;
     uint8_t bytes[];
 };
 

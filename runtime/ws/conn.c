@@ -70,7 +70,7 @@ void ws_conn_measure_kernel(struct ws_conn *c)
  */
 static void kernel_after_write(struct ws_conn *c, size_t w)
 {
-    int64_t cap = (int64_t)(ws_limit(c) < 2 * WS_SNDBUF_MAX ? ws_limit(c) : 2 * WS_SNDBUF_MAX);
+    int64_t cap = (int64_t)ws_limit(c) < 2 * (int64_t)ws_sndbuf(c) ? (int64_t)ws_limit(c) : 2 * (int64_t)ws_sndbuf(c);
     int64_t k = atomic_load_explicit(&c->kernel, memory_order_relaxed) + (int64_t)w;
     if (k > cap)
         k = cap;
@@ -145,7 +145,7 @@ int ws_conn_close_own(struct ws_conn *c, unsigned code, const char *reason, size
     return start_close(c, code, reason, n, false);
 }
 
-/* ---- sending from the owner ---- */
+/* ---- flow control (the owner's sends are in conn_large.c) ---- */
 
 /* Flow control: reading pauses while half the limit is queued, so a peer
  * that sends faster than it reads is slowed down by TCP instead of having
@@ -159,62 +159,9 @@ static bool over_half(const struct ws_conn *c)
 
 static void flush(struct ws_conn *c);
 
-/* Over the limit on the owner's own actor: what is queued may simply not
- * have been written yet (a turn writes at its end), so write what the
- * socket takes now, without waiting, and look again. */
-bool ws_conn_fits_after_flush(struct ws_conn *c)
+void ws_conn_flush(struct ws_conn *c)
 {
-    if (ws_conn_fits(c))
-        return true;
-    if (c->phase == WS_PHASE_OPEN && !c->lv->hs && c->stream && !c->wr_failed && !c->wr_blocked)
-        flush(c); /* not in on_open, before the 101 */
-    ws_conn_measure_kernel(c);
-    return ws_conn_fits(c);
-}
-
-int ws_conn_refuse_backpressure(struct ws_conn *c)
-{
-    ws_count(&c->route->bp_refused, 1);
-    if (c->h->close_on_backpressure && c->lv->close.state == WS_STATE_OPEN) {
-        c->reaped_bp = true;
-        ws_conn_cut(c, WS_CLOSE_POLICY);
-    }
-    return SNOW_EBACKPRESSURE;
-}
-
-int ws_conn_send_own(struct ws_conn *c, unsigned opcode, const void *p, size_t n)
-{
-    if (!atomic_load(&c->accepting))
-        return SNOW_ECLOSED;
-    if (!ws_conn_fits_after_flush(c))
-        return ws_conn_refuse_backpressure(c);
-    size_t before = c->lv->q.bytes;
-    int r = ws_pmd_send(c, opcode, p, n);
-    if (r == 1)
-        r = ws_outq_message(&c->lv->q, opcode, p, n);
-    if (r < 0)
-        return r;
-    ws_conn_sync_queued(c, before);
-    ws_count(&c->route->msgs_out, 1);
-    ws_count(&c->route->bytes_out, n);
-    return 0;
-}
-
-int ws_conn_ping_own(struct ws_conn *c, const void *p, size_t n)
-{
-    if (!atomic_load(&c->accepting))
-        return SNOW_ECLOSED;
-    uint8_t frame[WS_CONTROL_FRAME_MAX];
-    int len = ws_frame_control(frame, WS_OP_PING, p, n);
-    if (len < 0)
-        return len;
-    size_t before = c->lv->q.bytes;
-    ws_outq_control(&c->lv->q, WS_CTL_PING, frame, (size_t)len);
-    ws_conn_sync_queued(c, before);
-    c->user_ping_ns = rt_now_ns();
-    c->user_ping_len = (uint8_t)n;
-    c->user_ping_hash = ws_payload_hash(p, n);
-    return 0;
+    flush(c);
 }
 
 /* ---- reading ---- */
@@ -309,6 +256,7 @@ static void deliver_message(struct ws_conn *c, const uint8_t *p, size_t n, unsig
     current_clear(c);
     c->lv->msg = NULL;
     c->lv->msg_len = 0;
+    ws_conn_message_done(c);
     ws_pmd_after_message(c);
 }
 
@@ -490,64 +438,6 @@ static int ensure_rbuf(struct ws_conn *c, size_t want)
     return 0;
 }
 
-/*
- * Room in the message buffer to read the current frame's payload into,
- * or NULL to read into the read buffer. A large payload of a reassembled
- * message (larger than the read buffer, or fragmented) would otherwise be
- * read into the read buffer, unmasked there and copied on into the message
- * buffer: a second pass over every byte (for a 1 MiB echo the copy was 42 %
- * of the server's instructions). Read straight behind the message's bytes,
- * it is unmasked (and validated) in place by the decoder and appended
- * without a copy. Only while the read buffer is empty and the decoder is
- * inside such a payload, and never for more bytes than the payload has
- * left, so that the next frame's header always lands in the read buffer.
- * The buffer grows as ws_msgbuf_append would grow it for a read of the
- * read buffer's size (room for at most 64 KiB more than the bytes already
- * here, by doubling, so to at most twice what arrived plus that, never
- * past the message limit, never by a declared length); a message that
- * would pass the limit goes the usual way, which fails the connection
- * with 1009 at the same byte.
- */
-static uint8_t *payload_room(struct ws_conn *c, size_t *room)
-{
-    struct ws_live *lv = c->lv;
-    if (c->pmd.on || !lv->reasm.in_message || lv->direct_ok || lv->roff != lv->rlen ||
-        lv->dec.state != WS_DEC_PAYLOAD || lv->dec_failed || c->lingering)
-        return NULL;
-    uint64_t left = lv->dec.frame_len - lv->dec.frame_done;
-    if (left < WS_RBUF_SMALL)
-        return NULL;
-    size_t want = left < WS_RBUF_LARGE ? (size_t)left : WS_RBUF_LARGE;
-    if (ws_msgbuf_reserve(&lv->reasm.buf, want) < 0)
-        return NULL;
-    size_t free_room = lv->reasm.buf.cap - lv->reasm.buf.len;
-    *room = left < free_room ? (size_t)left : free_room;
-    return ws_msgbuf_room(&lv->reasm.buf);
-}
-
-/* n payload bytes read at payload_room: one decoder step (unmasking and
- * validating them where they are) and the append, which finds them in
- * place; then whatever the frame's end brings. */
-static void take_payload(struct ws_conn *c, uint8_t *p, size_t n)
-{
-    struct ws_event ev;
-    ssize_t used = ws_decoder_next(&c->lv->dec, p, n, &ev);
-    if (used < 0) {
-        c->lv->dec_failed = true;
-        fail(c, ws_decoder_close_code(&c->lv->dec));
-        return;
-    }
-    /* Inside the payload with n <= its rest, the step is one DATA event
-     * of all n bytes. */
-    assert((size_t)used == n && ev.kind == WS_EV_DATA && ev.data == p);
-    if (ws_reasm_feed(&c->lv->reasm, &ev) < 0) {
-        c->lv->dec_failed = true;
-        fail(c, c->lv->reasm.close_code);
-        return;
-    }
-    process(c);
-}
-
 /* Reads until the socket has nothing more (or the budget is spent),
  * handling frames as they complete. */
 static void read_some(struct ws_conn *c)
@@ -565,7 +455,7 @@ static void read_some(struct ws_conn *c)
             }
         }
         size_t room;
-        uint8_t *direct = payload_room(c, &room);
+        uint8_t *direct = ws_conn_payload_room(c, &room);
         if (!direct) {
             if (ensure_rbuf(c, WS_RBUF_SMALL) < 0) {
                 fail(c, WS_CLOSE_INTERNAL_ERROR);
@@ -600,7 +490,11 @@ static void read_some(struct ws_conn *c)
             continue;
         }
         if (direct) {
-            take_payload(c, direct, (size_t)n);
+            uint16_t code = ws_conn_take_payload(c, direct, (size_t)n);
+            if (code)
+                fail(c, code);
+            else
+                process(c);
         } else {
             c->lv->rlen += (size_t)n;
             if (c->lv->hold && (uint64_t)(c->lv->rlen - c->lv->roff) >= c->lv->frame_ev.frame_len)

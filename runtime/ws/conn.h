@@ -5,6 +5,8 @@
  *   upgrade.c  the entry point: handshake, Origin, on_connect, 101 / refusal
  *   conn.c     the loop on the connection actor: read, frames, mailbox,
  *              deadlines, hibernation, close, exit, ws_conn_deliver
+ *   conn_large.c  large payloads: read in place, sent without a copy;
+ *              the owner's sends
  *   life.c     the awake part's allocation, and the one end of every path
  *   outq.c     the outbound queue: control lane + data lane, iovec batches
  *   table.c    PID -> connection table (handles), route counters, count
@@ -47,12 +49,23 @@
 #define WS_FLUSH_AT (256 * 1024)
 /* Mailbox messages handled per wake-up before the loop looks at the socket. */
 #define WS_MAIL_BUDGET 256
+/* Own messages of at least this many bytes are sent without a copy into
+ * their frames (conn_large.c). */
+#define WS_SEND_LARGE WS_SEND_FRAGMENT
 /* A connection whose peer sent bytes less than this long ago waits with its
  * stack and awake part instead of hibernating (conn.c, maybe_hibernate). */
 #define WS_HOT_MS 20
 /* The kernel's share of a connection's outbound limit: SO_SNDBUF is capped
- * at this (the kernel doubles it for its bookkeeping). */
+ * at this (the kernel doubles it for its bookkeeping), and at half the
+ * limit. */
 #define WS_SNDBUF_MAX (128 * 1024)
+/* The cap once the connection has sent a large own message (conn_large.c):
+ * those bytes are its own, not shared with a room's other members, so the
+ * kernel holding more of them costs no more memory than the queue would,
+ * and the pending bytes stay bounded by the limit either way. A 1 MiB
+ * message then goes to the socket in one or two writes instead of five,
+ * each after a wait for writable. */
+#define WS_SNDBUF_LARGE (512 * 1024)
 
 /* ---- per-route counters (table.c) ---- */
 
@@ -140,6 +153,36 @@ int ws_outq_message(struct ws_outq *q, unsigned opcode, const void *p, size_t n)
  * a compressed message). */
 int ws_outq_message_rsv(struct ws_outq *q, unsigned opcode, unsigned rsv, const void *p, size_t n);
 
+/*
+ * Large own messages without a copy into frames (conn_large.c). The
+ * fragments of such a message are frames of a header each, whose payload
+ * stays where the message is: in a block kept by a struct ws_payload (one
+ * reference per frame, and one for whoever else still looks at it), or,
+ * for the length of one send call, in the sender's own buffer ("lent":
+ * hold NULL). Only the connection's own actor uses these, so the count is
+ * a plain one.
+ */
+struct ws_payload {
+    size_t refs;
+    uint8_t *data; /* malloc'd; freed with the last reference */
+};
+/* A holder of block (malloc'd, len bytes), which it now owns, with one
+ * reference; NULL on ENOMEM (block untouched). */
+struct ws_payload *ws_payload_adopt(uint8_t *block);
+void ws_payload_drop(struct ws_payload *h);
+/* The message p[0..n) as fragments of at most WS_SEND_FRAGMENT bytes
+ * whose payload stays at p, kept by hold (a reference per fragment), or
+ * lent when hold is NULL: then, before the sender's call returns, either
+ * ws_outq_keep or ws_outq_unlend. 0 or -ENOMEM (nothing queued). */
+int ws_outq_message_at(struct ws_outq *q, unsigned opcode, const uint8_t *p, size_t n, struct ws_payload *hold);
+/* The lent fragments' bytes not yet written are copied into a block of
+ * their own, so the sender may have its buffer back. 0 or -ENOMEM
+ * (nothing changed). */
+int ws_outq_keep(struct ws_outq *q);
+/* Drops the lent fragments (after ws_outq_keep failed). Returns true when
+ * one was partly written already: the stream is then torn. */
+bool ws_outq_unlend(struct ws_outq *q);
+
 /* ---- the connection ---- */
 
 enum ws_phase {
@@ -169,6 +212,7 @@ struct ws_live {
     int64_t close_due, stall_due, drain_due, spread_due;
     const uint8_t *msg;       /* the message on_message is looking at */
     size_t msg_len;
+    struct ws_payload *msg_hold; /* it, handed over to frames (conn_large.c) */
     bool msg_text;            /* it is text (valid UTF-8: checked as it came) */
     struct ws_handshake *hs;  /* during CONNECTING only */
     const SnowHttpReq *req;   /* during CONNECTING only */
@@ -240,6 +284,7 @@ struct ws_conn {
     bool in_table;
     bool user_rooted;         /* &user is a root slot of the actor's heap */
     bool idle_counted;        /* hibernated: counted in ws_idle_totals */
+    bool sndbuf_large;        /* SO_SNDBUF raised to WS_SNDBUF_LARGE's cap */
     uint16_t proto_len;       /* chosen subprotocol, in proto_buf */
     char *proto_buf;          /* malloc'd */
     /* The program's user data: a root slot of the actor's heap once set
@@ -254,6 +299,14 @@ struct ws_conn {
 static inline size_t ws_limit(const struct ws_conn *c)
 {
     return c->h->outbound_limit ? c->h->outbound_limit : (size_t)1 << 20;
+}
+
+/* The connection's SO_SNDBUF setting (the kernel doubles it). */
+static inline int ws_sndbuf(const struct ws_conn *c)
+{
+    size_t cap = c->sndbuf_large ? WS_SNDBUF_LARGE : WS_SNDBUF_MAX;
+    size_t v = ws_limit(c) / 2 < cap ? ws_limit(c) / 2 : cap;
+    return v < 4096 ? 4096 : (int)v;
 }
 
 /* FNV-1a of a control payload, to match a pong to the last ping. */
@@ -310,6 +363,16 @@ static inline SnowPid ws_handle_pid(const SnowWsConn *h)
 int ws_upgrade_entry(struct http_upgrade *up);
 /* Runs the open connection until it ends (hibernating on the way). */
 void ws_conn_run(struct ws_conn *c);
+/* Writes what is queued as far as the socket takes it now (the end of a
+ * turn does this; a send may do it earlier). */
+void ws_conn_flush(struct ws_conn *c);
+/* conn_large.c: room in the message buffer to read the current frame's
+ * payload into (NULL: read into the read buffer), and the n bytes read
+ * there taken in (0, or the code to close with). */
+uint8_t *ws_conn_payload_room(struct ws_conn *c, size_t *room);
+uint16_t ws_conn_take_payload(struct ws_conn *c, uint8_t *p, size_t n);
+/* on_message returned: the message's bytes may go (conn_large.c). */
+void ws_conn_message_done(struct ws_conn *c);
 /* Queues a data message / control frame / close from the owning actor. */
 int ws_conn_send_own(struct ws_conn *c, unsigned opcode, const void *p, size_t n);
 int ws_conn_ping_own(struct ws_conn *c, const void *p, size_t n);

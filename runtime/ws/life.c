@@ -146,6 +146,7 @@ void ws_live_free(struct ws_conn *c)
     if (!lv)
         return;
     ws_outq_clear(&lv->q);
+    ws_payload_drop(lv->msg_hold); /* ended inside on_message */
     free(lv->rbuf);
     free(lv->reasm.buf.data);
     ws_pmd_live_free(lv);

@@ -50,14 +50,19 @@ static struct ws_shared_frame *at(struct ws_outq *q, uint32_t i)
     return slots(q)[wrap(q, q->first + i)];
 }
 
-/* Lets go of a data-lane entry: a shared frame's reference, or the batch
- * (which stays the queue's, for the next turn). */
+/* Lets go of a data-lane entry: a shared frame's reference, the batch
+ * (which stays the queue's, for the next turn), or a fragment of a large
+ * own message (never shared) with its reference to the payload. */
 static void release(struct ws_outq *q, struct ws_shared_frame *f)
 {
-    if (f == q->batch)
+    if (f == q->batch) {
         q->batch_queued = false;
-    else
+    } else if (f->ext) {
+        ws_payload_drop(f->hold);
+        free(f);
+    } else {
         ws_shared_frame_unref(f);
+    }
 }
 
 /* Drops the oldest data frame (its bytes are already off the count). */
@@ -232,8 +237,25 @@ int ws_outq_gather(struct ws_outq *q, struct iovec *iov, int max, size_t budget)
     size_t off = q->off;
     for (uint32_t i = 0; i < q->n && n < max && total < budget; i++) {
         struct ws_shared_frame *f = at(q, i);
-        iov[n].iov_base = f->bytes + off;
-        iov[n].iov_len = f->len - off;
+        if (f->ext) {
+            /* The header here, the payload where the message is. */
+            size_t hlen = f->len - f->payload_len;
+            if (off < hlen) {
+                iov[n].iov_base = f->bytes + off;
+                iov[n].iov_len = hlen - off;
+                total += iov[n].iov_len;
+                off = 0;
+                if (++n == max)
+                    break;
+            } else {
+                off -= hlen;
+            }
+            iov[n].iov_base = (void *)(f->ext + off);
+            iov[n].iov_len = f->payload_len - off;
+        } else {
+            iov[n].iov_base = f->bytes + off;
+            iov[n].iov_len = f->len - off;
+        }
         total += iov[n].iov_len;
         n++;
         off = 0;
@@ -274,11 +296,14 @@ void ws_outq_consume(struct ws_outq *q, size_t n, bool *close_out)
 }
 
 /* A server frame (fin or not) in the layout of struct ws_shared_frame, so
- * own messages and room broadcasts travel the same lane. */
-static struct ws_shared_frame *frame_new(unsigned opcode, unsigned rsv, bool fin, const uint8_t *p, size_t n)
+ * own messages and room broadcasts travel the same lane: its payload
+ * copied behind the header, or (in_place, for a large message) left at p and
+ * kept by hold. */
+static struct ws_shared_frame *frame_new(unsigned opcode, unsigned rsv, bool fin, const uint8_t *p, size_t n,
+                                         bool in_place, struct ws_payload *hold)
 {
     size_t hlen = ws_frame_header_len(n);
-    struct ws_shared_frame *f = malloc(sizeof *f + hlen + n);
+    struct ws_shared_frame *f = malloc(sizeof *f + hlen + (in_place ? 0 : n));
     if (!f)
         return NULL;
     int h = ws_frame_header(f->bytes, opcode, fin, n);
@@ -286,8 +311,10 @@ static struct ws_shared_frame *frame_new(unsigned opcode, unsigned rsv, bool fin
         free(f);
         return NULL;
     }
-    if (n)
+    if (n && !in_place)
         memcpy(f->bytes + h, p, n);
+    f->ext = in_place ? p : NULL;
+    f->hold = hold;
     atomic_init(&f->refs, 1);
     f->room_epoch = 0;
     f->room_seq = 0;
@@ -349,12 +376,10 @@ static int batch_append(struct ws_outq *q, unsigned opcode, unsigned rsv, const 
     return 0;
 }
 
-int ws_outq_message_rsv(struct ws_outq *q, unsigned opcode, unsigned rsv, const void *data, size_t n)
+/* The fragments of p[0..n), copied or (in_place) left where they are. */
+static int fragments(struct ws_outq *q, unsigned opcode, unsigned rsv, const uint8_t *p, size_t n, bool in_place,
+                     struct ws_payload *hold)
 {
-    const uint8_t *p = data;
-    int r = batch_append(q, opcode, rsv, p, n);
-    if (r <= 0)
-        return r;
     /* Every fragment is built first: a message is queued whole or not at
      * all, never torn by a failed allocation. */
     size_t nfrag = n ? (n + WS_SEND_FRAGMENT - 1) / WS_SEND_FRAGMENT : 1;
@@ -364,12 +389,13 @@ int ws_outq_message_rsv(struct ws_outq *q, unsigned opcode, unsigned rsv, const 
      * exist; only then are they counted in. */
     struct ws_shared_frame **v = slots(q);
     for (size_t i = 0; i < nfrag; i++) {
-        size_t at = i * WS_SEND_FRAGMENT;
-        size_t len = n - at < WS_SEND_FRAGMENT ? n - at : WS_SEND_FRAGMENT;
-        struct ws_shared_frame *f = frame_new(i ? WS_OP_CONT : opcode, i ? 0 : rsv, i + 1 == nfrag, p + at, len);
+        size_t pos = i * WS_SEND_FRAGMENT;
+        size_t len = n - pos < WS_SEND_FRAGMENT ? n - pos : WS_SEND_FRAGMENT;
+        struct ws_shared_frame *f =
+            frame_new(i ? WS_OP_CONT : opcode, i ? 0 : rsv, i + 1 == nfrag, p + pos, len, in_place, hold);
         if (!f) {
             while (i--)
-                ws_shared_frame_unref(v[wrap(q, q->first + q->n + i)]);
+                free(v[wrap(q, q->first + q->n + i)]); /* no reference taken yet */
             return -ENOMEM;
         }
         v[wrap(q, q->first + q->n + i)] = f;
@@ -378,5 +404,105 @@ int ws_outq_message_rsv(struct ws_outq *q, unsigned opcode, unsigned rsv, const 
         q->bytes += v[wrap(q, q->first + q->n)]->len;
         q->n++;
     }
+    if (hold)
+        hold->refs += nfrag;
     return 0;
+}
+
+int ws_outq_message_rsv(struct ws_outq *q, unsigned opcode, unsigned rsv, const void *data, size_t n)
+{
+    const uint8_t *p = data;
+    int r = batch_append(q, opcode, rsv, p, n);
+    if (r <= 0)
+        return r;
+    return fragments(q, opcode, rsv, p, n, false, NULL);
+}
+
+int ws_outq_message_at(struct ws_outq *q, unsigned opcode, const uint8_t *p, size_t n, struct ws_payload *hold)
+{
+    return fragments(q, opcode, 0, p, n, true, hold);
+}
+
+struct ws_payload *ws_payload_adopt(uint8_t *block)
+{
+    struct ws_payload *h = malloc(sizeof *h);
+    if (!h)
+        return NULL;
+    h->refs = 1;
+    h->data = block;
+    return h;
+}
+
+void ws_payload_drop(struct ws_payload *h)
+{
+    if (h && !--h->refs) {
+        free(h->data);
+        free(h);
+    }
+}
+
+static bool lent(const struct ws_shared_frame *f)
+{
+    return f->ext && !f->hold;
+}
+
+/* The lent fragments: the newest entries (one message of one send). */
+static uint32_t lent_count(struct ws_outq *q)
+{
+    uint32_t k = 0;
+    while (k < q->n && lent(at(q, q->n - 1 - k)))
+        k++;
+    return k;
+}
+
+int ws_outq_keep(struct ws_outq *q)
+{
+    uint32_t k = lent_count(q);
+    if (!k)
+        return 0;
+    uint32_t first = q->n - k;
+    struct ws_shared_frame *f0 = at(q, first), *fl = at(q, q->n - 1);
+    /* The fragments' payloads lie back to back from base. Of the oldest,
+     * the bytes already written are not copied (its block keeps their
+     * place, so the frame's offsets stay as they are). */
+    const uint8_t *base = f0->ext;
+    size_t size = (size_t)(fl->ext + fl->payload_len - base);
+    size_t hlen = f0->len - f0->payload_len, skip = 0;
+    if (first == 0 && q->off > hlen)
+        skip = q->off - hlen;
+    uint8_t *block = malloc(size);
+    if (!block)
+        return -ENOMEM;
+    struct ws_payload *h = ws_payload_adopt(block);
+    if (!h) {
+        free(block);
+        return -ENOMEM;
+    }
+    memcpy(block + skip, base + skip, size - skip);
+    for (uint32_t i = first; i < q->n; i++) {
+        struct ws_shared_frame *f = at(q, i);
+        f->ext = block + (f->ext - base);
+        f->hold = h;
+    }
+    h->refs = k;
+    return 0;
+}
+
+bool ws_outq_unlend(struct ws_outq *q)
+{
+    bool torn = false;
+    uint32_t k = lent_count(q);
+    while (k--) {
+        struct ws_shared_frame *f = at(q, q->n - 1);
+        size_t left = f->len;
+        if (q->n == 1 && q->off) {
+            torn = true;
+            left -= q->off;
+            q->off = 0;
+        }
+        q->bytes -= left;
+        q->n--;
+        free(f);
+    }
+    return torn;
 }

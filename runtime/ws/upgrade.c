@@ -231,9 +231,7 @@ int ws_upgrade_entry(struct http_upgrade *up)
     c->lv->req = NULL;
     /* The kernel's part of the outbound limit: without a cap an accepted
      * socket here takes ~4 MiB that no user-space queue would see. */
-    int sndbuf = (int)(ws_limit(c) / 2 < WS_SNDBUF_MAX ? ws_limit(c) / 2 : WS_SNDBUF_MAX);
-    if (sndbuf < 4096)
-        sndbuf = 4096;
+    int sndbuf = ws_sndbuf(c);
     setsockopt(http_stream_fd(s), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
     /* Counted open before the 101 goes out, so that a client that has read
      * it already sees itself in snow_ws_connection_count. */

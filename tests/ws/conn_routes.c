@@ -72,6 +72,16 @@ static void panic_message(SnowWsConn *conn, const void *data, size_t len, int is
 }
 
 /* Sends 8 KiB messages until the route's limit refuses one. */
+void record_flood(SnowWsConn *conn, int r, int sent)
+{
+    pthread_mutex_lock(&conn_ev.lock);
+    conn_ev.s.bp_result = r;
+    conn_ev.s.bp_sent = sent;
+    conn_ev.s.bp_buffered = snow_ws_buffered(conn);
+    pthread_cond_broadcast(&conn_ev.cond);
+    pthread_mutex_unlock(&conn_ev.lock);
+}
+
 static void flood_message(SnowWsConn *conn, const void *data, size_t len, int is_text, void *arg)
 {
     (void)data;
@@ -82,12 +92,7 @@ static void flood_message(SnowWsConn *conn, const void *data, size_t len, int is
     int r, sent = 0;
     while ((r = snow_ws_send_binary(conn, block, sizeof block)) == 0 && sent < 100000)
         sent++;
-    pthread_mutex_lock(&conn_ev.lock);
-    conn_ev.s.bp_result = r;
-    conn_ev.s.bp_sent = sent;
-    conn_ev.s.bp_buffered = snow_ws_buffered(conn);
-    pthread_cond_broadcast(&conn_ev.cond);
-    pthread_mutex_unlock(&conn_ev.lock);
+    record_flood(conn, r, sent);
 }
 
 /* One big message nobody reads. */

@@ -12,6 +12,9 @@
 void conn_start(void);
 void conn_stop(void);
 
+/* A flooding handler's end: the send's result r after sent messages,
+ * and what was pending then, into conn_ev (wait_bp_result). */
+void record_flood(SnowWsConn *conn, int r, int sent);
 /* Echoes a message with its opcode. */
 void echo(SnowWsConn *conn, const void *data, size_t len, int is_text, void *arg);
 

@@ -1,17 +1,27 @@
 /*
  * test_conn_large.c: messages larger than the read buffer, whose payload
- * the connection reads straight into the message buffer (conn.c,
- * payload_room): echoed intact whole, fragmented (with a ping between two
+ * the connection reads straight into the message buffer (conn_large.c,
+ * ws_conn_payload_room): echoed intact whole, fragmented (with a ping between two
  * fragments and a UTF-8 sequence split across them) and split into two
  * writes at many offsets (inside the header, at the mask phases, around
  * the read buffer's sizes); a bad UTF-8 byte deep inside fails with 1007;
- * a message over the route's limit fails with 1009.
+ * a message over the route's limit fails with 1009. Large sends without a
+ * copy into frames (conn_large.c): the message on_message looks at, sent
+ * back whole, twice, and in part, from the buffer it came in; a message in
+ * the handler's own buffer, written as far as the socket takes it and the
+ * rest kept, so the handler may overwrite the buffer at once; the
+ * connection's send buffer raised by its first large send.
  */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "conn_routes.h"
+#include "ws/conn.h"
 
 #define BIG 300000
 #define LIMITED_MAX 200000
@@ -19,11 +29,67 @@
  * Close, so that its TCP close finds no unread input to reset with. */
 #define OVER (LIMITED_MAX + 10000)
 
-static SnowWsHandler h_big, h_limited;
+static SnowWsHandler h_big, h_limited, h_relay, h_flood_large;
+
+#define FLOOD_LIMIT (4u << 20)
+#define FLOOD_MSG (256u * 1024)
+
+/* Sends its own FLOOD_MSG-byte messages (each byte its index's low byte
+ * plus the message's number) until one is refused, and records how many
+ * went and what was pending then. */
+static void flood_large(SnowWsConn *conn, const void *data, size_t len, int is_text, void *arg)
+{
+    (void)data;
+    (void)len;
+    (void)is_text;
+    (void)arg;
+    uint8_t *block = malloc(FLOOD_MSG);
+    int r = -ENOMEM, sent = 0;
+    while (block && sent < 1000) {
+        for (size_t i = 0; i < FLOOD_MSG; i++)
+            block[i] = (uint8_t)(i + (size_t)sent);
+        if ((r = snow_ws_send_binary(conn, block, FLOOD_MSG)) != 0)
+            break;
+        sent++;
+    }
+    free(block);
+    record_flood(conn, r, sent);
+}
+
+/* The bytes of the relay's own message: a copy of what came in with every
+ * byte turned around, so it differs from the message everywhere. */
+static void turn(uint8_t *dst, const uint8_t *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = (uint8_t)~src[i];
+}
+
+/* For a message of n bytes: its turned copy from a buffer of the
+ * handler's (overwritten and freed right after the send), the message
+ * itself twice, all of it but 1,000 bytes at each end, then "end". */
+static void relay(SnowWsConn *conn, const void *data, size_t len, int is_text, void *arg)
+{
+    (void)is_text;
+    (void)arg;
+    /* A failed send shows as "bad" at the end (no assertion on the
+     * server's thread). */
+    int bad = 0;
+    uint8_t *own = malloc(len);
+    if (own) {
+        turn(own, data, len);
+        bad |= snow_ws_send_binary(conn, own, len);
+        memset(own, 0xA5, len);
+        free(own);
+    }
+    bad |= snow_ws_send_binary(conn, data, len);
+    bad |= snow_ws_send_binary(conn, data, len);
+    bad |= snow_ws_send_binary(conn, (const uint8_t *)data + 1000, len - 2000);
+    snow_ws_send_text(conn, bad || !own ? "bad" : "end", 3);
+}
 
 static void routes(SnowRouter *r)
 {
-    SnowWsHandler *all[] = {&h_big, &h_limited};
+    SnowWsHandler *all[] = {&h_big, &h_limited, &h_relay, &h_flood_large};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         snow_ws_handler_init(all[i]);
         all[i]->on_close = record_close;
@@ -33,8 +99,15 @@ static void routes(SnowRouter *r)
     }
     h_big.max_message = 1u << 20;
     h_limited.max_message = LIMITED_MAX;
+    h_relay.max_message = 1u << 20;
+    h_relay.on_message = relay;
+    h_relay.outbound_limit = 64u << 20; /* room for all five at once */
     ck_assert_int_eq(snow_router_ws(r, "/big", &h_big), 0);
     ck_assert_int_eq(snow_router_ws(r, "/limited", &h_limited), 0);
+    ck_assert_int_eq(snow_router_ws(r, "/relay", &h_relay), 0);
+    h_flood_large.on_message = flood_large;
+    h_flood_large.outbound_limit = FLOOD_LIMIT;
+    ck_assert_int_eq(snow_router_ws(r, "/floodlarge", &h_flood_large), 0);
 }
 
 /* Binary bytes that differ from their neighbours and from the mask. */
@@ -199,6 +272,148 @@ START_TEST(large_message_over_limit_fails)
 }
 END_TEST
 
+START_TEST(large_sends_without_a_copy_into_frames)
+{
+    /* Sizes around the large-send threshold and the fragment size, one
+     * over the socket's buffers, single frames and fragmented messages
+     * (reassembled in the buffer the sends then hand over); each message
+     * on the same connection, so every one starts in a new buffer. The
+     * client reads only after sending, so the first send meets a socket
+     * that takes part of it or none. */
+    server_start(routes);
+    struct wsc c;
+    ck_assert_int_eq(wsc_open(&c, port, "/relay", NULL, NULL, 0), 101);
+    static const size_t sizes[] = {WS_SEND_LARGE + 2000 - 1, WS_SEND_LARGE + 2000, 2 * WS_SEND_FRAGMENT,
+                                   2 * WS_SEND_FRAGMENT + 1, BIG, 1u << 20};
+    uint8_t *bin = binary_payload(1u << 20);
+    uint8_t *turned = malloc(1u << 20);
+    for (int fragmented = 0; fragmented < 2; fragmented++) {
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            size_t n = sizes[i];
+            if (fragmented) {
+                ck_assert_int_eq(wsc_frame(&c, 0x02, bin, n / 3), 0);
+                ck_assert_int_eq(wsc_frame(&c, 0x80, bin + n / 3, n - n / 3), 0);
+            } else {
+                ck_assert_int_eq(wsc_frame(&c, 0x82, bin, n), 0);
+            }
+            turn(turned, bin, n);
+            expect_big(&c, 2, turned, n);
+            expect_big(&c, 2, bin, n);
+            expect_big(&c, 2, bin, n);
+            expect_big(&c, 2, bin + 1000, n - 2000);
+            expect_big(&c, 1, "end", 3);
+        }
+    }
+    close_clean(&c);
+    wait_closes(1);
+    ck_assert_int_eq(seen().last_code, 1000);
+    free(turned);
+    free(bin);
+    server_stop();
+}
+END_TEST
+
+/* SO_SNDBUF of the server's end of c's connection (the server runs in
+ * this process): the socket whose address is c's peer and whose peer is
+ * c's address. -1 when none is found. */
+static int server_sndbuf(const struct wsc *c)
+{
+    struct sockaddr_in me, srv;
+    socklen_t l = sizeof me;
+    ck_assert_int_eq(getsockname(c->fd, (struct sockaddr *)&me, &l), 0);
+    l = sizeof srv;
+    ck_assert_int_eq(getpeername(c->fd, (struct sockaddr *)&srv, &l), 0);
+    for (int fd = 0; fd < 4096; fd++) {
+        struct sockaddr_in a, b;
+        socklen_t la = sizeof a, lb = sizeof b;
+        if (fd == c->fd || getsockname(fd, (struct sockaddr *)&a, &la) || getpeername(fd, (struct sockaddr *)&b, &lb))
+            continue;
+        if (a.sin_family != AF_INET || a.sin_port != srv.sin_port || b.sin_port != me.sin_port)
+            continue;
+        int v;
+        socklen_t lv = sizeof v;
+        if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, &lv) == 0)
+            return v;
+    }
+    return -1;
+}
+
+/* What the kernel reports for SO_SNDBUF set to v: doubled, after capping
+ * at net.core.wmem_max. */
+static int granted(int v)
+{
+    FILE *f = fopen("/proc/sys/net/core/wmem_max", "r");
+    int max = v;
+    if (f) {
+        if (fscanf(f, "%d", &max) != 1)
+            max = v;
+        fclose(f);
+    }
+    return 2 * (v < max ? v : max);
+}
+
+START_TEST(large_send_widens_the_send_buffer)
+{
+    /* The route's limit is 1 MiB: SO_SNDBUF is half of it capped at
+     * 128 KiB until the first large own message, then at 512 KiB. A small
+     * echo leaves it as it is. */
+    server_start(routes);
+    struct wsc c;
+    ck_assert_int_eq(wsc_open(&c, port, "/big", NULL, NULL, 0), 101);
+    ck_assert_int_eq(server_sndbuf(&c), granted(WS_SNDBUF_MAX));
+    uint8_t *bin = binary_payload(BIG);
+    ck_assert_int_eq(wsc_frame(&c, 0x82, bin, 1000), 0);
+    expect_big(&c, 2, bin, 1000);
+    ck_assert_int_eq(server_sndbuf(&c), granted(WS_SNDBUF_MAX));
+    ck_assert_int_eq(wsc_frame(&c, 0x82, bin, BIG), 0);
+    expect_big(&c, 2, bin, BIG);
+    ck_assert_int_eq(server_sndbuf(&c), granted(WS_SNDBUF_LARGE));
+    /* And it goes on as before. */
+    ck_assert_int_eq(wsc_frame(&c, 0x82, bin, BIG), 0);
+    expect_big(&c, 2, bin, BIG);
+    close_clean(&c);
+    wait_closes(1);
+    free(bin);
+    server_stop();
+}
+END_TEST
+
+START_TEST(large_sends_count_the_wider_kernel_share)
+{
+    /* A peer that takes little and never reads: large sends from the
+     * handler's own buffer are taken until what is pending (the queue and
+     * the kernel's share, which the wider send buffer makes up to 1 MiB)
+     * reaches the limit; at most the limit, one message and the little
+     * the peer's window took were accepted, and all of it arrives intact
+     * and in order. */
+    server_start(routes);
+    wsc_rcvbuf = 4096;
+    struct wsc c;
+    ck_assert_int_eq(wsc_open(&c, port, "/floodlarge", NULL, NULL, 0), 101);
+    ck_assert_int_eq(wsc_frame(&c, 0x81, "go", 2), 0);
+    wait_bp_result();
+    ck_assert_int_eq(seen().bp_result, SNOW_EBACKPRESSURE);
+    int sent = seen().bp_sent;
+    ck_assert_int_ge(seen().bp_buffered, (int64_t)FLOOD_LIMIT);
+    ck_assert_int_le((int64_t)sent * FLOOD_MSG, (int64_t)FLOOD_LIMIT + FLOOD_MSG + 64 * 1024);
+    ck_assert_int_gt(sent, 0);
+    uint8_t *want = malloc(FLOOD_MSG);
+    for (int k = 0; k < sent; k++) {
+        for (size_t i = 0; i < FLOOD_MSG; i++)
+            want[i] = (uint8_t)(i + (size_t)k);
+        expect_big(&c, 2, want, FLOOD_MSG);
+    }
+    free(want);
+    SnowWsStats st;
+    snow_ws_route_stats(&h_flood_large, &st);
+    ck_assert_uint_eq(st.backpressure_refused, 1);
+    wsc_close(&c);
+    wait_closes(1);
+    wsc_rcvbuf = 0;
+    server_stop();
+}
+END_TEST
+
 Suite *conn_large_suite(void)
 {
     Suite *s = suite_create("ws_conn_large");
@@ -208,6 +423,9 @@ Suite *conn_large_suite(void)
     tcase_add_test(t, large_message_split_anywhere);
     tcase_add_test(t, bad_utf8_deep_in_large_text_fails);
     tcase_add_test(t, large_message_over_limit_fails);
+    tcase_add_test(t, large_sends_without_a_copy_into_frames);
+    tcase_add_test(t, large_send_widens_the_send_buffer);
+    tcase_add_test(t, large_sends_count_the_wider_kernel_share);
     suite_add_tcase(s, t);
     return s;
 }

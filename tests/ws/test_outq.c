@@ -159,6 +159,11 @@ static struct tbuf without_pings(const struct tbuf *b, int *pings)
         if (n == 126) {
             n = (uint64_t)b->p[i + 2] << 8 | b->p[i + 3];
             h = 4;
+        } else if (n == 127) {
+            n = 0;
+            for (int k = 0; k < 8; k++)
+                n = n << 8 | b->p[i + 2 + k];
+            h = 10;
         }
         QCHECK(i + h + n <= b->n);
         if ((b->p[i] & 15) == WS_OP_PING)
@@ -300,6 +305,178 @@ START_TEST(ring_wraps_and_grows_in_order)
 }
 END_TEST
 
+/* The frames ws_outq_message gives p[0..n): fragments of
+ * WS_SEND_FRAGMENT bytes. */
+static void put_fragments(struct tbuf *want, unsigned op, const uint8_t *p, size_t n)
+{
+    static uint8_t fb[WS_SEND_FRAGMENT + WS_SERVER_HEADER_MAX];
+    for (size_t at = 0; at < n; at += WS_SEND_FRAGMENT) {
+        size_t len = n - at < WS_SEND_FRAGMENT ? n - at : WS_SEND_FRAGMENT;
+        ssize_t k = ws_frame_encode(fb, sizeof fb, at ? WS_OP_CONT : op, at + len == n, p + at, len);
+        QCHECK(k > 0);
+        tb_put(want, fb, (size_t)k);
+    }
+}
+
+/* Writes k bytes of what q offers (one writer's first write). */
+static void write_some(struct ws_outq *q, size_t k, struct tbuf *out)
+{
+    while (k && !ws_outq_empty(q)) {
+        struct iovec iov[64];
+        int n = ws_outq_gather(q, iov, 64, 1 << 20);
+        QCHECK(n > 0);
+        size_t took = 0;
+        for (int i = 0; i < n && took < k; i++) {
+            size_t c = iov[i].iov_len < k - took ? iov[i].iov_len : k - took;
+            tb_put(out, iov[i].iov_base, c);
+            took += c;
+        }
+        bool closed;
+        ws_outq_consume(q, took, &closed);
+        QCHECK(!closed);
+        k -= took;
+    }
+}
+
+/* The first write's possible ends worth trying one by one: every offset
+ * near the start of a frame or of a payload, a stride elsewhere. */
+static bool try_offset(size_t k, const size_t *edges, size_t n_edges)
+{
+    for (size_t i = 0; i < n_edges; i++)
+        if (k + 24 >= edges[i] && k <= edges[i] + 24)
+            return true;
+    return k % 997 == 0;
+}
+
+START_TEST(lent_message_written_then_kept)
+{
+    /* A small frame, then a large message lent by its sender (three
+     * fragments, their payload at the sender's). The writer takes k bytes
+     * of it at once, for k at every offset near a boundary; then the rest
+     * is kept and the sender overwrites its buffer; a small message and a
+     * ping follow. The bytes must be the frames in order with the message
+     * as it was, the ping at a frame boundary. */
+    enum { N = 2 * WS_SEND_FRAGMENT + 3000 };
+    static uint8_t src[N], orig[N];
+    for (size_t i = 0; i < N; i++)
+        orig[i] = (uint8_t)(i * 13 + (i >> 9));
+    struct tbuf want;
+    tb_init(&want);
+    uint8_t fb[64];
+    tb_put(&want, fb, (size_t)ws_frame_encode(fb, sizeof fb, WS_OP_TEXT, true, "before", 6));
+    size_t before = want.n;
+    put_fragments(&want, WS_OP_BINARY, orig, N);
+    size_t msg_end = want.n;
+    tb_put(&want, fb, (size_t)ws_frame_encode(fb, sizeof fb, WS_OP_TEXT, true, "after", 5));
+    /* Frame starts and payload starts (headers of 2 and 10 bytes). */
+    const size_t f1 = before + 10 + WS_SEND_FRAGMENT, f2 = f1 + 10 + WS_SEND_FRAGMENT;
+    const size_t edges[] = {0, before, before + 10, f1, f1 + 10, f2, f2 + 4, msg_end};
+    for (size_t k = 0; k <= msg_end; k++) {
+        if (!try_offset(k, edges, sizeof edges / sizeof edges[0]))
+            continue;
+        memcpy(src, orig, N);
+        struct ws_outq q;
+        ws_outq_init(&q);
+        ck_assert_int_eq(ws_outq_message(&q, WS_OP_TEXT, "before", 6), 0);
+        ck_assert_int_eq(ws_outq_message_at(&q, WS_OP_BINARY, src, N, NULL), 0);
+        ck_assert_uint_eq(q.bytes, msg_end);
+        struct tbuf got;
+        tb_init(&got);
+        write_some(&q, k, &got);
+        ck_assert_uint_eq(q.bytes, msg_end - k);
+        ck_assert_int_eq(ws_outq_keep(&q), 0);
+        memset(src, 0xEE, N); /* the sender's buffer is its own again */
+        ck_assert_int_eq(ws_outq_message(&q, WS_OP_TEXT, "after", 5), 0);
+        add_ping(&q);
+        bool closed;
+        struct tbuf rest = drain(&q, 1 + k % 70000, NULL, &closed);
+        tb_put(&got, rest.p, rest.n);
+        int pings;
+        struct tbuf data = without_pings(&got, &pings);
+        ck_assert_int_eq(pings, 1);
+        ck_assert_uint_eq(data.n, want.n);
+        ck_assert(memcmp(data.p, want.p, want.n) == 0);
+        ck_assert_uint_eq(q.bytes, 0);
+        tb_free(&data);
+        tb_free(&rest);
+        tb_free(&got);
+        ws_outq_clear(&q);
+    }
+    tb_free(&want);
+}
+END_TEST
+
+START_TEST(held_message_goes_with_its_last_frame)
+{
+    /* A message whose block a holder keeps: one reference per fragment
+     * besides the caller's, each dropped as its frame goes out (or is
+     * cleared away unsent), the block freed with the last. */
+    enum { N = 3 * WS_SEND_FRAGMENT };
+    for (int unsent = 0; unsent < 2; unsent++) {
+        uint8_t *block = malloc(N);
+        ck_assert_ptr_nonnull(block);
+        for (size_t i = 0; i < N; i++)
+            block[i] = (uint8_t)(i >> 3);
+        struct ws_payload *h = ws_payload_adopt(block);
+        ck_assert_ptr_nonnull(h);
+        struct ws_outq q;
+        ws_outq_init(&q);
+        ck_assert_int_eq(ws_outq_message_at(&q, WS_OP_BINARY, block, N, h), 0);
+        ck_assert_uint_eq(h->refs, 4);
+        struct tbuf want, got;
+        tb_init(&want);
+        tb_init(&got);
+        put_fragments(&want, WS_OP_BINARY, block, N);
+        /* The first fragment and a byte of the second. */
+        write_some(&q, 10 + WS_SEND_FRAGMENT + 1, &got);
+        ck_assert_uint_eq(h->refs, 3);
+        if (unsent) {
+            ws_outq_clear(&q);
+        } else {
+            bool closed;
+            struct tbuf rest = drain(&q, 4096, NULL, &closed);
+            tb_put(&got, rest.p, rest.n);
+            tb_free(&rest);
+            ck_assert_uint_eq(got.n, want.n);
+            ck_assert(memcmp(got.p, want.p, want.n) == 0);
+        }
+        ck_assert_uint_eq(h->refs, 1);
+        ws_payload_drop(h); /* frees the block (a sanitizer build sees a leak otherwise) */
+        tb_free(&want);
+        tb_free(&got);
+        ws_outq_clear(&q);
+    }
+}
+END_TEST
+
+START_TEST(unlend_drops_the_lent_fragments)
+{
+    /* When the rest cannot be kept: the lent fragments leave the queue,
+     * the frame before them stays; torn when part of the message was
+     * written already. */
+    enum { N = 2 * WS_SEND_FRAGMENT };
+    static uint8_t src[N];
+    const size_t before = 8;
+    for (size_t k = 0; k <= before + 12; k++) {
+        struct ws_outq q;
+        ws_outq_init(&q);
+        ck_assert_int_eq(ws_outq_message(&q, WS_OP_TEXT, "before", 6), 0);
+        ck_assert_int_eq(ws_outq_message_at(&q, WS_OP_BINARY, src, N, NULL), 0);
+        struct tbuf got;
+        tb_init(&got);
+        write_some(&q, k, &got);
+        ck_assert(ws_outq_unlend(&q) == (k > before));
+        ck_assert_uint_eq(q.bytes, k < before ? before - k : 0);
+        bool closed;
+        struct tbuf rest = drain(&q, 3, NULL, &closed);
+        ck_assert_uint_eq(rest.n, k < before ? before - k : 0);
+        tb_free(&rest);
+        tb_free(&got);
+        ws_outq_clear(&q);
+    }
+}
+END_TEST
+
 Suite *outq_suite(void)
 {
     Suite *s = suite_create("ws_outq");
@@ -310,6 +487,9 @@ Suite *outq_suite(void)
     tcase_add_test(t, small_frames_batched_in_order);
     tcase_add_test(t, latest_pong_wins);
     tcase_add_test(t, ring_wraps_and_grows_in_order);
+    tcase_add_test(t, lent_message_written_then_kept);
+    tcase_add_test(t, held_message_goes_with_its_last_frame);
+    tcase_add_test(t, unlend_drops_the_lent_fragments);
     suite_add_tcase(s, t);
     return s;
 }
