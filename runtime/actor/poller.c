@@ -295,6 +295,7 @@ static SnowIo *io_open(int fd, int *err, bool set_nonblocking)
     }
     rt_spin_lock(&io->lock);
     io->fd = fd;
+    io->sole = !set_nonblocking;
     io->owner = a;
     atomic_store(&io->ready, 0); /* under the handle lock, before epoll knows the fd */
     uint16_t gen = io->gen;
@@ -340,7 +341,12 @@ static void io_release(struct SnowIo *io, bool close_fd)
     int fd = io->fd;
     io->fd = -1;
     rt_spin_unlock(&io->lock);
-    epoll_ctl(rt.poller.epfd, EPOLL_CTL_DEL, fd, NULL);
+    /* Closing an fd that no other descriptor shares releases its file,
+     * which takes it out of the epoll set (epoll(7)): one system call
+     * fewer per accepted connection. An event the poller already fetched
+     * finds the bumped generation either way. */
+    if (!(close_fd && io->sole))
+        epoll_ctl(rt.poller.epfd, EPOLL_CTL_DEL, fd, NULL);
     if (close_fd)
         close(fd);
     io_free(io);

@@ -150,7 +150,11 @@ void http_stream_close(struct http_stream *s)
         return;
     if (s->back)
         *s->back = NULL;
-    s->ops->shutdown(s);
+    /* A plain socket's FIN goes with its close (the fd is its only
+     * descriptor): a shutdown first would be a system call for nothing.
+     * TLS sends its close_notify first. */
+    if (!http_stream_reads_whole(s))
+        s->ops->shutdown(s);
     s->ops->destroy(s);
 }
 
