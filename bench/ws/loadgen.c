@@ -260,12 +260,15 @@ bool lg_loop(bool (*done)(void), int64_t deadline)
             wait_ns = g.tick_ns;
         if (wait_ns > INT64_C(50000000))
             wait_ns = INT64_C(50000000);
-        int ms = (int)((wait_ns + 999999) / 1000000);
+        /* Connections with bytes still to read are not reported again
+         * (wsc_run_more): only look, then read them. */
+        int ms = g.sh.nmore ? 0 : (int)((wait_ns + 999999) / 1000000);
         int n = epoll_wait(g.sh.epfd, evs, 256, ms);
         if (n < 0 && errno != EINTR)
             lg_fail("epoll_wait: %s", strerror(errno));
         for (int i = 0; i < n; i++)
             wsc_event(evs[i].data.ptr, evs[i].events);
+        wsc_run_more(&g.sh);
         if (g.tick)
             g.tick();
     }

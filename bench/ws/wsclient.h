@@ -67,6 +67,13 @@ struct wsc_shared {
     char req_head[400];
     size_t req_head_len;
     uint64_t rng;          /* xorshift64* state for keys and masks */
+    /* Plain connections whose last read filled the buffer: the socket may
+     * hold more, and (edge-triggered) epoll will not say so again. Read
+     * once more each by wsc_run_more, after the other ready connections'
+     * turns; an entry whose in_more was cleared (the slot was reused) is
+     * skipped. */
+    struct wsc_conn **more;
+    size_t nmore, capmore; /* entries; capacity in bytes (wsc_grow) */
 };
 
 struct wsc_tls;
@@ -81,6 +88,8 @@ struct wsc_conn {
     bool want_out;      /* EPOLLOUT is in the interest set */
     bool got_close;     /* the server's Close frame arrived */
     bool violation;     /* ended because the server broke RFC 6455 */
+    bool peer_shut;     /* epoll reported the server's FIN (EPOLLRDHUP) */
+    bool in_more;       /* listed in sh->more */
     uint16_t close_code;/* code in the server's Close (1005 when none) */
     char accept[29];    /* expected Sec-WebSocket-Accept */
     const char *path;
@@ -119,6 +128,9 @@ int wsc_connect(struct wsc_conn *c, struct wsc_shared *sh, const struct wsc_ops 
 
 /* Handles the epoll events of c (EPOLLIN/EPOLLOUT/EPOLLERR/EPOLLHUP). */
 void wsc_event(struct wsc_conn *c, uint32_t events);
+/* Gives each connection in sh->more its next read (after a loop's batch of
+ * events). Returns whether some are listed again. */
+bool wsc_run_more(struct wsc_shared *sh);
 
 /* Queues one masked frame (opcode, FIN set) with payload p[0..n) and
  * writes what the socket takes now. Payload bytes come from p; the mask

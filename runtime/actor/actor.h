@@ -52,8 +52,10 @@ int actor_set_backlog(SnowPid pid, size_t max_messages, size_t max_bytes);
 
 /* Deadline in absolute rt_now_ns() nanoseconds; < 0 means none. */
 int actor_wait(SnowIo *io, unsigned events, int64_t deadline_ns);
-/* snow_io_open for a socket that is already non-blocking (accept4 with
- * SOCK_NONBLOCK): the same, without the two fcntl calls. */
+/* snow_io_open for a socket that is already non-blocking and that only
+ * this handle refers to (accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC, never
+ * duplicated): the same, without the two fcntl calls, and closing it takes
+ * it out of epoll by itself, so the close makes no EPOLL_CTL_DEL. */
 SnowIo *actor_io_open_nonblocking(int fd, int *err);
 int64_t actor_deadline_after_ms(int64_t ms);
 /* The earlier of two deadlines, where a negative one means none. */

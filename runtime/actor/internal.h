@@ -238,6 +238,7 @@ struct SnowIo {
     uint16_t gen;          /* bumped on close; stale epoll events are dropped */
     int fd;
     atomic_uint ready;     /* SNOW_WAIT_READABLE/WRITABLE/HANGUP seen, not consumed */
+    bool sole;             /* the fd is this handle's alone (actor_io_open_nonblocking) */
     struct actor *owner;   /* [lock] the actor to notify */
     struct SnowIo *next;   /* owner's list, or free list */
 };

@@ -150,17 +150,35 @@ void http_stream_close(struct http_stream *s)
         return;
     if (s->back)
         *s->back = NULL;
-    s->ops->shutdown(s);
+    /* A plain socket's FIN goes with its close (the fd is its only
+     * descriptor): a shutdown first would be a system call for nothing.
+     * TLS sends its close_notify first. */
+    if (!http_stream_reads_whole(s))
+        s->ops->shutdown(s);
     s->ops->destroy(s);
 }
 
 /* ---- plain TCP ---- */
 
+/* The socket's fd is kept beside the handle: read and written once or
+ * more per message, it is then a load rather than a call into the poller
+ * (snow_io_fd). It stays valid for the stream's life: only destroy closes
+ * the handle. */
+struct plain_stream {
+    struct http_stream base;
+    int fd;
+};
+
+static int plain_fd(const struct http_stream *s)
+{
+    return ((const struct plain_stream *)s)->fd;
+}
+
 static ssize_t plain_read(struct http_stream *s, void *buf, size_t n)
 {
     /* recv rather than read: a socket either way, and the file layer
      * that read goes through first costs as much as a small copy. */
-    ssize_t r = http_sock_recv(snow_io_fd(s->io), buf, n);
+    ssize_t r = http_sock_recv(plain_fd(s), buf, n);
     return r == -EWOULDBLOCK ? -EAGAIN : r;
 }
 
@@ -171,13 +189,13 @@ static ssize_t plain_writev(struct http_stream *s, const struct iovec *iov, int 
      * spares the kernel copying in a msghdr and an iovec array. */
     ssize_t r;
     if (iovcnt == 1) {
-        r = http_sock_send(snow_io_fd(s->io), iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+        r = http_sock_send(plain_fd(s), iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
     } else {
         struct msghdr m;
         memset(&m, 0, sizeof m);
         m.msg_iov = (struct iovec *)iov;
         m.msg_iovlen = (size_t)iovcnt;
-        r = http_sock_sendmsg(snow_io_fd(s->io), &m, MSG_NOSIGNAL);
+        r = http_sock_sendmsg(plain_fd(s), &m, MSG_NOSIGNAL);
     }
     return r == -EWOULDBLOCK ? -EAGAIN : r;
 }
@@ -204,7 +222,7 @@ static void plain_shutdown(struct http_stream *s)
     if (s->shut)
         return;
     s->shut = 1;
-    shutdown(snow_io_fd(s->io), SHUT_WR);
+    shutdown(plain_fd(s), SHUT_WR);
 }
 
 static void plain_destroy(struct http_stream *s)
@@ -230,10 +248,11 @@ bool http_stream_reads_whole(const struct http_stream *s)
 
 struct http_stream *http_stream_plain(SnowIo *io)
 {
-    struct http_stream *s = calloc(1, sizeof *s);
-    if (!s)
+    struct plain_stream *p = calloc(1, sizeof *p);
+    if (!p)
         return NULL;
-    s->ops = &plain_ops;
-    s->io = io;
-    return s;
+    p->base.ops = &plain_ops;
+    p->base.io = io;
+    p->fd = snow_io_fd(io);
+    return &p->base;
 }

@@ -739,6 +739,15 @@ static void linger(struct ws_conn *c)
 {
     if (c->wr_failed || c->eof || !c->stream)
         return;
+    /* A clean close over plain TCP: both Close frames exchanged and every
+     * byte up to the peer's read. A peer sends nothing after its Close
+     * (RFC 6455 §5.5.1), so no unread input can turn the close into a
+     * reset, and the FIN goes out with it: no shutdown, no read of the
+     * peer's FIN, no wait for it. TLS still lingers: a close_notify
+     * may follow the peer's Close. */
+    if (c->lv->close.state == WS_STATE_CLOSED && !c->lv->dec_failed && c->lv->rlen == c->lv->roff &&
+        http_stream_reads_whole(c->stream))
+        return;
     c->stream->ops->shutdown(c->stream);
     c->lingering = true;
     int64_t deadline = actor_deadline_after_ms(LINGER_MS);
