@@ -605,9 +605,15 @@ static void idle(struct worker *w)
  * traffic between workers the next message usually comes sooner than a
  * futex sleep and wake-up would take. Bounded, so an idle runtime still
  * goes to sleep at once in human terms; it spins on (up to twice the grace)
- * while another worker's runnext slot holds an actor it may soon take. */
+ * while another worker's runnext slot holds an actor it may soon take.
+ * Only where there is another worker to trade with. */
 static bool spin_for_work(struct worker *w)
 {
+    /* Alone, a worker is the only one that polls I/O: readiness that comes
+     * during a spin waits for the spin to end, and nothing but a plain
+     * thread's send (which wakes a sleeper anyway) could end it sooner. */
+    if (rt.nworkers == 1)
+        return false;
     /* Not next to a queue that is not worth taking yet (the caller's
      * sched_has_work saw one): its worker is busy with short actors, and
      * spinning would only read the lines it writes. The wait's deadline
