@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdbool.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -257,6 +259,9 @@ struct tls_stream {
      * latches. Until a wait reports the socket readable, a read would only
      * say EAGAIN, so none is made (see read_records). */
     int drained;
+    /* The last bytes sent went with MSG_MORE: the kernel may hold them
+     * for more, until a send without it (or TCP_NODELAY set again). */
+    int corked;
     size_t stage_off, stage_len; /* staged ciphertext at stage[off..len) */
     unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];
     unsigned char stage[STAGE_CAP];
@@ -391,7 +396,11 @@ static int read_records(struct tls_stream *t)
     return 0;
 }
 
-enum { PUMP_SEND = 1, PUMP_RECV = 2 };
+/* PUMP_MORE: the records sent are not the writer's last (tls_writev has
+ * application data behind them), so they go with MSG_MORE and the kernel
+ * packs them into full segments; the write that ends the batch (tls_flush)
+ * goes without. */
+enum { PUMP_SEND = 1, PUMP_RECV = 2, PUMP_MORE = 4 };
 
 /*
  * Moves records without waiting, in the directions asked: a writer only
@@ -416,9 +425,11 @@ static int pump(struct tls_stream *t, int dirs)
         if ((st & BR_SSL_SENDREC) && !t->err) {
             size_t len;
             unsigned char *buf = br_ssl_engine_sendrec_buf(eng, &len);
-            ssize_t n = http_sock_send(snow_io_fd(t->base.io), buf, len, MSG_NOSIGNAL);
+            int flags = MSG_NOSIGNAL | ((dirs & PUMP_MORE) ? MSG_MORE : 0);
+            ssize_t n = http_sock_send(snow_io_fd(t->base.io), buf, len, flags);
             if (n > 0) {
                 br_ssl_engine_sendrec_ack(eng, (size_t)n);
+                t->corked = (dirs & PUMP_MORE) != 0;
                 step = 1;
             } else if (n < 0 && n != -EAGAIN && n != -EWOULDBLOCK) {
                 t->err = (int)n;
@@ -519,14 +530,27 @@ static ssize_t tls_writev(struct http_stream *s, const struct iovec *iov, int io
             continue;
         }
         /* The record buffer is full or the handshake is not done: move
-         * records, and give up for now if nothing moves. */
-        int r = pump(t, PUMP_SEND);
+         * records, and give up for now if nothing moves. A record that
+         * filled up with this call's bytes has more of them behind it:
+         * it goes with MSG_MORE (the flush after the writev ends the
+         * batch). */
+        int r = pump(t, PUMP_SEND | (done ? PUMP_MORE : 0));
         if (r < 0)
             return done ? (ssize_t)done : r;
         if (r == 0)
             return done ? (ssize_t)done : -EAGAIN;
     }
     return (ssize_t)done;
+}
+
+/* Nothing is left to send but the kernel may still hold the last records
+ * sent with MSG_MORE (their writer stopped early, e.g. at the peer's
+ * close_notify): setting TCP_NODELAY pushes what is queued. */
+static void uncork(struct tls_stream *t)
+{
+    int one = 1;
+    setsockopt(snow_io_fd(t->base.io), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    t->corked = 0;
 }
 
 static int tls_flush(struct http_stream *s)
@@ -537,8 +561,11 @@ static int tls_flush(struct http_stream *s)
         unsigned st = br_ssl_engine_current_state(&t->sc.eng);
         if (st & BR_SSL_CLOSED)
             return engine_error(t);
-        if (!(st & BR_SSL_SENDREC))
+        if (!(st & BR_SSL_SENDREC)) {
+            if (t->corked)
+                uncork(t);
             return 0;
+        }
         int r = pump(t, PUMP_SEND);
         if (r < 0)
             return r;
