@@ -11,6 +11,7 @@
 #include <check.h>
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -342,6 +343,11 @@ static int tcp_pair(int sv[2])
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t al = sizeof a;
     int rc = -1;
+    /* Room for much of a 1 MiB write from the peer before the server
+     * reads (inherited by the accepted socket). */
+    int rcv = 4 << 20;
+    if (l >= 0)
+        setsockopt(l, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
     if (l >= 0 && bind(l, (struct sockaddr *)&a, sizeof a) == 0 && listen(l, 1) == 0 &&
         getsockname(l, (struct sockaddr *)&a, &al) == 0) {
         sv[1] = socket(AF_INET, SOCK_STREAM, 0);
@@ -359,6 +365,70 @@ static int tcp_pair(int sv[2])
     if (l >= 0)
         close(l);
     return rc;
+}
+
+/* The peer's engine takes plaintext and sends records until the socket
+ * (or its engine) takes no more. */
+static void peer_push(struct peer *c, const unsigned char *p, size_t n, size_t *sent)
+{
+    br_ssl_engine_context *eng = &c->cc.eng;
+    for (int i = 0; i < 100000; i++) {
+        size_t before = *sent;
+        if (*sent < n && (br_ssl_engine_current_state(eng) & BR_SSL_SENDAPP)) {
+            size_t len;
+            unsigned char *b = br_ssl_engine_sendapp_buf(eng, &len);
+            if (len > n - *sent)
+                len = n - *sent;
+            memcpy(b, p + *sent, len);
+            br_ssl_engine_sendapp_ack(eng, len);
+            *sent += len;
+            if (*sent == n)
+                br_ssl_engine_flush(eng, 0);
+        }
+        int queued = -1;
+        ioctl(c->fd, SIOCOUTQ, &queued);
+        pump_peer(c);
+        int after = -1;
+        ioctl(c->fd, SIOCOUTQ, &after);
+        if (*sent == before && after == queued)
+            return;
+    }
+}
+
+/*
+ * The other way: the peer sends 1 MiB while the server does not read,
+ * then the server reads with room for all of it: the bytes come whole and
+ * in order, a few records a read (the records behind the first two stay
+ * in the socket until the next). A TLS stream asks its connection for a
+ * smaller turn than a plain socket's (http_stream_turn_bytes).
+ */
+static bool peer_writes_large(struct peer *c, struct http_stream *s, unsigned char *out, unsigned char *in)
+{
+    fill(out, BATCH_MAX);
+    size_t sent = 0, got = 0, most = 0;
+    size_t turn = http_stream_turn_bytes(s, SIZE_MAX);
+    for (int spins = 0; got < BATCH_MAX && spins < 100000; spins++) {
+        peer_push(c, out, BATCH_MAX, &sent);
+        ssize_t r = s->ops->read(s, in + got, BATCH_MAX - got);
+        if (r > 0) {
+            got += (size_t)r;
+            most = (size_t)r > most ? (size_t)r : most;
+        } else if (r == -EAGAIN) {
+            s->ops->wait(s, SNOW_WAIT_READABLE, actor_deadline_after_ms(5));
+        } else {
+            break;
+        }
+    }
+    if (got != BATCH_MAX || memcmp(in, out, BATCH_MAX) != 0) {
+        snprintf(why, sizeof why, "the server read %zu of the peer's %d bytes%s", got, BATCH_MAX,
+                 got == BATCH_MAX ? ", not the same" : "");
+        return false;
+    }
+    if (most > 2 * 16384 || turn == SIZE_MAX || http_stream_turn_bytes(s, 1024 * 1024) >= 1024 * 1024) {
+        snprintf(why, sizeof why, "the largest read was %zu bytes, the turn share %zu", most, turn);
+        return false;
+    }
+    return true;
 }
 
 static void batch_actor(void *arg)
@@ -445,6 +515,10 @@ static void batch_actor(void *arg)
             atomic_store(&verdict, 2);
             return;
         }
+    }
+    if (!peer_writes_large(&c, s, out, got)) {
+        atomic_store(&verdict, 2);
+        return;
     }
     http_stream_close(s);
     close(sv[1]);
