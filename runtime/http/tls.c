@@ -264,6 +264,11 @@ struct tls_stream {
      * latches. Until a wait reports the socket readable, a read would only
      * say EAGAIN, so none is made (see read_records). */
     int drained;
+    /* The same for writing: the last send was short or said EAGAIN, so
+     * the socket's buffer is full and the kernel raises a writable edge
+     * (which the poller latches) once room comes. Until a wait has seen
+     * it, a send would only say EAGAIN, so none is made (see pump). */
+    int full;
     /* The last bytes sent went with MSG_MORE: the kernel may hold them
      * for more, until a send without it (or TCP_NODELAY set again). */
     int corked;
@@ -427,7 +432,7 @@ static int pump(struct tls_stream *t, int dirs)
         int step = 0;
         if (st & BR_SSL_CLOSED)
             return moved ? 1 : engine_error(t);
-        if ((st & BR_SSL_SENDREC) && !t->err) {
+        if ((st & BR_SSL_SENDREC) && !t->err && !t->full) {
             size_t len;
             unsigned char *buf = br_ssl_engine_sendrec_buf(eng, &len);
             int flags = MSG_NOSIGNAL | ((dirs & PUMP_MORE) ? MSG_MORE : 0);
@@ -435,8 +440,11 @@ static int pump(struct tls_stream *t, int dirs)
             if (n > 0) {
                 br_ssl_engine_sendrec_ack(eng, (size_t)n);
                 t->corked = (dirs & PUMP_MORE) != 0;
+                t->full = (size_t)n < len;
                 step = 1;
-            } else if (n < 0 && n != -EAGAIN && n != -EWOULDBLOCK) {
+            } else if (n == -EAGAIN || n == -EWOULDBLOCK) {
+                t->full = 1;
+            } else if (n < 0) {
                 t->err = (int)n;
                 return t->err;
             }
@@ -616,6 +624,8 @@ static int tls_wait(struct http_stream *s, unsigned events, int64_t deadline)
      * read: the next read must be made. */
     if ((unsigned)w & (SNOW_WAIT_READABLE | SNOW_WAIT_HANGUP))
         t->drained = 0;
+    if ((unsigned)w & (SNOW_WAIT_WRITABLE | SNOW_WAIT_HANGUP))
+        t->full = 0;
     unsigned out = (unsigned)w & (SNOW_WAIT_MAILBOX | SNOW_WAIT_TIMEOUT | SNOW_WAIT_HANGUP);
     /* Socket progress is reported as the direction the caller asked for:
      * the caller retries its operation, which pumps again. */
@@ -631,8 +641,10 @@ static unsigned tls_idle_events(struct http_stream *s)
     if ((st & (BR_SSL_RECVAPP | BR_SSL_CLOSED)) || t->err || t->eof || t->stage_len)
         return 0;
     /* The caller parks on the socket itself (actor_hibernate), which
-     * consumes the readable edge: the read after it must be made. */
+     * consumes the readable (and writable) edge: the read and the send
+     * after it must be made. */
     t->drained = 0;
+    t->full = 0;
 
     unsigned need = 0;
     if (st & BR_SSL_SENDREC)

@@ -431,6 +431,16 @@ static bool peer_writes_large(struct peer *c, struct http_stream *s, unsigned ch
     return true;
 }
 
+/* The writer's socket is full: the peer reads, and the writer waits
+ * for room as every writer does after -EAGAIN (after a send that found
+ * the socket full the stream sends again only once a wait has seen it
+ * writable). */
+static void peer_drain(struct peer *c, struct http_stream *s)
+{
+    pump_peer(c);
+    s->ops->wait(s, SNOW_WAIT_WRITABLE, actor_deadline_after_ms(5));
+}
+
 static void batch_actor(void *arg)
 {
     (void)arg;
@@ -480,7 +490,7 @@ static void batch_actor(void *arg)
             if (w > 0)
                 done += (size_t)w;
             else if (w == -EAGAIN || w == 0)
-                pump_peer(&c); /* the socket is full: the peer reads */
+                peer_drain(&c, s); /* the socket is full: the peer reads */
             else
                 break;
             pushed |= w <= 0;
@@ -490,7 +500,7 @@ static void batch_actor(void *arg)
             f = s->ops->flush(s);
             if (f == -EAGAIN) {
                 pushed = true;
-                pump_peer(&c);
+                peer_drain(&c, s);
             }
         }
         if (done != n || f != 0) {
