@@ -54,7 +54,20 @@ struct http_stream {
     struct http_stream **back;
     /* shutdown has run: closing the stream does not send it again. */
     int shut;
+    /* How many bytes one turn of a busy connection should move each way
+     * before it lets other actors run (0: the caller's own default). TLS
+     * sets a smaller share than a plain socket's: each byte costs its
+     * reader or writer several times as much (AES-GCM and the engine's
+     * copies), and a turn of the same size held a connection whose
+     * socket had room again behind another's whole 1 MiB message. */
+    size_t turn_bytes;
 };
+
+/* The per-turn byte budget for s: its turn_bytes, or fallback. */
+static inline size_t http_stream_turn_bytes(const struct http_stream *s, size_t fallback)
+{
+    return s->turn_bytes && s->turn_bytes < fallback ? s->turn_bytes : fallback;
+}
 
 /* A plain stream over io (registered by the calling actor). NULL on ENOMEM. */
 struct http_stream *http_stream_plain(SnowIo *io);

@@ -20,7 +20,9 @@ void http_tls_config_free(struct http_tls_config *cfg);
  * read or write, parking on the poller like any other I/O. The ~33 KiB record
  * buffers live in the returned heap object. After a read that found the
  * socket empty, reads make no system call (-EAGAIN) until the stream's wait
- * or a hibernation on its io has seen the socket readable. NULL on ENOMEM. */
+ * or a hibernation on its io has seen the socket readable; likewise after a
+ * send that found the socket full, no send is made (writev and flush say
+ * -EAGAIN) until one has seen it writable. NULL on ENOMEM. */
 struct http_stream *http_stream_tls(SnowIo *io, const struct http_tls_config *cfg);
 
 #endif

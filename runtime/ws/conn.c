@@ -442,7 +442,7 @@ static int ensure_rbuf(struct ws_conn *c, size_t want)
  * handling frames as they complete. */
 static void read_some(struct ws_conn *c)
 {
-    size_t budget = WS_IO_BUDGET;
+    size_t budget = http_stream_turn_bytes(c->stream, WS_IO_BUDGET);
     while (c->rd_more && budget && !c->lv->paused) {
         if (c->lv->hold) {
             /* Make room for the whole held frame behind its header. */
@@ -559,7 +559,7 @@ static void check_deadlines(struct ws_conn *c)
 
 static void flush(struct ws_conn *c)
 {
-    size_t budget = WS_IO_BUDGET, written = 0;
+    size_t budget = http_stream_turn_bytes(c->stream, WS_IO_BUDGET), written = 0;
     bool wrote = false;
     while (!ws_outq_empty(&c->lv->q) && !c->wr_blocked && !c->wr_failed && budget) {
         struct iovec iov[64];
