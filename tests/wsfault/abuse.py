@@ -7,10 +7,10 @@ import struct
 import threading
 import time
 
-from faults import connections, read_until_cut, report, small_buffer_conn, stop_checked, threads, wait_for
+from faults import (connections, cutoff_server, read_until_cut, report, rss_bound_kib, small_buffer_conn, stop_checked,
+                    threads, wait_for)
 from wsclient import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Closed, Conn, Fail, Server,
-                      _read_head, clean_close, describe, expect_close, expect_message, frame, is_sanitized,
-                      quarantine_env)
+                      _read_head, clean_close, describe, expect_close, expect_message, frame, quarantine_env)
 
 class EchoProbe:
     """A normal client on its own thread: echoes a 1 KiB text message every
@@ -119,14 +119,12 @@ def case_slowloris_frames(exe, n=200, gap=0.5, rounds=4):
 def case_room_reader(exe, readers=3, msg_size=16 * 1024, window=4):
     limit, wtimeout = 256 * 1024, 2.0
     name = "room-reader: a /broadcast member that never reads is cut off; the others get every message in order"
-    asan = is_sanitized(exe)
-    srv = Server(exe, "--outbound-limit", str(limit), "--write-timeout", str(wtimeout),
-                 env=quarantine_env(exe)).start()
+    srv = cutoff_server(exe, limit, wtimeout)
     # What the server may hold for the stuck member is its outbound queue
     # (the limit plus one message) and the kernel's buffers, for the others
     # a window of messages: 32 MiB is far above that and far below the
     # 64 MiB the sender pushes through the room.
-    rss_bound = (32 + (16 if asan else 0)) * 1024
+    rss_bound = rss_bound_kib(exe, 32)
     conns = []
     try:
         stuck = small_buffer_conn(srv.port, "/broadcast", 10)
@@ -237,12 +235,11 @@ def pump(sock, chunks, out):
 def case_ping_flood(exe, n=100000):
     name = "ping-flood: %d pings as fast as the socket takes them are answered in order or cut off " \
            "with a close; memory bounded; another connection keeps echoing" % n
-    asan = is_sanitized(exe)
     srv = Server(exe, env=quarantine_env(exe)).start()
     # The pings are 1 MB of input; answering them needs a pong queue the
     # size of what the client has not read yet, which the outbound limit
     # (1 MiB) caps. 16 MiB is far above that (plus ASan's quarantine).
-    rss_bound = (16 + (16 if asan else 0)) * 1024
+    rss_bound = rss_bound_kib(exe, 16)
     try:
         probe = EchoProbe(srv.port)
         c = Conn(srv.port, "/echo", timeout=30)
@@ -318,7 +315,6 @@ def fragments(n):
 def case_fragment_flood(exe, n=100000):
     name = "fragment-flood: %d one-byte fragments are delivered whole under the limit, 1009 past it; " \
            "memory bounded" % n
-    asan = is_sanitized(exe)
     try:
         infos = []
         want = bytes(97 + i % 26 for i in range(n))
@@ -353,7 +349,7 @@ def case_fragment_flood(exe, n=100000):
                 # The message is 100 KB; the fragments' frames 700 KB. A
                 # server that kept anything per fragment would grow by
                 # megabytes; 8 MiB bounds the buffers with room to spare.
-                bound = (8 + (16 if asan else 0)) * 1024
+                bound = rss_bound_kib(exe, 8)
                 if rss1 - rss0 > bound:
                     raise Fail("server RSS grew by %d KiB (bound %d KiB)" % (rss1 - rss0, bound))
                 infos.append("%s, RSS %d -> %d KiB; %s" % (what, rss0, rss1, other))
@@ -367,7 +363,6 @@ def case_fragment_flood(exe, n=100000):
 def case_huge_sizes(exe):
     name = "huge-sizes: 2^63 and 2^63-1 declared frame lengths, a 100 MiB message, 10,000 upgrade " \
            "headers, a 1 MiB header line: each its close code or status, RSS bounded"
-    asan = is_sanitized(exe)
     srv = Server(exe, env=quarantine_env(exe)).start()
     try:
         probe = EchoProbe(srv.port)
@@ -420,7 +415,7 @@ def case_huge_sizes(exe):
         # growing buffer also sits in the 16 MiB quarantine once replaced,
         # and realloc always moves (old and new both live while copying):
         # 32 MiB more. Nothing else here may allocate more than a head.
-        bound = (32 + (32 if asan else 0)) * 1024
+        bound = rss_bound_kib(exe, 32, asan_mib=32)
         if peak - rss0 > bound:
             raise Fail("server peak RSS %d KiB, %d KiB over the baseline (bound %d KiB)" % (peak, peak - rss0, bound))
         if wait_for(lambda: connections(srv) == 0, 5) is not True:

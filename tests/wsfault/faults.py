@@ -1,6 +1,7 @@
 """What the fault cases share (run.py, abuse.py): the results they report
 to, polling with a deadline, a server's connection and thread counts, a
-client with a 4 KiB receive buffer and what it was sent before a cut."""
+client with a 4 KiB receive buffer and what it was sent before a cut, a
+server that cuts off slow clients, and RSS bounds that allow for ASan."""
 import base64
 import os
 import socket
@@ -8,7 +9,7 @@ import struct
 import time
 
 from runner import Results
-from wsclient import OP_BINARY, OP_CLOSE, Closed, Conn, Fail, describe
+from wsclient import OP_BINARY, OP_CLOSE, Closed, Conn, Fail, Server, describe, is_sanitized, quarantine_env
 
 results = Results()
 report = results.report
@@ -75,3 +76,16 @@ def read_until_cut(c, who, timeout):
     if seqs != sorted(seqs) or len(set(seqs)) != len(seqs):
         raise Fail("%s: messages out of order or duplicated" % who)
     return seqs, ended
+
+
+def rss_bound_kib(exe, mib, asan_mib=16):
+    """A bound on a server's RSS growth: mib, plus asan_mib for the
+    quarantine when exe is a sanitized build."""
+    return (mib + (asan_mib if is_sanitized(exe) else 0)) * 1024
+
+
+def cutoff_server(exe, limit, wtimeout):
+    """A started server that cuts off a client past `limit` outbound bytes
+    or `wtimeout` seconds of a stalled write."""
+    return Server(exe, "--outbound-limit", str(limit), "--write-timeout", str(wtimeout),
+                  env=quarantine_env(exe)).start()

@@ -54,8 +54,8 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "wsconf"))
 from runner import take_option  # noqa: E402
-from faults import (connections, read_until_cut, report, results, small_buffer_conn, stop_checked,  # noqa: E402
-                    threads, wait_for)
+from faults import (connections, cutoff_server, read_until_cut, report, results, rss_bound_kib,  # noqa: E402
+                    small_buffer_conn, stop_checked, threads, wait_for)
 from abuse import (case_fragment_flood, case_huge_sizes, case_ping_flood, case_room_reader,  # noqa: E402
                    case_slowloris_frames)
 from wsclient import (OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT, Closed, Conn, Fail, Server,  # noqa: E402
@@ -138,14 +138,12 @@ def case_half_open(exe):
 def case_slow_reader(exe):
     limit, wtimeout = 256 * 1024, 2.0
     name = "slow-reader: a client that never reads is cut off; another keeps echoing"
-    asan = is_sanitized(exe)
-    srv = Server(exe, "--outbound-limit", str(limit), "--write-timeout", str(wtimeout),
-                 env=quarantine_env(exe)).start()
+    srv = cutoff_server(exe, limit, wtimeout)
     # The flood is up to 256 MiB; a server that kept what it cannot deliver
     # would grow by that much. What it may hold is one outbound queue (the
     # limit plus one message) and its read buffers: 32 MiB is far above
     # that and far below the flood (plus the quarantine under ASan).
-    rss_bound = (32 + (16 if asan else 0)) * 1024
+    rss_bound = rss_bound_kib(exe, 32)
     try:
         slow = small_buffer_conn(srv.port, "/echo", 5)
         s = slow.sock
