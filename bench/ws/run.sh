@@ -90,14 +90,15 @@ stop_server() {
 trap cleanup EXIT
 say() { echo "run.sh: $*" >&2; }
 
-# --- tools: gnuplot for the plots (Debian gnuplot-nox)
+# --- Debian packages: the build's, and the peers' (libwebsockets-dev, Go
+# with gorilla/websocket, gnuplot-nox for the plots), installed by the
+# project's setup script when run as root on a machine that lacks them
+# (SNOW_SETUP_BENCH=1 adds the benchmark packages to its list).
+if [ "$(id -u)" = 0 ]; then
+    SNOW_SETUP_BENCH=1 "$root/scripts/setup.sh" >&2
+fi
 if ! command -v gnuplot >/dev/null; then
-    if [ "$(id -u)" = 0 ]; then
-        say "installing gnuplot-nox"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gnuplot-nox >/dev/null
-    else
-        say "gnuplot is missing (apt-get install gnuplot-nox); plots will be skipped"
-    fi
+    say "gnuplot is missing (run as root, or apt-get install gnuplot-nox); plots will be skipped"
 fi
 
 # --- snow-rt: a release build with snow-echo and the load generator
@@ -130,6 +131,14 @@ if need bun; then
         if [ -x "$b" ] && "$b" --version >/dev/null 2>&1; then bun_bin=$b; break; fi
     done
     [ -n "$bun_bin" ] || { say "no runnable bun binary under $peers_dir/node_modules"; exit 1; }
+fi
+if need lws && ! pkg-config --exists libwebsockets; then
+    say "libwebsockets-dev is missing (run as root, or leave lws out of SERVERS)"
+    exit 1
+fi
+if need gorilla && { ! command -v go >/dev/null || [ ! -d /usr/share/gocode/src/github.com/gorilla/websocket ]; }; then
+    say "Go or golang-github-gorilla-websocket-dev is missing (run as root, or leave gorilla out of SERVERS)"
+    exit 1
 fi
 if need lws; then
     gcc -O2 -o "$work/lws-server" "$peers_dir/lws-server.c" $(pkg-config --cflags --libs libwebsockets)
