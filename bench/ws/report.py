@@ -143,6 +143,29 @@ def main():
                 if vals:
                     med[cell, srv, key] = statistics.median(vals)
 
+    def reps_led(cell, key, higher):
+        """(repetitions in which snow-rt led the best peer of that same
+        repetition, repetitions compared, lowest and highest of those
+        repetitions' ratios): how often a median's verdict held run by run."""
+        by_rep = {}
+        for r in rows:
+            if r["cell"] == cell and r["status"] == "ok":
+                v = num(r["kv"].get(key))
+                if v is not None:
+                    by_rep.setdefault(r["rep"], {})[r["server"]] = v
+        led, ratios = 0, []
+        for vals in by_rep.values():
+            snow = vals.get("snow-rt")
+            pv = [v for s, v in vals.items() if s != "snow-rt"]
+            if snow is None or not pv:
+                continue
+            best = max(pv) if higher else min(pv)
+            if not best:
+                continue
+            ratios.append(snow / best)
+            led += snow >= best if higher else snow <= best
+        return led, len(ratios), ratios
+
     out = []
     p = out.append
     p(f"# WebSocket servers side by side: {os.path.basename(a.out)}")
@@ -165,11 +188,14 @@ def main():
       "rotated between repetitions. Figures are medians over the repetitions that completed "
       "(their count in parentheses when fewer than all). **C** marks a median over runs in which the "
       "load generator was at least 90 % busy: the server's figure is then a lower bound. "
-      "The per-process open-file limit here is 20,000, hence 19,900 idle connections.")
+      "The per-process open-file limit here is 20,000, hence 19,900 idle connections. "
+      "The last column compares run by run: in how many repetitions snow-rt led the best peer of "
+      "the same repetition, and the lowest and highest of those repetitions' ratios.")
     p("")
-    head = "| cell | figure | " + " | ".join(servers) + " | snow-rt / best peer |"
+    head = ("| cell | figure | " + " | ".join(servers) +
+            " | snow-rt / best peer | led in repetitions (ratio range) |")
     p(head)
-    p("|" + "---|" * (len(servers) + 3))
+    p("|" + "---|" * (len(servers) + 4))
     for cell in cells:
         mode = cell_mode.get(cell)
         if not mode:
@@ -205,9 +231,11 @@ def main():
                     r_ = snow / best
                     ahead = r_ >= 1 if higher else r_ <= 1
                     ratio = f"{r_:.2f} ({'ahead' if ahead else 'behind'})"
+            led, compared, ratios = reps_led(cell, key, higher)
+            reps = f"{led} of {compared} ({min(ratios):.2f}-{max(ratios):.2f})" if compared else ""
             unit_s = f" ({unit})" if unit else ""
             arrow = "higher is better" if higher else "lower is better"
-            p(f"| {cell} | {label}{unit_s}, {arrow} | " + " | ".join(cellv) + f" | {ratio} |")
+            p(f"| {cell} | {label}{unit_s}, {arrow} | " + " | ".join(cellv) + f" | {ratio} | {reps} |")
     p("")
     p("## Commands")
     p("")
