@@ -86,6 +86,9 @@ def main():
     ap.add_argument("--repeat", default="")
     ap.add_argument("--quick", default="0")
     ap.add_argument("--servers", default="")
+    ap.add_argument("--steal-max", type=float, default=None,
+                    help="the STEAL_MAX run.sh used: a median over a run with more steal is marked S")
+    ap.add_argument("--steal-retries", default="2")
     a = ap.parse_args()
 
     rows = []
@@ -127,6 +130,7 @@ def main():
 
     med = {}
     sat = {}
+    stolen = {}
     nok = {}
     cell_mode = {}
     for cell in cells:
@@ -137,6 +141,8 @@ def main():
                 continue
             cell_mode[cell] = rs[0]["mode"]
             sat[cell, srv] = sum(r["kv"].get("loadgen_saturated") == "1" for r in rs) * 2 > len(rs)
+            stolen[cell, srv] = a.steal_max is not None and rs[0]["mode"] != "ws_idle" and any(
+                (num(r["kv"].get("steal_pct")) or 0) > a.steal_max for r in rs)
             for key, _, _, _ in FIGURES.get(rs[0]["mode"], []):
                 vals = [num(r["kv"].get(key)) for r in rs]
                 vals = [v for v in vals if v is not None]
@@ -188,7 +194,12 @@ def main():
       "rotated between repetitions. Figures are medians over the repetitions that completed "
       "(their count in parentheses when fewer than all). **C** marks a median over runs in which the "
       "load generator was at least 90 % busy: the server's figure is then a lower bound. "
-      "The per-process open-file limit here is 20,000, hence 19,900 idle connections. "
+      "The per-process open-file limit here is 20,000, hence 19,900 idle connections. " +
+      ("A timed run during which the host took more than "
+       f"{a.steal_max:g} % of either CPU's time (steal, in /proc/stat: this is a virtual machine) "
+       f"was not clean: it was run again with a fresh server, at most {a.steal_retries} times (STEAL_RETRIES), and "
+       "the runs set aside are listed below but not counted; **S** marks a median that still includes "
+       "such a run. " if a.steal_max is not None else "") +
       "The last column compares run by run: in how many repetitions snow-rt led the best peer of "
       "the same repetition, and the lowest and highest of those repetitions' ratios.")
     p("")
@@ -218,6 +229,8 @@ def main():
                 s = fmt(v)
                 if sat.get((cell, srv)) and higher:
                     s += " C"
+                if stolen.get((cell, srv)):
+                    s += " S"
                 if nok[cell, srv] < int(a.repeat or 0):
                     s += f" ({nok[cell, srv]})"
                 cellv.append(s)
@@ -255,8 +268,12 @@ def main():
     p("")
     p("```")
     for r in rows:
-        p(r["line"] if r["status"] == "ok" else f"FAILED server={r['server']} cell={r['cell']} "
-          f"rep={r['rep']}: {r['line']}")
+        if r["status"] == "ok":
+            p(r["line"])
+        elif r["status"] == "stolen":
+            p(f"SET ASIDE (not clean, run again): {r['line']}")
+        else:
+            p(f"FAILED server={r['server']} cell={r['cell']} rep={r['rep']}: {r['line']}")
     p("```")
     with open(a.out + ".md", "w") as f:
         f.write("\n".join(out) + "\n")
