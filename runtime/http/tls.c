@@ -250,9 +250,9 @@ void http_tls_config_free(struct http_tls_config *c)
  * follows goes through the staging buffer either way, so the read is then
  * a recv into the staging buffer only. A recv into one buffer costs less
  * than a readv (no vector to import, no file-position and access checks):
- * 5.05 against 5.40 µs a call for 69 bytes on a loopback socket here,
- * medians of 12 interleaved rounds of 100,000 (bench/README.md, "wss at
- * depth 1: the record header read with recv").
+ * 4.51 and 5.03 against 5.07 and 5.50 µs a call for 69 bytes on a
+ * loopback socket here, two runs of snow-bench-read-calls (bench/README.md,
+ * "Depth 1 on a shared host").
  */
 #define STAGE_CAP BR_SSL_BUFSIZE_INPUT
 /* Below this much of the current record left, a read goes to the staging
