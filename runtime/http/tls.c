@@ -256,8 +256,8 @@ void http_tls_config_free(struct http_tls_config *c)
  */
 #define STAGE_CAP BR_SSL_BUFSIZE_INPUT
 /* Below this much of the current record left, a read goes to the staging
- * buffer alone (copying those bytes into the engine costs less than the
- * readv). */
+ * buffer alone: copying those bytes into the engine costs less than a
+ * readv would. */
 #define DIRECT_MIN 512
 
 /* A busy connection's share of a turn each way (http_stream.turn_bytes):
@@ -392,20 +392,12 @@ static int read_records(struct tls_stream *t)
      * its edge with the bytes already read, and only a read sees it. */
     if (t->drained && !actor_io_peer_shut(t->base.io))
         return 0;
-    size_t len;
-    unsigned char *buf = br_ssl_engine_recvrec_buf(eng, &len);
+    size_t room;
+    unsigned char *buf = br_ssl_engine_recvrec_buf(eng, &room);
     int fd = snow_io_fd(t->base.io);
-    ssize_t n;
-    size_t asked;
-    if (len < DIRECT_MIN) {
-        len = 0;
-        asked = sizeof t->stage;
-        n = http_sock_recv(fd, t->stage, asked);
-    } else {
-        struct iovec v[2] = {{buf, len}, {t->stage, sizeof t->stage}};
-        asked = len + sizeof t->stage;
-        n = http_sock_readv(fd, v, 2);
-    }
+    size_t len = room < DIRECT_MIN ? 0 : room, asked = len + sizeof t->stage;
+    struct iovec v[2] = {{buf, len}, {t->stage, sizeof t->stage}};
+    ssize_t n = len ? http_sock_readv(fd, v, 2) : http_sock_recv(fd, t->stage, sizeof t->stage);
     if (n > 0) {
         size_t got = (size_t)n;
         t->drained = got < asked;
