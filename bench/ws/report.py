@@ -159,18 +159,18 @@ def main():
                 v = num(r["kv"].get(key))
                 if v is not None:
                     by_rep.setdefault(r["rep"], {})[r["server"]] = v
-        led, ratios = 0, []
+        led, compared, ratios = 0, 0, []
         for vals in by_rep.values():
             snow = vals.get("snow-rt")
             pv = [v for s, v in vals.items() if s != "snow-rt"]
             if snow is None or not pv:
                 continue
             best = max(pv) if higher else min(pv)
-            if not best:
-                continue
-            ratios.append(snow / best)
+            compared += 1
             led += snow >= best if higher else snow <= best
-        return led, len(ratios), ratios
+            if best:  # a best of 0 (idle CPU) has no ratio, only a verdict
+                ratios.append(snow / best)
+        return led, compared, ratios
 
     out = []
     p = out.append
@@ -240,12 +240,15 @@ def main():
             pv = [v for v in pv if v is not None]
             if snow is not None and pv:
                 best = max(pv) if higher else min(pv)
+                ahead = snow >= best if higher else snow <= best
                 if best:
-                    r_ = snow / best
-                    ahead = r_ >= 1 if higher else r_ <= 1
-                    ratio = f"{r_:.2f} ({'ahead' if ahead else 'behind'})"
+                    ratio = f"{snow / best:.2f} ({'ahead' if ahead else 'behind'})"
+                else:
+                    ratio = "even (both 0)" if snow == best else ("ahead" if ahead else "behind") + " (best peer 0)"
             led, compared, ratios = reps_led(cell, key, higher)
-            reps = f"{led} of {compared} ({min(ratios):.2f}-{max(ratios):.2f})" if compared else ""
+            reps = f"{led} of {compared}" if compared else ""
+            if ratios:
+                reps += f" ({min(ratios):.2f}-{max(ratios):.2f})"
             unit_s = f" ({unit})" if unit else ""
             arrow = "higher is better" if higher else "lower is better"
             p(f"| {cell} | {label}{unit_s}, {arrow} | " + " | ".join(cellv) + f" | {ratio} | {reps} |")
