@@ -7,8 +7,8 @@ import struct
 import threading
 import time
 
-from faults import (connections, cutoff_server, read_until_cut, report, rss_bound_kib, small_buffer_conn, stop_checked,
-                    threads, wait_for)
+from faults import (connections, cutoff_server, guarded, read_until_cut, report, rss_bound_kib, small_buffer_conn,
+                    stop_checked, threads, wait_for)
 from wsclient import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Closed, Conn, Fail, Server,
                       _read_head, clean_close, describe, expect_close, expect_message, frame, quarantine_env)
 
@@ -61,7 +61,7 @@ def case_slowloris_frames(exe, n=200, gap=0.5, rounds=4):
            "a normal upgrade + echo completes meanwhile" % (n, gap * 1e3)
     srv = Server(exe).start()
     slow = []
-    try:
+    with guarded(name, srv, "slowloris-frames server", conns=slow):
         base_threads = threads(srv)
         body = b"trickled %03d!"
         frames = []
@@ -108,12 +108,6 @@ def case_slowloris_frames(exe, n=200, gap=0.5, rounds=4):
             clean_close(c)
         report(name, None, "upgrade + echo took %s ms with %d connections mid-frame; worker threads %d -> %d"
                % (", ".join("%.1f" % (t * 1e3) for t in times), n, base_threads, th))
-    except (Fail, OSError, Closed) as e:
-        report(name, "%s: %s" % (type(e).__name__, e))
-    finally:
-        for c in slow:
-            c.close()
-        stop_checked(srv, "slowloris-frames server")
 
 
 def case_room_reader(exe, readers=3, msg_size=16 * 1024, window=4):
@@ -126,7 +120,7 @@ def case_room_reader(exe, readers=3, msg_size=16 * 1024, window=4):
     # 64 MiB the sender pushes through the room.
     rss_bound = rss_bound_kib(exe, 32)
     conns = []
-    try:
+    with guarded(name, srv, "room-reader server", conns=conns):
         stuck = small_buffer_conn(srv.port, "/broadcast", 10)
         conns.append(stuck)
         sender = Conn(srv.port, "/broadcast", timeout=30)
@@ -214,12 +208,6 @@ def case_room_reader(exe, readers=3, msg_size=16 * 1024, window=4):
                   rss_bound))
         for c in rs + [sender]:
             clean_close(c)
-    except (Fail, OSError, Closed) as e:
-        report(name, "%s: %s" % (type(e).__name__, e))
-    finally:
-        for c in conns:
-            c.close()
-        stop_checked(srv, "room-reader server")
 
 
 def pump(sock, chunks, out):
@@ -240,7 +228,7 @@ def case_ping_flood(exe, n=100000):
     # size of what the client has not read yet, which the outbound limit
     # (1 MiB) caps. 16 MiB is far above that (plus ASan's quarantine).
     rss_bound = rss_bound_kib(exe, 16)
-    try:
+    with guarded(name, srv, "ping-flood server"):
         probe = EchoProbe(srv.port)
         c = Conn(srv.port, "/echo", timeout=30)
         rss0 = srv.rss_kib()
@@ -297,10 +285,6 @@ def case_ping_flood(exe, n=100000):
             raise Fail("server RSS grew by %d KiB (bound %d KiB)" % (rss_max - rss0, rss_bound))
         report(name, None, "%s; %s; server RSS %d -> max %d KiB (bound +%d KiB)"
                % (outcome, other, rss0, rss_max, rss_bound))
-    except (Fail, OSError, Closed) as e:
-        report(name, "%s: %s" % (type(e).__name__, e))
-    finally:
-        stop_checked(srv, "ping-flood server")
 
 
 def fragments(n):
@@ -315,7 +299,7 @@ def fragments(n):
 def case_fragment_flood(exe, n=100000):
     name = "fragment-flood: %d one-byte fragments are delivered whole under the limit, 1009 past it; " \
            "memory bounded" % n
-    try:
+    with guarded(name):
         infos = []
         want = bytes(97 + i % 26 for i in range(n))
         pieces = fragments(n)
@@ -356,15 +340,13 @@ def case_fragment_flood(exe, n=100000):
             finally:
                 stop_checked(srv, "fragment-flood server (limit %s)" % (limit or "default"))
         report(name, None, " | ".join(infos))
-    except (Fail, OSError, Closed) as e:
-        report(name, "%s: %s" % (type(e).__name__, e))
 
 
 def case_huge_sizes(exe):
     name = "huge-sizes: 2^63 and 2^63-1 declared frame lengths, a 100 MiB message, 10,000 upgrade " \
            "headers, a 1 MiB header line: each its close code or status, RSS bounded"
     srv = Server(exe, env=quarantine_env(exe)).start()
-    try:
+    with guarded(name, srv, "huge-sizes server"):
         probe = EchoProbe(srv.port)
         rss0 = srv.rss_kib()
         seen = []
@@ -422,7 +404,3 @@ def case_huge_sizes(exe):
             raise Fail("/stats connections %d after every client left" % connections(srv))
         report(name, None, "%s; RSS %d -> %d KiB, peak %d KiB (bound +%d KiB); %s"
                % ("; ".join(seen), rss0, rss1, peak, bound, other))
-    except (Fail, OSError, Closed) as e:
-        report(name, "%s: %s" % (type(e).__name__, e))
-    finally:
-        stop_checked(srv, "huge-sizes server")

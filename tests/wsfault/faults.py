@@ -1,8 +1,10 @@
 """What the fault cases share (run.py, abuse.py): the results they report
-to, polling with a deadline, a server's connection and thread counts, a
-client with a 4 KiB receive buffer and what it was sent before a cut, a
-server that cuts off slow clients, and RSS bounds that allow for ASan."""
+to, a case's failure report and clean-up, polling with a deadline, a
+server's connection and thread counts, a client with a 4 KiB receive buffer
+and what it was sent before a cut, a server that cuts off slow clients, and
+RSS bounds that allow for ASan."""
 import base64
+import contextlib
 import os
 import socket
 import struct
@@ -14,6 +16,26 @@ from wsclient import OP_BINARY, OP_CLOSE, Closed, Conn, Fail, Server, describe, 
 results = Results()
 report = results.report
 stop_checked = results.stop_checked
+
+
+@contextlib.contextmanager
+def guarded(name, srv=None, what=None, conns=(), kill=False):
+    """The body of case `name`: a Fail, OSError or Closed out of it is that
+    case's failure. Whatever happened, the connections in conns (read at
+    the end, so the body may add to it) are closed, then srv is killed
+    (kill) or stopped with its exit status checked as case `what`."""
+    try:
+        yield
+    except (Fail, OSError, Closed) as e:
+        report(name, "%s: %s" % (type(e).__name__, e))
+    finally:
+        for c in conns:
+            c.close()
+        if srv is not None:
+            if kill:
+                srv.kill()
+            else:
+                stop_checked(srv, what)
 
 
 def wait_for(pred, timeout, step=0.02):

@@ -54,7 +54,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "wsconf"))
 from runner import take_option  # noqa: E402
-from faults import (connections, cutoff_server, read_until_cut, report, results, rss_bound_kib,  # noqa: E402
+from faults import (connections, cutoff_server, guarded, read_until_cut, report, results, rss_bound_kib,  # noqa: E402
                     small_buffer_conn, stop_checked, threads, wait_for)
 from abuse import (case_fragment_flood, case_huge_sizes, case_ping_flood, case_room_reader,  # noqa: E402
                    case_slowloris_frames)
@@ -144,7 +144,7 @@ def case_slow_reader(exe):
     # limit plus one message) and its read buffers: 32 MiB is far above
     # that and far below the flood (plus the quarantine under ASan).
     rss_bound = rss_bound_kib(exe, 32)
-    try:
+    with guarded(name, srv, "slow-reader server"):
         slow = small_buffer_conn(srv.port, "/echo", 5)
         s = slow.sock
         other = Conn(srv.port, "/echo")
@@ -204,10 +204,6 @@ def case_slow_reader(exe):
                % (limit >> 10, wtimeout, cut_at, sent["bytes"] >> 20, len(seqs), ended, len(lat),
                   lat[len(lat) // 2] * 1e3, lat[-1] * 1e3, rss0, rss_max, rss_bound))
         clean_close(other)
-    except (Fail, OSError) as e:
-        report(name, "%s: %s" % (type(e).__name__, e))
-    finally:
-        stop_checked(srv, "slow-reader server")
 
 
 def churn_round(port, n, conns_out=None):
@@ -237,7 +233,7 @@ def case_churn(exe, total=10000, batch=500):
     name = "churn: %d connections (half aborted with RST) leave connections, fds, threads, RSS at baseline" % total
     asan = is_sanitized(exe)
     srv = Server(exe, env=quarantine_env(exe)).start()
-    try:
+    with guarded(name, srv, "churn server"):
         # warm-up at the same concurrency: pools and allocator arenas reach
         # the size this load needs before the baseline is taken
         for _ in range(2):
@@ -270,16 +266,12 @@ def case_churn(exe, total=10000, batch=500):
             raise Fail("RSS grew by %d KiB; %s" % (after[2] - base[2], info))
         report(name, None, info)
         del n
-    except (Fail, OSError, Closed) as e:
-        report(name, "%s: %s" % (type(e).__name__, e))
-    finally:
-        stop_checked(srv, "churn server")
 
 
 def case_panic(exe):
     name = "panic: a handler panic closes its connection with 1011; /echo still served, counts back to baseline"
     srv = Server(exe).start()
-    try:
+    with guarded(name, srv, "panic server"):
         base = (connections(srv), srv.fd_count())
         if base[0] != 0:
             raise Fail("/stats connections %d before any client" % base[0])
@@ -309,10 +301,6 @@ def case_panic(exe):
         if st["closed_by_code"]["1011"] != 3:
             raise Fail("/stats closed_by_code 1011 is %s, expected 3" % st["closed_by_code"]["1011"])
         report(name, None, "3 panics; connections %d, fds %d" % (connections(srv), srv.fd_count()))
-    except (Fail, OSError, Closed) as e:
-        report(name, "%s: %s" % (type(e).__name__, e))
-    finally:
-        stop_checked(srv, "panic server")
 
 
 def case_drain(exe, answer):
@@ -321,8 +309,8 @@ def case_drain(exe, answer):
         n, "clients answer the close" if answer else "clients never answer")
     srv = Server(exe).start()
     conns = []
-    try:
-        conns = [Conn(srv.port, "/echo") for _ in range(n)]
+    with guarded(name, srv, conns=conns, kill=True):
+        conns.extend(Conn(srv.port, "/echo") for _ in range(n))
         if wait_for(lambda: connections(srv) == n, 5) is not True:
             raise Fail("/stats connections %d with %d open" % (connections(srv), n))
         t0 = time.monotonic()
@@ -374,12 +362,6 @@ def case_drain(exe, answer):
         report(name, None, "exit 0 after %.2f s" % exit_s)
         if not answer:
             report("drain: an upgrade that arrives during the drain is answered 503", late)
-    except (Fail, OSError) as e:
-        report(name, "%s: %s" % (type(e).__name__, e))
-    finally:
-        for c in conns:
-            c.close()
-        srv.kill()
 
 
 def main():
