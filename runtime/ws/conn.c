@@ -340,6 +340,7 @@ static void process(struct ws_conn *c)
             }
             if (n > 0) {
                 c->lv->roff += (size_t)n;
+                c->lv->got_data = true;
                 deliver_message(c, ev.data, ev.len, ev.opcode);
                 if (over_half(c)) {
                     c->lv->paused = true; /* the rest stays in the buffer */
@@ -357,6 +358,8 @@ static void process(struct ws_conn *c)
             break;
         }
         int r = 0;
+        if (ev.kind != WS_EV_CONTROL)
+            c->lv->got_data = true;
         if (ev.kind == WS_EV_FRAME || ev.kind == WS_EV_CONTROL) {
             uint16_t code = ws_pmd_on_frame(c, &ev);
             if (code) {
@@ -477,7 +480,6 @@ static void read_some(struct ws_conn *c)
             break;
         }
         budget -= (size_t)n < budget ? (size_t)n : budget;
-        c->lv->got_input = true;
         /* Fewer bytes than asked from a plain socket: it is empty now, and
          * the next bytes raise a new (latched) edge, so the read that would
          * only say EAGAIN is skipped (http_stream_reads_whole). Not once
@@ -490,6 +492,7 @@ static void read_some(struct ws_conn *c)
             continue;
         }
         if (direct) {
+            c->lv->got_data = true;
             uint16_t code = ws_conn_take_payload(c, direct, (size_t)n);
             if (code)
                 fail(c, code);
@@ -698,15 +701,18 @@ static void conn_loop(struct ws_conn *c)
         /* A busy connection does not hibernate between its messages: freeing
          * the awake part and the stack only to build them again at the next
          * message cost about a third of the instructions of a 64-byte echo.
-         * It waits with its stack until WS_HOT_MS after the last input, and
-         * hibernates at the first turn after that (the wait's deadline).
+         * It waits with its stack until WS_HOT_MS after the last data frame,
+         * and hibernates at the first turn after that (the wait's deadline).
+         * Control frames alone do not make it busy: the heartbeat's pong,
+         * or a peer's keep-alive ping, comes once in tens of seconds, and
+         * staying awake after it only cost a third wake-up per round.
          * Not after a message larger than the read buffer: rebuilding is a
          * small share of such a message's cost, and staying awake would keep
          * its message buffer, which made the allocator hand out fresh pages
          * for every large reply (1 MiB echo: 1,000-1,300 MB/s awake against
          * 2,200 hibernating). */
-        if (c->lv->got_input) {
-            c->lv->got_input = false;
+        if (c->lv->got_data) {
+            c->lv->got_data = false;
             if (c->lv->reasm.buf.cap <= WS_RBUF_LARGE)
                 c->lv->hot_until = c->lv->now + (int64_t)WS_HOT_MS * 1000000;
         }

@@ -217,9 +217,9 @@ struct ws_live {
     struct ws_handshake *hs;  /* during CONNECTING only */
     const SnowHttpReq *req;   /* during CONNECTING only */
     uint16_t fail_code;       /* a close we must start at the next step */
-    bool got_input;           /* this turn read bytes from the peer */
+    bool got_data;            /* this turn decoded data frames (not control frames alone) */
     int64_t now;              /* rt_now_ns() of this turn's deadline check */
-    int64_t hot_until;        /* no hibernation before this (WS_HOT_MS after input) */
+    int64_t hot_until;        /* no hibernation before this (WS_HOT_MS after data) */
     struct ws_pmd_live pmd;   /* permessage-deflate: the message being inflated */
 };
 

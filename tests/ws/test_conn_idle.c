@@ -6,6 +6,8 @@
  * outbound queue), the HTTP connection's compact record only, no
  * collector state for an actor that never allocated in its heap, and only
  * the heap's core (no free-list table, no mark stack) for one that did.
+ * Control frames (a peer's ping, the heartbeat's pong) do not keep a
+ * connection awake the way data does.
  */
 #include <malloc.h>
 #include <pthread.h>
@@ -111,6 +113,94 @@ START_TEST(idle_user_data_survives_in_the_heap)
 }
 END_TEST
 
+/* /calm: a heartbeat every 300 ms; on_info (tag 78) answers whether the
+ * connection is waiting awake after data (WS_HOT_MS) or was built afresh
+ * on waking from hibernation. It runs on the connection's own actor, so
+ * the state is read where it is kept. */
+static SnowWsHandler h_calm;
+
+static int hot_of(struct ws_conn *c, void *arg)
+{
+    *(bool *)arg = c && c->lv && c->lv->hot_until > 0;
+    return 0;
+}
+
+static void say_hot(SnowWsConn *conn, SnowMessage *m, void *arg)
+{
+    (void)arg;
+    if (m->tag != 78)
+        return;
+    bool hot = false;
+    ws_table_with(snow_ws_pid(conn), hot_of, &hot);
+    snow_ws_send_text(conn, hot ? "hot" : "cold", hot ? 3 : 4);
+}
+
+static void calm_routes(SnowRouter *r)
+{
+    snow_ws_handler_init(&h_calm);
+    h_calm.on_open = record_open;
+    h_calm.on_close = record_close;
+    h_calm.on_message = echo;
+    h_calm.on_info = say_hot;
+    h_calm.ping_interval_ms = 300;
+    h_calm.pong_timeout_ms = 10000;
+    ck_assert_int_eq(snow_router_ws(r, "/calm", &h_calm), 0);
+}
+
+/* Reads frames until one with opcode op, answering the server's pings
+ * meanwhile; returns it (the caller frees its data). */
+static struct wsframe frame_with(struct wsc *c, unsigned op)
+{
+    for (;;) {
+        struct wsframe f;
+        ck_assert_int_eq(wsc_read(c, &f), 0);
+        if (f.op == op)
+            return f;
+        ck_assert_uint_eq(f.op, 9);
+        ck_assert_int_eq(wsc_frame(c, 0x8A, f.data, f.len), 0);
+        free(f.data);
+    }
+}
+
+static void expect_cold(struct wsc *c, SnowPid pid)
+{
+    ck_assert_int_eq(snow_actor_send(pid, 78, "?", 1), 0);
+    struct wsframe f = frame_with(c, 1);
+    ck_assert_str_eq((const char *)f.data, "cold");
+    free(f.data);
+}
+
+START_TEST(control_frames_leave_a_connection_idle)
+{
+    server_start(calm_routes);
+    struct wsc c;
+    ck_assert_int_eq(wsc_open(&c, port, "/calm", NULL, NULL, 0), 101);
+    wait_opens(1);
+    SnowPid pid = seen().last_pid;
+    ck_assert_uint_eq(wait_hibernated(1), 1);
+    /* The peer's keep-alive ping: answered, then straight back to sleep
+     * (the pong reached us, so the turn that read the ping is over). */
+    ck_assert_int_eq(wsc_frame(&c, 0x89, "keep-alive", 10), 0);
+    struct wsframe f = frame_with(&c, 10);
+    ck_assert_str_eq((const char *)f.data, "keep-alive");
+    free(f.data);
+    expect_cold(&c, pid);
+    /* The heartbeat: its ping answered, the pong taken (the round trip is
+     * measured once it is), and the connection sleeps again at once. */
+    f = frame_with(&c, 9);
+    ck_assert_int_eq(wsc_frame(&c, 0x8A, f.data, f.len), 0);
+    free(f.data);
+    SnowWsConn *h = ws_handle(pid);
+    for (int i = 0; i < 10000 && snow_ws_rtt_ms(h) < 0; i++)
+        usleep(500);
+    ck_assert_int_ge(snow_ws_rtt_ms(h), 0);
+    expect_cold(&c, pid);
+    wsc_close(&c);
+    wait_closes(1);
+    server_stop();
+}
+END_TEST
+
 Suite *conn_idle_suite(void)
 {
     Suite *s = suite_create("ws_conn_idle");
@@ -118,6 +208,7 @@ Suite *conn_idle_suite(void)
     tcase_set_timeout(t, 60);
     tcase_add_test(t, idle_connections_hold_no_awake_state);
     tcase_add_test(t, idle_user_data_survives_in_the_heap);
+    tcase_add_test(t, control_frames_leave_a_connection_idle);
     suite_add_tcase(s, t);
     return s;
 }
