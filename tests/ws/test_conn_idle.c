@@ -178,8 +178,10 @@ START_TEST(control_frames_leave_a_connection_idle)
     wait_opens(1);
     SnowPid pid = seen().last_pid;
     ck_assert_uint_eq(wait_hibernated(1), 1);
-    /* The peer's keep-alive ping: answered, then straight back to sleep
-     * (the pong reached us, so the turn that read the ping is over). */
+    /* The peer's keep-alive ping: answered, then straight back to sleep.
+     * The pong reached us, so the turn that read the ping has flushed; it
+     * chooses between waiting awake and hibernating right after that,
+     * before it could take the probe below. */
     ck_assert_int_eq(wsc_frame(&c, 0x89, "keep-alive", 10), 0);
     struct wsframe f = frame_with(&c, 10);
     ck_assert_str_eq((const char *)f.data, "keep-alive");
