@@ -4,13 +4,15 @@
  * subprotocols, panics, floods over the outbound limit, a stalled big
  * message, heartbeat, sends from other actors, on_info, closing from a
  * handler, Origin lists, a small message limit, kept messages, a spread
- * drain), each recording opens and closes in conn_ev.
+ * drain, a heartbeat route that says whether it is waiting awake), each
+ * recording opens and closes in conn_ev.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "conn_routes.h"
+#include "ws/conn.h"
 
 void echo(SnowWsConn *conn, const void *data, size_t len, int is_text, void *arg)
 {
@@ -140,6 +142,25 @@ static void info(SnowWsConn *conn, SnowMessage *m, void *arg)
         snow_ws_send_text(conn, m->data, m->len);
 }
 
+/* /calm's on_info (tag 78): whether the connection is waiting awake after
+ * data (WS_HOT_MS) or was built afresh on waking from hibernation. It runs
+ * on the connection's own actor, so the state is read where it is kept. */
+static int hot_of(struct ws_conn *c, void *arg)
+{
+    *(bool *)arg = c && c->lv && c->lv->hot_until > 0;
+    return 0;
+}
+
+static void say_hot(SnowWsConn *conn, SnowMessage *m, void *arg)
+{
+    (void)arg;
+    if (m->tag != 78)
+        return;
+    bool hot = false;
+    ws_table_with(snow_ws_pid(conn), hot_of, &hot);
+    snow_ws_send_text(conn, hot ? "hot" : "cold", hot ? 3 : 4);
+}
+
 static void close_message(SnowWsConn *conn, const void *data, size_t len, int is_text, void *arg)
 {
     echo(conn, data, len, is_text, arg);
@@ -196,7 +217,7 @@ static void astext_message(SnowWsConn *conn, const void *data, size_t len, int i
 }
 
 SnowWsHandler h_keep, h_pconnect, h_spread, h_echo, h_auth, h_panic, h_flood, h_floodclose, h_stall, h_hb, h_foreign, h_info,
-    h_close, h_origin, h_small, h_astext;
+    h_close, h_origin, h_small, h_astext, h_calm;
 
 static const char *const protos[] = {"chat.v1", "chat.v2"};
 static const char *const origins[] = {"https://good.example"};
@@ -211,7 +232,8 @@ static void plain(SnowHttpReq *req, SnowHttpRes *res, void *arg)
 static void routes(SnowRouter *r)
 {
     SnowWsHandler *all[] = {&h_echo, &h_auth,  &h_panic, &h_flood,  &h_floodclose, &h_stall, &h_hb,   &h_foreign,
-                            &h_info, &h_close, &h_origin, &h_small, &h_keep,       &h_pconnect, &h_spread, &h_astext};
+                            &h_info, &h_close, &h_origin, &h_small, &h_keep,       &h_pconnect, &h_spread, &h_astext,
+                            &h_calm};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         snow_ws_handler_init(all[i]);
         all[i]->on_close = record_close;
@@ -236,6 +258,9 @@ static void routes(SnowRouter *r)
     h_hb.pong_timeout_ms = 200;
     h_foreign.on_message = foreign_message;
     h_info.on_info = info;
+    h_calm.on_info = say_hot;
+    h_calm.ping_interval_ms = 300;
+    h_calm.pong_timeout_ms = 10000;
     h_close.on_message = close_message;
     h_origin.origin_policy = SNOW_WS_ORIGIN_LIST;
     h_origin.origins = origins;
@@ -257,6 +282,7 @@ static void routes(SnowRouter *r)
     ck_assert_int_eq(snow_router_ws(r, "/hb", &h_hb), 0);
     ck_assert_int_eq(snow_router_ws(r, "/foreign", &h_foreign), 0);
     ck_assert_int_eq(snow_router_ws(r, "/info", &h_info), 0);
+    ck_assert_int_eq(snow_router_ws(r, "/calm", &h_calm), 0);
     ck_assert_int_eq(snow_router_ws(r, "/close", &h_close), 0);
     ck_assert_int_eq(snow_router_ws(r, "/origin", &h_origin), 0);
     ck_assert_int_eq(snow_router_ws(r, "/small", &h_small), 0);

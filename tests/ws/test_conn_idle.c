@@ -113,40 +113,6 @@ START_TEST(idle_user_data_survives_in_the_heap)
 }
 END_TEST
 
-/* /calm: a heartbeat every 300 ms; on_info (tag 78) answers whether the
- * connection is waiting awake after data (WS_HOT_MS) or was built afresh
- * on waking from hibernation. It runs on the connection's own actor, so
- * the state is read where it is kept. */
-static SnowWsHandler h_calm;
-
-static int hot_of(struct ws_conn *c, void *arg)
-{
-    *(bool *)arg = c && c->lv && c->lv->hot_until > 0;
-    return 0;
-}
-
-static void say_hot(SnowWsConn *conn, SnowMessage *m, void *arg)
-{
-    (void)arg;
-    if (m->tag != 78)
-        return;
-    bool hot = false;
-    ws_table_with(snow_ws_pid(conn), hot_of, &hot);
-    snow_ws_send_text(conn, hot ? "hot" : "cold", hot ? 3 : 4);
-}
-
-static void calm_routes(SnowRouter *r)
-{
-    snow_ws_handler_init(&h_calm);
-    h_calm.on_open = record_open;
-    h_calm.on_close = record_close;
-    h_calm.on_message = echo;
-    h_calm.on_info = say_hot;
-    h_calm.ping_interval_ms = 300;
-    h_calm.pong_timeout_ms = 10000;
-    ck_assert_int_eq(snow_router_ws(r, "/calm", &h_calm), 0);
-}
-
 /* Reads frames until one with opcode op, answering the server's pings
  * meanwhile; returns it (the caller frees its data). */
 static struct wsframe frame_with(struct wsc *c, unsigned op)
@@ -172,7 +138,7 @@ static void expect_cold(struct wsc *c, SnowPid pid)
 
 START_TEST(control_frames_leave_a_connection_idle)
 {
-    server_start(calm_routes);
+    conn_start();
     struct wsc c;
     ck_assert_int_eq(wsc_open(&c, port, "/calm", NULL, NULL, 0), 101);
     wait_opens(1);
@@ -199,7 +165,7 @@ START_TEST(control_frames_leave_a_connection_idle)
     expect_cold(&c, pid);
     wsc_close(&c);
     wait_closes(1);
-    server_stop();
+    conn_stop();
 }
 END_TEST
 
