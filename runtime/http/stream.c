@@ -185,17 +185,18 @@ static ssize_t plain_read(struct http_stream *s, void *buf, size_t n)
 static ssize_t plain_writev(struct http_stream *s, const struct iovec *iov, int iovcnt)
 {
     /* MSG_NOSIGNAL: a peer that went away must give EPIPE, not SIGPIPE.
-     * One piece (a turn's replies in one buffer) goes by send, which
+     * MSG_MORE: see http_stream.more. One piece (a turn's replies in one buffer) goes by send, which
      * spares the kernel copying in a msghdr and an iovec array. */
     ssize_t r;
+    int flags = MSG_NOSIGNAL | (s->more ? MSG_MORE : 0);
     if (iovcnt == 1) {
-        r = http_sock_send(plain_fd(s), iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+        r = http_sock_send(plain_fd(s), iov[0].iov_base, iov[0].iov_len, flags);
     } else {
         struct msghdr m;
         memset(&m, 0, sizeof m);
         m.msg_iov = (struct iovec *)iov;
         m.msg_iovlen = (size_t)iovcnt;
-        r = http_sock_sendmsg(plain_fd(s), &m, MSG_NOSIGNAL);
+        r = http_sock_sendmsg(plain_fd(s), &m, flags);
     }
     return r == -EWOULDBLOCK ? -EAGAIN : r;
 }

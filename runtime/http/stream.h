@@ -54,6 +54,12 @@ struct http_stream {
     struct http_stream **back;
     /* shutdown has run: closing the stream does not send it again. */
     int shut;
+    /* Plain TCP: writes go with MSG_MORE, which holds a last part shorter
+     * than a segment until the next write without it, a shutdown or the
+     * close. Set for the last bytes before a FIN (a WebSocket's Close
+     * reply), so that they and the FIN leave in one segment; the writer
+     * shuts the stream down right after them. TLS ignores it. */
+    int more;
     /* How many bytes one turn of a busy connection should move each way
      * before it lets other actors run (0: the caller's own default). TLS
      * sets a smaller share than a plain socket's: each byte costs its

@@ -564,6 +564,12 @@ static void flush(struct ws_conn *c)
 {
     size_t budget = http_stream_turn_bytes(c->stream, WS_IO_BUDGET), written = 0;
     bool wrote = false;
+    /* A Close after which the connection ends at once (the reply to the
+     * peer's, or ours after failing it) goes with MSG_MORE on plain TCP,
+     * and linger's shutdown sends it: the FIN leaves in its segment, one
+     * packet fewer per connection, and the peer learns of both at once. */
+    c->stream->more = (c->lv->close.state == WS_STATE_CLOSED || c->lv->dec_failed) &&
+                      ws_outq_close_queued(&c->lv->q);
     while (!ws_outq_empty(&c->lv->q) && !c->wr_blocked && !c->wr_failed && budget) {
         struct iovec iov[64];
         int n = ws_outq_gather(&c->lv->q, iov, 64, budget);
@@ -743,17 +749,22 @@ static void conn_loop(struct ws_conn *c)
  * caused by unread input (bounded in time and bytes). */
 static void linger(struct ws_conn *c)
 {
-    if (c->wr_failed || c->eof || !c->stream)
+    if (c->wr_failed || !c->stream)
         return;
     /* A clean close over plain TCP: both Close frames exchanged and every
      * byte up to the peer's read. A peer sends nothing after its Close
      * (RFC 6455 §5.5.1), so no unread input can turn the close into a
-     * reset, and the FIN goes out with it: no shutdown, no read of the
-     * peer's FIN, no wait for it. TLS still lingers: a close_notify
-     * may follow the peer's Close. */
-    if (c->lv->close.state == WS_STATE_CLOSED && !c->lv->dec_failed && c->lv->rlen == c->lv->roff &&
-        http_stream_reads_whole(c->stream))
+     * reset: no read of the peer's FIN, no wait for it. The FIN goes now
+     * if our Close waits for it (flush, MSG_MORE), else with the close of
+     * the socket. TLS still lingers: a close_notify may follow the peer's
+     * Close. */
+    bool clean = c->lv->close.state == WS_STATE_CLOSED && !c->lv->dec_failed && c->lv->rlen == c->lv->roff &&
+                 http_stream_reads_whole(c->stream);
+    if (c->eof || clean) {
+        if (c->stream->more)
+            c->stream->ops->shutdown(c->stream);
         return;
+    }
     c->stream->ops->shutdown(c->stream);
     c->lingering = true;
     int64_t deadline = actor_deadline_after_ms(LINGER_MS);

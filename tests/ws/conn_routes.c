@@ -4,8 +4,9 @@
  * subprotocols, panics, floods over the outbound limit, a stalled big
  * message, heartbeat, sends from other actors, on_info, closing from a
  * handler, Origin lists, a small message limit, kept messages, a spread
- * drain, a heartbeat route that says whether it is waiting awake), each
- * recording opens and closes in conn_ev.
+ * drain, a heartbeat route that says whether it is waiting awake, an
+ * on_close that takes its time), each recording opens and closes in
+ * conn_ev.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -216,8 +217,16 @@ static void astext_message(SnowWsConn *conn, const void *data, size_t len, int i
     ck_assert_int_eq(r, 0);
 }
 
+/* Records the close only after a second's sleep: what the peer receives
+ * meanwhile went out before on_close returned. */
+static void slow_close(SnowWsConn *conn, int code, const char *reason, size_t len, void *arg)
+{
+    snow_sleep(1000);
+    record_close(conn, code, reason, len, arg);
+}
+
 SnowWsHandler h_keep, h_pconnect, h_spread, h_echo, h_auth, h_panic, h_flood, h_floodclose, h_stall, h_hb, h_foreign, h_info,
-    h_close, h_origin, h_small, h_astext, h_calm;
+    h_close, h_origin, h_small, h_astext, h_calm, h_slowclose;
 
 static const char *const protos[] = {"chat.v1", "chat.v2"};
 static const char *const origins[] = {"https://good.example"};
@@ -233,7 +242,7 @@ static void routes(SnowRouter *r)
 {
     SnowWsHandler *all[] = {&h_echo, &h_auth,  &h_panic, &h_flood,  &h_floodclose, &h_stall, &h_hb,   &h_foreign,
                             &h_info, &h_close, &h_origin, &h_small, &h_keep,       &h_pconnect, &h_spread, &h_astext,
-                            &h_calm};
+                            &h_calm, &h_slowclose};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         snow_ws_handler_init(all[i]);
         all[i]->on_close = record_close;
@@ -270,6 +279,7 @@ static void routes(SnowRouter *r)
     h_astext.on_message = astext_message;
     h_pconnect.on_connect = panic_connect;
     h_spread.drain_spread_ms = 300;
+    h_slowclose.on_close = slow_close;
     ck_assert_int_eq(snow_router_ws(r, "/keep", &h_keep), 0);
     ck_assert_int_eq(snow_router_ws(r, "/pconnect", &h_pconnect), 0);
     ck_assert_int_eq(snow_router_ws(r, "/spread", &h_spread), 0);
@@ -287,6 +297,7 @@ static void routes(SnowRouter *r)
     ck_assert_int_eq(snow_router_ws(r, "/origin", &h_origin), 0);
     ck_assert_int_eq(snow_router_ws(r, "/small", &h_small), 0);
     ck_assert_int_eq(snow_router_ws(r, "/astext", &h_astext), 0);
+    ck_assert_int_eq(snow_router_ws(r, "/slowclose", &h_slowclose), 0);
     ck_assert_int_eq(snow_router_route(r, "GET", "/plain", plain, NULL), 0);
 }
 

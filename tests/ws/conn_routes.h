@@ -19,7 +19,7 @@ void record_flood(SnowWsConn *conn, int r, int sent);
 void echo(SnowWsConn *conn, const void *data, size_t len, int is_text, void *arg);
 
 extern SnowWsHandler h_keep, h_pconnect, h_spread, h_echo, h_auth, h_panic, h_flood, h_floodclose, h_stall, h_hb,
-    h_foreign, h_info, h_close, h_origin, h_small, h_astext, h_calm;
+    h_foreign, h_info, h_close, h_origin, h_small, h_astext, h_calm, h_slowclose;
 
 Suite *conn_life_suite(void);
 Suite *conn_handlers_suite(void);

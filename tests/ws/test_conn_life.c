@@ -4,7 +4,7 @@
  * (refusal, subprotocol, cookies, user data) and Origin, bad upgrades,
  * protocol errors and UTF-8 failing fast, every close path with on_close
  * exactly once and its real code (handler close, panic, abrupt drops,
- * kill, shutdown).
+ * kill, shutdown), the Close reply leaving with the FIN.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -349,6 +349,29 @@ START_TEST(end_of_stream_behind_last_bytes)
 }
 END_TEST
 
+START_TEST(close_reply_leaves_with_fin)
+{
+    /* §7.1.1: once both Closes are exchanged the server closes TCP. Over
+     * plain TCP its Close and its FIN leave in one segment (one packet
+     * fewer per connection), and both before on_close runs: a handler
+     * that takes its time (this one sleeps a second) does not hold them. */
+    conn_start();
+    struct wsc c;
+    ck_assert_int_eq(wsc_open(&c, port, "/slowclose", NULL, NULL, 0), 101);
+    ck_assert_int_eq(wsc_close_frame(&c, 1000, "bye"), 0);
+    ck_assert_uint_eq(expect_close(&c), 1000);
+    ck_assert_uint_eq(c.len, 0);
+    /* The end of the stream came with the Close: there to read, no wait. */
+    char b;
+    ck_assert_int_eq(recv(c.fd, &b, 1, MSG_DONTWAIT), 0);
+    ck_assert_int_eq(seen().closes, 0);
+    wsc_close(&c);
+    wait_closes(1);
+    ck_assert_int_eq(seen().last_code, 1000);
+    conn_stop();
+}
+END_TEST
+
 START_TEST(on_connect_panic_500)
 {
     conn_start();
@@ -411,6 +434,7 @@ Suite *conn_life_suite(void)
     tcase_add_test(t, panic_closes_1011);
     tcase_add_test(t, abrupt_drops_report_1006);
     tcase_add_test(t, end_of_stream_behind_last_bytes);
+    tcase_add_test(t, close_reply_leaves_with_fin);
     tcase_add_test(t, on_connect_panic_500);
     tcase_add_test(t, kill_reports_1006_once);
     suite_add_tcase(s, t);
