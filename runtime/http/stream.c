@@ -185,8 +185,9 @@ static ssize_t plain_read(struct http_stream *s, void *buf, size_t n)
 static ssize_t plain_writev(struct http_stream *s, const struct iovec *iov, int iovcnt)
 {
     /* MSG_NOSIGNAL: a peer that went away must give EPIPE, not SIGPIPE.
-     * MSG_MORE: see http_stream.more. One piece (a turn's replies in one buffer) goes by send, which
-     * spares the kernel copying in a msghdr and an iovec array. */
+     * MSG_MORE: see http_stream.more. One piece (a turn's replies in one
+     * buffer) goes by send, which spares the kernel copying in a msghdr
+     * and an iovec array. */
     ssize_t r;
     int flags = MSG_NOSIGNAL | (s->more ? MSG_MORE : 0);
     if (iovcnt == 1) {
