@@ -69,6 +69,15 @@ static inline int64_t rt_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Open addressing with backward-shift deletion (ws/table.c,
+ * ws/room_members.c): with a hole at slot i, the entry at slot j further
+ * along the same probe run (wrapping), whose home slot is home, moves into
+ * the hole unless home lies cyclically in (i, j]. */
+static inline bool rt_probe_moves(size_t i, size_t j, size_t home)
+{
+    return i <= j ? !(i < home && home <= j) : !(i < home || home <= j);
+}
+
 /* Logging to stderr, prefixed "snow-rt: ". Level from SNOW_LOG
  * (error, warn, info, debug; default warn). */
 enum rt_log_level { RT_LOG_ERROR, RT_LOG_WARN, RT_LOG_INFO, RT_LOG_DEBUG };

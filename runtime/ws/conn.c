@@ -8,7 +8,8 @@
  * stall, drain). No read timeout, no polling, no thread or timer per
  * connection. A turn reads in large chunks and handles every complete frame
  * in the buffer, takes the mailbox, acts on due deadlines, then writes what
- * all of that queued in one writev.
+ * all of that queued in one writev. Closing, the peer's control frames and
+ * the deadlines themselves are in conn_control.c.
  *
  * An idle connection (nothing queued, no message half received, no partial
  * frame) hibernates: the read buffer and the message buffer are freed and
@@ -36,16 +37,6 @@
 #define LINGER_BYTES (256 * 1024)
 
 /* ---- small helpers ---- */
-
-static int64_t later(int64_t ms)
-{
-    return ms > 0 ? actor_deadline_after_ms(ms) : -1;
-}
-
-static bool due(int64_t deadline, int64_t now)
-{
-    return deadline >= 0 && now >= deadline;
-}
 
 /* SIOCOUTQ: bytes the kernel holds that the peer has not acknowledged. */
 void ws_conn_measure_kernel(struct ws_conn *c)
@@ -90,59 +81,6 @@ bool ws_call(struct ws_conn *c, void (*fn)(void *), void *arg)
     if (!c->lv->fail_code)
         c->lv->fail_code = WS_CLOSE_INTERNAL_ERROR;
     return true;
-}
-
-/* ---- closing ---- */
-
-/* Starts our close. abort drops queued data so the Close goes next. */
-static int start_close(struct ws_conn *c, unsigned code, const char *reason, size_t n, bool abort)
-{
-    uint8_t frame[WS_CONTROL_FRAME_MAX];
-    int len = ws_close_start(&c->lv->close, code, reason, n, frame);
-    if (len < 0)
-        return len;
-    /* Kept for on_close in case the peer never answers (ws_conn_finish). */
-    size_t keep = reason ? rt_utf8_prefix(reason, n, WS_CLOSE_REASON_MAX) : 0;
-    if (keep && reason)
-        memcpy(c->lv->close.reason, reason, keep);
-    c->lv->close.reason_len = (uint8_t)keep;
-    atomic_store(&c->accepting, false);
-    size_t before = c->lv->q.bytes;
-    if (abort)
-        ws_outq_abort(&c->lv->q);
-    ws_outq_control(&c->lv->q, WS_CTL_CLOSE, frame, (size_t)len);
-    ws_conn_sync_queued(c, before);
-    c->lv->close_due = actor_deadline_earliest(c->lv->close_due, later(c->h->close_timeout_ms));
-    c->ping_due = c->pong_due = -1;
-    return 0;
-}
-
-/* A protocol error: close with code. The answers to the frames before the
- * bad one are already queued and go out first (the peer may be waiting
- * for them); the close timeout bounds that. */
-static void fail(struct ws_conn *c, unsigned code)
-{
-    if (c->lv->close.state == WS_STATE_OPEN)
-        start_close(c, code, NULL, 0, false);
-}
-
-/* A policy decision about the output itself (backpressure, a stall, a
- * dead peer): close with code, dropping what is queued. */
-void ws_conn_cut(struct ws_conn *c, unsigned code)
-{
-    if (c->lv->close.state == WS_STATE_OPEN)
-        start_close(c, code, NULL, 0, true);
-}
-
-int ws_conn_close_own(struct ws_conn *c, unsigned code, const char *reason, size_t n)
-{
-    if (!atomic_load(&c->accepting) || c->lv->close.state != WS_STATE_OPEN)
-        return SNOW_ECLOSED;
-    if (code && !ws_close_code_valid(code))
-        return -EINVAL;
-    if (n && !rt_utf8_valid(reason, n, NULL))
-        return -EILSEQ;
-    return start_close(c, code, reason, n, false);
 }
 
 /* ---- flow control (the owner's sends are in conn_large.c) ---- */
@@ -240,7 +178,7 @@ static void deliver_message(struct ws_conn *c, const uint8_t *p, size_t n, unsig
     uint16_t code = ws_pmd_inbound(c, &p, &n, opcode);
     if (code) {
         c->lv->dec_failed = true;
-        fail(c, code);
+        ws_conn_fail(c, code);
         return;
     }
     ws_count(&c->route->msgs_in, 1);
@@ -260,66 +198,6 @@ static void deliver_message(struct ws_conn *c, const uint8_t *p, size_t n, unsig
     ws_pmd_after_message(c);
 }
 
-static void on_pong(struct ws_conn *c, const uint8_t *p, size_t n)
-{
-    int64_t now = rt_now_ns();
-    uint64_t token;
-    if (n == sizeof token && c->pong_due >= 0) {
-        memcpy(&token, p, sizeof token);
-        if (token == (uint64_t)c->ping_sent_ns) {
-            atomic_store(&c->rtt_ms, (int)((now - c->ping_sent_ns) / 1000000));
-            c->pong_due = -1;
-            c->ping_due = later(c->h->ping_interval_ms);
-            return;
-        }
-    }
-    /* §5.5.3: an unsolicited pong needs no answer; one that matches the
-     * last user ping measures the round trip too. */
-    if (c->user_ping_ns && n == c->user_ping_len && ws_payload_hash(p, n) == c->user_ping_hash) {
-        atomic_store(&c->rtt_ms, (int)((now - c->user_ping_ns) / 1000000));
-        c->user_ping_ns = 0;
-    }
-}
-
-static void on_control(struct ws_conn *c, const struct ws_event *ev)
-{
-    uint8_t frame[WS_CONTROL_FRAME_MAX];
-    switch (ev->opcode) {
-    case WS_OP_PING: {
-        /* §5.5.2: a pong with the same payload, unless our Close went out. */
-        if (c->lv->close.state != WS_STATE_OPEN)
-            return;
-        int len = ws_frame_control(frame, WS_OP_PONG, ev->data, ev->len);
-        size_t before = c->lv->q.bytes;
-        ws_outq_control(&c->lv->q, WS_CTL_PONG, frame, (size_t)len);
-        ws_conn_sync_queued(c, before);
-        return;
-    }
-    case WS_OP_PONG:
-        on_pong(c, ev->data, ev->len);
-        return;
-    case WS_OP_CLOSE: {
-        bool was_open = c->lv->close.state == WS_STATE_OPEN;
-        int len = ws_close_received(&c->lv->close, ev->data, ev->len, frame);
-        atomic_store(&c->accepting, false);
-        c->ping_due = c->pong_due = -1;
-        if (was_open && len > 0) {
-            /* §5.5.1: answered after the messages already queued (which
-             * the peer expects, e.g. echoes of what it sent before its
-             * Close), bounded by the close timeout. */
-            size_t before = c->lv->q.bytes;
-            ws_outq_control(&c->lv->q, WS_CTL_CLOSE, frame, (size_t)len);
-            ws_conn_sync_queued(c, before);
-            c->lv->close_due = actor_deadline_earliest(c->lv->close_due, later(c->h->close_timeout_ms));
-        }
-        return;
-    }
-    default:
-        return;
-    }
-}
-
-/* Handles every complete frame in the read buffer. */
 static void process(struct ws_conn *c)
 {
     while (!c->lv->dec_failed && !c->lv->hold) {
@@ -335,7 +213,7 @@ static void process(struct ws_conn *c)
             ssize_t n = ws_decoder_whole(&c->lv->dec, c->lv->rbuf + c->lv->roff, c->lv->rlen - c->lv->roff, &ev);
             if (n < 0) {
                 c->lv->dec_failed = true;
-                fail(c, ws_decoder_close_code(&c->lv->dec));
+                ws_conn_fail(c, ws_decoder_close_code(&c->lv->dec));
                 break;
             }
             if (n > 0) {
@@ -354,7 +232,7 @@ static void process(struct ws_conn *c)
             break;
         if (rc < 0) {
             c->lv->dec_failed = true;
-            fail(c, ws_decoder_close_code(&c->lv->dec));
+            ws_conn_fail(c, ws_decoder_close_code(&c->lv->dec));
             break;
         }
         int r = 0;
@@ -364,7 +242,7 @@ static void process(struct ws_conn *c)
             uint16_t code = ws_pmd_on_frame(c, &ev);
             if (code) {
                 c->lv->dec_failed = true;
-                fail(c, code);
+                ws_conn_fail(c, code);
                 break;
             }
         }
@@ -411,14 +289,14 @@ static void process(struct ws_conn *c)
                 deliver_message(c, c->lv->reasm.buf.data, c->lv->reasm.buf.len, c->lv->reasm.opcode);
             break;
         case WS_EV_CONTROL:
-            on_control(c, &ev);
+            ws_conn_on_control(c, &ev);
             break;
         default:
             break;
         }
         if (r < 0) {
             c->lv->dec_failed = true;
-            fail(c, c->lv->reasm.close_code);
+            ws_conn_fail(c, c->lv->reasm.close_code);
         }
         if (ev.kind == WS_EV_FRAME_END && over_half(c)) {
             c->lv->paused = true; /* the rest stays in the buffer */
@@ -453,7 +331,7 @@ static void read_some(struct ws_conn *c)
             c->lv->rlen -= c->lv->roff;
             c->lv->roff = 0;
             if (ensure_rbuf(c, WS_RBUF_LARGE) < 0) {
-                fail(c, WS_CLOSE_INTERNAL_ERROR);
+                ws_conn_fail(c, WS_CLOSE_INTERNAL_ERROR);
                 return;
             }
         }
@@ -461,7 +339,7 @@ static void read_some(struct ws_conn *c)
         uint8_t *direct = ws_conn_payload_room(c, &room);
         if (!direct) {
             if (ensure_rbuf(c, WS_RBUF_SMALL) < 0) {
-                fail(c, WS_CLOSE_INTERNAL_ERROR);
+                ws_conn_fail(c, WS_CLOSE_INTERNAL_ERROR);
                 return;
             }
             room = c->lv->rcap - c->lv->rlen;
@@ -495,7 +373,7 @@ static void read_some(struct ws_conn *c)
             c->lv->got_data = true;
             uint16_t code = ws_conn_take_payload(c, direct, (size_t)n);
             if (code)
-                fail(c, code);
+                ws_conn_fail(c, code);
             else
                 process(c);
         } else {
@@ -510,52 +388,6 @@ static void read_some(struct ws_conn *c)
         if (!direct && (size_t)n == room && c->lv->rcap < WS_RBUF_LARGE)
             ensure_rbuf(c, WS_RBUF_LARGE); /* a busy connection gets bigger reads */
     }
-}
-
-/* ---- deadlines ---- */
-
-static void send_heartbeat(struct ws_conn *c, int64_t now)
-{
-    uint8_t frame[WS_CONTROL_FRAME_MAX];
-    uint64_t token = (uint64_t)now;
-    int len = ws_frame_control(frame, WS_OP_PING, &token, sizeof token);
-    size_t before = c->lv->q.bytes;
-    ws_outq_control(&c->lv->q, WS_CTL_PING, frame, (size_t)len);
-    ws_conn_sync_queued(c, before);
-    c->ping_sent_ns = now;
-    c->ping_due = -1;
-    c->pong_due = now + (int64_t)(c->h->pong_timeout_ms > 0 ? c->h->pong_timeout_ms : 1) * 1000000;
-}
-
-static void check_deadlines(struct ws_conn *c)
-{
-    int64_t now = rt_now_ns();
-    c->lv->now = now;
-    if (due(c->ping_due, now) && c->lv->close.state == WS_STATE_OPEN)
-        send_heartbeat(c, now);
-    if (due(c->pong_due, now)) {
-        /* The peer is gone or stuck: 1001, and no waiting for an answer. */
-        c->pong_due = -1;
-        c->reaped_heartbeat = true;
-        ws_conn_cut(c, WS_CLOSE_GOING_AWAY);
-        c->lv->close_due = now;
-    }
-    if (due(c->lv->spread_due, now)) {
-        c->lv->spread_due = -1;
-        ws_conn_close_own(c, WS_CLOSE_GOING_AWAY, "server stopping", 15);
-    }
-    if (due(c->lv->stall_due, now) && !ws_outq_empty(&c->lv->q)) {
-        c->lv->stall_due = -1;
-        c->reaped_stall = true;
-        /* The Close goes out with this turn's write if the socket takes
-         * it; then TCP close either way. */
-        ws_conn_cut(c, WS_CLOSE_POLICY);
-        c->lv->close_due = now;
-    }
-    if (due(c->lv->drain_due, now))
-        c->lv->close_due = now;
-    if (due(c->lv->close_due, now))
-        c->timed_out = true;
 }
 
 /* ---- writing ---- */
@@ -611,7 +443,7 @@ static void flush(struct ws_conn *c)
     if (ws_outq_empty(&c->lv->q))
         c->lv->stall_due = -1;
     else if (wrote || c->lv->stall_due < 0)
-        c->lv->stall_due = later(c->h->write_timeout_ms);
+        c->lv->stall_due = ws_deadline_ms(c->h->write_timeout_ms);
 }
 
 /* ---- the loop ---- */
@@ -681,10 +513,10 @@ static void conn_loop(struct ws_conn *c)
         if (mail)
             mail = ws_conn_take_mail(c);
         if (c->lv->fail_code) {
-            fail(c, c->lv->fail_code);
+            ws_conn_fail(c, c->lv->fail_code);
             c->lv->fail_code = 0;
         }
-        check_deadlines(c);
+        ws_conn_check_deadlines(c);
         if (!c->wr_failed)
             flush(c);
         if (c->lv->paused && !over_half(c)) {

@@ -4,7 +4,8 @@
  *
  *   upgrade.c  the entry point: handshake, Origin, on_connect, 101 / refusal
  *   conn.c     the loop on the connection actor: read, frames, mailbox,
- *              deadlines, hibernation, close, exit, ws_conn_deliver
+ *              hibernation, the end of the stream, ws_conn_deliver
+ *   conn_control.c  our Close, the peer's control frames, the deadlines
  *   conn_large.c  large payloads: read in place, sent without a copy;
  *              the owner's sends
  *   life.c     the awake part's allocation, and the one end of every path
@@ -376,7 +377,6 @@ void ws_conn_message_done(struct ws_conn *c);
 /* Queues a data message / control frame / close from the owning actor. */
 int ws_conn_send_own(struct ws_conn *c, unsigned opcode, const void *p, size_t n);
 int ws_conn_ping_own(struct ws_conn *c, const void *p, size_t n);
-int ws_conn_close_own(struct ws_conn *c, unsigned code, const char *reason, size_t n);
 /* Allocates and initialises c->lv (on the first run and on waking). */
 int ws_live_new(struct ws_conn *c);
 void ws_live_free(struct ws_conn *c);
@@ -491,9 +491,22 @@ void ws_idle_leave(struct ws_conn *c);
 /* Runs a callback of the handler catching a panic. Returns true when it
  * panicked (the connection then closes with 1011). */
 bool ws_call(struct ws_conn *c, void (*fn)(void *), void *arg);
+
+/* conn_control.c */
+/* The deadline ms from now, or -1 (none) when ms is 0 or less. */
+int64_t ws_deadline_ms(int64_t ms);
+/* A protocol error: starts our close with code, after what is queued. */
+void ws_conn_fail(struct ws_conn *c, unsigned code);
 /* Closes with code, dropping what is queued: a policy decision about the
  * output itself (backpressure, a stall, a dead peer). */
 void ws_conn_cut(struct ws_conn *c, unsigned code);
+/* The program's own close (snow_ws_close on the connection's actor). */
+int ws_conn_close_own(struct ws_conn *c, unsigned code, const char *reason, size_t n);
+/* A ping, pong or Close from the peer. */
+void ws_conn_on_control(struct ws_conn *c, const struct ws_event *ev);
+/* Acts on every deadline that is due (c->lv->now is set here). */
+void ws_conn_check_deadlines(struct ws_conn *c);
+
 /* A broadcast frame from the mailbox, or the rest of one (struct
  * ws_rest), into the outbound queue (conn_mail.c). */
 void ws_conn_take_frame(struct ws_conn *c, SnowMessage *m);

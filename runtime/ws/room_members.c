@@ -66,10 +66,7 @@ bool rooms_member_del(struct room *r, SnowPid pid)
         j = (j + 1) & mask;
         if (!r->mv[j].pid)
             break;
-        uint32_t home = slot_of(r, r->mv[j].pid);
-        /* Move j into the hole at i unless its home lies cyclically in (i, j]. */
-        bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
-        if (!stays) {
+        if (rt_probe_moves(i, j, slot_of(r, r->mv[j].pid))) {
             r->mv[i] = r->mv[j];
             i = j;
         }

@@ -117,10 +117,7 @@ static void del(struct shard *s, struct slot *at)
         j = (j + 1) & mask;
         if (!s->v[j].pid)
             break;
-        size_t home = home_of(s, s->v[j].pid);
-        /* j moves into the hole at i unless its home lies cyclically in (i, j]. */
-        bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
-        if (!stays) {
+        if (rt_probe_moves(i, j, home_of(s, s->v[j].pid))) {
             s->v[i] = s->v[j];
             i = j;
         }
