@@ -627,6 +627,9 @@ void sched_enqueue(struct actor *a, bool from_waker);
 struct sched_wakes {
     struct actor *head, *tail;
     uint32_t n;
+    /* Set by the poller: on a worker with actors already waiting, the
+     * whole list joins the queue's tail (sched_wake_flush). */
+    bool behind_queue;
 };
 
 /* a: a RUNNABLE actor the caller owns (actor_notify_begin said so). */

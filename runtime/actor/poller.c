@@ -196,10 +196,11 @@ int poller_poll(bool block, int64_t until_ns)
         n = 0;
     int events = 0;
     /* Woken owners, in the order of their events (sched_wake_flush):
-     * the first runs next, the others queue in order. Each used to take
-     * the worker's runnext slot in turn, pushing the one before to the
-     * queue's tail, so the last handle reported ran first. */
-    struct sched_wakes woken = {0};
+     * the first runs next, the others queue in order; on a worker with
+     * actors already waiting, all of them queue behind those. Each used to
+     * take the worker's runnext slot in turn, pushing the one before to
+     * the queue's tail, so the last handle reported ran first. */
+    struct sched_wakes woken = {.behind_queue = true};
     for (int i = 0; i < n; i++) {
         uint64_t d = evs[i].data.u64;
         if (!d) {

@@ -241,8 +241,25 @@ void sched_wake_flush(struct sched_wakes *l)
         return;
     struct actor *head = l->head, *tail = l->tail, *rest = head->next;
     uint32_t n = l->n;
+    bool behind = l->behind_queue;
     *l = (struct sched_wakes){0};
     struct worker *w = worker_self();
+    /* Owners of ready handles on a worker that has actors waiting already
+     * (the poll after a slice of a busy worker) all join the tail: each
+     * such poll finds the one or two handles that became ready since the
+     * last, and the first taking runnext ran ahead of the whole queue,
+     * slice after slice, until the runnext streak (64) gave the queue a
+     * turn. With slices of 100 µs or more (TLS) every slice ends in a
+     * poll, so the connections served last were served again while the
+     * queued ones waited up to 64 slices: 10 wss connections echoing
+     * 16 KiB at depth 4 saw the server answer after 6.7 ms at worst
+     * (tcpdump), with a round-trip p99 of 4-10 ms against a p50 of
+     * 0.3-0.8 ms. Timers keep runnext (the lateness bound). */
+    if (behind && w && local_work(w)) {
+        if (rq_push_list(&w->q, head, tail, n))
+            wake_queue_owner(w, w);
+        return;
+    }
     /* The first runs next, as any woken actor does (runnext: the lateness
      * bound, README.md); the others queue behind what waits already, in
      * order, so that a stream of polls cannot keep pushing the owners

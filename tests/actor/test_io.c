@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -301,6 +302,87 @@ START_TEST(woken_owners_run_in_event_order)
 }
 END_TEST
 
+/* A handle that becomes ready while the worker is busy with queued actors
+ * waits its turn behind them: the poll after a slice finds it and it
+ * joins the queue's tail. When it took the worker's runnext slot, the
+ * owner the last poll found ran ahead of the whole queue, slice after
+ * slice (the queue's turn came only after a streak of 64). Three spinners
+ * whose slices each outlast the poll interval; the first to run makes the
+ * reader's socket readable. */
+#define FAIR_SPINNERS 3
+#define FAIR_ROUNDS 3
+static int fair_fd, fair_peer;
+static char fair_log[FAIR_SPINNERS * FAIR_ROUNDS + 2];
+static atomic_int fair_n, fair_written;
+
+static void fair_mark(char c)
+{
+    int k = atomic_fetch_add(&fair_n, 1);
+    if (k < (int)sizeof fair_log - 1)
+        fair_log[k] = c;
+}
+
+static void fair_reader(void *arg)
+{
+    (void)arg;
+    SnowIo *io = snow_io_open(fair_fd, NULL);
+    int got = snow_wait(io, SNOW_WAIT_READABLE, 5000);
+    fair_mark(got == SNOW_WAIT_READABLE ? 'R' : '?');
+    snow_io_close(io);
+}
+
+static void fair_spinner(void *arg)
+{
+    int i = *(const int *)arg;
+    for (int round = 0; round < FAIR_ROUNDS; round++) {
+        if (atomic_exchange(&fair_written, 1) == 0 && write(fair_peer, "x", 1) != 1)
+            fair_mark('!');
+        /* 300 µs of work: longer than the 100 µs between the polls a
+         * busy worker makes after its slices. */
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        do
+            clock_gettime(CLOCK_MONOTONIC, &t);
+        while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 300000);
+        fair_mark((char)('0' + i));
+        snow_actor_yield();
+    }
+}
+
+static void fair_root(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0)
+        return;
+    fair_fd = sv[0];
+    fair_peer = sv[1];
+    snow_actor_spawn(fair_reader, NULL, 0);
+    snow_actor_yield(); /* the reader opens its handle and parks */
+    snow_sleep(50);     /* the socket's first (writable) event is taken */
+    for (int i = 0; i < FAIR_SPINNERS; i++)
+        snow_actor_spawn(fair_spinner, &i, sizeof i);
+    snow_sleep(500);
+    close(fair_peer);
+}
+
+START_TEST(ready_owner_waits_behind_busy_queue)
+{
+    atomic_store(&fair_n, 0);
+    atomic_store(&fair_written, 0);
+    memset(fair_log, 0, sizeof fair_log);
+    RUN_ROOT(1, fair_root, NULL);
+    ck_assert_int_eq(atomic_load(&fair_n), FAIR_SPINNERS * FAIR_ROUNDS + 1);
+    /* The first mark is the writer's; every other spinner runs once
+     * before the reader does. */
+    const char *r = strchr(fair_log, 'R');
+    ck_assert_msg(r != NULL, "log %s", fair_log);
+    for (int i = 0; i < FAIR_SPINNERS; i++)
+        ck_assert_msg(memchr(fair_log, '0' + i, (size_t)(r - fair_log)) != NULL,
+                      "spinner %d had no turn before the reader: log %s", i, fair_log);
+}
+END_TEST
+
 Suite *io_suite(void)
 {
     Suite *s = suite_create("io");
@@ -311,6 +393,7 @@ Suite *io_suite(void)
     tcase_add_test(tc, exit_closes_owned_fds);
     tcase_add_test(tc, hibernate_on_socket);
     tcase_add_test(tc, woken_owners_run_in_event_order);
+    tcase_add_test(tc, ready_owner_waits_behind_busy_queue);
     suite_add_tcase(s, tc);
     return s;
 }
