@@ -245,16 +245,13 @@ void sched_wake_flush(struct sched_wakes *l)
     *l = (struct sched_wakes){0};
     struct worker *w = worker_self();
     /* Owners of ready handles on a worker that has actors waiting already
-     * (the poll after a slice of a busy worker) all join the tail: each
+     * (the poll after a slice of a busy worker) all join the tail. Each
      * such poll finds the one or two handles that became ready since the
-     * last, and the first taking runnext ran ahead of the whole queue,
-     * slice after slice, until the runnext streak (64) gave the queue a
-     * turn. With slices of 100 µs or more (TLS) every slice ends in a
-     * poll, so the connections served last were served again while the
-     * queued ones waited up to 64 slices: 10 wss connections echoing
-     * 16 KiB at depth 4 saw the server answer after 6.7 ms at worst
-     * (tcpdump), with a round-trip p99 of 4-10 ms against a p50 of
-     * 0.3-0.8 ms. Timers keep runnext (the lateness bound). */
+     * last; with slices longer than the poll interval (TLS turns) every
+     * slice ends in one, and a first owner taking runnext ran ahead of
+     * the whole queue slice after slice, until the runnext streak gave
+     * the queue a turn (README.md, "Woken by I/O or a timer"). Timers
+     * keep runnext: the lateness bound. */
     if (behind && w && local_work(w)) {
         if (rq_push_list(&w->q, head, tail, n))
             wake_queue_owner(w, w);

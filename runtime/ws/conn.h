@@ -500,7 +500,9 @@ void ws_conn_fail(struct ws_conn *c, unsigned code);
 /* Closes with code, dropping what is queued: a policy decision about the
  * output itself (backpressure, a stall, a dead peer). */
 void ws_conn_cut(struct ws_conn *c, unsigned code);
-/* The program's own close (snow_ws_close on the connection's actor). */
+/* Our close with the program's code and reason (snow_ws_close, on the
+ * connection's actor or asked through its mailbox) or the server's stop:
+ * SNOW_ECLOSED once closing, -EINVAL or -EILSEQ for a bad code or reason. */
 int ws_conn_close_own(struct ws_conn *c, unsigned code, const char *reason, size_t n);
 /* A ping, pong or Close from the peer. */
 void ws_conn_on_control(struct ws_conn *c, const struct ws_event *ev);
