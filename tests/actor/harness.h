@@ -6,6 +6,7 @@
 
 #include <check.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #include "actor/actor.h"
 #include "snow_rt.h"
@@ -21,6 +22,27 @@
 static inline SnowMessage *recv_tag(uint64_t tag, int timeout_ms)
 {
     return snow_actor_receive_match(&tag, 1, timeout_ms);
+}
+
+/* The order in which actors did things, one character per event, kept
+ * as a string; marks past its end are counted but not kept. Actors on
+ * any worker may mark it. */
+typedef struct {
+    char s[64];
+    atomic_int n;
+} TraceLog;
+
+static inline void trace_reset(TraceLog *t)
+{
+    memset(t->s, 0, sizeof t->s);
+    atomic_store(&t->n, 0);
+}
+
+static inline void trace_mark(TraceLog *t, char c)
+{
+    int k = atomic_fetch_add(&t->n, 1);
+    if (k < (int)sizeof t->s - 1)
+        t->s[k] = c;
 }
 
 Suite *sched_suite(void);

@@ -253,17 +253,14 @@ END_TEST
  * kernel reported them (the order the data arrived), on one worker. */
 #define ORDER_N 8
 static int order_fds[ORDER_N];
-static char order_log[ORDER_N + 1];
-static atomic_int order_n;
+static TraceLog order_log;
 
 static void order_reader(void *arg)
 {
     int i = *(const int *)arg;
     SnowIo *io = snow_io_open(order_fds[i], NULL);
     int got = snow_wait(io, SNOW_WAIT_READABLE, 5000);
-    int k = atomic_fetch_add(&order_n, 1);
-    if (k < ORDER_N)
-        order_log[k] = (char)(got == SNOW_WAIT_READABLE ? '0' + i : '?');
+    trace_mark(&order_log, (char)(got == SNOW_WAIT_READABLE ? '0' + i : '?'));
     snow_io_close(io);
 }
 
@@ -294,11 +291,10 @@ static void order_root(void *arg)
 
 START_TEST(woken_owners_run_in_event_order)
 {
-    atomic_store(&order_n, 0);
-    memset(order_log, 0, sizeof order_log);
+    trace_reset(&order_log);
     RUN_ROOT(1, order_root, NULL);
-    ck_assert_int_eq(atomic_load(&order_n), ORDER_N);
-    ck_assert_str_eq(order_log, "01234567");
+    ck_assert_int_eq(atomic_load(&order_log.n), ORDER_N);
+    ck_assert_str_eq(order_log.s, "01234567");
 }
 END_TEST
 
@@ -312,22 +308,15 @@ END_TEST
 #define FAIR_SPINNERS 3
 #define FAIR_ROUNDS 3
 static int fair_fd, fair_peer;
-static char fair_log[FAIR_SPINNERS * FAIR_ROUNDS + 2];
-static atomic_int fair_n, fair_written;
-
-static void fair_mark(char c)
-{
-    int k = atomic_fetch_add(&fair_n, 1);
-    if (k < (int)sizeof fair_log - 1)
-        fair_log[k] = c;
-}
+static TraceLog fair_log;
+static atomic_int fair_written;
 
 static void fair_reader(void *arg)
 {
     (void)arg;
     SnowIo *io = snow_io_open(fair_fd, NULL);
     int got = snow_wait(io, SNOW_WAIT_READABLE, 5000);
-    fair_mark(got == SNOW_WAIT_READABLE ? 'R' : '?');
+    trace_mark(&fair_log, got == SNOW_WAIT_READABLE ? 'R' : '?');
     snow_io_close(io);
 }
 
@@ -336,7 +325,7 @@ static void fair_spinner(void *arg)
     int i = *(const int *)arg;
     for (int round = 0; round < FAIR_ROUNDS; round++) {
         if (atomic_exchange(&fair_written, 1) == 0 && write(fair_peer, "x", 1) != 1)
-            fair_mark('!');
+            trace_mark(&fair_log, '!');
         /* 300 µs of work: longer than the 100 µs between the polls a
          * busy worker makes after its slices. */
         struct timespec t0, t;
@@ -344,7 +333,7 @@ static void fair_spinner(void *arg)
         do
             clock_gettime(CLOCK_MONOTONIC, &t);
         while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 300000);
-        fair_mark((char)('0' + i));
+        trace_mark(&fair_log, (char)('0' + i));
         snow_actor_yield();
     }
 }
@@ -368,18 +357,17 @@ static void fair_root(void *arg)
 
 START_TEST(ready_owner_waits_behind_busy_queue)
 {
-    atomic_store(&fair_n, 0);
+    trace_reset(&fair_log);
     atomic_store(&fair_written, 0);
-    memset(fair_log, 0, sizeof fair_log);
     RUN_ROOT(1, fair_root, NULL);
-    ck_assert_int_eq(atomic_load(&fair_n), FAIR_SPINNERS * FAIR_ROUNDS + 1);
+    ck_assert_int_eq(atomic_load(&fair_log.n), FAIR_SPINNERS * FAIR_ROUNDS + 1);
     /* The first mark is the writer's; every other spinner runs once
      * before the reader does. */
-    const char *r = strchr(fair_log, 'R');
-    ck_assert_msg(r != NULL, "log %s", fair_log);
+    const char *r = strchr(fair_log.s, 'R');
+    ck_assert_msg(r != NULL, "log %s", fair_log.s);
     for (int i = 0; i < FAIR_SPINNERS; i++)
-        ck_assert_msg(memchr(fair_log, '0' + i, (size_t)(r - fair_log)) != NULL,
-                      "spinner %d had no turn before the reader: log %s", i, fair_log);
+        ck_assert_msg(memchr(fair_log.s, '0' + i, (size_t)(r - fair_log.s)) != NULL,
+                      "spinner %d had no turn before the reader: log %s", i, fair_log.s);
 }
 END_TEST
 

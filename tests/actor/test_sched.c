@@ -158,14 +158,13 @@ START_TEST(pids_stay_unique_with_cached_slots)
 END_TEST
 
 /* Two actors on one worker alternate strictly when they yield. */
-static char trace[64];
-static atomic_int trace_n;
+static TraceLog trace;
 
 static void yielder(void *arg)
 {
     char c = *(char *)arg;
     for (int i = 0; i < 5; i++) {
-        trace[atomic_fetch_add(&trace_n, 1)] = c;
+        trace_mark(&trace, c);
         snow_actor_yield();
     }
 }
@@ -180,11 +179,10 @@ static void yield_root(void *arg)
 
 START_TEST(yield_alternates)
 {
-    atomic_store(&trace_n, 0);
+    trace_reset(&trace);
     RUN_ROOT(1, yield_root, NULL);
-    ck_assert_int_eq(atomic_load(&trace_n), 10);
-    trace[10] = 0;
-    ck_assert_str_eq(trace, "ababababab");
+    ck_assert_int_eq(atomic_load(&trace.n), 10);
+    ck_assert_str_eq(trace.s, "ababababab");
 }
 END_TEST
 
@@ -198,40 +196,33 @@ END_TEST
  * behind it. */
 #define WAKERS 12
 
-static void wake_log(char c)
-{
-    int i = atomic_fetch_add(&trace_n, 1);
-    if (i < (int)sizeof trace - 1)
-        trace[i] = c;
-}
-
 static void wake_collector(void *arg)
 {
     (void)arg;
     for (int i = 0; i < WAKERS + 4; i++) {
         if (!snow_actor_receive(10000))
             return;
-        wake_log('C');
+        trace_mark(&trace, 'C');
     }
 }
 
 static void wake_child(void *arg)
 {
-    wake_log('w');
+    trace_mark(&trace, 'w');
     snow_actor_send(*(const SnowPid *)arg, 1, NULL, 0);
 }
 
 static void wake_marker(void *arg)
 {
     (void)arg;
-    wake_log('m');
+    trace_mark(&trace, 'm');
 }
 
 static void wake_partner(void *arg)
 {
     SnowPid c = *(const SnowPid *)arg;
     for (int i = 0; i < 4; i++) {
-        wake_log('p');
+        trace_mark(&trace, 'p');
         snow_actor_spawn(wake_marker, NULL, 0);
         snow_actor_send(c, 1, NULL, 0);
         snow_actor_yield();
@@ -251,15 +242,14 @@ static void wake_root(void *arg)
 
 START_TEST(woken_by_many_waits_its_turn)
 {
-    atomic_store(&trace_n, 0);
-    memset(trace, 0, sizeof trace);
+    trace_reset(&trace);
     RUN_ROOT(1, wake_root, NULL);
-    ck_assert_int_eq(atomic_load(&trace_n), 2 * WAKERS + 12);
+    ck_assert_int_eq(atomic_load(&trace.n), 2 * WAKERS + 12);
     /* The fourth different waker marks the collector: it waits behind the
      * other eight children and then takes their nine messages at once.
      * The partner's first wake is one more change (the marker runs
      * first); its later ones halve the mark and the collector runs next. */
-    ck_assert_str_eq(trace, "wCwCwCw"
+    ck_assert_str_eq(trace.s, "wCwCwCw"
                             "wwwwwwww"
                             "CCCCCCCCC"
                             "pmC"
