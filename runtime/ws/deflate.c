@@ -313,6 +313,8 @@ uint16_t ws_inflate_msg(struct ws_zin *z, const uint8_t *in, size_t n, bool text
     uint16_t code = 0;
     bool ended = false;
     for (int part = 0; part < 2 && !code && !ended; part++) {
+        if (part == 0 && n == 0)
+            continue; /* no payload (`in` may be NULL) */
         const uint8_t *p = part ? tail : in;
         size_t left = part ? sizeof tail : n;
         while (!code) {
@@ -367,6 +369,14 @@ uint16_t ws_inflate_msg(struct ws_zin *z, const uint8_t *in, size_t n, bool text
             }
         }
     }
+    /* §7.2.1: every message ends with an empty stored block (its tail
+     * removed) or a final block, so once the tail is in the inflater must
+     * stand between blocks (zlib's data_type bit 128). Anywhere else, the
+     * payload was cut short (an empty payload: the tail alone is a stored
+     * block's header and half its length), and with context takeover the
+     * next message would be read from the middle of a block. */
+    if (!code && !ended && !(s->data_type & 128))
+        code = WS_CLOSE_INVALID_DATA;
     if (!code && text && !rt_utf8_complete(&u))
         code = WS_CLOSE_INVALID_DATA;
     if (shared || code)

@@ -7,7 +7,8 @@
  * limit, window bits), then a compressed message. The result must agree
  * with zlib driven directly: output within the limit and equal to zlib's
  * prefix, 1009 exactly when zlib produces more than the limit, text
- * accepted exactly when it is complete valid UTF-8. Then the input itself
+ * accepted exactly when it is complete valid UTF-8, 1007 when the data
+ * with the tail does not end between blocks. Then the input itself
  * is compressed as a message and must inflate back to the same bytes.
  */
 #include <stdio.h>
@@ -60,6 +61,8 @@ static size_t ref(const uint8_t *in, size_t n, unsigned bits, uint8_t *out, size
     } else if (rc == Z_DATA_ERROR || rc == Z_NEED_DICT)
         *status = 1;
     else if (s.avail_in != 0)
+        *status = 1;
+    else if (!(s.data_type & 128)) /* not between blocks: cut short (§7.2.1) */
         *status = 1;
     inflateEnd(&s);
     free(all);

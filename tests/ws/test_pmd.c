@@ -407,6 +407,40 @@ START_TEST(utf8_fails_fast)
 }
 END_TEST
 
+START_TEST(payload_cut_mid_block)
+{
+    /* §7.2.1: a message ends between DEFLATE blocks. An empty payload is
+     * not an empty message (that is the byte 0x00): with the tail appended
+     * it is a stored block's header and half its length. The buffer of a
+     * frame with no payload may be NULL. */
+    struct ws_msgbuf out;
+    ws_msgbuf_init(&out, NULL, 0, 1 << 20, grow, NULL);
+    ck_assert_uint_eq(ws_inflate_msg(NULL, NULL, 0, false, &out), WS_CLOSE_INVALID_DATA);
+    static const uint8_t empty[] = {0x00};
+    ck_assert_uint_eq(ws_inflate_msg(NULL, empty, sizeof empty, true, &out), 0);
+    ck_assert_uint_eq(out.len, 0);
+    /* A stored block of 8 bytes with 2 sent: the tail fills 4 more, and
+     * the block is still open. */
+    static const uint8_t cut[] = {0x00, 0x08, 0x00, 0xf7, 0xff, 'h', 'e'};
+    ck_assert_uint_eq(ws_inflate_msg(NULL, cut, sizeof cut, false, &out), WS_CLOSE_INVALID_DATA);
+    /* With context takeover too; the stream is reset after the error. */
+    struct ws_zin *zi = ws_zin_new(15);
+    ck_assert_ptr_nonnull(zi);
+    ck_assert_uint_eq(ws_inflate_msg(zi, NULL, 0, false, &out), WS_CLOSE_INVALID_DATA);
+    uint8_t *c;
+    size_t clen;
+    ck_assert_int_eq(ws_deflate_msg(NULL, 15, 8, "after", 5, &c, &clen), 0);
+    ck_assert_uint_eq(ws_inflate_msg(zi, c, clen, true, &out), 0);
+    ck_assert_uint_eq(out.len, 5);
+    ck_assert_mem_eq(out.data, "after", 5);
+    /* The message cut short by a byte. */
+    ck_assert_uint_eq(ws_inflate_msg(zi, c, clen - 1, true, &out), WS_CLOSE_INVALID_DATA);
+    free(c);
+    ws_zin_free(zi);
+    free(out.data);
+}
+END_TEST
+
 START_TEST(bad_deflate_data)
 {
     struct ws_msgbuf out;
@@ -534,6 +568,7 @@ Suite *pmd_suite(void)
     tcase_add_test(t, takeover_uses_context);
     tcase_add_test(t, bomb_stops_at_limit);
     tcase_add_test(t, utf8_fails_fast);
+    tcase_add_test(t, payload_cut_mid_block);
     tcase_add_test(t, bad_deflate_data);
     tcase_add_test(t, memory_cap_and_costs);
     tcase_add_test(t, shared_frame_for_rooms);
