@@ -551,7 +551,7 @@ struct SnowWsHandler {
     int ping_interval_ms;       /* 30000: a ping this long after the last one was answered; 0 off */
     int pong_timeout_ms;        /* 10000: no pong within it closes with 1001 */
     int close_timeout_ms;       /* 5000: our Close unanswered this long ends the connection */
-    int write_timeout_ms;       /* 30000: queued output with no write progress this long closes
+    int write_timeout_ms;       /* 30000: pending output with no write progress this long closes
                                    (1008 when a Close can still go out, else TCP close) */
     int drain_timeout_ms;       /* 5000: when the server stops, how long closes may take */
     int drain_spread_ms;        /* 0: when the server stops, each connection's 1001 waits a

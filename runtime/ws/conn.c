@@ -52,7 +52,8 @@ void ws_conn_measure_kernel(struct ws_conn *c)
  * write was as many system calls as the writes themselves): c->kernel
  * becomes an upper bound instead, the last measure plus what was written
  * since (the kernel cannot hold more than it was given, nor more than its
- * send buffer, twice SO_SNDBUF, itself capped at half the limit). It is
+ * send buffer, twice SO_SNDBUF, itself capped at half the limit, or at
+ * the limit once the connection has sent a large message). It is
  * measured when it may matter: output is still queued (the socket did not
  * take everything, so the peer is behind), or the bound plus the queue
  * reaches a quarter of the limit. So a sender is refused for the kernel's
@@ -439,11 +440,16 @@ static void flush(struct ws_conn *c)
         kernel_after_write(c, written);
     else if (!ws_outq_empty(&c->lv->q) && atomic_load_explicit(&c->kernel, memory_order_relaxed))
         ws_conn_measure_kernel(c); /* blocked: the peer may be reading meanwhile */
-    /* The stall clock runs only while output waits; progress restarts it. */
-    if (ws_outq_empty(&c->lv->q))
+    /* The stall clock runs only while output waits, in the queue or, after
+     * a refusal, in the kernel alone (ws_conn_refuse_backpressure); progress
+     * restarts it. */
+    if (!ws_outq_empty(&c->lv->q)) {
+        c->lv->stall_kernel = -1;
+        if (wrote || c->lv->stall_due < 0)
+            c->lv->stall_due = ws_deadline_ms(c->h->write_timeout_ms);
+    } else if (c->lv->stall_kernel < 0) {
         c->lv->stall_due = -1;
-    else if (wrote || c->lv->stall_due < 0)
-        c->lv->stall_due = ws_deadline_ms(c->h->write_timeout_ms);
+    }
 }
 
 /* ---- the loop ---- */
@@ -458,7 +464,8 @@ static void maybe_hibernate(struct ws_conn *c, int64_t deadline)
         return;
     if (!ws_outq_empty(&c->lv->q) || c->lv->rlen != c->lv->roff || c->lv->reasm.in_message || c->lv->hold ||
         ws_decoder_in_message(&c->lv->dec) || c->lv->dec.state != WS_DEC_HEADER || c->lv->dec.have ||
-        c->lv->close.state != WS_STATE_OPEN || c->lv->fail_code || c->draining || c->unflushed)
+        c->lv->close.state != WS_STATE_OPEN || c->lv->fail_code || c->draining || c->unflushed ||
+        c->lv->stall_due >= 0)
         return;
     unsigned ev = c->stream->ops->idle_events(c->stream);
     if (!ev)

@@ -60,13 +60,14 @@
  * at this (the kernel doubles it for its bookkeeping), and at half the
  * limit. */
 #define WS_SNDBUF_MAX (128 * 1024)
-/* The cap once the connection has sent a large own message (conn_large.c):
- * those bytes are its own, not shared with a room's other members, so the
- * kernel holding more of them costs no more memory than the queue would,
- * and the pending bytes stay bounded by the limit either way. A 1 MiB
- * message then goes to the socket in one or two writes instead of five,
- * each after a wait for writable. */
-#define WS_SNDBUF_LARGE (512 * 1024)
+/* The cap once the connection has sent a large own message (conn_large.c),
+ * and at the whole limit rather than half of it: those bytes are its own,
+ * not shared with a room's other members, so the kernel holding more of
+ * them costs no more memory than the queue would, and the pending bytes
+ * stay bounded by the limit either way. A 1 MiB message then goes to the
+ * socket in one write instead of three, two of them after a wait for
+ * writable. */
+#define WS_SNDBUF_LARGE (1024 * 1024)
 
 /* ---- per-route counters (table.c) ---- */
 
@@ -211,6 +212,10 @@ struct ws_live {
 
     /* deadlines, absolute rt_now_ns(), -1 when not armed */
     int64_t close_due, stall_due, drain_due, spread_due;
+    /* The kernel's unacknowledged bytes when a refusal found the queue
+     * empty (all of the pending output in the kernel) and started the
+     * stall clock on them; -1 when the clock is not watching the kernel. */
+    int64_t stall_kernel;
     const uint8_t *msg;       /* the message on_message is looking at */
     size_t msg_len;
     struct ws_payload *msg_hold; /* it, handed over to frames (conn_large.c) */
@@ -306,7 +311,8 @@ static inline size_t ws_limit(const struct ws_conn *c)
 static inline int ws_sndbuf(const struct ws_conn *c)
 {
     size_t cap = c->sndbuf_large ? WS_SNDBUF_LARGE : WS_SNDBUF_MAX;
-    size_t v = ws_limit(c) / 2 < cap ? ws_limit(c) / 2 : cap;
+    size_t share = c->sndbuf_large ? ws_limit(c) : ws_limit(c) / 2;
+    size_t v = share < cap ? share : cap;
     return v < 4096 ? 4096 : (int)v;
 }
 

@@ -152,6 +152,27 @@ static void send_heartbeat(struct ws_conn *c, int64_t now)
     c->pong_due = now + (int64_t)(c->h->pong_timeout_ms > 0 ? c->h->pong_timeout_ms : 1) * 1000000;
 }
 
+/* The stall clock is due with the queue empty, watching the kernel: the
+ * peer stalled if the kernel still holds as much as when the clock
+ * started. Less but not nothing is progress, and the clock starts again;
+ * nothing ends the watch. */
+static bool kernel_stalled(struct ws_conn *c)
+{
+    if (c->lv->stall_kernel < 0)
+        return false;
+    ws_conn_measure_kernel(c);
+    int64_t k = atomic_load_explicit(&c->kernel, memory_order_relaxed);
+    if (k > 0 && k >= c->lv->stall_kernel)
+        return true;
+    if (k == 0) {
+        c->lv->stall_kernel = c->lv->stall_due = -1;
+    } else {
+        c->lv->stall_kernel = k;
+        c->lv->stall_due = ws_deadline_ms(c->h->write_timeout_ms);
+    }
+    return false;
+}
+
 void ws_conn_check_deadlines(struct ws_conn *c)
 {
     int64_t now = rt_now_ns();
@@ -169,8 +190,9 @@ void ws_conn_check_deadlines(struct ws_conn *c)
         c->lv->spread_due = -1;
         ws_conn_close_own(c, WS_CLOSE_GOING_AWAY, "server stopping", 15);
     }
-    if (due(c->lv->stall_due, now) && !ws_outq_empty(&c->lv->q)) {
+    if (due(c->lv->stall_due, now) && (!ws_outq_empty(&c->lv->q) || kernel_stalled(c))) {
         c->lv->stall_due = -1;
+        c->lv->stall_kernel = -1;
         c->reaped_stall = true;
         /* The Close goes out with this turn's write if the socket takes
          * it; then TCP close either way. */

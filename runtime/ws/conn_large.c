@@ -111,9 +111,16 @@ bool ws_conn_fits_after_flush(struct ws_conn *c)
     return ws_conn_fits(c);
 }
 
+/* A refusal with the queue empty: everything pending is in the kernel,
+ * so no write waits and the queue's stall clock would not run. A peer that
+ * stopped reading must still be cut off after the write timeout, so the
+ * clock starts on the kernel's figure (ws_conn_check_deadlines). */
 int ws_conn_refuse_backpressure(struct ws_conn *c)
 {
     ws_count(&c->route->bp_refused, 1);
+    if (ws_outq_empty(&c->lv->q) && c->lv->stall_due < 0 &&
+        (c->lv->stall_due = ws_deadline_ms(c->h->write_timeout_ms)) >= 0)
+        c->lv->stall_kernel = atomic_load_explicit(&c->kernel, memory_order_relaxed);
     if (c->h->close_on_backpressure && c->lv->close.state == WS_STATE_OPEN) {
         c->reaped_bp = true;
         ws_conn_cut(c, WS_CLOSE_POLICY);
@@ -157,8 +164,11 @@ void ws_conn_message_done(struct ws_conn *c)
  * WS_SNDBUF_LARGE's cap (conn.h). With 128 KiB a 1 MiB echo took 30.5
  * system calls per message, 8.5 of them writes, 8.7 waits, and sent 22.3
  * TCP segments; with 512 KiB 17.0, 3.2, 3.7 and 14.8 (bench/ws/peer_cost.sh,
- * 2 connections at depth 1; Bun: 6.4, one writev, 1.2 and 17.1). Where
- * net.core.wmem_max is lower, the kernel grants that much. */
+ * 2 connections at depth 1; Bun: 6.4, one writev, 1.2 and 17.1). With
+ * 1 MiB (the whole default limit) one write a message where 512 KiB took
+ * three, and 426 µs of server CPU a message where it took 583
+ * (bench/README.md, "The 1 MiB echo: the whole limit in the kernel").
+ * Where net.core.wmem_max is lower, the kernel grants that much. */
 static void widen_sndbuf(struct ws_conn *c)
 {
     if (c->sndbuf_large || !c->stream)

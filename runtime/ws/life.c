@@ -135,6 +135,7 @@ int ws_live_new(struct ws_conn *c)
     ws_close_init(&lv->close);
     ws_outq_init(&lv->q);
     lv->close_due = lv->stall_due = lv->drain_due = lv->spread_due = -1;
+    lv->stall_kernel = -1;
     c->lv = lv;
     ws_pmd_live_init(c);
     return 0;

@@ -355,8 +355,8 @@ static int granted(int v)
 START_TEST(large_send_widens_the_send_buffer)
 {
     /* The route's limit is 1 MiB: SO_SNDBUF is half of it capped at
-     * 128 KiB until the first large own message, then at 512 KiB. A small
-     * echo leaves it as it is. */
+     * 128 KiB until the first large own message, then all of it capped at
+     * 1 MiB. A small echo leaves it as it is. */
     server_start(routes);
     struct wsc c;
     ck_assert_int_eq(wsc_open(&c, port, "/big", NULL, NULL, 0), 101);
