@@ -10,7 +10,9 @@
  * back whole, twice, and in part, from the buffer it came in; a message in
  * the handler's own buffer, written as far as the socket takes it and the
  * rest kept, so the handler may overwrite the buffer at once; the
- * connection's send buffer raised by its first large send.
+ * connection's send buffer raised by its first large send; a peer that
+ * stops reading while the kernel holds all that is pending closed after
+ * the write timeout.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -29,7 +31,30 @@
  * Close, so that its TCP close finds no unread input to reset with. */
 #define OVER (LIMITED_MAX + 10000)
 
-static SnowWsHandler h_big, h_limited, h_relay, h_flood_large;
+static SnowWsHandler h_big, h_limited, h_relay, h_flood_large, h_kstall;
+
+#define KSTALL_LIMIT (1u << 20)
+#define KSTALL_MSG (256u * 1024)
+
+/* What kstall_message saw at its first refused send: refusals so far, and
+ * whether the connection's queue was empty then (all of pending in the
+ * kernel). */
+static _Atomic int kstall_refused, kstall_queue_empty = -1;
+
+/* One own KSTALL_MSG-byte message for each message that comes in. */
+static void kstall_message(SnowWsConn *conn, const void *data, size_t len, int is_text, void *arg)
+{
+    (void)data;
+    (void)len;
+    (void)is_text;
+    (void)arg;
+    uint8_t *block = calloc(1, KSTALL_MSG);
+    if (block && snow_ws_send_binary(conn, block, KSTALL_MSG) == SNOW_EBACKPRESSURE && !kstall_refused++) {
+        struct ws_conn *c = ws_conn_current(ws_handle_pid(conn));
+        kstall_queue_empty = c && c->lv ? ws_outq_empty(&c->lv->q) : -1;
+    }
+    free(block);
+}
 
 #define FLOOD_LIMIT (4u << 20)
 #define FLOOD_MSG (256u * 1024)
@@ -89,7 +114,7 @@ static void relay(SnowWsConn *conn, const void *data, size_t len, int is_text, v
 
 static void routes(SnowRouter *r)
 {
-    SnowWsHandler *all[] = {&h_big, &h_limited, &h_relay, &h_flood_large};
+    SnowWsHandler *all[] = {&h_big, &h_limited, &h_relay, &h_flood_large, &h_kstall};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         snow_ws_handler_init(all[i]);
         all[i]->on_close = record_close;
@@ -108,6 +133,10 @@ static void routes(SnowRouter *r)
     h_flood_large.on_message = flood_large;
     h_flood_large.outbound_limit = FLOOD_LIMIT;
     ck_assert_int_eq(snow_router_ws(r, "/floodlarge", &h_flood_large), 0);
+    h_kstall.on_message = kstall_message;
+    h_kstall.outbound_limit = KSTALL_LIMIT;
+    h_kstall.write_timeout_ms = 300;
+    ck_assert_int_eq(snow_router_ws(r, "/kstall", &h_kstall), 0);
 }
 
 /* Binary bytes that differ from their neighbours and from the mask. */
@@ -414,6 +443,38 @@ START_TEST(large_sends_count_the_wider_kernel_share)
 }
 END_TEST
 
+START_TEST(stall_with_everything_in_the_kernel_closes)
+{
+    /* A peer that takes little and never reads, on a route whose limit
+     * the widened send buffer can hold whole: its answers go to the
+     * kernel until what it holds reaches the limit, then are refused with
+     * the queue empty. No write waits, yet the connection is stalled, and
+     * is closed after write_timeout like one whose queue is stuck. */
+    server_start(routes);
+    wsc_rcvbuf = 4096;
+    kstall_refused = 0;
+    kstall_queue_empty = -1;
+    struct wsc c;
+    ck_assert_int_eq(wsc_open(&c, port, "/kstall", NULL, NULL, 0), 101);
+    for (int i = 0; i < 40 && wsc_frame(&c, 0x81, "go", 2) == 0; i++)
+        usleep(20000);
+    wait_closes(1);
+    SnowWsStats st;
+    snow_ws_route_stats(&h_kstall, &st);
+    ck_assert_uint_eq(st.closed_write_stall, 1);
+    ck_assert_uint_ge(st.backpressure_refused, 1);
+    ck_assert_int_ge(kstall_refused, 1);
+    /* Where net.core.wmem_max grants the kernel less than the limit the
+     * queue holds the rest, and the queue's own clock is what closes. */
+    if (granted(WS_SNDBUF_LARGE) >= 2 * (int)KSTALL_LIMIT)
+        ck_assert_int_eq(kstall_queue_empty, 1);
+    ck_assert_int_eq(snow_ws_connection_count(), 0);
+    wsc_close(&c);
+    wsc_rcvbuf = 0;
+    server_stop();
+}
+END_TEST
+
 Suite *conn_large_suite(void)
 {
     Suite *s = suite_create("ws_conn_large");
@@ -426,6 +487,7 @@ Suite *conn_large_suite(void)
     tcase_add_test(t, large_sends_without_a_copy_into_frames);
     tcase_add_test(t, large_send_widens_the_send_buffer);
     tcase_add_test(t, large_sends_count_the_wider_kernel_share);
+    tcase_add_test(t, stall_with_everything_in_the_kernel_closes);
     suite_add_tcase(s, t);
     return s;
 }
