@@ -154,8 +154,8 @@ static void send_heartbeat(struct ws_conn *c, int64_t now)
 
 /* The stall clock is due with the queue empty, watching the kernel: the
  * peer stalled if the kernel still holds as much as when the clock
- * started. Less but not nothing is progress, and the clock starts again;
- * nothing ends the watch. */
+ * started. Less is progress, and the clock starts again on the new
+ * figure; a kernel that holds nothing ends the watch. */
 static bool kernel_stalled(struct ws_conn *c)
 {
     if (c->lv->stall_kernel < 0)
