@@ -411,7 +411,7 @@ START_TEST(large_sends_count_the_wider_kernel_share)
 {
     /* A peer that takes little and never reads: large sends from the
      * handler's own buffer are taken until what is pending (the queue and
-     * the kernel's share, which the wider send buffer makes up to 1 MiB)
+     * the kernel's share, which the wider send buffer lets reach about 2 MiB)
      * reaches the limit; at most the limit, one message and the little
      * the peer's window took were accepted, and all of it arrives intact
      * and in order. */
